@@ -1,0 +1,8 @@
+"""detft: fine-tune pretrained detection and instance-segmentation models on your own labelled images."""
+
+from .dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
+from .errors import DetftError, FormatError
+from .report import Report
+
+__version__ = "0.1.0"
+__all__ = ["Annotation", "Category", "Dataset", "ImageRecord", "SourceRef", "DetftError", "FormatError", "Report"]

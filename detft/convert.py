@@ -1,0 +1,59 @@
+"""read -> check -> split -> write, all or nothing, with the report saved beside the data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .check import check
+from .dataset import Dataset
+from .errors import DetftError, StrictError
+from .formats import WRITERS, read_dataset
+from .output import atomic_directory
+from .report import Report
+from .split import assign_splits
+
+REPORT_NAME = "convert_report.json"
+
+
+@dataclass
+class ConvertResult:
+    dataset: Dataset
+    report: Report
+    out: Path
+    files: list[Path]
+
+
+def load(src: Path, fmt: str | None, report: Report, *, min_size: float = 2.0,
+         verify_images: bool = True, **reader_options: Any) -> Dataset:
+    """Read any supported format and check it: the Dataset every detft command starts from."""
+    dataset = read_dataset(Path(src), fmt, report, **reader_options)
+    return check(dataset, report, min_size=min_size, verify_images=verify_images)
+
+
+def convert(src: Path, out: Path, *, to: str = "coco", fmt: str | None = None,
+            split: tuple[float, ...] | None = None, seed: int = 0, strict: bool = False,
+            overwrite: bool = False, image_mode: str = "symlink", task: str | None = None,
+            min_size: float = 2.0, **reader_options: Any) -> ConvertResult:
+    """Convert ``src`` to ``to`` in folder ``out``. With ``strict`` any reported change is an error
+    and nothing is written."""
+    if to not in WRITERS:
+        raise DetftError(f"cannot write {to!r}; writable formats: {', '.join(WRITERS)}")
+    out = Path(out)
+    if Path(src).resolve() == out.resolve() or out.resolve() in Path(src).resolve().parents:
+        raise DetftError(f"output {out} would replace the source {src}; choose another folder")
+    report = Report()
+    dataset = load(src, fmt, report, min_size=min_size, **reader_options)
+    if split is not None:
+        assign_splits(dataset, split, seed)
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        writer = WRITERS[to]
+        kwargs: dict[str, Any] = {"image_mode": image_mode}
+        if to == "yolo":
+            kwargs["task"] = task
+        files = writer(dataset, tmp, report, **kwargs)
+        if strict and len(report):
+            raise StrictError(f"--strict: {len(report)} change(s) would be made, nothing written\n{report.summary()}")
+        report.write(tmp / REPORT_NAME)
+    return ConvertResult(dataset, report, out, [out / f.relative_to(tmp) for f in files])

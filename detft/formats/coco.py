@@ -1,0 +1,188 @@
+"""COCO JSON: read any instances file (boxes, polygons, RLE and compressed RLE, crowd regions,
+images with no annotations) and write one per split with ids from 1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
+from ..errors import FormatError
+from ..geometry import canonical_rle, polygons_area, polygons_bbox, rle_area, rle_bbox
+from ..output import atomic_write_text
+from ..progress import progress
+from ..report import Report
+from .base import finite, load_json, locate_image, split_from_name
+from .layout import ImagePlacer
+
+NAME = "coco"
+
+
+def annotation_files(src: Path) -> list[Path]:
+    if src.is_file():
+        return [src]
+    for folder in (src / "annotations", src):
+        files = sorted(p for p in folder.glob("*.json") if _looks_like_coco(p))
+        if files:
+            return files
+    return []
+
+
+def _looks_like_coco(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    return b'"images"' in head or b'"annotations"' in head or b'"categories"' in head
+
+
+def read(src: Path, report: Report, images_dir: Path | None = None) -> Dataset:
+    files = annotation_files(src)
+    if not files:
+        raise FormatError(src, "no COCO JSON found (expected a .json file or annotations/*.json)")
+    merged: list[ImageRecord] = []
+    categories: dict[int, Category] = {}
+    for f in files:
+        split = split_from_name(f.stem) if len(files) > 1 else None
+        images, cats = _read_file(f, report, images_dir, split)
+        for c in cats:
+            old = categories.setdefault(c.id, c)
+            if old.name != c.name:
+                raise FormatError(f, f"category id {c.id} is {c.name!r} here but {old.name!r} in another file")
+        merged += images
+    root = src if src.is_dir() else src.parent
+    return Dataset(merged, sorted(categories.values(), key=lambda c: c.id), root=root, format=NAME)
+
+
+def _search_dirs(f: Path, images_dir: Path | None) -> list[Path]:
+    stem = f.stem.removeprefix("instances_")
+    dirs = [f.parent, f.parent.parent, f.parent.parent / stem, f.parent / "images",
+            f.parent.parent / "images", f.parent.parent / "images" / stem]
+    split = split_from_name(stem)
+    if split:
+        dirs += [f.parent.parent / "images" / split, f.parent.parent / split]
+    return ([images_dir] if images_dir else []) + dirs
+
+
+def _read_file(f: Path, report: Report, images_dir: Path | None,
+               split: str | None) -> tuple[list[ImageRecord], list[Category]]:
+    data = load_json(f)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise FormatError(f, "not a COCO instances file: top-level 'images' list missing")
+    cats = []
+    for i, c in enumerate(data.get("categories") or []):
+        if not isinstance(c, dict) or "id" not in c or "name" not in c:
+            raise FormatError(f, "category needs 'id' and 'name'", obj=f"categories[{i}]")
+        cats.append(Category(int(c["id"]), str(c["name"]), str(c.get("supercategory", ""))))
+    cat_ids = {c.id for c in cats}
+    search = _search_dirs(f, images_dir)
+    by_id: dict[Any, ImageRecord] = {}
+    for i, im in enumerate(data["images"]):
+        where = SourceRef(f.name, index=i)
+        if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
+            raise FormatError(f, "image needs 'id' and 'file_name'", obj=f"images[{i}]")
+        if im["id"] in by_id:
+            report.add("dropped", "duplicate_image_id", str(where), f"image id {im['id']} listed twice")
+            continue
+        name = str(im["file_name"])
+        by_id[im["id"]] = ImageRecord(
+            file_name=name, width=int(im.get("width") or 0), height=int(im.get("height") or 0),
+            path=locate_image(name, search), split=split, source=where)
+    for i, a in enumerate(data.get("annotations") or []):
+        where = SourceRef(f.name, index=i)
+        if not isinstance(a, dict):
+            raise FormatError(f, "annotation is not an object", obj=f"annotations[{i}]")
+        ref = f"{where} (id {a.get('id')})"
+        image = by_id.get(a.get("image_id"))
+        if image is None:
+            report.add("dropped", "unknown_image", ref, f"image_id {a.get('image_id')!r} is not in 'images'", 1)
+            continue
+        if a.get("category_id") not in cat_ids:
+            report.add("dropped", "unknown_class", ref, f"category_id {a.get('category_id')!r} is not in 'categories'", 1)
+            continue
+        ann = _annotation(a, image, report, ref, where)
+        if ann is not None:
+            image.annotations.append(ann)
+    return list(by_id.values()), cats
+
+
+def _annotation(a: dict, image: ImageRecord, report: Report, ref: str, where: SourceRef) -> Annotation | None:
+    seg = a.get("segmentation")
+    polygons = rle = None
+    try:
+        if isinstance(seg, list) and seg:
+            polygons = []
+            for p in seg:
+                vals = finite(p) if isinstance(p, list) else None
+                if vals is None or len(vals) % 2:
+                    raise ValueError("polygon is not an even-length list of finite numbers")
+                if len(vals) < 6:
+                    report.add("fixed", "short_polygon", ref, f"polygon part with {len(vals) // 2} vertices removed")
+                    continue
+                polygons.append(vals)
+            polygons = polygons or None
+        elif isinstance(seg, dict):
+            rle = canonical_rle(seg)
+    except (ValueError, TypeError) as e:
+        report.add("dropped", "bad_segmentation", ref, str(e), 1)
+        return None
+    bbox = finite(a["bbox"]) if isinstance(a.get("bbox"), list) and len(a["bbox"]) == 4 else None
+    if bbox is not None:
+        x, y, w, h = bbox
+        box = (x, y, x + w, y + h)
+    elif polygons or rle:
+        box = polygons_bbox(polygons) if polygons else rle_bbox(rle)
+        report.add("fixed", "missing_bbox", ref, "bbox computed from the segmentation")
+    else:
+        report.add("dropped", "bad_bbox", ref, f"bbox {a.get('bbox')!r} is not 4 finite numbers", 1)
+        return None
+    attrs = a.get("attributes") if isinstance(a.get("attributes"), dict) else {}
+    return Annotation(int(a["category_id"]), box, polygons=polygons, rle=rle,
+                      iscrowd=bool(a.get("iscrowd", 0)), attributes=dict(attrs), source=where)
+
+
+def annotation_area(ann: Annotation, height: int, width: int) -> float:
+    """COCO's area: the mask's pixel count when there is a mask, else the box's."""
+    if ann.rle is not None:
+        return rle_area(ann.rle)
+    if ann.polygons:
+        return polygons_area(ann.polygons, height, width)
+    return ann.width * ann.height
+
+
+def to_coco_dict(dataset: Dataset, images: list[ImageRecord], file_names: list[str]) -> dict:
+    """COCO instances dict for ``images`` with image and annotation ids from 1."""
+    cat_map = dataset.coco_category_ids()
+    out_images, out_anns = [], []
+    for img_id, (im, name) in enumerate(zip(images, file_names), start=1):
+        out_images.append({"id": img_id, "file_name": name, "width": im.width, "height": im.height})
+        for ann in im.annotations:
+            x0, y0, x1, y1 = ann.bbox
+            d: dict[str, Any] = {
+                "id": len(out_anns) + 1, "image_id": img_id, "category_id": cat_map[ann.category_id],
+                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": annotation_area(ann, im.height, im.width),
+                "iscrowd": int(ann.iscrowd)}
+            if ann.rle is not None:
+                d["segmentation"] = ann.rle
+            elif ann.polygons:
+                d["segmentation"] = ann.polygons
+            if ann.attributes:
+                d["attributes"] = ann.attributes
+            out_anns.append(d)
+    cats = [{"id": cat_map[c.id], "name": c.name, "supercategory": c.supercategory}
+            for c in dataset.sorted_categories()]
+    return {"info": {"description": "written by detft"}, "images": out_images,
+            "annotations": out_anns, "categories": cats}
+
+
+def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlink") -> list[Path]:
+    """Write ``annotations/instances_<split>.json`` and ``images/<split>/...`` under ``out``."""
+    written = []
+    placer = ImagePlacer(out, image_mode, report)
+    for split in dataset.splits():
+        images = dataset.images_in(split)
+        names = [placer.place(im, f"images/{split}")
+                 for im in progress(images, f"writing COCO {split}", unit="img")]
+        path = out / "annotations" / f"instances_{split}.json"
+        atomic_write_text(path, json.dumps(to_coco_dict(dataset, images, names)))
+        written.append(path)
+    return written

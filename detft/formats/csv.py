@@ -1,0 +1,89 @@
+"""CSV with one box per row and named columns (``filename,class,xmin,ymin,xmax,ymax`` by default).
+
+Column names are configurable (``columns={"filename": "image", "class": "label", ...}``), a row
+with an empty class and box keeps its image as a negative example, and optional ``width`` and
+``height`` columns spare reading image headers."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from ..dataset import Dataset, ImageRecord, SourceRef
+from ..errors import FormatError
+from ..images import probe
+from ..report import Report
+from .base import CategoryIndex, box_annotation, finite, locate_image
+
+NAME = "csv"
+FIELDS = ("filename", "class", "xmin", "ymin", "xmax", "ymax")
+OPTIONAL = ("width", "height", "split")
+
+
+def parse_columns(spec: str | None) -> dict[str, str]:
+    """``"filename=image,class=label"`` -> mapping from detft field to CSV column name."""
+    cols = {f: f for f in FIELDS + OPTIONAL}
+    for part in (spec or "").split(","):
+        if part.strip():
+            key, _, col = part.partition("=")
+            if key.strip() not in cols or not col.strip():
+                raise FormatError("--csv-columns", f"bad entry {part!r}; fields are {', '.join(cols)}")
+            cols[key.strip()] = col.strip()
+    return cols
+
+
+def find_csv(src: Path) -> Path:
+    if src.is_file():
+        return src
+    files = sorted(src.glob("*.csv"))
+    if len(files) != 1:
+        raise FormatError(src, f"expected one .csv file in the folder, found {len(files)}")
+    return files[0]
+
+
+def read(src: Path, report: Report, classes: list[str] | None = None, columns: dict[str, str] | None = None,
+         images_dir: Path | None = None) -> Dataset:
+    f = find_csv(src)
+    cols = columns or parse_columns(None)
+    root = f.parent
+    search = ([images_dir] if images_dir else []) + [root, root / "images"]
+    cats = CategoryIndex(classes)
+    images: dict[str, ImageRecord] = {}
+    with open(f, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        missing = [cols[k] for k in FIELDS if cols[k] not in (reader.fieldnames or [])]
+        if missing:
+            raise FormatError(f, f"missing column(s) {missing}; header is {reader.fieldnames}", line=1)
+        for row in reader:
+            line = reader.line_num
+            where = str(SourceRef(str(f), line=line))
+            name = (row.get(cols["filename"]) or "").strip()
+            if not name:
+                report.add("dropped", "bad_row", where, "empty file name", 1)
+                continue
+            image = images.get(name) or _new_image(name, row, cols, search, f, line)
+            images[name] = image
+            box = [row.get(cols[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
+            label = (row.get(cols["class"]) or "").strip()
+            if not label and not any((v or "").strip() for v in box):
+                continue  # a negative example: the image has no objects
+            vals = finite(box)
+            if vals is None:
+                report.add("dropped", "bad_bbox", where, f"box {box} is not four numbers", 1)
+                continue
+            cat = cats.id_for(label, report, where)
+            if cat is not None:
+                image.annotations.append(box_annotation(cat, *vals, source=SourceRef(str(f), line=line)))
+    all_images = list(images.values())
+    return Dataset(all_images, cats.finish(all_images), root=root, format=NAME)
+
+
+def _new_image(name: str, row: dict, cols: dict[str, str], search: list[Path], f: Path, line: int) -> ImageRecord:
+    path = locate_image(name, search)
+    size = finite([row.get(cols["width"]), row.get(cols["height"])])
+    if size is None and path is not None:
+        info = probe(path)
+        size = [info.width, info.height]
+    w, h = (int(v) for v in size) if size else (0, 0)
+    return ImageRecord(name, w, h, path=path, split=(row.get(cols["split"]) or "").strip() or None,
+                       source=SourceRef(str(f), line=line))

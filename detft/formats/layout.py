@@ -1,0 +1,41 @@
+"""Placing images into an output dataset under names that cannot escape it or collide."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+from ..dataset import ImageRecord
+from ..output import inside, place_image, safe_relpath
+from ..report import Report
+
+
+class ImagePlacer:
+    """Links or copies each image to ``out/<folder>/<safe name>`` and returns that name.
+
+    The name is the annotation's own file name made safe (``../`` and absolute parts removed); a
+    change or a collision between two images is reported, never silently resolved."""
+
+    def __init__(self, out: Path, mode: str, report: Report):
+        self.out, self.mode, self.report = out, mode, report
+        self.used: set[tuple[str, PurePosixPath]] = set()
+
+    def place(self, image: ImageRecord, folder: str) -> str:
+        rel = safe_relpath(image.file_name)
+        if rel.as_posix() != image.file_name.replace("\\", "/").removeprefix("./"):
+            self.report.add("renamed", "unsafe_file_name", image.where(),
+                            f"{image.file_name!r} written as {rel.as_posix()!r}")
+        rel = self._unique(folder, rel, image)
+        if image.path is not None and self.mode != "none":
+            place_image(image.path, inside(self.out, PurePosixPath(folder) / rel), self.mode)
+        return rel.as_posix()
+
+    def _unique(self, folder: str, rel: PurePosixPath, image: ImageRecord) -> PurePosixPath:
+        candidate, k = rel, 1
+        while (folder, candidate) in self.used:
+            candidate = rel.with_name(f"{rel.stem}_{k}{rel.suffix}")
+            k += 1
+        if candidate != rel:
+            self.report.add("renamed", "name_collision", image.where(),
+                            f"{rel.as_posix()!r} already used; written as {candidate.as_posix()!r}")
+        self.used.add((folder, candidate))
+        return candidate

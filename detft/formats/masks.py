@@ -1,0 +1,73 @@
+"""Instance-mask PNGs: ``images/<name>.<ext>`` with ``masks/<name>.png`` where every instance has
+its own pixel value (0 is background; 8- or 16-bit), and a class map ``classes.json``.
+
+``classes.json`` maps a pixel value to a class name, either for every image
+(``{"default": {"1": "cat", "2": "dog"}}``) or per image stem (``{"img01": {"1": "cat"}}``, which
+wins over ``default``). Masks become exact RLEs, so nothing is lost to polygon tracing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..errors import FormatError
+from ..geometry import encode_mask, rle_bbox
+from ..images import find_images, probe
+from ..report import Report
+from ..progress import progress
+from .base import CategoryIndex, load_json
+
+NAME = "masks"
+
+
+def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset:
+    if not (src / "masks").is_dir() or not (src / "images").is_dir():
+        raise FormatError(src, "instance-mask layout needs images/ and masks/ folders")
+    cmap_path = src / "classes.json"
+    if not cmap_path.is_file():
+        raise FormatError(src, "instance-mask layout needs classes.json (pixel value -> class name)")
+    cmap = load_json(cmap_path)
+    if not isinstance(cmap, dict) or not all(isinstance(v, dict) for v in cmap.values()):
+        raise FormatError(cmap_path, 'expected {"default" or image stem: {pixel value: class name}}')
+    cats = CategoryIndex(classes)
+    images = []
+    for path in progress(find_images(src / "images"), "reading masks", unit="img"):
+        rel = path.relative_to(src / "images")
+        info = probe(path)
+        image = ImageRecord(rel.as_posix(), info.width, info.height, path=path, source=SourceRef(str(path)))
+        mask_path = src / "masks" / rel.with_suffix(".png")
+        if mask_path.is_file():
+            mapping = {**cmap.get("default", {}), **cmap.get(rel.with_suffix("").as_posix(), {})}
+            _instances(mask_path, image, mapping, cats, report)
+        images.append(image)
+    return Dataset(images, cats.finish(images), root=src, format=NAME)
+
+
+def _instances(mask_path: Path, image: ImageRecord, mapping: dict, cats: CategoryIndex, report: Report) -> None:
+    m = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
+    if m is None:
+        report.add("dropped", "unreadable_mask", str(mask_path), "cannot decode the PNG")
+        return
+    if m.ndim == 3:
+        report.add("dropped", "color_mask", str(mask_path), "instance masks must be single-channel")
+        return
+    if image.width and (m.shape[1], m.shape[0]) != (image.width, image.height):
+        report.add("dropped", "mask_size", str(mask_path),
+                   f"mask is {m.shape[1]}x{m.shape[0]}, image is {image.width}x{image.height}")
+        return
+    for value in np.unique(m):
+        if value == 0:
+            continue
+        where = SourceRef(str(mask_path), index=int(value))
+        name = mapping.get(str(int(value)))
+        if name is None:
+            report.add("dropped", "unknown_class", str(where), f"pixel value {int(value)} has no class in classes.json", 1)
+            continue
+        cat = cats.id_for(name, report, str(where))
+        if cat is None:
+            continue
+        rle = encode_mask(m == value)
+        image.annotations.append(Annotation(cat, rle_bbox(rle), rle=rle, source=where))

@@ -1,0 +1,101 @@
+"""VGG Image Annotator (VIA) 1.x/2.x JSON: rect, polygon, circle and ellipse regions (curves become
+polygons). The class is read from a region attribute (``class_attr``, default: the first one)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..errors import FormatError
+from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, polygons_bbox
+from ..images import probe
+from ..report import Report
+from .base import CategoryIndex, finite, load_json, locate_image
+
+NAME = "via"
+
+
+def entries(data: object) -> dict | None:
+    """The per-image records of a VIA project or export, or None when this is not VIA."""
+    if isinstance(data, dict) and isinstance(data.get("_via_img_metadata"), dict):
+        data = data["_via_img_metadata"]
+    if isinstance(data, dict) and data and all(
+            isinstance(v, dict) and "filename" in v and "regions" in v for v in data.values()):
+        return data
+    return None
+
+
+def read(src: Path, report: Report, classes: list[str] | None = None, class_attr: str | None = None,
+         images_dir: Path | None = None) -> Dataset:
+    f = src if src.is_file() else next((p for p in sorted(src.glob("*.json")) if entries(load_json(p))), None)
+    if f is None:
+        raise FormatError(src, "no VIA JSON found")
+    recs = entries(load_json(f))
+    if recs is None:
+        raise FormatError(f, "not a VIA file: expected '_via_img_metadata' or records with 'filename' and 'regions'")
+    root = f.parent
+    search = ([images_dir] if images_dir else []) + [root, root / "images"]
+    cats = CategoryIndex(classes)
+    images = []
+    for key, rec in recs.items():
+        name = str(rec["filename"])
+        path = locate_image(name, search)
+        info = probe(path) if path else None
+        image = ImageRecord(name, info.width if info else 0, info.height if info else 0, path=path,
+                            source=SourceRef(f"{f} [{key!r}]"))
+        regions = rec["regions"]
+        regions = list(regions.values()) if isinstance(regions, dict) else regions  # VIA 1.x used a dict
+        for j, region in enumerate(regions):
+            where = SourceRef(f"{f} [{key!r}]", index=j)
+            ann = _region(region, cats, class_attr, report, where)
+            if ann is not None:
+                image.annotations.append(ann)
+        images.append(image)
+    return Dataset(images, cats.finish(images), root=root, format=NAME)
+
+
+def _class_name(attrs: dict, class_attr: str | None) -> str:
+    if not attrs:
+        return ""
+    value = attrs.get(class_attr, "") if class_attr else next(iter(attrs.values()))
+    if isinstance(value, dict):  # checkbox attribute: {"cat": true}
+        picked = [k for k, v in value.items() if v]
+        return picked[0] if len(picked) == 1 else ""
+    return str(value)
+
+
+def _region(region: dict, cats: CategoryIndex, class_attr: str | None, report: Report,
+            where: SourceRef) -> Annotation | None:
+    shape = region.get("shape_attributes") or {}
+    kind = shape.get("name")
+    ref = str(where)
+    if kind not in ("rect", "polygon", "polyline_closed", "circle", "ellipse"):
+        report.add("dropped", "unsupported_shape", ref, f"region shape {kind!r} is not an object outline", 1)
+        return None
+    cat = cats.id_for(_class_name(region.get("region_attributes") or {}, class_attr), report, ref)
+    if cat is None:
+        return None
+    if kind == "rect":
+        vals = finite([shape.get(k) for k in ("x", "y", "width", "height")])
+        if vals is None:
+            report.add("dropped", "bad_bbox", ref, "rect needs numeric x, y, width, height", 1)
+            return None
+        x, y, w, h = vals
+        return Annotation(cat, (x, y, x + w, y + h), source=where)
+    if kind in ("circle", "ellipse"):
+        keys = ("cx", "cy", "r", "r") if kind == "circle" else ("cx", "cy", "rx", "ry")
+        vals = finite([shape.get(k) for k in keys])
+        if vals is None:
+            report.add("dropped", "bad_points", ref, f"{kind} needs numeric {', '.join(dict.fromkeys(keys))}", 1)
+            return None
+        theta = float(shape.get("theta") or 0.0)
+        poly = ellipse_polygon(*vals, theta=theta if math.isfinite(theta) else 0.0)
+        report.add("converted", f"{kind}_to_polygon", ref, f"{kind} as a {ELLIPSE_VERTICES}-gon")
+    else:
+        xs, ys = finite(shape.get("all_points_x") or []), finite(shape.get("all_points_y") or [])
+        if xs is None or ys is None or len(xs) != len(ys) or len(xs) < 3:
+            report.add("dropped", "bad_points", ref, "polygon needs 3+ numeric all_points_x/all_points_y", 1)
+            return None
+        poly = [v for xy in zip(xs, ys) for v in xy]
+    return Annotation(cat, polygons_bbox([poly]), polygons=[poly], source=where)

@@ -1,0 +1,145 @@
+"""Pascal VOC XML: one ``Annotations/<id>.xml`` per image, ``JPEGImages/``, ``ImageSets/Main/<split>.txt``.
+
+VOC pixel coordinates are 1-based and inclusive; detft boxes are 0-based continuous, so reading
+maps ``(xmin - 1, ymin - 1, xmax, ymax)`` (Detectron2's convention) and writing undoes it exactly.
+``difficult``, ``truncated``, ``occluded`` and ``pose`` survive as annotation attributes."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from xml.etree.ElementTree import Element, SubElement, tostring
+
+from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..errors import FormatError
+from ..output import atomic_write_text, inside
+from ..report import Report
+from ..progress import progress
+from .base import CategoryIndex, finite, locate_image
+from .layout import ImagePlacer
+from .xmlsafe import parse
+
+NAME = "voc"
+FLAGS = ("difficult", "truncated", "occluded")
+
+
+def xml_files(src: Path) -> list[Path]:
+    if src.is_file():
+        return [src]
+    folder = src / "Annotations" if (src / "Annotations").is_dir() else src
+    return sorted(folder.rglob("*.xml"))
+
+
+def _splits(root: Path) -> dict[str, str]:
+    split_of: dict[str, str] = {}
+    main = root / "ImageSets" / "Main"
+    for split in ("train", "val", "test"):
+        f = main / f"{split}.txt"
+        if f.is_file():
+            for line in f.read_text(encoding="utf-8").split("\n"):
+                if line.split():
+                    split_of.setdefault(line.split()[0], split)
+    return split_of
+
+
+def _text(el: Element, tag: str) -> str | None:
+    child = el.find(tag)
+    return child.text.strip() if child is not None and child.text else None
+
+
+def read(src: Path, report: Report, classes: list[str] | None = None, images_dir: Path | None = None) -> Dataset:
+    files = xml_files(src)
+    if not files:
+        raise FormatError(src, "no VOC XML files found (expected Annotations/*.xml)")
+    root = src if src.is_dir() else src.parent
+    split_of = _splits(root)
+    cats = CategoryIndex(classes)
+    images: list[ImageRecord] = []
+    for f in progress(files, "reading VOC", unit="file"):
+        images.append(_read_file(f, root, images_dir, split_of, cats, report))
+    return Dataset(images, cats.finish(images), root=root, format=NAME)
+
+
+def _read_file(f: Path, root: Path, images_dir: Path | None, split_of: dict[str, str],
+               cats: CategoryIndex, report: Report) -> ImageRecord:
+    el = parse(f)
+    if el.tag != "annotation":
+        raise FormatError(f, f"root element is <{el.tag}>, expected <annotation>")
+    name = _text(el, "filename") or f.with_suffix(".jpg").name
+    size = el.find("size")
+    w = int(float(_text(size, "width") or 0)) if size is not None else 0
+    h = int(float(_text(size, "height") or 0)) if size is not None else 0
+    search = ([images_dir] if images_dir else []) + [root / "JPEGImages", root / "images", f.parent,
+                                                       f.parent.parent / "JPEGImages", root]
+    try:
+        xml_id = f.relative_to(root / "Annotations").with_suffix("").as_posix()
+    except ValueError:
+        xml_id = f.stem
+    image = ImageRecord(name, w, h, path=locate_image(name, search),
+                        split=split_of.get(xml_id) or split_of.get(Path(name).stem),
+                        source=SourceRef(str(f)))
+    for i, obj in enumerate(el.iter("object")):
+        where = SourceRef(str(f), index=i)
+        cat = cats.id_for(_text(obj, "name") or "", report, str(where))
+        if cat is None:
+            continue
+        bb = obj.find("bndbox")
+        vals = finite([_text(bb, t) for t in ("xmin", "ymin", "xmax", "ymax")]) if bb is not None else None
+        if vals is None:
+            report.add("dropped", "bad_bbox", str(where), "missing or non-numeric <bndbox>", 1)
+            continue
+        attrs: dict = {t: int(float(v)) for t in FLAGS if (v := _text(obj, t)) is not None and finite([v])}
+        if (pose := _text(obj, "pose")) and pose != "Unspecified":
+            attrs["pose"] = pose
+        xmin, ymin, xmax, ymax = vals
+        image.annotations.append(Annotation(cat, (xmin - 1, ymin - 1, xmax, ymax), attributes=attrs, source=where))
+    return image
+
+
+def _num(v: float) -> str:
+    return str(int(round(v))) if abs(v - round(v)) < 1e-6 else f"{v:.3f}".rstrip("0")
+
+
+def to_xml(dataset: Dataset, image: ImageRecord, file_name: str, report: Report) -> str:
+    names = {c.id: c.name for c in dataset.categories}
+    ann = Element("annotation")
+    SubElement(ann, "folder").text = "JPEGImages"
+    SubElement(ann, "filename").text = file_name
+    size = SubElement(ann, "size")
+    for tag, v in (("width", image.width), ("height", image.height), ("depth", 3)):
+        SubElement(size, tag).text = str(v)
+    SubElement(ann, "segmented").text = "0"
+    for a in image.annotations:
+        if a.has_mask:
+            report.add("converted", "mask_to_box", a.where(), "VOC XML stores boxes only; mask dropped")
+        obj = SubElement(ann, "object")
+        SubElement(obj, "name").text = names[a.category_id]
+        SubElement(obj, "pose").text = str(a.attributes.get("pose", "Unspecified"))
+        attrs = dict(a.attributes)
+        if a.iscrowd:
+            attrs["difficult"] = 1
+            report.add("converted", "crowd_to_difficult", a.where(), "VOC has no crowd regions; written as difficult")
+        for t in FLAGS:
+            if t in attrs or t != "occluded":
+                SubElement(obj, t).text = str(int(attrs.get(t, 0)))
+        bb = SubElement(obj, "bndbox")
+        x0, y0, x1, y1 = a.bbox
+        for tag, v in (("xmin", x0 + 1), ("ymin", y0 + 1), ("xmax", x1), ("ymax", y1)):
+            SubElement(bb, tag).text = _num(v)
+    return tostring(ann, encoding="unicode") + "\n"
+
+
+def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlink") -> list[Path]:
+    placer = ImagePlacer(out, image_mode, report)
+    ids: dict[str, list[str]] = {}
+    for split in dataset.splits():
+        for im in progress(dataset.images_in(split), f"writing VOC {split}", unit="img"):
+            rel = PurePosixPath(placer.place(im, "JPEGImages"))
+            xml_id = rel.with_suffix("").as_posix()
+            atomic_write_text(inside(out, f"Annotations/{xml_id}.xml"), to_xml(dataset, im, rel.name, report))
+            ids.setdefault(split, []).append(xml_id)
+    written = []
+    for split, lst in ids.items():
+        path = out / "ImageSets" / "Main" / f"{split}.txt"
+        atomic_write_text(path, "".join(i + "\n" for i in lst))
+        written.append(path)
+    return written

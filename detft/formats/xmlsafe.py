@@ -1,0 +1,22 @@
+"""XML parsing for untrusted annotation files: defusedxml refuses entities, DTDs and external
+references (billion laughs, XXE), and every failure names the file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from xml.etree.ElementTree import Element, ParseError
+
+import defusedxml.ElementTree as DET
+from defusedxml import DefusedXmlException
+
+from ..errors import FormatError
+
+
+def parse(path: Path) -> Element:
+    try:
+        return DET.parse(path, forbid_dtd=True).getroot()
+    except ParseError as e:
+        line = e.position[0] if getattr(e, "position", None) else None
+        raise FormatError(path, f"invalid XML: {e}", line=line) from None
+    except DefusedXmlException as e:
+        raise FormatError(path, f"unsafe XML rejected ({e.__class__.__name__}): DTDs and entities are not allowed") from None

@@ -1,0 +1,232 @@
+"""YOLO detection and segmentation datasets (ultralytics layout): ``data.yaml`` + ``images/<split>``
++ ``labels/<split>/*.txt`` with 0-based class ids and coordinates normalised to the image size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
+from ..errors import FormatError
+from ..geometry import (decode_mask, mask_to_polygons, merge_polygons, polygons_area, polygons_bbox,
+                        polygons_to_mask)
+from ..images import find_images, probe
+from ..output import atomic_write_text
+from ..report import Report
+from ..progress import progress
+from .base import finite
+from .layout import ImagePlacer
+
+NAME = "yolo"
+DECIMALS = 6  # 1e-6 of a 10,000 px side is 0.01 px: far inside the 1 px round-trip promise
+SPLITS = ("train", "val", "test")
+
+
+def find_yaml(src: Path) -> Path | None:
+    if src.is_file():
+        return src if src.suffix in (".yaml", ".yml") else None
+    for name in ("data.yaml", "data.yml", "dataset.yaml"):
+        if (src / name).is_file():
+            return src / name
+    return None
+
+
+def label_path(image: Path) -> Path:
+    """ultralytics' rule: the last ``images`` folder in the path becomes ``labels``."""
+    parts = list(image.parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            return Path(*parts).with_suffix(".txt")
+    return image.with_suffix(".txt")
+
+
+def _names(raw: Any, where: Path) -> list[str]:
+    if isinstance(raw, list):
+        return [str(n) for n in raw]
+    if isinstance(raw, dict):
+        try:
+            keys = sorted(int(k) for k in raw)
+        except ValueError:
+            raise FormatError(where, "'names' keys must be class indices") from None
+        if keys != list(range(len(keys))):
+            raise FormatError(where, f"'names' indices must be 0..{len(keys) - 1}, got {keys}")
+        return [str(raw[k] if k in raw else raw[str(k)]) for k in keys]
+    raise FormatError(where, "'names' must be a list or a mapping of index -> name")
+
+
+def _split_images(base: Path, entry: Any, where: Path) -> list[Path]:
+    entries = entry if isinstance(entry, list) else [entry]
+    out: list[Path] = []
+    for e in entries:
+        p = (base / str(e)).resolve() if not Path(str(e)).is_absolute() else Path(str(e))
+        if p.is_dir():
+            out += find_images(p)
+        elif p.suffix == ".txt" and p.is_file():
+            for line in p.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    q = Path(line.strip())
+                    out.append(q if q.is_absolute() else (p.parent / q).resolve())
+        else:
+            raise FormatError(where, f"split path {e!r} is neither an image folder nor a .txt list ({p})")
+    return out
+
+
+def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset:
+    yml = find_yaml(src)
+    if yml is not None:
+        try:
+            cfg = yaml.safe_load(yml.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            raise FormatError(yml, f"invalid YAML: {getattr(e, 'problem', e)}",
+                              line=mark.line + 1 if mark else None) from None
+        if "names" not in cfg:
+            raise FormatError(yml, "no 'names' (class names) in the dataset YAML")
+        names = _names(cfg["names"], yml)
+        base = Path(cfg["path"]) if cfg.get("path") else yml.parent
+        if not base.is_absolute():
+            base = (yml.parent / base).resolve()
+        splits = {}
+        for s in SPLITS:
+            if not cfg.get(s):
+                continue
+            paths = _split_images(base, cfg[s], yml)
+            same = next((t for t, p in splits.items() if p == paths), None)
+            if same:  # 'val: images/train' is a common idiom: one copy, not duplicates
+                report.add("warning", "split_reused", str(yml), f"{s!r} lists the same images as {same!r}; read once as {same!r}")
+                continue
+            splits[s] = paths
+        root = yml.parent
+    else:
+        root = src
+        names = classes or _classes_txt(src)
+        splits = {s: find_images(src / "images" / s) for s in SPLITS if (src / "images" / s).is_dir()}
+        if not splits and (src / "images").is_dir():
+            splits = {"train": find_images(src / "images")}
+        if not splits:
+            raise FormatError(src, "no data.yaml and no images/ folder: not a YOLO dataset")
+    images: list[ImageRecord] = []
+    max_cls = -1
+    for split, paths in splits.items():
+        for path in progress(paths, f"reading YOLO {split}", unit="img"):
+            im, top = _read_image(path, root, split, len(names), report)
+            images.append(im)
+            max_cls = max(max_cls, top)
+    if not names:
+        names = [f"class{k}" for k in range(max_cls + 1)]
+        report.add("warning", "no_class_names", str(root), f"no data.yaml or classes.txt; named classes {names}")
+    return Dataset(images, [Category(k, n) for k, n in enumerate(names)], root=root, format=NAME)
+
+
+def _classes_txt(src: Path) -> list[str]:
+    f = src / "classes.txt"
+    return [ln.strip() for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()] if f.is_file() else []
+
+
+def _read_image(path: Path, root: Path, split: str, nc: int, report: Report) -> tuple[ImageRecord, int]:
+    info = probe(path)
+    try:
+        name = path.relative_to(root / "images" / split).as_posix()
+    except ValueError:
+        name = path.name
+    im = ImageRecord(name, info.width, info.height, path=path if path.exists() else None, split=split,
+                     source=SourceRef(str(path)))
+    lbl = label_path(path)
+    top = -1
+    if not lbl.is_file():
+        return im, top
+    for lineno, line in enumerate(lbl.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = SourceRef(str(lbl), line=lineno)
+        tok = line.split()
+        vals = finite(tok[1:])
+        if not tok[0].isdigit() or vals is None or not (len(vals) == 4 or (len(vals) >= 6 and len(vals) % 2 == 0)):
+            report.add("dropped", "bad_line", str(where),
+                       "expected 'class cx cy w h' or 'class x1 y1 x2 y2 x3 y3 ...'", 1)
+            continue
+        k = int(tok[0])
+        top = max(top, k)
+        if nc and k >= nc:
+            report.add("dropped", "unknown_class", str(where), f"class index {k} but only {nc} names", 1)
+            continue
+        w, h = info.width, info.height
+        if len(vals) == 4:
+            cx, cy, bw, bh = vals
+            ann = Annotation(k, ((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h),
+                             source=where)
+        else:
+            poly = [v * (w if i % 2 == 0 else h) for i, v in enumerate(vals)]
+            ann = Annotation(k, polygons_bbox([poly]), polygons=[poly], source=where)
+        im.annotations.append(ann)
+    return im, top
+
+
+def _fmt(values: list[float]) -> str:
+    return " ".join(f"{v:.{DECIMALS}f}" for v in values)
+
+
+def _parts_overlap(polygons: list[list[float]], h: int, w: int) -> bool:
+    separate = sum(polygons_area([p], h, w) for p in polygons)
+    return polygons_area(polygons, h, w) < separate
+
+
+def _label_line(ann: Annotation, cls: int, w: int, h: int, segment: bool, report: Report) -> str | None:
+    if ann.iscrowd:
+        report.add("dropped", "crowd_in_yolo", ann.where(), "YOLO has no crowd regions", 1)
+        return None
+    if not segment:
+        x0, y0, x1, y1 = ann.bbox
+        return f"{cls} " + _fmt([(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h])
+    if ann.polygons and len(ann.polygons) > 1 and _parts_overlap(ann.polygons, h, w):
+        # chaining overlapping parts into one polygon would leave even-odd holes: trace the union
+        poly = merge_polygons(mask_to_polygons(polygons_to_mask(ann.polygons, h, w)))
+        report.add("converted", "overlapping_parts_traced", ann.where(), "overlapping polygon parts written as their union")
+    elif ann.polygons:
+        poly = merge_polygons(ann.polygons)
+    elif ann.rle is not None:
+        parts = mask_to_polygons(decode_mask(ann.rle))
+        if not parts:
+            report.add("dropped", "empty_mask", ann.where(), "RLE mask has no pixels", 1)
+            return None
+        poly = merge_polygons(parts)
+        report.add("converted", "rle_to_polygon", ann.where(), "YOLO-seg stores polygons; mask traced")
+    else:
+        x0, y0, x1, y1 = ann.bbox
+        poly = [x0, y0, x1, y0, x1, y1, x0, y1]
+        report.add("converted", "box_to_polygon", ann.where(), "segment dataset: box written as a rectangle")
+    return f"{cls} " + _fmt([v / (w if i % 2 == 0 else h) for i, v in enumerate(poly)])
+
+
+def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlink",
+          task: str | None = None) -> list[Path]:
+    """Write images/, labels/ and data.yaml. ``task`` is 'detect' or 'segment' (default: segment
+    when any annotation has a mask)."""
+    segment = (task or ("segment" if dataset.has_masks() else "detect")) == "segment"
+    cls_map = dataset.yolo_class_ids()
+    placer = ImagePlacer(out, image_mode, report)
+    for split in dataset.splits():
+        for im in progress(dataset.images_in(split), f"writing YOLO {split}", unit="img"):
+            rel = placer.place(im, f"images/{split}")
+            lines = [_label_line(a, cls_map[a.category_id], im.width, im.height, segment, report)
+                     for a in im.annotations]
+            label = out / "labels" / split / Path(rel).with_suffix(".txt")
+            label.parent.mkdir(parents=True, exist_ok=True)
+            label.write_text("".join(ln + "\n" for ln in lines if ln is not None), encoding="utf-8")
+    splits = dataset.splits()
+    cfg: dict[str, Any] = {s: f"images/{s}" for s in splits}
+    if "val" not in cfg:
+        cfg["val"] = cfg.get("train", f"images/{splits[0]}") if splits else "images/train"
+        report.add("warning", "no_val_split", "data.yaml",
+                   f"no val split; val points at {cfg['val']} (use --split to make one)")
+    cfg["names"] = {cls_map[c.id]: c.name for c in dataset.sorted_categories()}
+    cfg["nc"] = len(cfg["names"])
+    cfg["task"] = "segment" if segment else "detect"
+    path = out / "data.yaml"
+    atomic_write_text(path, "# written by detft; paths are relative to this file\n"
+                      + yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    return [path]
+

@@ -1,0 +1,75 @@
+"""Image headers: size as displayed (EXIF orientation applied) and whether the file is usable.
+
+Only the header is parsed (PIL opens lazily), so probing a dataset costs a few microseconds per image
+instead of a full decode. Truncated JPEGs are caught by their missing end-of-image marker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSED = {5, 6, 7, 8}  # orientations that swap width and height
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int = 0
+    height: int = 0
+    error: str | None = None
+    exif_rotated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@lru_cache(maxsize=65536)
+def probe(path: Path) -> ImageInfo:
+    """Displayed size of ``path``, or the reason it cannot be used."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            orientation = im.getexif().get(_EXIF_ORIENTATION, 1) if im.format in ("JPEG", "TIFF", "PNG", "WEBP") else 1
+            fmt = im.format
+    except FileNotFoundError:
+        return ImageInfo(error="missing")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        return ImageInfo(error=f"unreadable ({e.__class__.__name__}: {e})")
+    if fmt == "JPEG" and not _jpeg_complete(path):
+        return ImageInfo(w, h, error="corrupt (truncated JPEG: no end-of-image marker)")
+    rotated = orientation in _TRANSPOSED
+    if rotated:
+        w, h = h, w
+    return ImageInfo(w, h, exif_rotated=orientation not in (1, None))
+
+
+def _jpeg_complete(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        if f.tell() < 4:
+            return False
+        f.seek(-2, 2)
+        tail = f.read(2)
+        if tail == b"\xff\xd9":
+            return True
+        # some encoders pad after EOI; look a little further back
+        f.seek(max(0, f.tell() - 1024))
+        return b"\xff\xd9" in f.read()
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """Decode to an RGB uint8 array in displayed orientation (the frame annotations live in)."""
+    with Image.open(path) as im:
+        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+
+
+def find_images(folder: Path) -> list[Path]:
+    """Image files under ``folder``, recursively, in a stable order."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

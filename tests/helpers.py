@@ -1,0 +1,43 @@
+"""Small builders for test data: real image files of a given size and tiny datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from detft.dataset import Annotation, Category, Dataset, ImageRecord
+
+
+def make_image(path: Path, width: int, height: int, seed: int = 0, exif_orientation: int | None = None) -> Path:
+    """A real JPEG/PNG with noise pixels (so decoders and probes do real work)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    im = Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+    kw = {}
+    if exif_orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = exif_orientation
+        kw["exif"] = exif
+    im.save(path, **kw)
+    return path
+
+
+def tiny_dataset(root: Path, n_images: int = 3, size: tuple[int, int] = (64, 48)) -> Dataset:
+    """Images on disk with two classes, a polygon, a crowd RLE and an empty image."""
+    from detft.geometry import encode_mask
+
+    w, h = size
+    images = []
+    for i in range(n_images):
+        p = make_image(root / f"img{i}.png", w, h, seed=i)
+        anns = []
+        if i % 3 != 2:  # every third image has no objects
+            anns.append(Annotation(1, (4.0, 5.0, 30.0, 40.0)))
+            anns.append(Annotation(2, (10.0, 8.0, 50.0, 30.0), polygons=[[10.0, 8.0, 50.0, 8.0, 30.0, 30.0]]))
+            mask = np.zeros((h, w), np.uint8)
+            mask[20:30, 35:60] = 1
+            anns.append(Annotation(1, (35.0, 20.0, 60.0, 30.0), rle=encode_mask(mask), iscrowd=True))
+        images.append(ImageRecord(p.name, w, h, path=p, annotations=anns))
+    return Dataset(images, [Category(1, "cat"), Category(2, "dog")], root=root)
