@@ -1,0 +1,93 @@
+"""Conversion throughput on a generated dataset: annotations per second for VOC->COCO and COCO->YOLO.
+
+    python bench/convert.py [--images 10000 --boxes-per-image 10]
+
+Images are real JPEG files (one encoded frame hard-linked per image) so the checker's header probe is
+measured too. Prints a table of seconds and annotations/s per stage (read, check, write, total)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from detft.check import check
+from detft.formats import coco, voc, yolo
+from detft.images import probe
+from detft.report import Report
+
+W, H = 640, 480
+CLASSES = [f"class{i}" for i in range(20)]
+
+
+def make_voc(root: Path, n_images: int, per_image: int, seed: int = 0) -> int:
+    rng = random.Random(seed)
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    frame = root / "frame.jpg"
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (H, W, 3), dtype=np.uint8)).save(frame)
+    total = 0
+    for i in range(n_images):
+        os.link(frame, root / "JPEGImages" / f"{i:06d}.jpg")
+        objs = []
+        for _ in range(per_image):
+            x0, y0 = rng.randint(1, W - 40), rng.randint(1, H - 40)
+            x1, y1 = rng.randint(x0 + 5, min(W, x0 + 200)), rng.randint(y0 + 5, min(H, y0 + 200))
+            objs.append(f"<object><name>{rng.choice(CLASSES)}</name><pose>Unspecified</pose><truncated>0</truncated>"
+                        f"<difficult>0</difficult><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax>"
+                        f"<ymax>{y1}</ymax></bndbox></object>")
+        total += per_image
+        (root / "Annotations" / f"{i:06d}.xml").write_text(
+            f"<annotation><folder>JPEGImages</folder><filename>{i:06d}.jpg</filename><size><width>{W}</width>"
+            f"<height>{H}</height><depth>3</depth></size>{''.join(objs)}</annotation>")
+    frame.unlink()
+    return total
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def run_pipeline(name: str, reader, src: Path, writer, out: Path) -> dict:
+    probe.cache_clear()
+    report = Report()
+    ds, t_read = timed(lambda: reader(src, report))
+    _, t_check = timed(lambda: check(ds, report))
+    _, t_write = timed(lambda: writer(ds, out, report))
+    n = ds.num_annotations
+    return {"name": name, "annotations": n, "read": t_read, "check": t_check, "write": t_write,
+            "total": t_read + t_check + t_write, "changes": len(report)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--images", type=int, default=10_000)
+    p.add_argument("--boxes-per-image", type=int, default=10)
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        t0 = time.perf_counter()
+        total = make_voc(d / "voc", a.images, a.boxes_per_image)
+        print(f"generated {a.images} images, {total} boxes in {time.perf_counter() - t0:.1f}s")
+        rows = [run_pipeline("VOC -> COCO", voc.read, d / "voc", coco.write, d / "coco"),
+                run_pipeline("COCO -> YOLO", coco.read, d / "coco", yolo.write, d / "yolo")]
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    head = f"{'pipeline':<14}{'annotations':>12}{'read s':>9}{'check s':>9}{'write s':>9}{'total s':>9}{'ann/s':>10}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['name']:<14}{r['annotations']:>12}{r['read']:>9.2f}{r['check']:>9.2f}{r['write']:>9.2f}"
+              f"{r['total']:>9.2f}{r['annotations'] / r['total']:>10.0f}")
+
+
+if __name__ == "__main__":
+    main()
