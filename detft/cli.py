@@ -67,6 +67,34 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation.cocoeval import validate_results
+    from .evaluation.report import EvalSettings, compare, format_report, load_eval, write_report
+    from .formats.base import load_json
+
+    if args.compare:
+        a, b = args.compare
+        print(compare(load_eval(a), load_eval(b), str(a), str(b)))
+        return 0
+    if args.data is None or args.dets is None:
+        raise DetftError("detft eval needs --data and --dets (or --compare RUN_A RUN_B)")
+    if not (args.data.is_file() and args.data.suffix == ".json"):
+        raise DetftError("--dets evaluates a COCO results file: --data must be the COCO JSON its image ids refer to")
+    gt = load_json(args.data)
+    dets = load_json(args.dets)
+    if not isinstance(dets, list):
+        raise DetftError(f"{args.dets}: a COCO results file is a JSON list of detections")
+    try:
+        validate_results(dets)
+    except ValueError as e:
+        raise DetftError(f"{args.dets}: {e}") from None
+    settings = EvalSettings(backend=args.backend, max_dets=args.max_dets, score_threshold=args.conf)
+    doc = write_report(args.out, gt, dets, settings, extra={"data": str(args.data), "dets": str(args.dets)})
+    print(format_report(doc))
+    print(f"\nwrote {args.out / 'eval.json'}, PR curves and confusion matrix")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="detft", description="Fine-tune detection models on your own data.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,6 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=16, help="images in the preview (default 16)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("eval", help="COCO mAP (bbox and segm), per-class table, PR curves, confusion matrix")
+    p.add_argument("--data", type=Path, help="ground truth (COCO JSON when used with --dets)")
+    p.add_argument("--dets", type=Path, help="detections in COCO results format")
+    p.add_argument("--backend", choices=["faster", "pycocotools"], default="faster",
+                   help="faster-coco-eval (default) or pycocotools: same numbers")
+    p.add_argument("--max-dets", type=int, default=100, help="detections per image evaluated (COCO: 100; ultralytics: 300)")
+    p.add_argument("--conf", type=float, default=0.001, help="score threshold for evaluated detections (default 0.001)")
+    p.add_argument("--out", type=Path, default=Path("runs/eval"), help="folder for eval.json and plots")
+    p.add_argument("--compare", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"), help="print two evaluations side by side")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

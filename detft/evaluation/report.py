@@ -1,0 +1,105 @@
+"""Evaluate a set of detections completely and write what a person needs: eval.json (all numbers),
+the detections in COCO results format, PR curves and a confusion matrix; print the tables."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import DetftError
+from ..output import atomic_write_text
+from .cocoeval import IouTypeResult, evaluate
+from .confusion import confusion_matrix
+from .plots import confusion_plot, pr_curves
+
+EVAL_JSON = "eval.json"
+
+
+@dataclass
+class EvalSettings:
+    backend: str = "faster"
+    max_dets: int = 100
+    score_threshold: float = 0.001  # detections below this are not evaluated (COCO practice: keep nearly all)
+    confusion_conf: float = 0.25
+    confusion_iou: float = 0.5
+
+
+def evaluate_all(gt: dict, dets: list[dict], settings: EvalSettings) -> tuple[dict[str, IouTypeResult], dict]:
+    """bbox always, segm when both the ground truth and the detections have masks."""
+    kept = [d for d in dets if d["score"] >= settings.score_threshold]
+    iou_types = ["bbox"]
+    if any("segmentation" in a for a in gt.get("annotations", [])) and any("segmentation" in d for d in kept):
+        iou_types.append("segm")
+    timing: dict[str, float] = {}
+    results = {}
+    for t in iou_types:
+        t0 = time.perf_counter()
+        results[t] = evaluate(gt, kept, t, backend=settings.backend, max_dets=settings.max_dets)
+        timing[t] = time.perf_counter() - t0
+    return results, {"timing_s": timing, "n_detections": len(kept), "n_detections_below_threshold": len(dets) - len(kept)}
+
+
+def write_report(out: Path, gt: dict, dets: list[dict], settings: EvalSettings,
+                 extra: dict[str, Any] | None = None) -> dict:
+    """Evaluate and write eval.json, detections.json and plots into ``out``; returns eval.json's dict."""
+    results, info = evaluate_all(gt, dets, settings)
+    matrix, cat_ids = confusion_matrix(gt, dets, settings.confusion_conf, settings.confusion_iou)
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    doc = {
+        "settings": vars(settings), "n_images": len(gt["images"]),
+        "n_ground_truth": sum(not a.get("iscrowd", 0) for a in gt["annotations"]), **info,
+        "metrics": {t: {"stats": r.stats_dict(), "per_class": r.per_class} for t, r in results.items()},
+        "confusion_matrix": {"labels": [names[c] for c in cat_ids] + ["background"], "rows_predicted": matrix.tolist(),
+                             "conf": settings.confusion_conf, "iou": settings.confusion_iou},
+        **(extra or {}),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "detections.json", json.dumps(dets))
+    for t, r in results.items():
+        pr_curves(r.precision, [names.get(c, str(c)) for c in r.cat_ids], out / f"pr_{t}.png", f"PR curves ({t}, IoU 0.5)")
+    confusion_plot(matrix, [names[c] for c in cat_ids], out / "confusion_matrix.png")
+    atomic_write_text(out / EVAL_JSON, json.dumps(doc, indent=1) + "\n")
+    return doc
+
+
+def format_report(doc: dict) -> str:
+    s = doc["settings"]
+    lines = [f"{doc['n_images']} images, {doc['n_ground_truth']} ground-truth objects, {doc['n_detections']} detections "
+             f"(score >= {s['score_threshold']}, at most {s['max_dets']} per image, backend {s['backend']})"]
+    for t, m in doc["metrics"].items():
+        lines.append(f"\n{t}: " + "  ".join(f"{k} {v:.4f}" for k, v in m["stats"].items()))
+        width = max([len(r["name"]) for r in m["per_class"]] + [5])
+        lines.append(f"  {'class':<{width}} {'gt':>6} {'AP':>7} {'AP50':>7} {'AR':>7}")
+        for r in m["per_class"]:
+            lines.append(f"  {r['name']:<{width}} {r['gt']:>6} {r['AP']:>7.4f} {r['AP50']:>7.4f} {r['AR']:>7.4f}")
+    return "\n".join(lines)
+
+
+def load_eval(path: Path) -> dict:
+    f = path / EVAL_JSON if path.is_dir() else path
+    if not f.is_file():
+        raise DetftError(f"no {EVAL_JSON} at {path} (run detft eval first)")
+    return json.loads(f.read_text())
+
+
+def compare(a: dict, b: dict, name_a: str, name_b: str) -> str:
+    """Side-by-side stats and per-class AP of two evaluations, with deltas (b - a)."""
+    lines = []
+    for t in [t for t in a["metrics"] if t in b["metrics"]]:
+        sa, sb = a["metrics"][t]["stats"], b["metrics"][t]["stats"]
+        lines.append(f"{t:<10}{name_a[-18:]:>20}{name_b[-18:]:>20}{'delta':>10}")
+        for k in sa:
+            if k in sb:
+                lines.append(f"{k:<10}{sa[k]:>20.4f}{sb[k]:>20.4f}{sb[k] - sa[k]:>+10.4f}")
+        pa = {r["name"]: r for r in a["metrics"][t]["per_class"]}
+        pb = {r["name"]: r for r in b["metrics"][t]["per_class"]}
+        lines.append(f"per-class AP ({t})")
+        for name in [n for n in pa if n in pb]:
+            lines.append(f"  {name[:18]:<18}{pa[name]['AP']:>10.4f}{pb[name]['AP']:>20.4f}{pb[name]['AP'] - pa[name]['AP']:>+10.4f}")
+        lines.append("")
+    if not lines:
+        raise DetftError("the two evaluations share no IoU type")
+    return "\n".join(lines).rstrip()
