@@ -1,0 +1,1 @@
+"""Torch-side data: datasets over detft Datasets, albumentations pipelines, batching."""

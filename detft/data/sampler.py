@@ -1,0 +1,54 @@
+"""Aspect-ratio grouped batches, sharded across DDP ranks, reproducible per epoch.
+
+Grouping portrait and landscape images into separate batches cuts the padding torchvision's
+GeneralizedRCNNTransform adds to batch images of different shapes (the references' GroupedBatchSampler)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.utils.data import Sampler
+
+
+class GroupedBatchSampler(Sampler[list[int]]):
+    def __init__(self, aspect_ratios: list[float], batch_size: int, seed: int = 0, shuffle: bool = True,
+                 rank: int = 0, world_size: int = 1):
+        self.groups = [int(r >= 1.0) for r in aspect_ratios]
+        self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self.per_rank = math.ceil(len(aspect_ratios) / world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> list[int]:
+        n = len(self.groups)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(n, generator=g).tolist()
+        else:
+            order = list(range(n))
+        order += order[: self.per_rank * self.world_size - n]  # pad so every rank has as many steps
+        return order[self.rank::self.world_size]
+
+    def __iter__(self):
+        buckets: dict[int, list[int]] = {0: [], 1: []}
+        for i in self._indices():
+            b = buckets[self.groups[i]]
+            b.append(i)
+            if len(b) == self.batch_size:
+                yield list(b)
+                b.clear()
+        rest = buckets[0] + buckets[1]  # leftovers: mixed batches rather than dropped images
+        for k in range(0, len(rest), self.batch_size):
+            yield rest[k:k + self.batch_size]
+
+    def __len__(self) -> int:
+        counts = [0, 0]
+        for i in self._indices():
+            counts[self.groups[i]] += 1
+        full = sum(c // self.batch_size for c in counts)
+        rest = sum(c % self.batch_size for c in counts)
+        return full + math.ceil(rest / self.batch_size)

@@ -1,0 +1,78 @@
+"""A torch Dataset over detft ImageRecords in the form torchvision detection models take."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset as TorchDataset
+
+from ..dataset import ImageRecord
+from ..errors import DetftError
+from ..geometry import decode_mask, polygons_to_mask
+from ..models.labels import LabelMap
+from . import transforms as T
+
+
+def read_rgb(image: ImageRecord) -> np.ndarray:
+    """Decode as displayed (OpenCV applies EXIF orientation, as the annotations assume)."""
+    bgr = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DetftError(f"cannot decode image {image.path}")
+    if bgr.shape[:2] != (image.height, image.width):
+        raise DetftError(f"{image.path} decodes to {bgr.shape[1]}x{bgr.shape[0]}, annotations say {image.width}x{image.height}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def instance_masks(image: ImageRecord, anns: list) -> np.ndarray:
+    masks = np.zeros((len(anns), image.height, image.width), np.uint8)
+    for k, a in enumerate(anns):
+        if a.rle is not None:
+            masks[k] = decode_mask(a.rle)
+        elif a.polygons:
+            masks[k] = polygons_to_mask(a.polygons, image.height, image.width)
+        else:  # a box-only object in a mask dataset: its box is the best mask we have
+            x0, y0, x1, y1 = (int(round(v)) for v in a.bbox)
+            masks[k, y0:y1, x0:x1] = 1
+    return masks
+
+
+class DetectionDataset(TorchDataset):
+    """Items are ``(image float CHW in [0,1], target dict)``; crowd regions are left out of training,
+    as torchvision's references do."""
+
+    def __init__(self, images: list[ImageRecord], labels: LabelMap, masks: bool = False,
+                 augment: str = "none", seed: int = 0):
+        self.images, self.labels, self.masks = images, labels, masks
+        self.transform = T.build(augment)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def aspect_ratios(self) -> list[float]:
+        return [im.width / im.height for im in self.images]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        image = self.images[index]
+        rgb = read_rgb(image)
+        anns = [a for a in image.annotations if not a.iscrowd]
+        boxes = np.array([a.bbox for a in anns], np.float32).reshape(-1, 4)
+        labels = np.array([self.labels.to_model(a.category_id) for a in anns], np.int64)
+        masks = instance_masks(image, anns) if self.masks else None
+        if self.transform is not None:
+            rgb, boxes, labels, masks = T.apply(self.transform, rgb, boxes, labels, masks, (self.seed, self.epoch, index))
+        target = {"boxes": torch.from_numpy(boxes).reshape(-1, 4), "labels": torch.from_numpy(labels),
+                  "image_id": torch.tensor(index)}
+        if masks is not None:
+            target["masks"] = torch.from_numpy(np.ascontiguousarray(masks))
+        img = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255)
+        return img, target
+
+
+def collate(batch: list) -> tuple[list, list]:
+    images, targets = zip(*batch)
+    return list(images), list(targets)

@@ -1,0 +1,1 @@
+"""Training engine for torchvision detection models."""

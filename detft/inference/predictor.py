@@ -1,0 +1,76 @@
+"""One Predictor interface for every architecture, so eval, predict and video share one path.
+
+A Predictor takes RGB uint8 images (as displayed) and returns a :class:`Detections` per image whose
+labels are the dataset's category ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..engine import checkpoint
+from ..models.labels import LabelMap
+from .detections import Detections
+
+
+class Predictor(Protocol):
+    labels: LabelMap
+    masks: bool
+
+    def predict(self, images: list[np.ndarray]) -> list[Detections]: ...
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class RCNNPredictor:
+    """torchvision Faster/Mask R-CNN behind the Predictor interface."""
+
+    def __init__(self, model: nn.Module, labels: LabelMap, device: torch.device | str = "cpu",
+                 score_threshold: float = 0.001, max_dets: int = 100, mask_threshold: float = 0.5):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.model.roi_heads.score_thresh = score_threshold
+        self.model.roi_heads.detections_per_img = max_dets
+        self.labels = labels
+        self.masks = bool(model.roi_heads.has_mask())
+        self.mask_threshold = mask_threshold
+        self.lut = np.array(labels.model_to_category(), np.int64)
+
+    @torch.inference_mode()
+    def predict(self, images: list[np.ndarray]) -> list[Detections]:
+        tensors = [torch.from_numpy(np.ascontiguousarray(im)).to(self.device).permute(2, 0, 1).float().div_(255)
+                   for im in images]
+        outputs = self.model(tensors)
+        results = []
+        for im, out in zip(images, outputs):
+            masks = None
+            if self.masks:
+                masks = (out["masks"][:, 0] > self.mask_threshold).cpu().numpy() if len(out["scores"]) \
+                    else np.zeros((0, *im.shape[:2]), bool)
+            results.append(Detections(out["boxes"].float().cpu().numpy(), out["scores"].float().cpu().numpy(),
+                                      self.lut[out["labels"].cpu().numpy()], masks))
+        return results
+
+
+def load_predictor(weights: Path, device: str = "auto", score_threshold: float = 0.001,
+                   max_dets: int = 100) -> Predictor:
+    """A Predictor for a run folder or checkpoint, whatever architecture trained it."""
+    from ..models.registry import resolve
+    from ..models.weights import load_into
+
+    path = checkpoint.weights_path(weights)
+    ckpt = checkpoint.load(path)
+    meta = ckpt["meta"]
+    labels = LabelMap.from_json(meta["labels"])
+    spec = resolve(meta["model_name"])
+    model = spec.build(num_classes=labels.num_classes, weights="none", **meta.get("model_kwargs", {}))
+    load_into(model, ckpt["model"], str(path))
+    return RCNNPredictor(model, labels, pick_device(device), score_threshold, max_dets)

@@ -1,0 +1,95 @@
+"""Freezing that does what it says.
+
+A frozen module's parameters stop receiving gradients, and its BatchNorm layers become
+FrozenBatchNorm2d: their statistics can no longer drift when ``model.train()`` puts the model in
+training mode (a plain ``requires_grad=False`` leaves BN running stats updating, the bug behind
+ultralytics issue #9391). Unfreezing re-enables gradients for the convolutions; BatchNorm statistics
+stay frozen, as torchvision's own detection fine-tuning keeps them with small batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from ..errors import DetftError
+from .weights import freeze_batchnorm
+
+FREEZE_CHOICES = ("backbone", "backbone+fpn", "none")
+
+
+@dataclass
+class FreezeState:
+    spec: str
+    frozen_modules: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.frozen_modules)
+
+
+def backbone_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The backbone body's stages in input-to-output order (ResNet: stem, layer1..4)."""
+    body = model.backbone.body
+    children = list(body.named_children())
+    if any(n == "layer1" for n, _ in children):
+        stem = [(n, m) for n, m in children if not n.startswith("layer")]
+        layers = [(n, m) for n, m in children if n.startswith("layer")]
+        return [("backbone.body." + "+".join(n for n, _ in stem), nn.ModuleList([m for _, m in stem]))] + \
+               [(f"backbone.body.{n}", m) for n, m in layers]
+    return [(f"backbone.body.{n}", m) for n, m in children]
+
+
+def _targets(model: nn.Module, spec: str) -> list[str]:
+    if spec == "none":
+        return []
+    if spec == "backbone":
+        return ["backbone.body"]
+    if spec == "backbone+fpn":
+        return ["backbone"]
+    if spec.isdigit():
+        stages = backbone_stages(model)
+        n = int(spec)
+        if n > len(stages):
+            raise DetftError(f"--freeze {n}: the backbone has only {len(stages)} stages")
+        names = []
+        for name, _ in stages[:n]:
+            prefix, _, joined = name.rpartition(".")
+            names += [f"{prefix}.{part}" for part in joined.split("+")]
+        return names
+    raise DetftError(f"--freeze {spec!r}: use {', '.join(FREEZE_CHOICES)} or a number of backbone stages")
+
+
+def freeze(model: nn.Module, spec: str) -> FreezeState:
+    """Freeze what ``spec`` names: 'backbone', 'backbone+fpn', 'none' or N (first N backbone stages)."""
+    names = _targets(model, str(spec))
+    for name in names:
+        module = model.get_submodule(name)
+        for p in module.parameters():
+            p.requires_grad_(False)
+        for sub_name, sub in list(module.named_modules()):
+            if sub_name and isinstance(sub, nn.BatchNorm2d):
+                parent_name, _, child = sub_name.rpartition(".")
+                freeze_batchnorm(module.get_submodule(parent_name) if parent_name else module, child)
+        if isinstance(module, nn.BatchNorm2d):
+            parent_name, _, child = name.rpartition(".")
+            freeze_batchnorm(model.get_submodule(parent_name), child)
+    return FreezeState(str(spec), names)
+
+
+def unfreeze(model: nn.Module, state: FreezeState) -> int:
+    """Let the frozen modules' parameters train again; returns how many parameters that is."""
+    n = 0
+    for name in state.frozen_modules:
+        for p in model.get_submodule(name).parameters():
+            if not p.requires_grad:
+                p.requires_grad_(True)
+                n += p.numel()
+    state.frozen_modules = []
+    return n
+
+
+def param_counts(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in model.parameters() if p.requires_grad), total
