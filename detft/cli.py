@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import DetftError
 from .formats import READERS, WRITERS
+
+if TYPE_CHECKING:
+    from .evaluation.report import EvalSettings
 
 
 def _reader_options(args: argparse.Namespace) -> dict:
@@ -68,16 +72,30 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation.cocoeval import validate_results
-    from .evaluation.report import EvalSettings, compare, format_report, load_eval, write_report
-    from .formats.base import load_json
+    from .evaluation.report import EvalSettings, compare, format_report, load_eval
 
     if args.compare:
         a, b = args.compare
         print(compare(load_eval(a), load_eval(b), str(a), str(b)))
         return 0
-    if args.data is None or args.dets is None:
-        raise DetftError("detft eval needs --data and --dets (or --compare RUN_A RUN_B)")
+    settings = EvalSettings(backend=args.backend, max_dets=args.max_dets, score_threshold=args.conf)
+    if args.weights is not None:
+        doc = _eval_weights(args, settings)
+    elif args.data is not None and args.dets is not None:
+        doc = _eval_dets(args, settings)
+    else:
+        raise DetftError("detft eval needs --weights RUN (and optionally --data), --data with --dets, or --compare A B")
+    print(format_report(doc))
+    print(f"\nwrote {doc['out']}/eval.json, detections.json, PR curves and confusion matrix")
+    return 0
+
+
+def _eval_dets(args: argparse.Namespace, settings: EvalSettings) -> dict:
+    """Evaluate a COCO results file against the COCO JSON its image ids refer to."""
+    from .evaluation.cocoeval import validate_results
+    from .evaluation.report import write_report
+    from .formats.base import load_json
+
     if not (args.data.is_file() and args.data.suffix == ".json"):
         raise DetftError("--dets evaluates a COCO results file: --data must be the COCO JSON its image ids refer to")
     gt = load_json(args.data)
@@ -88,10 +106,53 @@ def cmd_eval(args: argparse.Namespace) -> int:
         validate_results(dets)
     except ValueError as e:
         raise DetftError(f"{args.dets}: {e}") from None
-    settings = EvalSettings(backend=args.backend, max_dets=args.max_dets, score_threshold=args.conf)
-    doc = write_report(args.out, gt, dets, settings, extra={"data": str(args.data), "dets": str(args.dets)})
-    print(format_report(doc))
-    print(f"\nwrote {args.out / 'eval.json'}, PR curves and confusion matrix")
+    out = args.out or Path("runs/eval")
+    return write_report(out, gt, dets, settings, extra={"data": str(args.data), "dets": str(args.dets), "out": str(out)})
+
+
+def _eval_weights(args: argparse.Namespace, settings: EvalSettings) -> dict:
+    """Evaluate a trained model (any architecture, through its Predictor) on a dataset split."""
+    from .convert import load
+    from .engine import checkpoint
+    from .engine.trainer import EMBEDDED_DATA
+    from .evaluation.groundtruth import coco_groundtruth, to_results
+    from .evaluation.report import write_report
+    from .inference.predictor import load_predictor, predict_records
+    from .report import Report
+
+    path = checkpoint.weights_path(args.weights)
+    config = checkpoint.load(path)["meta"].get("config", {})
+    data = args.data or (Path(config["data"]) if config.get("data") else EMBEDDED_DATA)
+    report = Report()
+    ds = load(data, args.fmt, report)
+    if len(report):
+        print(report.summary())
+    images = ds.images_in(args.split)
+    if not images:
+        raise DetftError(f"no images in split {args.split!r} of {data} (splits: {', '.join(ds.splits())})")
+    predictor = load_predictor(path, device=args.device, score_threshold=settings.score_threshold,
+                               max_dets=settings.max_dets)
+    if list(predictor.labels.names) != [c.name for c in ds.sorted_categories()]:
+        raise DetftError(f"the model's classes {list(predictor.labels.names)} differ from {data}'s "
+                         f"{[c.name for c in ds.sorted_categories()]}")
+    dets = predict_records(predictor, images, f"eval {args.split}")
+    out = args.out or (Path(args.weights) if Path(args.weights).is_dir() else path.parent)
+    return write_report(out, coco_groundtruth(ds, images), to_results(ds, dets), settings,
+                        extra={"weights": str(path), "data": str(data), "split": args.split, "out": str(out)})
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .engine.trainer import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=str(args.data) if args.data else None, data_format=args.fmt, arch=args.arch, model=args.model,
+        weights=args.weights, epochs=args.epochs, batch=args.batch, lr=args.lr, optimizer=args.optimizer,
+        schedule=args.schedule, warmup_iters=args.warmup_iters, imgsz=args.imgsz, freeze=args.freeze,
+        unfreeze_at=args.unfreeze_at, backbone_lr_factor=args.backbone_lr_factor, augment=args.augment,
+        amp=args.amp, clip_grad=args.clip_grad, patience=args.patience, device=args.device, workers=args.workers,
+        seed=args.seed, project=str(args.project), name=args.name, exist_ok=args.exist_ok, conf=args.conf)
+    run = train(cfg, resume=str(args.resume) if args.resume else None)
+    print(f"run folder: {run}")
     return 0
 
 
@@ -121,14 +182,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_inspect)
 
+    p = sub.add_parser("train", help="fine-tune a pretrained detector (R-CNN via torchvision; YOLO via ultralytics)")
+    p.add_argument("--data", type=Path, help="dataset in any supported format (default: embedded datasets/shapes)")
+    p.add_argument("--from", dest="fmt", choices=sorted(READERS), help="input format (default: detect)")
+    p.add_argument("--arch", default="fasterrcnn", help="fasterrcnn, maskrcnn, or a registered model name")
+    p.add_argument("--model", help="a registered model of the family, e.g. fasterrcnn_mobilenet_v3_large_320_fpn")
+    p.add_argument("--weights", help="DEFAULT (torchvision, cached), a weights name, backbone[:NAME], none, or a file/run")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
+    p.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
+    p.add_argument("--warmup-iters", type=int, default=100)
+    p.add_argument("--imgsz", type=int, help="shorter image side fed to the model (default: the model's own)")
+    p.add_argument("--freeze", default="backbone", help="backbone (default), backbone+fpn, none, or N backbone stages")
+    p.add_argument("--unfreeze-at", type=int, help="epoch (0-based) at which frozen layers start training")
+    p.add_argument("--backbone-lr-factor", type=float, default=0.1, help="lr multiplier for unfrozen layers")
+    p.add_argument("--augment", default="flip,scale,color", help="comma list of flip,scale,color, or none")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (default: on for CUDA)")
+    p.add_argument("--clip-grad", type=float, default=10.0, help="max gradient norm (0: off)")
+    p.add_argument("--patience", type=int, help="stop after this many epochs without a better mAP")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--project", type=Path, default=Path("runs"))
+    p.add_argument("--name", default="train")
+    p.add_argument("--exist-ok", action="store_true", help="train into an existing run folder")
+    p.add_argument("--resume", type=Path, help="run folder (or last.pt) to continue; --epochs may extend it")
+    p.add_argument("--conf", type=float, default=0.001, help="score threshold of validation detections (default 0.001)")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("eval", help="COCO mAP (bbox and segm), per-class table, PR curves, confusion matrix")
-    p.add_argument("--data", type=Path, help="ground truth (COCO JSON when used with --dets)")
+    p.add_argument("--weights", type=Path, help="run folder or checkpoint of any detft model")
+    p.add_argument("--data", type=Path, help="dataset (default with --weights: the one it was trained on); COCO JSON with --dets")
+    p.add_argument("--from", dest="fmt", choices=sorted(READERS), help="format of --data (default: detect)")
+    p.add_argument("--split", default="val", help="split to evaluate with --weights (default val)")
+    p.add_argument("--device", default="auto")
     p.add_argument("--dets", type=Path, help="detections in COCO results format")
     p.add_argument("--backend", choices=["faster", "pycocotools"], default="faster",
                    help="faster-coco-eval (default) or pycocotools: same numbers")
     p.add_argument("--max-dets", type=int, default=100, help="detections per image evaluated (COCO: 100; ultralytics: 300)")
     p.add_argument("--conf", type=float, default=0.001, help="score threshold for evaluated detections (default 0.001)")
-    p.add_argument("--out", type=Path, default=Path("runs/eval"), help="folder for eval.json and plots")
+    p.add_argument("--out", type=Path, help="folder for eval.json and plots (default: the run folder, or runs/eval)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"), help="print two evaluations side by side")
     p.set_defaults(func=cmd_eval)
     return parser

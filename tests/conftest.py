@@ -1,7 +1,12 @@
+import os
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)  # one torch thread per xdist worker: no oversubscription on 2 cores
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -60,6 +60,14 @@ class RCNNPredictor:
         return results
 
 
+def predict_records(predictor: Predictor, images: list, desc: str = "predict") -> list[Detections]:
+    """Detections for dataset images, one at a time with a progress bar (decoded as displayed)."""
+    from ..data.torch_dataset import read_rgb
+    from ..progress import progress
+
+    return [predictor.predict([read_rgb(im)])[0] for im in progress(images, desc, unit="img")]
+
+
 def load_predictor(weights: Path, device: str = "auto", score_threshold: float = 0.001,
                    max_dets: int = 100) -> Predictor:
     """A Predictor for a run folder or checkpoint, whatever architecture trained it."""

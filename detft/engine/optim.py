@@ -1,0 +1,51 @@
+"""Optimizer and per-iteration learning-rate schedule (linear warmup, then cosine or step).
+
+Frozen parameters sit in their own parameter group from the start, at ``backbone_lr_factor`` times
+the base rate: while frozen they have no gradient and the optimizer skips them; after
+``--unfreeze-at`` they train at the lower rate without rebuilding the optimizer or scheduler."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import DetftError
+
+
+def param_groups(model: nn.Module, lr: float, weight_decay: float, backbone_lr_factor: float) -> list[dict]:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    groups = [{"params": trainable, "lr": lr, "weight_decay": weight_decay, "name": "trainable"}]
+    if frozen:
+        groups.append({"params": frozen, "lr": lr * backbone_lr_factor, "weight_decay": weight_decay, "name": "frozen"})
+    return groups
+
+
+def build_optimizer(name: str, groups: list[dict], lr: float, momentum: float = 0.9) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    raise DetftError(f"--optimizer {name!r}: use sgd or adamw")
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str, milestones: tuple[float, ...] = (0.7, 0.9),
+              gamma: float = 0.1, warmup_start: float = 0.001) -> float:
+    """Multiplier of the base rate at optimizer step ``step`` of ``total``."""
+    if warmup and step < warmup:
+        return warmup_start + (1 - warmup_start) * step / warmup
+    if schedule == "cosine":
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    if schedule == "step":
+        return gamma ** sum(step >= m * total for m in milestones)
+    if schedule == "constant":
+        return 1.0
+    raise DetftError(f"--schedule {schedule!r}: use cosine, step or constant")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, total: int, warmup: int, schedule: str) -> torch.optim.lr_scheduler.LambdaLR:
+    lr_factor(0, total, warmup, schedule)  # validate the name now, not at the first step
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup, schedule))
