@@ -146,11 +146,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         data=str(args.data) if args.data else None, data_format=args.fmt, arch=args.arch, model=args.model,
-        weights=args.weights, epochs=args.epochs, batch=args.batch, lr=args.lr, optimizer=args.optimizer,
+        weights=args.weights, epochs=args.epochs or (0 if args.resume else 10), batch=args.batch, lr=args.lr, optimizer=args.optimizer,
         schedule=args.schedule, warmup_iters=args.warmup_iters, imgsz=args.imgsz, freeze=args.freeze,
         unfreeze_at=args.unfreeze_at, backbone_lr_factor=args.backbone_lr_factor, augment=args.augment,
         amp=args.amp, clip_grad=args.clip_grad, patience=args.patience, device=args.device, workers=args.workers,
         seed=args.seed, project=str(args.project), name=args.name, exist_ok=args.exist_ok, conf=args.conf)
+    if args.resume:
+        print(f"resuming {args.resume}: its saved settings apply; only --epochs can change (to extend it)")
     run = train(cfg, resume=str(args.resume) if args.resume else None)
     print(f"run folder: {run}")
     return 0
@@ -188,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="fasterrcnn", help="fasterrcnn, maskrcnn, or a registered model name")
     p.add_argument("--model", help="a registered model of the family, e.g. fasterrcnn_mobilenet_v3_large_320_fpn")
     p.add_argument("--weights", help="DEFAULT (torchvision, cached), a weights name, backbone[:NAME], none, or a file/run")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, help="epochs to train (default 10; with --resume: extend to this many)")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
