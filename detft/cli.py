@@ -117,11 +117,11 @@ def _eval_weights(args: argparse.Namespace, settings: EvalSettings) -> dict:
     from .engine.trainer import EMBEDDED_DATA
     from .evaluation.groundtruth import coco_groundtruth, to_results
     from .evaluation.report import write_report
-    from .inference.predictor import load_predictor, predict_records
+    from .inference.predictor import load_predictor, predict_records, training_config
     from .report import Report
 
     path = checkpoint.weights_path(args.weights)
-    config = checkpoint.load(path)["meta"].get("config", {})
+    config = training_config(path)
     data = args.data or (Path(config["data"]) if config.get("data") else EMBEDDED_DATA)
     report = Report()
     ds = load(data, args.fmt, report)
@@ -187,8 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune a pretrained detector (R-CNN via torchvision; YOLO via ultralytics)")
     p.add_argument("--data", type=Path, help="dataset in any supported format (default: embedded datasets/shapes)")
     p.add_argument("--from", dest="fmt", choices=sorted(READERS), help="input format (default: detect)")
-    p.add_argument("--arch", default="fasterrcnn", help="fasterrcnn, maskrcnn, or a registered model name")
-    p.add_argument("--model", help="a registered model of the family, e.g. fasterrcnn_mobilenet_v3_large_320_fpn")
+    p.add_argument("--arch", default="fasterrcnn", help="fasterrcnn, maskrcnn, yolo, or a registered model name")
+    p.add_argument("--model", help="R-CNN: a registered model, e.g. fasterrcnn_mobilenet_v3_large_320_fpn; "
+                                   "YOLO: a .pt file or a model yaml (yolo11n.pt, yolov8n-seg.yaml)")
     p.add_argument("--weights", help="DEFAULT (torchvision, cached), a weights name, backbone[:NAME], none, or a file/run")
     p.add_argument("--epochs", type=int, help="epochs to train (default 10; with --resume: extend to this many)")
     p.add_argument("--batch", type=int, default=4)
@@ -200,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze", default="backbone", help="backbone (default), backbone+fpn, none, or N backbone stages")
     p.add_argument("--unfreeze-at", type=int, help="epoch (0-based) at which frozen layers start training")
     p.add_argument("--backbone-lr-factor", type=float, default=0.1, help="lr multiplier for unfrozen layers")
-    p.add_argument("--augment", default="flip,scale,color", help="comma list of flip,scale,color, or none")
+    p.add_argument("--augment", help="comma list of flip,scale,color (YOLO also: mosaic), or none; default: all")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (default: on for CUDA)")
     p.add_argument("--clip-grad", type=float, default=10.0, help="max gradient norm (0: off)")
     p.add_argument("--patience", type=int, help="stop after this many epochs without a better mAP")

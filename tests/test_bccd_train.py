@@ -35,3 +35,19 @@ def test_short_cpu_run_on_bccd_beats_the_untrained_model(bccd: Path, tmp_path: P
           f"AP {before[0]:.4f} -> {after['AP']:.4f}")
     assert after["AP50"] > before[1] + 0.05
     assert torch.isfinite(torch.tensor(after["AP"]))
+
+
+@pytest.mark.slow
+def test_yolo_on_bccd_reports_both_evaluators(bccd: Path, tmp_path: Path):
+    pytest.importorskip("ultralytics", reason="ultralytics is not installed")
+    cfg = TrainConfig(data=str(bccd), arch="yolo", model="yolov8n.yaml", epochs=3, batch=16, imgsz=160, workers=0,
+                      device="cpu", project=str(tmp_path), name="yolo-bccd")
+    from detft.engine.trainer import train
+
+    run = train(cfg)
+    doc = json.loads((run / "eval.json").read_text())
+    ours, theirs = doc["metrics"]["bbox"]["stats"], doc["ultralytics"]
+    print(f"BCCD val, yolov8n from scratch, 3 epochs at 160 px: detft/COCO AP {ours['AP']:.4f} AP50 {ours['AP50']:.4f}; "
+          f"ultralytics mAP50-95 {theirs['bbox_AP']:.4f} mAP50 {theirs['bbox_AP50']:.4f}")
+    assert 0 <= ours["AP"] <= 1 and 0 <= theirs["bbox_AP"] <= 1
+    assert doc["n_images"] == 87 and [r["name"] for r in doc["metrics"]["bbox"]["per_class"]] == ["Platelets", "RBC", "WBC"]

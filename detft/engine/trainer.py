@@ -60,7 +60,7 @@ class TrainConfig:
     freeze: str = "backbone"
     unfreeze_at: int | None = None
     backbone_lr_factor: float = 0.1
-    augment: str = "flip,scale,color"
+    augment: str | None = None  # None: the architecture's default (R-CNN: flip,scale,color; YOLO: +mosaic)
     amp: bool | None = None  # None: on for CUDA
     clip_grad: float = 10.0
     patience: int | None = None
@@ -143,7 +143,10 @@ class Trainer:
         from ..data.sampler import GroupedBatchSampler
         from ..data.torch_dataset import DetectionDataset, collate
 
-        self.train_set = DetectionDataset(train_images, self.labels, masks=self.spec.masks, augment=cfg.augment, seed=cfg.seed)
+        from ..data.transforms import DEFAULT_AUGMENT
+
+        self.train_set = DetectionDataset(train_images, self.labels, masks=self.spec.masks,
+                                          augment=cfg.augment or DEFAULT_AUGMENT, seed=cfg.seed)
         self.sampler = GroupedBatchSampler(self.train_set.aspect_ratios(), cfg.batch, seed=cfg.seed,
                                            rank=self.dist.rank, world_size=self.dist.world_size)
         self.loader = DataLoader(self.train_set, batch_sampler=self.sampler, num_workers=cfg.workers,
@@ -278,6 +281,10 @@ class Trainer:
 
 def train(cfg: TrainConfig, resume: str | None = None) -> Path:
     """Train (or resume, extending ``cfg.epochs`` if it is larger) and return the run folder."""
+    from .yolo_trainer import META, train_yolo
+
+    if cfg.arch == "yolo" or (resume and (Path(resume) / META).is_file()):
+        return train_yolo(cfg, resume)
     state = None
     if resume:
         last = checkpoint.weights_path(Path(resume), "last")

@@ -68,6 +68,17 @@ def predict_records(predictor: Predictor, images: list, desc: str = "predict") -
     return [predictor.predict([read_rgb(im)])[0] for im in progress(images, desc, unit="img")]
 
 
+def training_config(weights: Path) -> dict:
+    """The TrainConfig (as a dict) a run or checkpoint was trained with, whatever the architecture."""
+    import json
+
+    path = checkpoint.weights_path(weights)
+    meta_file = path.parent.parent / "detft_meta.json"
+    if meta_file.is_file():
+        return json.loads(meta_file.read_text()).get("config", {})
+    return checkpoint.load(path)["meta"].get("config", {})
+
+
 def load_predictor(weights: Path, device: str = "auto", score_threshold: float = 0.001,
                    max_dets: int = 100) -> Predictor:
     """A Predictor for a run folder or checkpoint, whatever architecture trained it."""
@@ -75,6 +86,9 @@ def load_predictor(weights: Path, device: str = "auto", score_threshold: float =
     from ..models.weights import load_into
 
     path = checkpoint.weights_path(weights)
+    meta_file = path.parent.parent / "detft_meta.json"
+    if meta_file.is_file():  # an ultralytics run trained through detft
+        return _load_yolo(path, meta_file, device, score_threshold, max_dets)
     ckpt = checkpoint.load(path)
     meta = ckpt["meta"]
     labels = LabelMap.from_json(meta["labels"])
@@ -82,3 +96,16 @@ def load_predictor(weights: Path, device: str = "auto", score_threshold: float =
     model = spec.build(num_classes=labels.num_classes, weights="none", **meta.get("model_kwargs", {}))
     load_into(model, ckpt["model"], str(path))
     return RCNNPredictor(model, labels, pick_device(device), score_threshold, max_dets)
+
+
+def _load_yolo(path: Path, meta_file: Path, device: str, score_threshold: float, max_dets: int) -> Predictor:
+    import json
+
+    from ..models.yolo import load_model
+    from .yolo_predictor import YOLOPredictor
+
+    meta = json.loads(meta_file.read_text())
+    dev = pick_device(device)
+    return YOLOPredictor(load_model(str(path)), LabelMap.from_json(meta["labels"]),
+                         device="cpu" if dev.type == "cpu" else str(dev.index or 0), score_threshold=score_threshold,
+                         max_dets=max_dets, imgsz=meta.get("imgsz", 640))

@@ -1,0 +1,32 @@
+"""Ultralytics YOLO behind the Predictor interface (boxes, and masks at full image resolution)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..models.labels import LabelMap
+from .detections import Detections
+
+
+class YOLOPredictor:
+    def __init__(self, model: Any, labels: LabelMap, device: str = "cpu", score_threshold: float = 0.001,
+                 max_dets: int = 100, iou: float = 0.7, imgsz: int = 640):
+        self.model, self.labels = model, labels
+        self.masks = model.task == "segment"
+        self.kw = {"conf": score_threshold, "max_det": max_dets, "iou": iou, "imgsz": imgsz, "device": device,
+                   "verbose": False, "retina_masks": True}
+        self.lut = np.array(labels.model_to_category(), np.int64)
+
+    def predict(self, images: list[np.ndarray]) -> list[Detections]:
+        results = self.model.predict([np.ascontiguousarray(im[..., ::-1]) for im in images], **self.kw)  # it wants BGR
+        out = []
+        for im, r in zip(images, results):
+            b = r.boxes
+            masks = None
+            if self.masks:
+                masks = r.masks.data.cpu().numpy().astype(bool) if r.masks is not None else np.zeros((0, *im.shape[:2]), bool)
+            out.append(Detections(b.xyxy.cpu().numpy().astype(np.float32), b.conf.cpu().numpy().astype(np.float32),
+                                  self.lut[b.cls.cpu().numpy().astype(np.int64)], masks))
+        return out

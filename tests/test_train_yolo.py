@@ -1,0 +1,115 @@
+"""YOLO through detft on CPU: tiny models from yaml (no download), det and seg, with no network at all."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ultralytics", reason="ultralytics is not installed")
+
+import torch  # noqa: E402
+
+from detft.engine.trainer import TrainConfig, train  # noqa: E402
+from detft.engine.yolo_trainer import augment_args, fingerprint  # noqa: E402
+from detft.errors import DetftError  # noqa: E402
+from detft.inference.predictor import load_predictor  # noqa: E402
+from detft.models import yolo as yolo_models  # noqa: E402
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every way out of the machine raises, and is counted."""
+    attempts: list[str] = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(repr(args[:2]))
+        raise OSError("network disabled by test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return attempts
+
+
+def yolo_config(tmp: Path, model: str, **kw) -> TrainConfig:
+    base = dict(arch="yolo", model=model, epochs=2, batch=8, imgsz=64, workers=0, project=str(tmp / "runs"),
+                name="y", device="cpu", augment="flip,color")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("model,task", [("yolov8n.yaml", "detect"), ("yolov8n-seg.yaml", "segment")])
+def test_tiny_yolo_trains_offline_and_evaluates_with_both_evaluators(tmp_path: Path, no_network, model, task):
+    run = train(yolo_config(tmp_path, model))
+    assert no_network == []  # not one connection attempt: fonts, AMP check, hub, updates all offline
+    for f in ("args.yaml", "ultralytics_args.yaml", "metrics.csv", "eval.json", "detft_meta.json",
+              "weights/best.pt", "weights/last.pt", "detections.json", "confusion_matrix.png"):
+        assert (run / f).is_file(), f
+    doc = json.loads((run / "eval.json").read_text())
+    assert set(doc["metrics"]) == ({"bbox", "segm"} if task == "segment" else {"bbox"})
+    assert "bbox_AP" in doc["ultralytics"] and ("segm_AP" in doc["ultralytics"]) == (task == "segment")
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3 and "ultralytics_bbox_AP" in rows[0] and "loss_box" in rows[0]
+    pred = load_predictor(run, device="cpu")
+    import numpy as np
+
+    det = pred.predict([np.zeros((64, 64, 3), np.uint8)])[0]
+    assert (det.masks is not None) == (task == "segment")
+    assert set(det.labels.tolist()) <= {1, 2, 3}  # the dataset's category ids, not YOLO's 0-based classes
+
+
+def test_frozen_backbone_and_its_bn_stats_stay_bit_identical(tmp_path: Path, monkeypatch):
+    captured: dict[str, dict[str, torch.Tensor]] = {}
+    real_load = yolo_models.load_model
+
+    def load_with_probe(name: str):
+        model = real_load(name)
+
+        def grab(key):
+            return lambda trainer: captured.__setitem__(
+                key, {k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+
+        model.add_callback("on_train_start", grab("start"))
+        model.add_callback("on_train_end", grab("end"))
+        return model
+
+    monkeypatch.setattr("detft.engine.yolo_trainer.load_model", load_with_probe)
+    train(yolo_config(tmp_path, "yolov8n.yaml", freeze="backbone", epochs=1, augment="none"))
+    nb = len(real_load("yolov8n.yaml").model.yaml["backbone"])
+    assert nb == 10  # read from the model's yaml, not assumed
+    start, end = captured["start"], captured["end"]
+    frozen = [k for k in start if any(k.startswith(f"model.{i}.") for i in range(nb))]
+    assert any(k.endswith("running_mean") for k in frozen)
+    assert all(torch.equal(start[k], end[k]) for k in frozen)
+    head = [k for k in start if k.startswith(f"model.{nb + 2}.") and k.endswith("weight")]
+    assert head and any(not torch.equal(start[k], end[k]) for k in head)
+
+
+def test_missing_yolo_weights_say_what_to_download(tmp_path: Path):
+    with pytest.raises(DetftError, match=r"(?s)yolo11n\.pt not found.*releases/download.*yolo11n\.yaml"):
+        train(yolo_config(tmp_path, "yolo11n.pt"))
+
+
+def test_converted_dataset_is_cached_until_the_source_changes(tmp_path: Path):
+    from detft.synthetic import generate
+
+    src = tmp_path / "data"
+    generate(src, n_train=4, n_val=2, size=64)
+    a = fingerprint(src, "detect", 0)
+    assert fingerprint(src, "detect", 0) == a and fingerprint(src, "segment", 0) != a
+    f = src / "annotations" / "instances_train.json"
+    f.write_text(f.read_text().replace('"version": "1"', '"version": "2"'))
+    assert fingerprint(src, "detect", 0) != a
+
+
+def test_augmentation_is_explicit():
+    none = augment_args("none")
+    assert all(v == 0.0 for k, v in none.items() if k != "augmentations")
+    assert [type(t).__name__ for t in none["augmentations"]] == ["NoOp"]  # ultralytics' implicit Blur/CLAHE off
+    default = augment_args(None)
+    assert default["mosaic"] == 1.0 and default["fliplr"] == 0.5
+    with pytest.raises(DetftError, match="unknown"):
+        augment_args("rotate")
