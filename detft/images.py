@@ -42,6 +42,9 @@ def probe(path: Path) -> ImageInfo:
         return ImageInfo(error="missing")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         return ImageInfo(error=f"unreadable ({e.__class__.__name__}: {e})")
+    except Exception as e:  # noqa: BLE001  any decoder failure means unreadable: ultralytics, once imported,
+        # replaces Image.open with a wrapper that answers an unknown file with ModuleNotFoundError (pi_heif)
+        return ImageInfo(error=f"unreadable ({e.__class__.__name__}: {e})")
     if fmt == "JPEG" and not _jpeg_complete(path):
         return ImageInfo(w, h, error="corrupt (truncated JPEG: no end-of-image marker)")
     rotated = orientation in _TRANSPOSED

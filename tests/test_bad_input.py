@@ -95,6 +95,19 @@ def test_corrupt_and_truncated_jpegs_are_reported_not_fatal(tmp_path: Path):
     assert bad["cut.xml"].kind == "unreadable_image" and "truncated" in bad["cut.xml"].detail
 
 
+def test_corrupt_image_is_reported_even_after_ultralytics_patched_pil(tmp_path: Path):
+    pytest.importorskip("ultralytics", reason="ultralytics is not installed")
+    from detft.models.yolo import prepare_offline
+
+    prepare_offline()  # imports ultralytics, which replaces PIL.Image.open process-wide
+    voc_dataset(tmp_path, {"g.xml": voc_xml("g.jpg", 40, 30, [("a", 2, 2, 20, 20)])}, {})
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "JPEGImages" / "g.jpg").write_bytes(b"not an image")
+    report = Report()
+    assert load(tmp_path, "voc", report).images == []
+    assert report.changes[0].kind == "unreadable_image"
+
+
 def test_exif_rotated_jpeg_keeps_boxes_in_displayed_frame(tmp_path: Path):
     # stored 60x20 pixels, EXIF orientation 6 (rotate 90 CW): displayed as 20 wide, 60 tall
     make_image(tmp_path / "JPEGImages" / "r.jpg", 60, 20, exif_orientation=6)

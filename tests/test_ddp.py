@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-import pytest
 import tiny_models  # noqa: F401
 import torch
 import torch.multiprocessing as mp

@@ -61,7 +61,9 @@ def test_tiny_yolo_trains_offline_and_evaluates_with_both_evaluators(tmp_path: P
     assert set(det.labels.tolist()) <= {1, 2, 3}  # the dataset's category ids, not YOLO's 0-based classes
 
 
-def test_frozen_backbone_and_its_bn_stats_stay_bit_identical(tmp_path: Path, monkeypatch):
+@pytest.fixture
+def weight_probe(monkeypatch) -> dict[str, dict[str, torch.Tensor]]:
+    """The live training model's state at the start and the end of ultralytics' training."""
     captured: dict[str, dict[str, torch.Tensor]] = {}
     real_load = yolo_models.load_model
 
@@ -77,7 +79,13 @@ def test_frozen_backbone_and_its_bn_stats_stay_bit_identical(tmp_path: Path, mon
         return model
 
     monkeypatch.setattr("detft.engine.yolo_trainer.load_model", load_with_probe)
+    return captured
+
+
+def test_frozen_backbone_and_its_bn_stats_stay_bit_identical(tmp_path: Path, weight_probe):
+    real_load = yolo_models.load_model
     train(yolo_config(tmp_path, "yolov8n.yaml", freeze="backbone", epochs=1, augment="none"))
+    captured = weight_probe
     nb = len(real_load("yolov8n.yaml").model.yaml["backbone"])
     assert nb == 10  # read from the model's yaml, not assumed
     start, end = captured["start"], captured["end"]
@@ -86,6 +94,14 @@ def test_frozen_backbone_and_its_bn_stats_stay_bit_identical(tmp_path: Path, mon
     assert all(torch.equal(start[k], end[k]) for k in frozen)
     head = [k for k in start if k.startswith(f"model.{nb + 2}.") and k.endswith("weight")]
     assert head and any(not torch.equal(start[k], end[k]) for k in head)
+
+
+def test_unfreeze_at_lets_the_backbone_train(tmp_path: Path, weight_probe, capsys):
+    train(yolo_config(tmp_path, "yolov8n.yaml", freeze="backbone", unfreeze_at=1, epochs=2, augment="none"))
+    assert "epoch 1: unfroze" in capsys.readouterr().out
+    start, end = weight_probe["start"], weight_probe["end"]
+    conv = [k for k in start if k.startswith("model.0.") and k.endswith("conv.weight")]
+    assert conv and not torch.equal(start[conv[0]], end[conv[0]])
 
 
 def test_missing_yolo_weights_say_what_to_download(tmp_path: Path):
