@@ -104,6 +104,38 @@ def test_unfreeze_at_lets_the_backbone_train(tmp_path: Path, weight_probe, capsy
     assert conv and not torch.equal(start[conv[0]], end[conv[0]])
 
 
+def test_resume_uses_the_runs_own_settings_and_refuses_a_finished_run(tmp_path: Path):
+    run = train(yolo_config(tmp_path, "yolov8n.yaml", epochs=1, augment="none"))
+    with pytest.raises(DetftError, match="already holds a run"):
+        train(yolo_config(tmp_path, "yolov8n.yaml", epochs=1))
+    with pytest.raises(DetftError, match="cannot resume .*finished"):
+        train(TrainConfig(epochs=0), resume=str(run))  # CLI defaults: arch and data come from the run
+
+
+def test_interrupted_run_resumes_to_the_end(tmp_path: Path, monkeypatch):
+    real_load = yolo_models.load_model
+
+    def load_then_crash(name: str):
+        model = real_load(name)
+
+        def crash(trainer):
+            if trainer.epoch == 0:  # last.pt of epoch 1 is on disk by now
+                raise KeyboardInterrupt
+
+        model.add_callback("on_fit_epoch_end", crash)
+        return model
+
+    monkeypatch.setattr("detft.engine.yolo_trainer.load_model", load_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(yolo_config(tmp_path, "yolov8n.yaml", epochs=2, augment="none"))
+    run = tmp_path / "runs" / "y"
+    assert not (run / "eval.json").exists()
+    monkeypatch.undo()
+    train(TrainConfig(epochs=0), resume=str(run))
+    assert (run / "eval.json").is_file()
+    assert [r.split(",")[0] for r in (run / "metrics.csv").read_text().splitlines()[1:]] == ["1", "2"]
+
+
 def test_missing_yolo_weights_say_what_to_download(tmp_path: Path):
     with pytest.raises(DetftError, match=r"(?s)yolo11n\.pt not found.*releases/download.*yolo11n\.yaml"):
         train(yolo_config(tmp_path, "yolo11n.pt"))

@@ -281,9 +281,9 @@ class Trainer:
 
 def train(cfg: TrainConfig, resume: str | None = None) -> Path:
     """Train (or resume, extending ``cfg.epochs`` if it is larger) and return the run folder."""
-    from .yolo_trainer import META, train_yolo
+    from .yolo_trainer import META, run_folder, train_yolo
 
-    if cfg.arch == "yolo" or (resume and (Path(resume) / META).is_file()):
+    if cfg.arch == "yolo" or (resume and (run_folder(resume) / META).is_file()):
         return train_yolo(cfg, resume)
     state = None
     if resume:

@@ -78,8 +78,26 @@ def yolo_dataset(ds: Dataset, src: Path, task: str, cfg: TrainConfig) -> Path:
     return out
 
 
+def run_folder(resume: str) -> Path:
+    """The run folder of ``--resume RUN`` or ``--resume RUN/weights/last.pt``."""
+    path = Path(resume)
+    return path if path.is_dir() else path.parent.parent
+
+
+def write_meta(run: Path, ds: Dataset, cfg: TrainConfig, task: str) -> None:
+    """What detft needs to evaluate, predict with or resume this run (written before training starts)."""
+    labels = LabelMap.from_dataset(ds, background=False)
+    atomic_write_text(run / META, json.dumps({"family": "yolo", "labels": labels.to_json(), "task": task,
+                                              "imgsz": cfg.imgsz or 640, "config": asdict(cfg)}, indent=1))
+
+
 def train_yolo(cfg: TrainConfig, resume: str | None = None) -> Path:
     prepare_offline()
+    if resume:  # the run's own settings, as for R-CNN; ultralytics restores its optimizer and epoch
+        meta_file = run_folder(resume) / META
+        if not meta_file.is_file():
+            raise DetftError(f"{run_folder(resume)} is not a detft YOLO run (no {META})")
+        cfg = TrainConfig(**json.loads(meta_file.read_text())["config"])
     src = Path(cfg.data) if cfg.data else EMBEDDED_DATA
     ds, train_images, val_images = load_data(cfg)
     if not val_images:
@@ -87,12 +105,19 @@ def train_yolo(cfg: TrainConfig, resume: str | None = None) -> Path:
     if resume:
         from ultralytics import YOLO
 
-        last = Path(resume) / "weights" / "last.pt" if Path(resume).is_dir() else Path(resume)
+        last = run_folder(resume) / "weights" / "last.pt"
         if not last.is_file():
             raise DetftError(f"no {last} to resume")
         model = YOLO(str(last))
-        model.train(resume=True)
+        ckpt = getattr(model, "ckpt", None) or {}
+        if ckpt.get("epoch", -1) == -1 or ckpt.get("optimizer") is None:
+            # a completed run: ultralytics would silently start a new training on its default coco8.yaml
+            raise DetftError(f"cannot resume {last}: that run finished (ultralytics can only resume interrupted runs)")
+        model.train(resume=True, data=ckpt["train_args"]["data"])
         return finish(model, ds, cfg, val_images, Path(model.trainer.save_dir), src)
+    run = Path(cfg.project) / cfg.name
+    if (run / "weights").exists() and not cfg.exist_ok:
+        raise DetftError(f"{run} already holds a run; use --name, --exist-ok or --resume {run}")
     name = cfg.model or ("yolo11n-seg.yaml" if ds.has_masks() else "yolo11n.yaml")
     if cfg.model is None:
         print(f"no --model given: training {name} from scratch (random init); pass a .pt for transfer learning")
@@ -104,6 +129,7 @@ def train_yolo(cfg: TrainConfig, resume: str | None = None) -> Path:
     device = pick_device(cfg.device)
     if cfg.unfreeze_at is not None:
         model.add_callback("on_train_epoch_start", _unfreezer(cfg.unfreeze_at))
+    write_meta(run.resolve(), ds, cfg, task)
     model.train(
         data=str(data_dir / "data.yaml"), epochs=cfg.epochs, batch=cfg.batch, imgsz=cfg.imgsz or 640,
         lr0=cfg.lr, optimizer={"sgd": "SGD", "adamw": "AdamW"}[cfg.optimizer], momentum=cfg.momentum,
@@ -134,9 +160,7 @@ def _unfreezer(epoch: int):
 
 def finish(model: Any, ds: Dataset, cfg: TrainConfig, val_images: list, run: Path, src: Path) -> Path:
     """Make the run folder look like every detft run and evaluate best.pt with the project's evaluator."""
-    labels = LabelMap.from_dataset(ds, background=False)
-    atomic_write_text(run / META, json.dumps({"family": "yolo", "labels": labels.to_json(), "task": model.task,
-                                              "imgsz": cfg.imgsz or 640, "config": asdict(cfg)}, indent=1))
+    write_meta(run, ds, cfg, model.task)
     if (run / "args.yaml").is_file() and not (run / "ultralytics_args.yaml").exists():
         (run / "args.yaml").rename(run / "ultralytics_args.yaml")
     atomic_write_text(run / "args.yaml", yaml.safe_dump(asdict(cfg), sort_keys=False))
