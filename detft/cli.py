@@ -121,8 +121,10 @@ def _eval_weights(args: argparse.Namespace, settings: EvalSettings) -> dict:
     from .report import Report
 
     path = checkpoint.weights_path(args.weights)
-    config = training_config(path)
-    data = args.data or (Path(config["data"]) if config.get("data") else EMBEDDED_DATA)
+    data = args.data
+    if data is None:  # the dataset it was trained on (reading the checkpoint only when needed)
+        trained_on = training_config(path).get("data")
+        data = Path(trained_on) if trained_on else EMBEDDED_DATA
     report = Report()
     ds = load(data, args.fmt, report)
     if len(report):

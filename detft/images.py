@@ -1,4 +1,4 @@
-"""Image headers: size as displayed (EXIF orientation applied) and whether the file is usable.
+"""Images as displayed (EXIF orientation applied): header probes (size, usability) and decoding.
 
 Only the header is parsed (PIL opens lazily), so probing a dataset costs a few microseconds per image
 instead of a full decode. Truncated JPEGs are caught by their missing end-of-image marker.
@@ -10,8 +10,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+from .dataset import ImageRecord
+from .errors import DetftError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 _EXIF_ORIENTATION = 0x0112
@@ -67,10 +71,15 @@ def _jpeg_complete(path: Path) -> bool:
         return b"\xff\xd9" in f.read()
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """Decode to an RGB uint8 array in displayed orientation (the frame annotations live in)."""
-    with Image.open(path) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+def read_rgb(image: ImageRecord) -> np.ndarray:
+    """Decode an annotated image as displayed (OpenCV applies EXIF orientation, the frame the boxes are
+    in), checking it has the size the annotations say."""
+    bgr = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DetftError(f"cannot decode image {image.path}")
+    if bgr.shape[:2] != (image.height, image.width):
+        raise DetftError(f"{image.path} decodes to {bgr.shape[1]}x{bgr.shape[0]}, annotations say {image.width}x{image.height}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def find_images(folder: Path) -> list[Path]:

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from .dataset import Dataset, ImageRecord
 from .geometry import decode_mask
-from .images import load_rgb
+from .images import read_rgb
 from .output import atomic_write_bytes
 
 MASK_ALPHA = 0.45
@@ -26,7 +26,7 @@ def color(category_id: int) -> tuple[int, int, int]:
 
 
 def render(image: ImageRecord, names: dict[int, str]) -> Image.Image:
-    rgb = load_rgb(image.path).astype(np.float32)
+    rgb = read_rgb(image).astype(np.float32)
     for ann in image.annotations:
         mask = None
         if ann.rle is not None:

@@ -88,7 +88,7 @@ def test_overfits_eight_images(tmp_path: Path, model: str):
         assert (run / f).is_file(), f
     # the checkpoint predicts through the shared Predictor interface
     pred = load_predictor(run, device="cpu", score_threshold=0.5)
-    from detft.data.torch_dataset import read_rgb
+    from detft.images import read_rgb
     from detft.convert import load
     from detft.report import Report
 

@@ -61,24 +61,29 @@ def test_tiny_yolo_trains_offline_and_evaluates_with_both_evaluators(tmp_path: P
     assert set(det.labels.tolist()) <= {1, 2, 3}  # the dataset's category ids, not YOLO's 0-based classes
 
 
+def with_callbacks(monkeypatch, **callbacks) -> None:
+    """Make detft's YOLO trainer build models that carry these ultralytics callbacks (event=function)."""
+    real_load = yolo_models.load_model
+
+    def load(name: str):
+        model = real_load(name)
+        for event, fn in callbacks.items():
+            model.add_callback(event, fn)
+        return model
+
+    monkeypatch.setattr("detft.engine.yolo_trainer.load_model", load)
+
+
 @pytest.fixture
 def weight_probe(monkeypatch) -> dict[str, dict[str, torch.Tensor]]:
     """The live training model's state at the start and the end of ultralytics' training."""
     captured: dict[str, dict[str, torch.Tensor]] = {}
-    real_load = yolo_models.load_model
 
-    def load_with_probe(name: str):
-        model = real_load(name)
+    def grab(key):
+        return lambda trainer: captured.__setitem__(
+            key, {k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
 
-        def grab(key):
-            return lambda trainer: captured.__setitem__(
-                key, {k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
-
-        model.add_callback("on_train_start", grab("start"))
-        model.add_callback("on_train_end", grab("end"))
-        return model
-
-    monkeypatch.setattr("detft.engine.yolo_trainer.load_model", load_with_probe)
+    with_callbacks(monkeypatch, on_train_start=grab("start"), on_train_end=grab("end"))
     return captured
 
 
@@ -113,19 +118,11 @@ def test_resume_uses_the_runs_own_settings_and_refuses_a_finished_run(tmp_path: 
 
 
 def test_interrupted_run_resumes_to_the_end(tmp_path: Path, monkeypatch):
-    real_load = yolo_models.load_model
+    def crash(trainer):
+        if trainer.epoch == 0:  # last.pt of epoch 1 is on disk by now
+            raise KeyboardInterrupt
 
-    def load_then_crash(name: str):
-        model = real_load(name)
-
-        def crash(trainer):
-            if trainer.epoch == 0:  # last.pt of epoch 1 is on disk by now
-                raise KeyboardInterrupt
-
-        model.add_callback("on_fit_epoch_end", crash)
-        return model
-
-    monkeypatch.setattr("detft.engine.yolo_trainer.load_model", load_then_crash)
+    with_callbacks(monkeypatch, on_fit_epoch_end=crash)
     with pytest.raises(KeyboardInterrupt):
         train(yolo_config(tmp_path, "yolov8n.yaml", epochs=2, augment="none"))
     run = tmp_path / "runs" / "y"

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
 from ..dataset import ImageRecord
-from ..errors import DetftError
 from ..geometry import decode_mask, polygons_to_mask
+from ..images import read_rgb
 from ..models.labels import LabelMap
 from . import transforms as T
-
-
-def read_rgb(image: ImageRecord) -> np.ndarray:
-    """Decode as displayed (OpenCV applies EXIF orientation, as the annotations assume)."""
-    bgr = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DetftError(f"cannot decode image {image.path}")
-    if bgr.shape[:2] != (image.height, image.width):
-        raise DetftError(f"{image.path} decodes to {bgr.shape[1]}x{bgr.shape[0]}, annotations say {image.width}x{image.height}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def instance_masks(image: ImageRecord, anns: list) -> np.ndarray:

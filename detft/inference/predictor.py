@@ -62,7 +62,7 @@ class RCNNPredictor:
 
 def predict_records(predictor: Predictor, images: list, desc: str = "predict") -> list[Detections]:
     """Detections for dataset images, one at a time with a progress bar (decoded as displayed)."""
-    from ..data.torch_dataset import read_rgb
+    from ..images import read_rgb
     from ..progress import progress
 
     return [predictor.predict([read_rgb(im)])[0] for im in progress(images, desc, unit="img")]
