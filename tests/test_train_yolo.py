@@ -71,7 +71,7 @@ def with_callbacks(monkeypatch, **callbacks) -> None:
             model.add_callback(event, fn)
         return model
 
-    monkeypatch.setattr("detft.engine.yolo_trainer.load_model", load)
+    monkeypatch.setattr(yolo_models, "load_model", load)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from ..formats import yolo as yolo_format
 from ..inference.predictor import pick_device, predict_records
 from ..inference.yolo_predictor import YOLOPredictor
 from ..models.labels import LabelMap
-from ..models.yolo import freeze_layers, load_model, prepare_offline
+from ..models.yolo import freeze_layers, prepare_offline, starting_point
 from ..output import atomic_directory, atomic_write_text
 from ..report import Report
 from .metrics import write_csv
@@ -118,11 +118,9 @@ def train_yolo(cfg: TrainConfig, resume: str | None = None) -> Path:
     run = Path(cfg.project) / cfg.name
     if (run / "weights").exists() and not cfg.exist_ok:
         raise DetftError(f"{run} already holds a run; use --name, --exist-ok or --resume {run}")
-    name = cfg.model or ("yolo11n-seg.yaml" if ds.has_masks() else "yolo11n.yaml")
-    if cfg.model is None:
-        print(f"no --model given: training {name} from scratch (random init); pass a .pt for transfer learning")
-    model = load_model(name)
-    cfg.model = name
+    model, origin = starting_point(cfg.model, cfg.weights, ds.has_masks())
+    print(f"start: {origin}")
+    cfg.extra["start"] = origin
     task = "segment" if model.task == "segment" else "detect"
     data_dir = yolo_dataset(ds, src, task, cfg)
     frozen = freeze_layers(model, cfg.freeze)

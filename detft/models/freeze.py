@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ..errors import DetftError
-from .weights import freeze_batchnorm
+from .weights import freeze_batchnorm, freeze_batchnorms
 
 FREEZE_CHOICES = ("backbone", "backbone+fpn", "none")
 
@@ -67,10 +67,7 @@ def freeze(model: nn.Module, spec: str) -> FreezeState:
         module = model.get_submodule(name)
         for p in module.parameters():
             p.requires_grad_(False)
-        for sub_name, sub in list(module.named_modules()):
-            if sub_name and isinstance(sub, nn.BatchNorm2d):
-                parent_name, _, child = sub_name.rpartition(".")
-                freeze_batchnorm(module.get_submodule(parent_name) if parent_name else module, child)
+        freeze_batchnorms(module)
         if isinstance(module, nn.BatchNorm2d):
             parent_name, _, child = name.rpartition(".")
             freeze_batchnorm(model.get_submodule(parent_name), child)

@@ -51,4 +51,4 @@ def resolve(arch: str, model: str | None = None) -> ModelSpec:
 
 
 def _load_builtin() -> None:
-    from . import rcnn  # noqa: F401  (registers the torchvision builders)
+    from . import offline_rcnn, rcnn  # noqa: F401  (register the built-in builders)

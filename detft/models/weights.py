@@ -90,8 +90,16 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def freeze_batchnorm(parent: nn.Module, name: str) -> None:
-    """Replace ``parent.<name>`` (a BatchNorm2d) with a FrozenBatchNorm2d holding the same statistics."""
+    """Replace ``parent.<name>`` (a BatchNorm2d) with a frozen one holding the same statistics.
+
+    timm's BatchNormAct2d is a BatchNorm2d that also applies the block's activation; it becomes timm's
+    FrozenBatchNormAct2d so the activation survives (a plain FrozenBatchNorm2d would silently drop it)."""
     bn = getattr(parent, name)
+    if hasattr(bn, "act") and hasattr(bn, "drop"):
+        from timm.layers import freeze_batch_norm_2d
+
+        setattr(parent, name, freeze_batch_norm_2d(bn))
+        return
     frozen = FrozenBatchNorm2d(bn.num_features, eps=bn.eps)
     with torch.no_grad():
         frozen.weight.copy_(bn.weight.detach() if bn.weight is not None else torch.ones_like(frozen.weight))
@@ -99,6 +107,14 @@ def freeze_batchnorm(parent: nn.Module, name: str) -> None:
         frozen.running_mean.copy_(bn.running_mean)
         frozen.running_var.copy_(bn.running_var)
     setattr(parent, name, frozen.to(bn.running_mean.device))
+
+
+def freeze_batchnorms(module: nn.Module) -> None:
+    """Freeze every BatchNorm2d below ``module``."""
+    for sub_name, sub in list(module.named_modules()):
+        if sub_name and isinstance(sub, nn.BatchNorm2d):
+            parent_name, _, child = sub_name.rpartition(".")
+            freeze_batchnorm(module.get_submodule(parent_name) if parent_name else module, child)
 
 
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

