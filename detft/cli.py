@@ -160,6 +160,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_inference_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``detft predict`` and ``tools/infer_video.py``."""
+    p.add_argument("--weights", required=True, type=Path, help="run folder or checkpoint (R-CNN or YOLO, det or seg)")
+    p.add_argument("--conf", type=float, default=0.25, help="score threshold (default 0.25)")
+    p.add_argument("--imgsz", type=int, help="inference size (default: what the model was trained at)")
+    p.add_argument("--max-dets", type=int, default=100)
+    p.add_argument("--device", default="auto")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .inference.video import predict_images
+
+    out = predict_images(args.weights, args.source, args.out, conf=args.conf, imgsz=args.imgsz,
+                         max_dets=args.max_dets, device=args.device)
+    print(f"annotated images and predictions.jsonl in {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="detft", description="Fine-tune detection models on your own data.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -190,9 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, help="dataset in any supported format (default: embedded datasets/shapes)")
     p.add_argument("--from", dest="fmt", choices=sorted(READERS), help="input format (default: detect)")
     p.add_argument("--arch", default="fasterrcnn", help="fasterrcnn, maskrcnn, yolo, or a registered model name")
-    p.add_argument("--model", help="R-CNN: a registered model, e.g. fasterrcnn_mobilenet_v3_large_320_fpn; "
-                                   "YOLO: a .pt file or a model yaml (yolo11n.pt, yolov8n-seg.yaml)")
-    p.add_argument("--weights", help="DEFAULT (torchvision, cached), a weights name, backbone[:NAME], none, or a file/run")
+    p.add_argument("--model", help="R-CNN: a registered model, e.g. fasterrcnn_efficientnet_lite0_fpn (offline "
+                                   "ImageNet backbone); YOLO: a model yaml or .pt (yolov8s-seg.yaml, yolo11n.pt)")
+    p.add_argument("--weights", help="R-CNN: DEFAULT (torchvision, cached; packaged ImageNet backbone for the "
+                                     "*_efficientnet_lite0/_mobilenet_v2 models), a weights name, backbone[:NAME], none, "
+                                     "or a file/run. YOLO: fall-detection (offline, the default when installed), a .pt, "
+                                     "or none")
     p.add_argument("--epochs", type=int, help="epochs to train (default 10; with --resume: extend to this many)")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.01)
@@ -231,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="folder for eval.json and plots (default: the run folder, or runs/eval)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"), help="print two evaluations side by side")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="run a trained model on an image or a folder (videos and cameras: "
+                                       "tools/infer_video.py)")
+    add_inference_args(p)
+    p.add_argument("--source", required=True, type=Path, help="image file or folder (searched recursively)")
+    p.add_argument("--out", type=Path, default=Path("runs/predict"), help="output folder (default runs/predict)")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 

@@ -71,12 +71,18 @@ def _jpeg_complete(path: Path) -> bool:
         return b"\xff\xd9" in f.read()
 
 
+def read_bgr(path: Path) -> np.ndarray:
+    """Decode any image file as displayed (EXIF orientation applied), BGR as OpenCV keeps it."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DetftError(f"cannot decode image {path}")
+    return bgr
+
+
 def read_rgb(image: ImageRecord) -> np.ndarray:
     """Decode an annotated image as displayed (OpenCV applies EXIF orientation, the frame the boxes are
     in), checking it has the size the annotations say."""
-    bgr = cv2.imread(str(image.path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DetftError(f"cannot decode image {image.path}")
+    bgr = read_bgr(image.path)
     if bgr.shape[:2] != (image.height, image.width):
         raise DetftError(f"{image.path} decodes to {bgr.shape[1]}x{bgr.shape[0]}, annotations say {image.width}x{image.height}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

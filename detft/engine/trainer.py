@@ -28,6 +28,7 @@ from ..evaluation.report import EvalSettings, evaluate_all, format_report, write
 from ..inference.predictor import RCNNPredictor, pick_device, predict_records
 from ..models.freeze import FreezeState, freeze, param_counts, unfreeze
 from ..models.labels import LabelMap
+from ..models.rcnn import image_sizes
 from ..models.registry import ModelSpec, resolve
 from ..models.weights import load_into
 from ..output import atomic_write_text
@@ -88,7 +89,7 @@ def seed_epoch(seed: int, epoch: int) -> None:
 def model_kwargs(cfg: TrainConfig) -> dict[str, int]:
     if not cfg.imgsz:
         return {}
-    return {"min_size": cfg.imgsz, "max_size": max(cfg.imgsz, round(cfg.imgsz * 1333 / 800))}
+    return image_sizes(cfg.imgsz)
 
 
 def load_data(cfg: TrainConfig) -> tuple[Dataset, list[ImageRecord], list[ImageRecord]]:
@@ -142,7 +143,6 @@ class Trainer:
                   f"(freeze={cfg.freeze}, weights={weights}, device={self.device}, amp={self.amp})")
         from ..data.sampler import GroupedBatchSampler
         from ..data.torch_dataset import DetectionDataset, collate
-
         from ..data.transforms import DEFAULT_AUGMENT
 
         self.train_set = DetectionDataset(train_images, self.labels, masks=self.spec.masks,

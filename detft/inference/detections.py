@@ -16,6 +16,7 @@ class Detections:
     scores: np.ndarray  # (N,) float32
     labels: np.ndarray  # (N,) int64
     masks: np.ndarray | None = None
+    track_ids: np.ndarray | None = None  # (N,) int64 when a tracker ran
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -27,4 +28,5 @@ class Detections:
 
     def filter(self, keep: np.ndarray) -> Detections:
         return Detections(self.boxes[keep], self.scores[keep], self.labels[keep],
-                          None if self.masks is None else self.masks[keep])
+                          None if self.masks is None else self.masks[keep],
+                          None if self.track_ids is None else self.track_ids[keep])

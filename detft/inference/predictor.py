@@ -80,25 +80,29 @@ def training_config(weights: Path) -> dict:
 
 
 def load_predictor(weights: Path, device: str = "auto", score_threshold: float = 0.001,
-                   max_dets: int = 100) -> Predictor:
-    """A Predictor for a run folder or checkpoint, whatever architecture trained it."""
+                   max_dets: int = 100, imgsz: int | None = None) -> Predictor:
+    """A Predictor for a run folder or checkpoint, whatever architecture trained it; ``imgsz``
+    overrides the inference size it was trained at."""
+    from ..models.rcnn import image_sizes
     from ..models.registry import resolve
     from ..models.weights import load_into
 
     path = checkpoint.weights_path(weights)
     meta_file = path.parent.parent / "detft_meta.json"
     if meta_file.is_file():  # an ultralytics run trained through detft
-        return _load_yolo(path, meta_file, device, score_threshold, max_dets)
+        return _load_yolo(path, meta_file, device, score_threshold, max_dets, imgsz)
     ckpt = checkpoint.load(path)
     meta = ckpt["meta"]
     labels = LabelMap.from_json(meta["labels"])
     spec = resolve(meta["model_name"])
-    model = spec.build(num_classes=labels.num_classes, weights="none", **meta.get("model_kwargs", {}))
+    sizes = image_sizes(imgsz) if imgsz else meta.get("model_kwargs", {})
+    model = spec.build(num_classes=labels.num_classes, weights="none", **sizes)
     load_into(model, ckpt["model"], str(path))
     return RCNNPredictor(model, labels, pick_device(device), score_threshold, max_dets)
 
 
-def _load_yolo(path: Path, meta_file: Path, device: str, score_threshold: float, max_dets: int) -> Predictor:
+def _load_yolo(path: Path, meta_file: Path, device: str, score_threshold: float, max_dets: int,
+               imgsz: int | None) -> Predictor:
     import json
 
     from ..models.yolo import load_model
@@ -108,4 +112,4 @@ def _load_yolo(path: Path, meta_file: Path, device: str, score_threshold: float,
     dev = pick_device(device)
     return YOLOPredictor(load_model(str(path)), LabelMap.from_json(meta["labels"]),
                          device="cpu" if dev.type == "cpu" else str(dev.index or 0), score_threshold=score_threshold,
-                         max_dets=max_dets, imgsz=meta.get("imgsz", 640))
+                         max_dets=max_dets, imgsz=imgsz or meta.get("imgsz", 640))

@@ -31,6 +31,9 @@ class LabelMap:
         """Lookup table: model index -> category id (-1 for background)."""
         return ([-1] if self.background else []) + list(self.category_ids)
 
+    def names_by_category(self) -> dict[int, str]:
+        return dict(zip(self.category_ids, self.names))
+
     def categories(self) -> list[Category]:
         return [Category(i, n) for i, n in zip(self.category_ids, self.names)]
 

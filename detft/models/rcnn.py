@@ -31,6 +31,11 @@ TORCHVISION_MODELS: dict[str, tuple[Callable[..., nn.Module], str, Any, str]] = 
 FAMILY_DEFAULT = {"fasterrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn_v2"}
 
 
+def image_sizes(imgsz: int) -> dict[str, int]:
+    """R-CNN resize settings for a shorter side of ``imgsz``, keeping torchvision's 800:1333 ratio cap."""
+    return {"min_size": imgsz, "max_size": max(imgsz, round(imgsz * 1333 / 800))}
+
+
 def replace_heads(model: nn.Module, num_classes: int) -> None:
     """Size the box (and mask) predictors for ``num_classes`` (background included)."""
     heads = model.roi_heads

@@ -1,0 +1,185 @@
+"""The inference loop behind ``tools/infer_video.py`` and ``detft predict``: source -> Predictor ->
+(tracker) -> drawing -> sinks, with live counters and a clean stop on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .draw import draw
+from .predictor import Predictor
+from .sinks import ImageSink, JsonlSink, VideoSink
+from .sources import FolderSource, open_source
+
+
+@dataclass
+class RunStats:
+    frames: int = 0
+    started: float = field(default_factory=time.monotonic)
+    latencies_ms: list[float] = field(default_factory=list)  # capture -> result, per frame
+
+    @property
+    def fps(self) -> float:
+        return self.frames / max(time.monotonic() - self.started, 1e-9)
+
+    def percentiles(self) -> dict[str, float]:
+        if not self.latencies_ms:
+            return {}
+        p50, p95, p99 = np.percentile(self.latencies_ms, [50, 95, 99])
+        return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
+
+    def line(self, source: Any) -> str:
+        lat = self.percentiles()
+        s = source.stats
+        text = f"{self.frames} frames | {self.fps:.1f} FPS"
+        if lat:
+            text += f" | latency p50 {lat['p50']:.0f} ms p95 {lat['p95']:.0f} ms"
+        if source.live:
+            text += f" | dropped {s.dropped} | reconnects {s.reconnects}"
+            if s.gaps:
+                text += f" (gaps {', '.join(f'{g:.1f}s' for g in s.gaps)})"
+            if s.flat_skipped:
+                text += f" | decoder fills skipped {s.flat_skipped}"
+        return text
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event, on_stop: Callable[[], None]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM end the loop between frames instead of killing it mid-write."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        stop.set()
+        on_stop()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def run(predictor: Predictor, source: Any, sinks: list[Any], track: bool = False, show: bool = False,
+        fps_overlay: bool = True, stats_every: float = 5.0, max_frames: int | None = None,
+        stop: threading.Event | None = None, log: Callable[[str], None] = print) -> RunStats:
+    """Run ``predictor`` over every frame ``source`` hands out; sinks are closed whatever happens."""
+    from ..progress import progress
+
+    stop = stop or threading.Event()
+    names = predictor.labels.names_by_category()
+    tracker = None
+    if track:
+        from .tracking import ByteTrack
+
+        tracker = ByteTrack()
+    stats = RunStats()
+    last_report = time.monotonic()
+    frames = source if source.live else progress(source, "frames", total=source.frame_count or None, unit="frame")
+    try:
+        with stop_on_signals(stop, getattr(source, "stop", lambda: None)):
+            for frame in frames:
+                if stop.is_set():
+                    break
+                dets = predictor.predict([np.ascontiguousarray(frame.image[..., ::-1])])[0]
+                if tracker is not None:
+                    dets = tracker.update(dets, frame.image)
+                stats.latencies_ms.append((time.monotonic() - frame.captured) * 1000)
+                stats.frames += 1
+                drawn = draw(frame.image, dets, names, stats.fps if fps_overlay else None) \
+                    if show or any(not isinstance(s, JsonlSink) for s in sinks) else frame.image
+                for sink in sinks:
+                    sink.write(frame, drawn, dets)
+                if show and _show(drawn):
+                    break
+                if time.monotonic() - last_report >= stats_every:
+                    log(stats.line(source))
+                    last_report = time.monotonic()
+                if max_frames is not None and stats.frames >= max_frames:
+                    break
+    finally:
+        source.close()
+        for sink in sinks:
+            sink.close()
+        log(("stopped: " if stop.is_set() else "done: ") + stats.line(source))
+    return stats
+
+
+def _show(image: np.ndarray) -> bool:
+    """Display a frame; True when the user pressed q or Esc."""
+    import cv2
+
+    try:
+        cv2.imshow("detft", image)
+        return cv2.waitKey(1) & 0xFF in (ord("q"), 27)
+    except cv2.error as e:
+        raise SystemExit(f"--show needs a display and an OpenCV with GUI support ({e.msg.strip()})") from None
+
+
+def video_parser() -> argparse.ArgumentParser:
+    from ..cli import add_inference_args
+
+    p = argparse.ArgumentParser(prog="infer_video.py", description="Run a trained detft model on a video file, "
+                                "an image folder, a webcam (index) or a stream (rtsp://, http(s)://, udp://).")
+    add_inference_args(p)
+    p.add_argument("--track", action="store_true", help="ByteTrack ids (same tracker for every architecture)")
+    p.add_argument("--source", required=True, help="video file, image folder, webcam index or stream URL")
+    p.add_argument("--out", type=Path, help="annotated MP4 (a file keeps its source's frame rate)")
+    p.add_argument("--jsonl", type=Path, help="detections, one JSON line per frame")
+    p.add_argument("--show", action="store_true", help="display the annotated frames (needs a screen)")
+    p.add_argument("--no-fps-overlay", action="store_true")
+    p.add_argument("--stats-every", type=float, default=5.0, help="seconds between counter lines")
+    p.add_argument("--max-frames", type=int)
+    p.add_argument("--timeout", type=float, default=5.0, help="live sources: open/read timeout in seconds")
+    p.add_argument("--max-backoff", type=float, default=10.0, help="live sources: longest wait between reconnects")
+    p.add_argument("--out-fps", type=float, help="frame rate of --out (default: the source's; 25 when it reports none)")
+    return p
+
+
+def video_main(argv: list[str] | None = None) -> int:
+    from ..errors import DetftError
+    from .predictor import load_predictor
+
+    args = video_parser().parse_args(argv)
+    try:
+        predictor = load_predictor(args.weights, args.device, args.conf, args.max_dets, args.imgsz)
+        source = open_source(args.source, timeout_s=args.timeout, backoff=(0.5, args.max_backoff))
+        sinks: list[Any] = []
+        if args.out:  # a file keeps its own rate; a live stream's is known once connected
+            sinks.append(VideoSink(args.out, lambda: args.out_fps or source.fps or 25.0))
+        if args.jsonl:
+            sinks.append(JsonlSink(args.jsonl, predictor.labels.names_by_category(),
+                                   source.files if isinstance(source, FolderSource) else None))
+        run(predictor, source, sinks, track=args.track, show=args.show, fps_overlay=not args.no_fps_overlay,
+            stats_every=args.stats_every, max_frames=args.max_frames, log=lambda m: print(m, file=sys.stderr))
+    except DetftError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def predict_images(weights: Path, source: Path, out: Path, conf: float = 0.25, imgsz: int | None = None,
+                   max_dets: int = 100, device: str = "auto") -> Path:
+    """``detft predict``: annotated copies of an image or folder under ``out``, plus predictions.jsonl."""
+    from .predictor import load_predictor
+
+    predictor = load_predictor(weights, device, conf, max_dets, imgsz)
+    images = FolderSource(source)
+    root = Path(source)
+    sinks = [ImageSink(out, root, images.files),
+             JsonlSink(out / "predictions.jsonl", predictor.labels.names_by_category(),
+                       [p.relative_to(root) if root.is_dir() else Path(p.name) for p in images.files])]
+    run(predictor, images, sinks, fps_overlay=False)
+    return out
