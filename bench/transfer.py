@@ -5,8 +5,8 @@
 For each architecture every variant gets the same images, epochs, image size, batch, optimizer,
 schedule and seed; only the starting weights and what is frozen differ:
 
-- R-CNN (fasterrcnn_efficientnet_lite0_fpn, and the MobileNetV2 one pretrained+frozen for the choice
-  between them): packaged ImageNet backbone frozen / random init / packaged backbone fully trained.
+- R-CNN (fasterrcnn_efficientnet_lite0_fpn and fasterrcnn_mobilenet_v2_fpn): packaged ImageNet backbone
+  frozen / random init / packaged backbone fully trained (at the head's rate, and at 0.1x for the backbone).
 - YOLO: the fall-detection YOLOv8s checkpoint, backbone frozen / yolov8s.yaml random init / the
   checkpoint fully trained.
 
@@ -34,6 +34,11 @@ VARIANTS = {
         ("lite0 pretrained, all trained", dict(model=RCNN, weights="DEFAULT", freeze="none")),
         ("mobilenet_v2 pretrained, backbone frozen", dict(model="fasterrcnn_mobilenet_v2_fpn", weights="DEFAULT",
                                                            freeze="backbone")),
+        # the backbone in the frozen group from the start, unfrozen at epoch 0: it trains at lr x 0.1
+        ("lite0 pretrained, all trained, backbone lr x0.1", dict(model=RCNN, weights="DEFAULT", freeze="backbone",
+                                                                 unfreeze_at=0)),
+        ("mobilenet_v2 random init, all trained", dict(model="fasterrcnn_mobilenet_v2_fpn", weights="none",
+                                                        freeze="none")),
     ],
     "yolo": [
         ("fall-detection v8s, backbone frozen", dict(arch="yolo", weights="fall-detection", freeze="backbone")),
@@ -62,7 +67,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--imgsz", type=int, default=256)
-    ap.add_argument("--only", choices=sorted(VARIANTS))
+    ap.add_argument("--only", nargs="+", help="families (rcnn, yolo) or single runs (rcnn0, yolo2...)")
     ap.add_argument("--project", default="/tmp/detft-transfer")
     ap.add_argument("--_child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -71,9 +76,9 @@ def main() -> None:
         return run_one(args.data, settings, out)
     rows = []
     for family, variants in VARIANTS.items():
-        if args.only and family != args.only:
-            continue
         for i, (label, variant) in enumerate(variants):
+            if args.only and family not in args.only and f"{family}{i}" not in args.only:
+                continue
             settings = {**COMMON[family], **variant, "epochs": args.epochs, "imgsz": args.imgsz, "seed": 0,
                         "workers": 0, "device": "cpu", "project": args.project, "name": f"{family}{i}", "exist_ok": True}
             out = Path(args.project) / f"{family}{i}.json"
@@ -84,10 +89,10 @@ def main() -> None:
             print(f"{label}: {rows[-1][1]}", flush=True)
     print(f"\nBCCD val (87 images), {args.epochs} epochs at {args.imgsz} px, seed 0, CPU "
           f"({platform.machine()}, {torch.get_num_threads()} threads)")
-    print(f"| {'start':<42} | {'AP':>6} | {'AP50':>6} | {'time (s)':>8} |")
-    print(f"|{'-' * 44}|{'-' * 8}|{'-' * 8}|{'-' * 10}|")
+    print(f"| {'start':<48} | {'AP':>6} | {'AP50':>6} | {'time (s)':>8} |")
+    print(f"|{'-' * 50}|{'-' * 8}|{'-' * 8}|{'-' * 10}|")
     for label, r in rows:
-        print(f"| {label:<42} | {r['AP']:6.4f} | {r['AP50']:6.4f} | {r['seconds']:8.0f} |")
+        print(f"| {label:<48} | {r['AP']:6.4f} | {r['AP50']:6.4f} | {r['seconds']:8.0f} |")
 
 
 if __name__ == "__main__":

