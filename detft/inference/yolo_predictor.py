@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..models.labels import LabelMap
 from .detections import Detections
@@ -20,7 +21,11 @@ class YOLOPredictor:
         self.lut = np.array(labels.model_to_category(), np.int64)
 
     def predict(self, images: list[np.ndarray]) -> list[Detections]:
+        threads = torch.get_num_threads()
         results = self.model.predict([np.ascontiguousarray(im[..., ::-1]) for im in images], **self.kw)  # it wants BGR
+        # ultralytics' select_device sets torch to cpu_count - 1 threads process-wide on its first call
+        # (one thread of two on a 2-core machine), slowing every later model in the process; undo that
+        torch.set_num_threads(threads)
         out = []
         for im, r in zip(images, results):
             b = r.boxes
