@@ -12,7 +12,9 @@ import math
 from dataclasses import replace
 
 from .dataset import Annotation, Dataset, ImageRecord
+from .errors import DetftError
 from .images import probe
+from .output import safe_component
 from .report import Report
 
 DUPLICATE_TOL = 1e-6
@@ -24,6 +26,7 @@ def check(dataset: Dataset, report: Report, *, min_size: float = 2.0, verify_ima
     ``min_size`` is the smallest box side in pixels worth keeping; ``verify_images=False`` trusts the
     declared image sizes and skips opening files (for annotation-only work)."""
     known = {c.id for c in dataset.categories}
+    _check_splits(dataset, report)
     seen_images: set[str] = set()
     kept: list[ImageRecord] = []
     for image in dataset.images:
@@ -42,6 +45,30 @@ def check(dataset: Dataset, report: Report, *, min_size: float = 2.0, verify_ima
         kept.append(image)
     dataset.images = kept
     return dataset
+
+
+# keys of a YOLO data.yaml: a split of that name would overwrite them
+RESERVED_SPLITS = {"names", "nc", "path", "task", "download", "yaml_file", "channels"}
+
+
+def _check_splits(dataset: Dataset, report: Report) -> None:
+    """Split names come from the data (CVAT subsets, CSV columns, YAML keys) and become folder and file
+    names: make them safe here, once, for every writer, and report each one changed."""
+    renamed: dict[str, str] = {}
+    for image in dataset.images:
+        if image.split is None:
+            continue
+        if image.split not in renamed:
+            try:
+                safe = safe_component(image.split, "split name")
+            except DetftError:
+                safe = "unnamed"
+            if safe in RESERVED_SPLITS:
+                safe += "_split"
+            renamed[image.split] = safe
+            if safe != image.split:
+                report.add("renamed", "unsafe_split_name", image.where(), f"split {image.split!r} written as {safe!r}")
+        image.split = renamed[image.split]
 
 
 def _check_file(image: ImageRecord, report: Report) -> bool:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import DetftError
+from .errors import DetftError, run_command
 from .formats import READERS, WRITERS
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def _eval_weights(args: argparse.Namespace, settings: EvalSettings) -> dict:
     if not images:
         raise DetftError(f"no images in split {args.split!r} of {data} (splits: {', '.join(ds.splits())})")
     predictor = load_predictor(path, device=args.device, score_threshold=settings.score_threshold,
-                               max_dets=settings.max_dets)
+                               max_dets=settings.max_dets, trust_weights=args.trust_weights)
     if list(predictor.labels.names) != [c.name for c in ds.sorted_categories()]:
         raise DetftError(f"the model's classes {list(predictor.labels.names)} differ from {data}'s "
                          f"{[c.name for c in ds.sorted_categories()]}")
@@ -155,7 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed, project=str(args.project), name=args.name, exist_ok=args.exist_ok, conf=args.conf)
     if args.resume:
         print(f"resuming {args.resume}: its saved settings apply; only --epochs can change (to extend it)")
-    run = train(cfg, resume=str(args.resume) if args.resume else None)
+    run = train(cfg, resume=str(args.resume) if args.resume else None, trust_weights=args.trust_weights)
     print(f"run folder: {run}")
     return 0
 
@@ -167,19 +167,26 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--imgsz", type=int, help="inference size (default: what the model was trained at)")
     p.add_argument("--max-dets", type=int, default=100)
     p.add_argument("--device", default="auto")
+    add_trust_arg(p)
+
+
+def add_trust_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-weights", action="store_true",
+                   help="load a YOLO checkpoint that the safe loader refuses (it can run code: only files you trust)")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .inference.video import predict_images
 
     out = predict_images(args.weights, args.source, args.out, conf=args.conf, imgsz=args.imgsz,
-                         max_dets=args.max_dets, device=args.device)
+                         max_dets=args.max_dets, device=args.device, trust_weights=args.trust_weights)
     print(f"annotated images and predictions.jsonl in {out}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="detft", description="Fine-tune detection models on your own data.")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("convert", help="convert annotations to COCO JSON, a YOLO dataset or VOC XML")
@@ -236,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exist-ok", action="store_true", help="train into an existing run folder")
     p.add_argument("--resume", type=Path, help="run folder (or last.pt) to continue; --epochs may extend it")
     p.add_argument("--conf", type=float, default=0.001, help="score threshold of validation detections (default 0.001)")
+    add_trust_arg(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="COCO mAP (bbox and segm), per-class table, PR curves, confusion matrix")
@@ -251,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conf", type=float, default=0.001, help="score threshold for evaluated detections (default 0.001)")
     p.add_argument("--out", type=Path, help="folder for eval.json and plots (default: the run folder, or runs/eval)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"), help="print two evaluations side by side")
+    add_trust_arg(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="run a trained model on an image or a folder (videos and cameras: "
@@ -264,14 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except DetftError as e:
-        print(f"detft: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("detft: interrupted", file=sys.stderr)
-        return 130
+    inputs = ", ".join(str(v) for k in ("src", "data", "weights", "source", "dets", "resume")
+                       if (v := getattr(args, k, None)) is not None) or "(no input)"
+    return run_command(args.command, lambda: args.func(args), inputs, debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from .check import check
 from .dataset import Dataset
 from .errors import DetftError, StrictError
 from .formats import WRITERS, read_dataset
-from .output import atomic_directory
+from .output import atomic_directory, check_not_source
 from .report import Report
 from .split import assign_splits
 
@@ -47,6 +47,9 @@ def convert(src: Path, out: Path, *, to: str = "coco", fmt: str | None = None,
     dataset = load(src, fmt, report, min_size=min_size, **reader_options)
     if split is not None:
         assign_splits(dataset, split, seed)
+    if out.exists():  # replacing OUT must never delete what the dataset is made of
+        check_not_source(out, [im.path for im in dataset.images if im.path is not None]
+                         + ([Path(src)] if Path(src).is_file() else []))
     with atomic_directory(out, overwrite=overwrite) as tmp:
         writer = WRITERS[to]
         kwargs: dict[str, Any] = {"image_mode": image_mode}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -26,3 +29,24 @@ class FormatError(DetftError):
 
 class StrictError(DetftError):
     """Raised by --strict when the report says something was dropped or changed."""
+
+
+def run_command(command: str, func: Callable[[], int], inputs: str, debug: bool = False) -> int:
+    """Run one CLI command: a DetftError is one line and exit 1; an unexpected exception is one line
+    naming the command, its input and the exception, exit 2 (the traceback only with ``debug``),
+    so a user never has to read a traceback to learn which file was at fault."""
+    try:
+        return func()
+    except DetftError as e:
+        print(f"detft: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("detft: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001  the guard's job: nothing escapes as a raw traceback
+        if debug:
+            traceback.print_exc()
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"detft {command}: unexpected {e.__class__.__name__} on {inputs}: {detail}"
+              f"{'' if debug else ' (run again with --debug for the traceback)'}", file=sys.stderr)
+        return 2

@@ -71,9 +71,34 @@ def _jpeg_complete(path: Path) -> bool:
         return b"\xff\xd9" in f.read()
 
 
+def native_path(path: Path | str) -> str:
+    """``path`` for a native library (OpenCV, FFmpeg), which must get valid UTF-8: a name holding other
+    bytes (a Latin-1 file name on Linux) crashes OpenCV's decoders outright, so it is a named error."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DetftError(f"{text.encode('utf-8', 'surrogateescape')!r}: the file name is not valid UTF-8, which "
+                         "OpenCV cannot open; rename the file") from None
+    return text
+
+
+def decode_file(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
+    """OpenCV decoding from bytes read by Python: no file name ever reaches the native decoder (one that is
+    not UTF-8 makes ``cv2.imread`` crash the process), and EXIF orientation is applied as imread would."""
+    data = np.fromfile(path, np.uint8)
+    return cv2.imdecode(data, flags) if data.size else None
+
+
 def read_bgr(path: Path) -> np.ndarray:
-    """Decode any image file as displayed (EXIF orientation applied), BGR as OpenCV keeps it."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """Decode any image file as displayed (EXIF orientation applied), BGR as OpenCV keeps it.
+
+    The header is checked first, so a decompression bomb (a 30000x30000 PNG is 2.7 GB decoded) is refused
+    by the same pixel limit as ``convert`` (Pillow's) before anything is decoded."""
+    info = probe(path)
+    if not info.ok:
+        raise DetftError(f"cannot use image {path}: {info.error}")
+    bgr = decode_file(path)
     if bgr is None:
         raise DetftError(f"cannot decode image {path}")
     return bgr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -28,6 +29,23 @@ def safe_relpath(name: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
+MAX_COMPONENT = 100  # characters: far below every filesystem's 255-byte limit, with room for suffixes
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+
+
+def safe_component(name: str, what: str = "name") -> str:
+    """One folder or file name made from data (a split, subset, class or run name): the same name when
+    it is already safe, else a sanitised one (separators, NUL and control characters, drive colons
+    become ``_``; leading dots and spaces go; at most :data:`MAX_COMPONENT` characters). A name with
+    nothing usable left is an error naming it. Callers report a changed name."""
+    if not isinstance(name, str):
+        raise DetftError(f"{what} {name!r} is not text")
+    clean = _UNSAFE_CHARS.sub("_", name).strip().lstrip(". ")[:MAX_COMPONENT].rstrip(". ")
+    if not clean.strip("_"):
+        raise DetftError(f"{what} {name!r} cannot be used as a folder or file name")
+    return clean
+
+
 def inside(root: Path, rel: PurePosixPath | str) -> Path:
     """``root / rel``, refusing anything that would resolve outside ``root`` (symlinks included)."""
     target = (root / rel).resolve()
@@ -38,16 +56,18 @@ def inside(root: Path, rel: PurePosixPath | str) -> Path:
 
 @contextlib.contextmanager
 def atomic_directory(out: Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temp folder beside ``out``; on success it replaces ``out`` in one rename."""
+    """Yield a temp folder beside ``out``; on success it replaces ``out`` in one rename, and only then is
+    the old ``out`` removed. Temp folders of earlier runs that were killed are cleaned up first."""
     out = Path(out)
     if out.exists() and not overwrite:
         raise DetftError(f"{out} already exists (use --overwrite to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    remove_stale_temps(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     try:
         yield tmp
         if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
             os.replace(out, old / "x")
             os.replace(tmp, out)
             shutil.rmtree(old, ignore_errors=True)
@@ -56,6 +76,44 @@ def atomic_directory(out: Path, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_stale_temps(out: Path) -> list[Path]:
+    """Remove ``.OUT.tmp-PID-*`` / ``.OUT.old-PID-*`` folders that this user's killed runs left beside
+    ``out``: only folders of ours whose process is gone, never anything else."""
+    removed = []
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(tmp|old)-(\d+)-[^/]+$")
+    for entry in out.parent.iterdir() if out.parent.is_dir() else []:
+        m = pattern.match(entry.name)
+        if not m or entry.is_symlink() or not entry.is_dir() or entry.stat().st_uid != os.getuid():
+            continue
+        if _alive(int(m.group(2))):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or not a pid we can ask about: leave its folder alone
+    return True
+
+
+def check_not_source(out: Path, sources: list[Path]) -> None:
+    """Refuse an output folder that holds, or lies inside, a file the input uses (through symlinks too):
+    replacing it would delete the user's own data."""
+    out_abs, out_real = out.absolute(), out.resolve()
+    for src in sources:
+        for p in {src.absolute(), src.resolve()}:
+            for o in (out_abs, out_real):
+                if p == o or o in p.parents or p in o.parents:
+                    raise DetftError(f"output {out} would replace input data ({src} is inside it); "
+                                     "choose another folder")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -55,6 +55,9 @@ def test_tiny_yolo_trains_offline_and_evaluates_with_both_evaluators(tmp_path: P
     assert len(rows) == 3 and "ultralytics_bbox_AP" in rows[0] and "loss_box" in rows[0]
     pred = load_predictor(run, device="cpu")
     import numpy as np
+    import ultralytics.nn.tasks
+
+    assert ultralytics.nn.tasks.SAFE_LOAD  # detft's own run loaded through the restricted (weights_only) loader
 
     det = pred.predict([np.zeros((64, 64, 3), np.uint8)])[0]
     assert (det.masks is not None) == (task == "segment")
@@ -65,8 +68,8 @@ def with_callbacks(monkeypatch, **callbacks) -> None:
     """Make detft's YOLO trainer build models that carry these ultralytics callbacks (event=function)."""
     real_load = yolo_models.load_model
 
-    def load(name: str):
-        model = real_load(name)
+    def load(name: str, *args):
+        model = real_load(name, *args)
         for event, fn in callbacks.items():
             model.add_callback(event, fn)
         return model

@@ -279,17 +279,27 @@ class Trainer:
         print(format_report(doc))
 
 
-def train(cfg: TrainConfig, resume: str | None = None) -> Path:
-    """Train (or resume, extending ``cfg.epochs`` if it is larger) and return the run folder."""
+def train(cfg: TrainConfig, resume: str | None = None, trust_weights: bool = False) -> Path:
+    """Train (or resume, extending ``cfg.epochs`` if it is larger) and return the run folder.
+
+    ``trust_weights`` lets a YOLO checkpoint the restricted loader refuses run its own code; it is an
+    argument, never a saved setting, so a run folder cannot vouch for itself."""
+    from ..output import safe_component
     from .yolo_trainer import META, run_folder, train_yolo
 
+    if not resume and safe_component(cfg.name, "run name") != cfg.name:
+        raise DetftError(f"run name {cfg.name!r} must be one folder name (no '/', '..' or control characters); "
+                         "--project chooses where runs go")
     if cfg.arch == "yolo" or (resume and (run_folder(resume) / META).is_file()):
-        return train_yolo(cfg, resume)
+        return train_yolo(cfg, resume, trust_weights)
     state = None
     if resume:
         last = checkpoint.weights_path(Path(resume), "last")
         state = checkpoint.load(last)
-        saved = TrainConfig(**{**state["meta"]["config"], "extra": state["meta"]["config"].get("extra", {})})
+        try:
+            saved = TrainConfig(**{**state["meta"]["config"], "extra": state["meta"]["config"].get("extra", {})})
+        except (KeyError, TypeError, AttributeError) as e:
+            raise DetftError(f"{last}: damaged training config in the checkpoint ({e})") from None
         saved.epochs = max(saved.epochs, cfg.epochs)  # cfg.epochs 0: keep the saved count
         saved.project, saved.name = str(last.parent.parent.parent), last.parent.parent.name
         cfg = saved

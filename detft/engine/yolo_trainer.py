@@ -2,8 +2,8 @@
 
 The run folder ends up with the same layout as the R-CNN path (args.yaml, weights/{last,best}.pt,
 metrics.csv, plots, eval.json); ultralytics' own files stay beside them (its args as
-ultralytics_args.yaml, results.csv). Ultralytics checkpoints are pickled modules, so they are loaded
-by ultralytics itself (not ``weights_only``): train on, and load, only checkpoints you trust."""
+ultralytics_args.yaml, results.csv). Ultralytics checkpoints are pickled modules: every one detft
+hands to ultralytics passes its restricted loader first (models/yolo.py), unless the user trusts it."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from ..formats import yolo as yolo_format
 from ..inference.predictor import pick_device, predict_records
 from ..inference.yolo_predictor import YOLOPredictor
 from ..models.labels import LabelMap
-from ..models.yolo import freeze_layers, prepare_offline, starting_point
+from ..models.yolo import freeze_layers, load_checkpoint, prepare_offline, read_meta, starting_point, verify_checkpoint
 from ..output import atomic_directory, atomic_write_text
 from ..report import Report
 from .metrics import write_csv
@@ -91,24 +91,25 @@ def write_meta(run: Path, ds: Dataset, cfg: TrainConfig, task: str) -> None:
                                               "imgsz": cfg.imgsz or 640, "config": asdict(cfg)}, indent=1))
 
 
-def train_yolo(cfg: TrainConfig, resume: str | None = None) -> Path:
+def train_yolo(cfg: TrainConfig, resume: str | None = None, trust_weights: bool = False) -> Path:
     prepare_offline()
     if resume:  # the run's own settings, as for R-CNN; ultralytics restores its optimizer and epoch
         meta_file = run_folder(resume) / META
         if not meta_file.is_file():
             raise DetftError(f"{run_folder(resume)} is not a detft YOLO run (no {META})")
-        cfg = TrainConfig(**json.loads(meta_file.read_text())["config"])
+        cfg = saved_config(meta_file)
     src = Path(cfg.data) if cfg.data else EMBEDDED_DATA
     ds, train_images, val_images = load_data(cfg)
     if not val_images:
         raise DetftError("YOLO training needs validation images")
     if resume:
-        from ultralytics import YOLO
-
         last = run_folder(resume) / "weights" / "last.pt"
         if not last.is_file():
             raise DetftError(f"no {last} to resume")
-        model = YOLO(str(last))
+        model = load_checkpoint(last, trust_weights)
+        best = last.with_name("best.pt")
+        if best.is_file():  # ultralytics unpickles it in full when the resumed run ends
+            verify_checkpoint(best, trust_weights)
         ckpt = getattr(model, "ckpt", None) or {}
         if ckpt.get("epoch", -1) == -1 or ckpt.get("optimizer") is None:
             # a completed run: ultralytics would silently start a new training on its default coco8.yaml
@@ -118,7 +119,7 @@ def train_yolo(cfg: TrainConfig, resume: str | None = None) -> Path:
     run = Path(cfg.project) / cfg.name
     if (run / "weights").exists() and not cfg.exist_ok:
         raise DetftError(f"{run} already holds a run; use --name, --exist-ok or --resume {run}")
-    model, origin = starting_point(cfg.model, cfg.weights, ds.has_masks())
+    model, origin = starting_point(cfg.model, cfg.weights, ds.has_masks(), trust_weights)
     print(f"start: {origin}")
     cfg.extra["start"] = origin
     task = "segment" if model.task == "segment" else "detect"
@@ -138,6 +139,15 @@ def train_yolo(cfg: TrainConfig, resume: str | None = None) -> Path:
         patience=cfg.patience or 100, freeze=frozen or None, plots=True, val=True, verbose=False,
         **augment_args(cfg.augment))
     return finish(model, ds, cfg, val_images, Path(model.trainer.save_dir), src)
+
+
+def saved_config(meta_file: Path) -> TrainConfig:
+    """The TrainConfig a run was started with, from its metadata; a damaged one is a named error."""
+    config = read_meta(meta_file).get("config", {})
+    try:
+        return TrainConfig(**config)
+    except TypeError as e:
+        raise DetftError(f"{meta_file}: damaged 'config' ({e})") from None
 
 
 def _unfreezer(epoch: int):
@@ -201,10 +211,7 @@ def _metrics_rows(results_csv: Path) -> list[dict]:
 
 def evaluate_run(best: Path, ds: Dataset, val_images: list, cfg: TrainConfig, out: Path) -> dict:
     """COCO metrics of ``best`` from detft's evaluator, with ultralytics' own numbers beside them."""
-    prepare_offline()
-    from ultralytics import YOLO
-
-    model = YOLO(str(best))
+    model = load_checkpoint(best)  # written by this run's own trainer: the restricted loader reads it
     labels = LabelMap.from_dataset(ds, background=False)
     imgsz = cfg.imgsz or 640
     device = "cpu" if pick_device(cfg.device).type == "cpu" else 0

@@ -10,7 +10,7 @@ from typing import Any
 from ..dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
 from ..geometry import canonical_rle, polygons_area, polygons_bbox, rle_area, rle_bbox
-from ..output import atomic_write_text
+from ..output import atomic_write_text, inside, safe_component
 from ..progress import progress
 from ..report import Report
 from .base import finite, load_json, locate_image, split_from_name
@@ -180,9 +180,10 @@ def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlin
     placer = ImagePlacer(out, image_mode, report)
     for split in dataset.splits():
         images = dataset.images_in(split)
-        names = [placer.place(im, f"images/{split}")
+        folder = safe_component(split, "split name")
+        names = [placer.place(im, f"images/{folder}")
                  for im in progress(images, f"writing COCO {split}", unit="img")]
-        path = out / "annotations" / f"instances_{split}.json"
+        path = inside(out, f"annotations/instances_{folder}.json")
         atomic_write_text(path, json.dumps(to_coco_dict(dataset, images, names)))
         written.append(path)
     return written

@@ -25,6 +25,10 @@ class ImagePlacer:
             self.report.add("renamed", "unsafe_file_name", image.where(),
                             f"{image.file_name!r} written as {rel.as_posix()!r}")
         rel = self._unique(folder, rel, image)
+        if image.path is not None and self.mode in ("copy", "hardlink") and image.path.is_symlink():
+            # its content is about to be copied into OUT: say where it really comes from
+            self.report.add("warning", "linked_image_copied", image.where(),
+                            f"{image.path} is a link to {image.path.resolve()}; its target's content is {self.mode}ed")
         if image.path is not None and self.mode != "none":
             place_image(image.path, inside(self.out, PurePosixPath(folder) / rel), self.mode)
         return rel.as_posix()

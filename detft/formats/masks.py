@@ -15,7 +15,7 @@ import numpy as np
 from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
 from ..geometry import encode_mask, rle_bbox
-from ..images import find_images, probe
+from ..images import decode_file, find_images, probe
 from ..report import Report
 from ..progress import progress
 from .base import CategoryIndex, load_json
@@ -47,7 +47,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
 
 
 def _instances(mask_path: Path, image: ImageRecord, mapping: dict, cats: CategoryIndex, report: Report) -> None:
-    m = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
+    m = decode_file(mask_path, cv2.IMREAD_UNCHANGED)
     if m is None:
         report.add("dropped", "unreadable_mask", str(mask_path), "cannot decode the PNG")
         return

@@ -11,7 +11,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
-from ..output import atomic_write_text, inside
+from ..output import atomic_write_text, inside, safe_component
 from ..report import Report
 from ..progress import progress
 from .base import CategoryIndex, finite, locate_image
@@ -139,7 +139,7 @@ def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlin
             ids.setdefault(split, []).append(xml_id)
     written = []
     for split, lst in ids.items():
-        path = out / "ImageSets" / "Main" / f"{split}.txt"
+        path = inside(out, f"ImageSets/Main/{safe_component(split, 'split name')}.txt")
         atomic_write_text(path, "".join(i + "\n" for i in lst))
         written.append(path)
     return written

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -13,7 +13,7 @@ from ..errors import FormatError
 from ..geometry import (decode_mask, mask_to_polygons, merge_polygons, polygons_area, polygons_bbox,
                         polygons_to_mask)
 from ..images import find_images, probe
-from ..output import atomic_write_text
+from ..output import atomic_write_text, inside, safe_component
 from ..report import Report
 from ..progress import progress
 from .base import finite
@@ -209,15 +209,16 @@ def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlin
     cls_map = dataset.yolo_class_ids()
     placer = ImagePlacer(out, image_mode, report)
     for split in dataset.splits():
+        folder = safe_component(split, "split name")
         for im in progress(dataset.images_in(split), f"writing YOLO {split}", unit="img"):
-            rel = placer.place(im, f"images/{split}")
+            rel = placer.place(im, f"images/{folder}")
             lines = [_label_line(a, cls_map[a.category_id], im.width, im.height, segment, report)
                      for a in im.annotations]
-            label = out / "labels" / split / Path(rel).with_suffix(".txt")
+            label = inside(out, PurePosixPath("labels", folder, rel).with_suffix(".txt"))
             label.parent.mkdir(parents=True, exist_ok=True)
             label.write_text("".join(ln + "\n" for ln in lines if ln is not None), encoding="utf-8")
     splits = dataset.splits()
-    cfg: dict[str, Any] = {s: f"images/{s}" for s in splits}
+    cfg: dict[str, Any] = {s: f"images/{safe_component(s, 'split name')}" for s in splits}
     if "val" not in cfg:
         cfg["val"] = cfg.get("train", f"images/{splits[0]}") if splits else "images/train"
         report.add("warning", "no_val_split", "data.yaml",

@@ -70,19 +70,20 @@ def predict_records(predictor: Predictor, images: list, desc: str = "predict") -
 
 def training_config(weights: Path) -> dict:
     """The TrainConfig (as a dict) a run or checkpoint was trained with, whatever the architecture."""
-    import json
+    from ..models.yolo import read_meta
 
     path = checkpoint.weights_path(weights)
     meta_file = path.parent.parent / "detft_meta.json"
     if meta_file.is_file():
-        return json.loads(meta_file.read_text()).get("config", {})
+        return read_meta(meta_file).get("config", {})
     return checkpoint.load(path)["meta"].get("config", {})
 
 
 def load_predictor(weights: Path, device: str = "auto", score_threshold: float = 0.001,
-                   max_dets: int = 100, imgsz: int | None = None) -> Predictor:
+                   max_dets: int = 100, imgsz: int | None = None, trust_weights: bool = False) -> Predictor:
     """A Predictor for a run folder or checkpoint, whatever architecture trained it; ``imgsz``
-    overrides the inference size it was trained at."""
+    overrides the inference size it was trained at. YOLO checkpoints load through the restricted
+    loader unless ``trust_weights`` (R-CNN ones always load with ``weights_only=True``)."""
     from ..models.rcnn import image_sizes
     from ..models.registry import resolve
     from ..models.weights import load_into
@@ -90,7 +91,7 @@ def load_predictor(weights: Path, device: str = "auto", score_threshold: float =
     path = checkpoint.weights_path(weights)
     meta_file = path.parent.parent / "detft_meta.json"
     if meta_file.is_file():  # an ultralytics run trained through detft
-        return _load_yolo(path, meta_file, device, score_threshold, max_dets, imgsz)
+        return _load_yolo(path, meta_file, device, score_threshold, max_dets, imgsz, trust_weights)
     ckpt = checkpoint.load(path)
     meta = ckpt["meta"]
     labels = LabelMap.from_json(meta["labels"])
@@ -102,14 +103,12 @@ def load_predictor(weights: Path, device: str = "auto", score_threshold: float =
 
 
 def _load_yolo(path: Path, meta_file: Path, device: str, score_threshold: float, max_dets: int,
-               imgsz: int | None) -> Predictor:
-    import json
-
-    from ..models.yolo import load_model
+               imgsz: int | None, trust: bool) -> Predictor:
+    from ..models.yolo import load_checkpoint, read_meta
     from .yolo_predictor import YOLOPredictor
 
-    meta = json.loads(meta_file.read_text())
+    meta = read_meta(meta_file)
     dev = pick_device(device)
-    return YOLOPredictor(load_model(str(path)), LabelMap.from_json(meta["labels"]),
+    return YOLOPredictor(load_checkpoint(path, trust), LabelMap.from_json(meta["labels"]),
                          device="cpu" if dev.type == "cpu" else str(dev.index or 0), score_threshold=score_threshold,
                          max_dets=max_dets, imgsz=imgsz or meta.get("imgsz", 640))

@@ -100,8 +100,8 @@ class ImageSink:
         src = self.files[frame.index]
         rel = src.name if self.root.is_file() else src.relative_to(self.root).as_posix()
         target = inside(self.out, safe_relpath(rel))
-        if target.suffix.lower() not in (".jpg", ".jpeg", ".png"):
-            target = target.with_suffix(".png")
+        if target.suffix.lower() not in (".jpg", ".jpeg", ".png"):  # x.bmp -> x.bmp.png: never onto x.png's output
+            target = target.with_name(target.name + ".png")
         target.parent.mkdir(parents=True, exist_ok=True)
         ok, data = cv2.imencode(target.suffix, drawn)
         if not ok:

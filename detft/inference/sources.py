@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..errors import DetftError
-from ..images import IMAGE_SUFFIXES, find_images, read_bgr
+from ..images import IMAGE_SUFFIXES, find_images, native_path, read_bgr
 
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://", "rtmp://")
 
@@ -38,6 +38,7 @@ class SourceStats:
     flat_skipped: int = 0  # decoder fills never handed to the model
     reconnects: int = 0
     gaps: list[float] = field(default_factory=list)  # seconds without frames, one per reconnect
+    lost: int = 0  # frames of a video file that could not be decoded (a damaged file)
 
 
 def is_live(source: str) -> bool:
@@ -56,7 +57,7 @@ class FileSource:
     live = False
 
     def __init__(self, path: str | Path):
-        self.path = str(path)
+        self.path = native_path(path)
         self.cap = cv2.VideoCapture(self.path)
         if not self.cap.isOpened():
             raise DetftError(f"cannot open video {self.path}")
@@ -65,13 +66,23 @@ class FileSource:
         self.stats = SourceStats()
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
+        """Frames in order; a frame that cannot be decoded is skipped and counted (``stats.lost``), and a
+        file that ends before the frame count its container declares counts the missing ones too."""
+        index, failures = 0, 0
         while True:
             ok, image = self.cap.read()
             if not ok:
-                break
+                failures += 1
+                # a damaged middle: try the next frames, up to a second's worth, before calling it the end
+                if index + failures > self.frame_count or failures > max(int(self.fps), 1):
+                    break
+                continue
+            index += failures
+            self.stats.lost += failures
+            failures = 0
             yield Frame(image, index, index / self.fps, time.monotonic())
             index += 1
+        self.stats.lost += max(self.frame_count - index, 0)
 
     def close(self) -> None:
         self.cap.release()
@@ -108,8 +119,13 @@ def open_capture(source: str, timeout_s: float) -> Any:
                             [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
 
 
+FIRST_OPEN_RETRIES = 5  # a source that never opened is most likely a wrong address, not a blip
+
+
 class LiveSource:
-    """The newest frame of a camera or stream, reconnecting forever (or ``max_retries`` times)."""
+    """The newest frame of a camera or stream. Once it has delivered a frame it reconnects forever (or
+    ``max_retries`` times in a row); one that never opens gives up after ``max_retries`` (default
+    :data:`FIRST_OPEN_RETRIES`) with a named error, instead of retrying a wrong address for ever."""
 
     live = True
     frame_count = 0
@@ -125,6 +141,8 @@ class LiveSource:
         self._latest: Frame | None = None
         self._taken = -1  # index of the last frame handed out
         self._ended = False
+        self._connected_once = False
+        self.error: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read_forever, name=f"detft-reader {source}", daemon=True)
         self._thread.start()
@@ -132,15 +150,19 @@ class LiveSource:
     def _connect(self) -> Any | None:
         """An opened capture, retrying with exponential backoff; None once stopped or out of retries."""
         delay, attempts = self.backoff[0], 0
+        limit = self.max_retries if self.max_retries is not None or self._connected_once else FIRST_OPEN_RETRIES
         while not self._stop.is_set():
             cap = self.opener(self.source, self.timeout_s)
             if cap.isOpened():
                 self.fps = self.fps or cap.get(cv2.CAP_PROP_FPS) or 0.0
+                self._connected_once = True
                 return cap
             cap.release()
             attempts += 1
-            if self.max_retries is not None and attempts > self.max_retries:
-                self.log(f"{self.source}: giving up after {attempts} attempts")
+            if limit is not None and attempts > limit:
+                self.error = (f"{self.source}: {'could not be opened' if not self._connected_once else 'lost'} "
+                              f"after {attempts} attempts ({self.timeout_s:g} s timeout each; --max-retries, --timeout)")
+                self.log(self.error)
                 return None
             self.log(f"{self.source}: cannot open, retrying in {delay:.1f} s")
             self._stop.wait(delay)
@@ -190,6 +212,8 @@ class LiveSource:
                     if self._stop.is_set():
                         return
                 if self._latest is None or self._latest.index <= self._taken:
+                    if self.error and self._taken < 0:  # never delivered a frame: a failure, not an end
+                        raise DetftError(self.error)
                     return
                 frame = self._latest
                 self._taken = frame.index

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .draw import draw
+from ..errors import DetftError
 from .predictor import Predictor
 from .sinks import ImageSink, JsonlSink, VideoSink
 from .sources import FolderSource, open_source
@@ -50,6 +51,8 @@ class RunStats:
                 text += f" (gaps {', '.join(f'{g:.1f}s' for g in s.gaps)})"
             if s.flat_skipped:
                 text += f" | decoder fills skipped {s.flat_skipped}"
+        if s.lost:
+            text += f" | WARNING: {s.lost} frame(s) of the file could not be decoded (damaged video)"
         return text
 
 
@@ -145,37 +148,56 @@ def video_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=5.0, help="live sources: open/read timeout in seconds")
     p.add_argument("--max-backoff", type=float, default=10.0, help="live sources: longest wait between reconnects")
     p.add_argument("--out-fps", type=float, help="frame rate of --out (default: the source's; 25 when it reports none)")
+    p.add_argument("--max-retries", type=int, default=None,
+                   help="live sources: give up after this many failed (re)connects in a row (default: 5 before the "
+                        "first frame, unlimited after it)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --out / --jsonl files")
+    p.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     return p
 
 
 def video_main(argv: list[str] | None = None) -> int:
-    from ..errors import DetftError
-    from .predictor import load_predictor
+    from ..errors import run_command
 
     args = video_parser().parse_args(argv)
-    try:
-        predictor = load_predictor(args.weights, args.device, args.conf, args.max_dets, args.imgsz)
-        source = open_source(args.source, timeout_s=args.timeout, backoff=(0.5, args.max_backoff))
-        sinks: list[Any] = []
-        if args.out:  # a file keeps its own rate; a live stream's is known once connected
-            sinks.append(VideoSink(args.out, lambda: args.out_fps or source.fps or 25.0))
-        if args.jsonl:
-            sinks.append(JsonlSink(args.jsonl, predictor.labels.names_by_category(),
-                                   source.files if isinstance(source, FolderSource) else None))
-        run(predictor, source, sinks, track=args.track, show=args.show, fps_overlay=not args.no_fps_overlay,
-            stats_every=args.stats_every, max_frames=args.max_frames, log=lambda m: print(m, file=sys.stderr))
-    except DetftError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_command("video", lambda: _video(args), f"{args.weights}, {args.source}", debug=args.debug)
+
+
+def _video(args: argparse.Namespace) -> int:
+    from .predictor import load_predictor
+
+    for target in (args.out, args.jsonl):  # refused before the model loads or a frame is read
+        check_output_file(target, args.overwrite)
+    predictor = load_predictor(args.weights, args.device, args.conf, args.max_dets, args.imgsz, args.trust_weights)
+    source = open_source(args.source, timeout_s=args.timeout, backoff=(0.5, args.max_backoff),
+                         max_retries=args.max_retries)
+    sinks: list[Any] = []
+    if args.out:  # a file keeps its own rate; a live stream's is known once connected
+        sinks.append(VideoSink(args.out, lambda: args.out_fps or source.fps or 25.0))
+    if args.jsonl:
+        sinks.append(JsonlSink(args.jsonl, predictor.labels.names_by_category(),
+                               source.files if isinstance(source, FolderSource) else None))
+    run(predictor, source, sinks, track=args.track, show=args.show, fps_overlay=not args.no_fps_overlay,
+        stats_every=args.stats_every, max_frames=args.max_frames, log=lambda m: print(m, file=sys.stderr))
     return 0
 
 
+def check_output_file(path: Path | None, overwrite: bool) -> None:
+    """An output file the user named: never a folder, and an existing file only with ``--overwrite``."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise DetftError(f"{path} is a folder: name the file to write (e.g. {path / 'out.mp4'})")
+    if path.exists() and not overwrite:
+        raise DetftError(f"{path} already exists (use --overwrite to replace it)")
+
+
 def predict_images(weights: Path, source: Path, out: Path, conf: float = 0.25, imgsz: int | None = None,
-                   max_dets: int = 100, device: str = "auto") -> Path:
+                   max_dets: int = 100, device: str = "auto", trust_weights: bool = False) -> Path:
     """``detft predict``: annotated copies of an image or folder under ``out``, plus predictions.jsonl."""
     from .predictor import load_predictor
 
-    predictor = load_predictor(weights, device, conf, max_dets, imgsz)
+    predictor = load_predictor(weights, device, conf, max_dets, imgsz, trust_weights)
     images = FolderSource(source)
     root = Path(source)
     sinks = [ImageSink(out, root, images.files),

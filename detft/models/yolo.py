@@ -2,13 +2,21 @@
 
 Ultralytics reaches for the network in several places (font download for plots, AMP self-check
 weights, hub, update checks). :func:`prepare_offline` turns all of that off before ultralytics is
-imported, with a private config folder, and gives it a font it would otherwise download."""
+imported, with a private config folder, and gives it a font it would otherwise download.
+
+Ultralytics checkpoints are pickled modules: its default loader runs whatever a crafted ``.pt``
+asks for. detft turns on ultralytics' restricted loader (``weights_only`` plus an allow-list of
+model classes) for every load, and :func:`load_checkpoint` names what a refused file references;
+only ``trust=True`` (``--trust-weights``) falls back to the full unpickler, for that one file."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +26,16 @@ from .packaged import EXTRA, PACKAGED, available, locate
 CONFIG_DIR = Path(os.environ.get("DETFT_CACHE", Path.home() / ".cache" / "detft")) / "ultralytics"
 ASSETS = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
 DEFAULT_START = "fall-detection"  # packaged YOLOv8s checkpoint (models/packaged.py)
+SAFE_LOAD_ENV = "ULTRALYTICS_SAFE_LOAD"
+TRUST_HINT = ("load it only if you trust where it came from, with --trust-weights (Python: trust_weights=True), "
+              "which lets it run code")
+# modules whose globals ultralytics' restricted loader may admit: anything else in a refusal is named
+_MODEL_MODULES = ("torch.", "ultralytics.", "numpy.", "collections.", "pathlib.", "builtins.getattr",
+                  "torchvision.transforms.")
+
+
+class UntrustedCheckpoint(DetftError):
+    """A checkpoint the restricted loader refused: loading it would let the file run code."""
 
 
 def prepare_offline(config_dir: Path = CONFIG_DIR) -> None:
@@ -26,6 +44,7 @@ def prepare_offline(config_dir: Path = CONFIG_DIR) -> None:
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     os.environ.setdefault("YOLO_VERBOSE", "false")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir))
+    os.environ[SAFE_LOAD_ENV] = "1"  # not setdefault: a checkpoint never runs code unless the user says so per load
     font_dirs = {Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics"}
     if "ultralytics.utils" in sys.modules:
         # imported before us: its flags and config folder were fixed at import time, so correct them
@@ -34,6 +53,9 @@ def prepare_offline(config_dir: Path = CONFIG_DIR) -> None:
             for flag in ("ONLINE", "AUTOINSTALL"):
                 if module is not None and hasattr(module, flag):
                     setattr(module, flag, False)
+        for name in ("ultralytics.utils", "ultralytics.nn.tasks"):
+            if name in sys.modules:
+                sys.modules[name].SAFE_LOAD = True
         font_dirs.add(Path(sys.modules["ultralytics.utils"].USER_CONFIG_DIR))
     import matplotlib
 
@@ -52,13 +74,13 @@ def prepare_offline(config_dir: Path = CONFIG_DIR) -> None:
         settings.update(off)
 
 
-def load_model(model: str) -> Any:
+def load_model(model: str, trust: bool = False) -> Any:
     """An ultralytics YOLO from a yaml (random init), a local .pt or packaged weights by name."""
     prepare_offline()
     from ultralytics import YOLO
 
     if model in PACKAGED:
-        return YOLO(str(locate(model)))
+        return load_checkpoint(locate(model), trust)
     path = Path(model)
     if path.suffix in (".yaml", ".yml"):
         return YOLO(model)
@@ -67,10 +89,81 @@ def load_model(model: str) -> Any:
             f"YOLO weights {model} not found. detft never downloads at run time: on a connected machine get\n"
             f"    {ASSETS}/{path.name}\n  and pass its path, use the offline checkpoint --weights {DEFAULT_START} "
             f"({EXTRA}), or train from scratch with --model {path.stem}.yaml")
-    return YOLO(str(path))
+    return load_checkpoint(path, trust)
 
 
-def starting_point(model: str | None, weights: str | None, masks: bool) -> tuple[Any, str]:
+def load_checkpoint(path: Path, trust: bool = False) -> Any:
+    """A YOLO from a ``.pt`` through ultralytics' restricted loader; ``trust`` allows the full unpickler.
+
+    Damaged files (empty, truncated, another kind of file) and refused ones get errors naming the file."""
+    prepare_offline()
+    from ultralytics import YOLO
+
+    path = Path(path)
+    if path.suffix != ".pt":
+        raise DetftError(f"{path}: YOLO weights are a .pt file")
+    globals_used = _inspect(path, trust)
+    try:
+        with _unrestricted() if trust else contextlib.nullcontext():
+            return YOLO(str(path))
+    except TypeError as e:
+        if "outside the supported" in str(e):
+            foreign = [g for g in globals_used if not g.startswith(_MODEL_MODULES)] or globals_used
+            raise UntrustedCheckpoint(
+                f"{path} was refused by the safe checkpoint loader: it references {', '.join(foreign[:8])}, which "
+                f"unpickling would call (a checkpoint can run any code this way); {TRUST_HINT}") from None
+        raise DetftError(f"cannot load YOLO checkpoint {path}: {_first_line(e)}") from None
+    except (RuntimeError, EOFError, AttributeError, KeyError, ModuleNotFoundError, ValueError) as e:
+        raise DetftError(f"cannot load YOLO checkpoint {path}: {e.__class__.__name__}: {_first_line(e)}") from None
+
+
+def verify_checkpoint(path: Path, trust: bool = False) -> None:
+    """Refuse ``path`` unless the restricted loader accepts it: for files ultralytics itself will unpickle
+    in full later (its trainer strips best.pt and last.pt at the end of a resumed run)."""
+    if not trust:
+        load_checkpoint(path)
+
+
+def _inspect(path: Path, trust: bool) -> list[str]:
+    """The globals a checkpoint's pickle references; a named error for files that are no checkpoint."""
+    import torch
+
+    size = path.stat().st_size
+    if size == 0:
+        raise DetftError(f"{path} is empty: not a checkpoint")
+    if not zipfile.is_zipfile(path):
+        if trust:  # a pre-zip (legacy) pickle: the full unpickler may read it
+            return []
+        with open(path, "rb") as f:
+            head = f.read(8)
+        kind = "a JPEG image" if head.startswith(b"\xff\xd8") else "a PNG image" if head.startswith(b"\x89PNG") else \
+            "truncated, or another kind of file"
+        raise DetftError(f"{path} is not a PyTorch checkpoint (torch.save writes a zip archive; this file is {kind}, "
+                         f"{size} bytes)")
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    except Exception as e:  # noqa: BLE001  a damaged archive raises many types; name the file either way
+        raise DetftError(f"{path} is damaged: {e.__class__.__name__}: {_first_line(e)}") from None
+
+
+@contextlib.contextmanager
+def _unrestricted() -> Iterator[None]:
+    """The full unpickler for one load the user vouched for (``--trust-weights``)."""
+    import ultralytics.nn.tasks as tasks
+
+    before = tasks.SAFE_LOAD
+    tasks.SAFE_LOAD = False
+    try:
+        yield
+    finally:
+        tasks.SAFE_LOAD = before
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [e.__class__.__name__])[0]
+
+
+def starting_point(model: str | None, weights: str | None, masks: bool, trust: bool = False) -> tuple[Any, str]:
     """The YOLO to fine-tune, and a line saying where its weights came from.
 
     ``--model`` is the network (a yaml, or a .pt that brings its weights); ``--weights`` the starting
@@ -91,14 +184,14 @@ def starting_point(model: str | None, weights: str | None, masks: bool) -> tuple
         if weights is not None:
             raise DetftError(f"--weights none with --model {name}: a checkpoint brings its weights; pass a yaml "
                              "(e.g. yolov8s.yaml) to train from scratch")
-        return load_model(name), f"{name} fine-tuned from its own weights"
-    start = load_model(weights)
+        return load_model(name, trust), f"{name} fine-tuned from its own weights"
+    start = load_model(weights, trust)
     if model is None and masks and start.task == "detect":
         model = Path(start.model.yaml.get("yaml_file", "yolov8s.yaml")).stem + "-seg.yaml"
     if model is None:
         return start, f"{weights} ({start.task}, {len(start.names)} classes) fine-tuned"
-    net = load_model(model)
-    net.load(str(locate(weights)) if weights in PACKAGED else weights)
+    net = load_model(model, trust)
+    net.load(start.model)  # the module already loaded (safely): no second unpickling of the file
     return net, f"{model} with every layer that fits taken from {weights}"
 
 
@@ -119,3 +212,28 @@ def freeze_layers(model: Any, spec: str) -> list[int]:
     if spec.isdigit():
         return list(range(int(spec)))
     raise DetftError(f"--freeze {spec!r} for YOLO: use backbone, none or a number of layers")
+
+
+def read_meta(meta_file: Path) -> dict[str, Any]:
+    """A YOLO run's ``detft_meta.json``, checked: a damaged one is a named error, not a KeyError later."""
+    import json
+
+    from .labels import LabelMap
+
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DetftError(f"{meta_file}: damaged run metadata ({e})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("labels"), dict) or not isinstance(meta.get("config", {}), dict):
+        raise DetftError(f"{meta_file}: damaged run metadata (expected an object with 'labels' and 'config')")
+    try:
+        labels = LabelMap.from_json(meta["labels"])
+        if len(labels.category_ids) != len(labels.names) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in labels.category_ids):
+            raise ValueError("category_ids and names differ in length or ids are not integers")
+    except (KeyError, TypeError, ValueError) as e:
+        raise DetftError(f"{meta_file}: damaged 'labels' ({e})") from None
+    imgsz = meta.get("imgsz", 640)
+    if not isinstance(imgsz, int) or isinstance(imgsz, bool) or not 32 <= imgsz <= 8192:
+        raise DetftError(f"{meta_file}: damaged 'imgsz' (an integer from 32 to 8192, not {imgsz!r})")
+    return meta
