@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from .dataset import Annotation, Dataset, ImageRecord
 from .errors import DetftError
+from .geometry import polygons_area
 from .images import probe
 from .output import safe_component
 from .report import Report
@@ -81,6 +82,8 @@ def _check_file(image: ImageRecord, report: Report) -> bool:
         kind = "missing_image" if info.error == "missing" else "unreadable_image"
         report.add("dropped", kind, image.where(), f"{image.path}: {info.error}", n)
         return False
+    if info.frames > 1:
+        report.add("warning", "multi_frame_image", image.where(), f"{image.path}: {info.frames} frames; the first is used")
     declared = (image.width, image.height)
     actual = (info.width, info.height)
     if declared != (0, 0) and declared != actual:
@@ -130,7 +133,12 @@ def _clip_polygons(ann: Annotation, W: int, H: int, report: Report) -> Annotatio
     for p in ann.polygons or []:
         q = [min(max(v, 0.0), W if i % 2 == 0 else H) for i, v in enumerate(p)]
         changed |= q != p
-        if len(set(zip(q[0::2], q[1::2]))) >= 3 and _shoelace(q) > 0:
+        if len(set(zip(q[0::2], q[1::2]))) < 3:
+            continue
+        if _shoelace(q) > 0:
+            parts.append(q)
+        elif polygons_area([q], H, W) > 0:  # a bow-tie: its signed halves cancel, yet it covers pixels
+            report.add("warning", "self_intersecting_polygon", ann.where(), "polygon crosses itself; kept as drawn")
             parts.append(q)
     if not parts:
         report.add("dropped", "degenerate_polygon", ann.where(), "no polygon part with area inside the image", 1)

@@ -78,6 +78,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         a, b = args.compare
         print(compare(load_eval(a), load_eval(b), str(a), str(b)))
         return 0
+    if args.max_dets <= 0:
+        raise DetftError(f"--max-dets must be at least 1, not {args.max_dets}")
     settings = EvalSettings(backend=args.backend, max_dets=args.max_dets, score_threshold=args.conf)
     if args.weights is not None:
         doc = _eval_weights(args, settings)
@@ -92,20 +94,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _eval_dets(args: argparse.Namespace, settings: EvalSettings) -> dict:
     """Evaluate a COCO results file against the COCO JSON its image ids refer to."""
-    from .evaluation.cocoeval import validate_results
     from .evaluation.report import write_report
+    from .evaluation.validate import validate_detections, validate_groundtruth
     from .formats.base import load_json
 
     if not (args.data.is_file() and args.data.suffix == ".json"):
         raise DetftError("--dets evaluates a COCO results file: --data must be the COCO JSON its image ids refer to")
     gt = load_json(args.data)
+    validate_groundtruth(gt, args.data)
     dets = load_json(args.dets)
-    if not isinstance(dets, list):
-        raise DetftError(f"{args.dets}: a COCO results file is a JSON list of detections")
-    try:
-        validate_results(dets)
-    except ValueError as e:
-        raise DetftError(f"{args.dets}: {e}") from None
+    validate_detections(dets, gt, args.dets)
     out = args.out or Path("runs/eval")
     return write_report(out, gt, dets, settings, extra={"data": str(args.data), "dets": str(args.dets), "out": str(out)})
 
@@ -139,7 +137,8 @@ def _eval_weights(args: argparse.Namespace, settings: EvalSettings) -> dict:
                          f"{[c.name for c in ds.sorted_categories()]}")
     dets = predict_records(predictor, images, f"eval {args.split}")
     out = args.out or (Path(args.weights) if Path(args.weights).is_dir() else path.parent)
-    return write_report(out, coco_groundtruth(ds, images), to_results(ds, dets), settings,
+    results = to_results(ds, dets, predictor.labels.names_by_category())
+    return write_report(out, coco_groundtruth(ds, images), results, settings,
                         extra={"weights": str(path), "data": str(data), "split": args.split, "out": str(out)})
 
 

@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from .dataset import ImageRecord
 from .errors import DetftError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSED = {5, 6, 7, 8}  # orientations that swap width and height
 
@@ -28,6 +28,7 @@ class ImageInfo:
     height: int = 0
     error: str | None = None
     exif_rotated: bool = False
+    frames: int = 1  # an animated GIF/WebP or a multi-page TIFF: detft uses the first frame
 
     @property
     def ok(self) -> bool:
@@ -42,6 +43,7 @@ def probe(path: Path) -> ImageInfo:
             w, h = im.size
             orientation = im.getexif().get(_EXIF_ORIENTATION, 1) if im.format in ("JPEG", "TIFF", "PNG", "WEBP") else 1
             fmt = im.format
+            frames = int(getattr(im, "n_frames", 1) or 1)
     except FileNotFoundError:
         return ImageInfo(error="missing")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
@@ -51,10 +53,9 @@ def probe(path: Path) -> ImageInfo:
         return ImageInfo(error=f"unreadable ({e.__class__.__name__}: {e})")
     if fmt == "JPEG" and not _jpeg_complete(path):
         return ImageInfo(w, h, error="corrupt (truncated JPEG: no end-of-image marker)")
-    rotated = orientation in _TRANSPOSED
-    if rotated:
+    if orientation in _TRANSPOSED and fmt != "TIFF":  # Pillow's TIFF plugin already reports the displayed size
         w, h = h, w
-    return ImageInfo(w, h, exif_rotated=orientation not in (1, None))
+    return ImageInfo(w, h, exif_rotated=orientation not in (1, None), frames=frames)
 
 
 def _jpeg_complete(path: Path) -> bool:

@@ -90,7 +90,9 @@ def test_eval_cli_writes_everything_and_compares(eval_vectors: Path, tmp_path: P
 
 
 def test_eval_cli_bad_results_file_is_a_named_error(tmp_path: Path, eval_vectors: Path, capsys):
-    (tmp_path / "d.json").write_text(json.dumps([{"image_id": 1, "category_id": 1, "score": 0.5}]))
     gt = eval_vectors / "detectron2_small" / "gt_annotations.json"
+    doc = json.loads(gt.read_text())
+    det = {"image_id": doc["images"][0]["id"], "category_id": doc["categories"][0]["id"], "score": 0.5}
+    (tmp_path / "d.json").write_text(json.dumps([det]))
     assert main(["eval", "--data", str(gt), "--dets", str(tmp_path / "d.json")]) == 1
-    assert "d.json: detection 0 lacks ['bbox or segmentation']" in capsys.readouterr().err
+    assert "d.json (detection 0): needs a 'bbox' or a 'segmentation'" in capsys.readouterr().err

@@ -362,3 +362,33 @@ def test_a_decompression_bomb_is_refused_before_decoding(tmp_path: Path):
 
     with pytest.raises(DetftError, match=r"bomb\.png.*DecompressionBomb"):
         read_bgr(bomb)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("fmt", ["jpg", "png", "tif"])
+def test_every_exif_orientation_probes_to_the_size_opencv_decodes(tmp_path: Path, fmt: str, orientation: int):
+    from detft.images import probe, read_bgr
+
+    path = make_image(tmp_path / f"o.{fmt}", 50, 30, exif_orientation=orientation)
+    info = probe(path)
+    assert read_bgr(path).shape[:2] == (info.height, info.width)
+    assert (info.width, info.height) == ((30, 50) if orientation >= 5 else (50, 30))
+
+
+def test_a_multi_frame_image_uses_the_first_frame_and_says_so(tmp_path: Path):
+    from PIL import Image
+
+    from detft.convert import load
+    from detft.images import read_bgr
+    from detft.report import Report
+
+    frames = [Image.fromarray(np.full((30, 40, 3), 40 * i, np.uint8)) for i in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    doc = {"images": [{"id": 1, "file_name": "a.gif", "width": 40, "height": 30}], "categories": [{"id": 1, "name": "a"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10], "iscrowd": 0}]}
+    (tmp_path / "instances.json").write_text(json.dumps(doc))
+    report = Report()
+    ds = load(tmp_path / "instances.json", "coco", report)
+    assert ds.num_annotations == 1
+    assert [(c.kind, "3 frames" in c.detail) for c in report.changes] == [("multi_frame_image", True)]
+    assert read_bgr(tmp_path / "a.gif").max() == 0  # the first frame

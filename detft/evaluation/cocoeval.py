@@ -74,16 +74,6 @@ def _segm_groundtruth(gt: dict) -> dict:
     return {**gt, "annotations": fixed}
 
 
-def validate_results(dets: list) -> None:
-    """Raise ValueError naming the first detection that is not a usable COCO result."""
-    for i, d in enumerate(dets):
-        if not isinstance(d, dict):
-            raise ValueError(f"detection {i} is not an object")
-        missing = [k for k in ("image_id", "category_id", "score") if k not in d]
-        if missing or ("bbox" not in d and "segmentation" not in d):
-            raise ValueError(f"detection {i} lacks {missing or ['bbox or segmentation']}")
-
-
 def result_box(d: dict) -> list[float]:
     if "bbox" in d:
         return d["bbox"]

@@ -18,9 +18,15 @@ def coco_groundtruth(dataset: Dataset, images: list[ImageRecord]) -> dict:
     return to_coco_dict(dataset, images, [im.file_name for im in images])
 
 
-def to_results(dataset: Dataset, detections: list[Detections]) -> list[dict]:
-    """COCO results for per-image detections aligned with :func:`coco_groundtruth`'s image order."""
+def to_results(dataset: Dataset, detections: list[Detections], model_names: dict[int, str] | None = None) -> list[dict]:
+    """COCO results for per-image detections aligned with :func:`coco_groundtruth`'s image order.
+
+    ``model_names`` (the model's category id -> name) matches classes by name, for a model evaluated on
+    the same classes in another format (YOLO numbers classes from 0, COCO from 1)."""
     cat_map = dataset.coco_category_ids()
+    if model_names is not None:
+        by_name = {c.name: cat_map[c.id] for c in dataset.categories}
+        cat_map = {model_id: by_name[name] for model_id, name in model_names.items()}
     out: list[dict] = []
     for image_id, det in enumerate(detections, start=1):
         if not len(det):

@@ -3,6 +3,7 @@ errors that name the file, and number parsing that reports instead of crashing."
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 from pathlib import Path
@@ -28,6 +29,9 @@ class CategoryIndex:
         name = str(name).strip()
         if name in self.ids:
             return self.ids[name]
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):  # NUL, tabs, newlines: no writer can keep them
+            report.add("dropped", "bad_class_name", where, f"class name {name!r} holds control characters", 1)
+            return None
         if self.fixed or not name:
             report.add("dropped", "unknown_class", where,
                        f"class {name!r} is not in the class list" if name else "empty class name", 1)
@@ -46,22 +50,137 @@ class CategoryIndex:
         return [Category(i + 1, n) for i, n in enumerate(order)]
 
 
-def load_json(path: Path) -> Any:
+MAX_DIMENSION = 1 << 20  # pixels: larger declared image sizes are not images
+
+
+def read_text(path: Path, max_bytes: int | None = None) -> str:
+    """The one decoder for every annotation text file (JSON, YAML, labels, classes.txt, split lists, CSV,
+    ImageSets): UTF-8, or UTF-8/UTF-16 with a byte-order mark; anything else is an error with the byte
+    offset, never mojibake. ``max_bytes`` bounds files that are small by nature (a dataset YAML)."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
+    except OSError as e:
+        raise FormatError(path, f"cannot read ({e.strerror or e})") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise FormatError(path, f"{len(data):,} bytes: larger than the {max_bytes:,} a file of this kind may be")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    else:
+        encoding = "utf-8-sig"
+    try:
+        return data.decode(encoding)
     except UnicodeDecodeError as e:
-        raise FormatError(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+        name = "UTF-16" if encoding == "utf-16" else "UTF-8"
+        raise FormatError(path, f"not {name} text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+
+
+MAX_YAML_BYTES = 1 << 20  # a dataset YAML is a few lines; anything this large is not one
+MAX_YAML_ALIASES = 100
+
+
+def load_yaml(path: Path) -> Any:
+    """A dataset YAML, bounded: size, and alias references (an alias bomb in ``names`` expands to
+    billions of entries when the structure is walked), with safe tags only."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        aliases = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                Loader.aliases += 1
+                if Loader.aliases > MAX_YAML_ALIASES:
+                    mark = self.peek_event().start_mark
+                    raise FormatError(path, f"more than {MAX_YAML_ALIASES} YAML aliases (*name): refused as an alias bomb",
+                                      line=mark.line + 1)
+            return super().compose_node(parent, index)
+
+    text = read_text(path, max_bytes=MAX_YAML_BYTES)
+    try:
+        return yaml.load(text, Loader=Loader)  # noqa: S506  Loader is a SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise FormatError(path, f"invalid YAML: {getattr(e, 'problem', None) or e}",
+                          line=mark.line + 1 if mark else None) from None
+
+
+def load_json(path: Path) -> Any:
+    text = read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise FormatError(path, f"invalid JSON: {e.msg} (column {e.colno})", line=e.lineno) from None
+    except RecursionError:
+        raise FormatError(path, "invalid JSON: nested too deeply") from None
+
+
+def as_id(value: Any) -> int | str | None:
+    """An id as COCO-style files write them (an integer, or a string some tools use); None for anything
+    else: a float, NaN, a list, an object, a boolean."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip():
+        return value
+    return None
+
+
+def as_int_id(value: Any) -> int | None:
+    """A category id: an integer (or an integer-valued number or digit string), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 19:
+        return int(value)
+    return None
+
+
+def declared_size(width: Any, height: Any, report: Report, where: str) -> tuple[int, int]:
+    """Image size as an annotation file declares it; anything not a positive whole number of pixels is
+    reported and left unknown (0), to be read from the image file by the checker."""
+    if width in (None, "", 0, "0") and height in (None, "", 0, "0"):
+        return 0, 0
+    vals = finite([width, height])
+    if vals is None or not all(0 < v <= MAX_DIMENSION and float(v).is_integer() for v in vals):
+        report.add("fixed", "bad_image_size", where, f"declared size {width!r}x{height!r} is not a pixel size; "
+                   "the image file's is used")
+        return 0, 0
+    return int(vals[0]), int(vals[1])
+
+
+def point_list(points: Any) -> list[float] | None:
+    """``[[x, y], ...]`` flattened, or None unless every point is a pair of finite numbers."""
+    if not isinstance(points, list) or not all(isinstance(p, list) and len(p) == 2 for p in points):
+        return None
+    return finite([v for p in points for v in p])
+
+
+def list_field(data: dict, key: str, path: Path, obj: str | None = None) -> list:
+    """``data[key]``, which must be a list: a file whose structure is wrong is a named error, not a crash."""
+    value = data.get(key)
+    if not isinstance(value, list):
+        raise FormatError(path, f"'{key}' must be a list, not {type(value).__name__}", obj=obj)
+    return value
+
+
+def text_field(value: Any) -> str | None:
+    """A name as annotation files write it: a string or a number; None for lists, objects, null."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 def finite(values: list[Any]) -> list[float] | None:
     """Floats, or None when any value is not a finite number."""
     try:
         out = [float(v) for v in values]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
         return None
     return out if all(math.isfinite(v) for v in out) else None
 
@@ -74,15 +193,15 @@ def box_annotation(cat: int, x0: float, y0: float, x1: float, y1: float, **kw: A
 def locate_image(name: str, search: list[Path]) -> Path | None:
     """The first existing file named ``name`` (as given, then by basename) in ``search``."""
     rel = name.replace("\\", "/")
-    for base in search:
-        p = base / rel
-        if p.is_file():
-            return p
     base_name = rel.rsplit("/", 1)[-1]
-    for base in search:
-        p = base / base_name
-        if p.is_file():
-            return p
+    for candidate in (rel, base_name):
+        for base in search:
+            p = base / candidate
+            try:
+                if p.is_file():
+                    return p
+            except (OSError, ValueError):  # a name too long for the filesystem, or holding NUL: not here
+                continue
     return None
 
 

@@ -13,7 +13,7 @@ from ..geometry import canonical_rle, polygons_area, polygons_bbox, rle_area, rl
 from ..output import atomic_write_text, inside, safe_component
 from ..progress import progress
 from ..report import Report
-from .base import finite, load_json, locate_image, split_from_name
+from .base import as_id, as_int_id, declared_size, finite, load_json, locate_image, split_from_name, text_field
 from .layout import ImagePlacer
 
 NAME = "coco"
@@ -68,11 +68,14 @@ def _read_file(f: Path, report: Report, images_dir: Path | None,
     data = load_json(f)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise FormatError(f, "not a COCO instances file: top-level 'images' list missing")
+    for key in ("categories", "annotations"):
+        if data.get(key) is not None and not isinstance(data[key], list):
+            raise FormatError(f, f"'{key}' must be a list, not {type(data[key]).__name__}")
     cats = []
     for i, c in enumerate(data.get("categories") or []):
-        if not isinstance(c, dict) or "id" not in c or "name" not in c:
-            raise FormatError(f, "category needs 'id' and 'name'", obj=f"categories[{i}]")
-        cats.append(Category(int(c["id"]), str(c["name"]), str(c.get("supercategory", ""))))
+        if not isinstance(c, dict) or as_int_id(c.get("id")) is None or text_field(c.get("name")) is None:
+            raise FormatError(f, f"category needs an integer 'id' and a 'name', got {c!r:.80}", obj=f"categories[{i}]")
+        cats.append(Category(as_int_id(c["id"]), text_field(c["name"]), text_field(c.get("supercategory")) or ""))
     cat_ids = {c.id for c in cats}
     search = _search_dirs(f, images_dir)
     by_id: dict[Any, ImageRecord] = {}
@@ -80,23 +83,26 @@ def _read_file(f: Path, report: Report, images_dir: Path | None,
         where = SourceRef(f.name, index=i)
         if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
             raise FormatError(f, "image needs 'id' and 'file_name'", obj=f"images[{i}]")
-        if im["id"] in by_id:
-            report.add("dropped", "duplicate_image_id", str(where), f"image id {im['id']} listed twice")
+        image_id, name = as_id(im["id"]), text_field(im["file_name"])
+        if image_id is None or not name:
+            raise FormatError(f, f"image needs an integer or string 'id' and a 'file_name', got id {im['id']!r:.40}, "
+                              f"file_name {im['file_name']!r:.40}", obj=f"images[{i}]")
+        if image_id in by_id:
+            report.add("dropped", "duplicate_image_id", str(where), f"image id {image_id} listed twice")
             continue
-        name = str(im["file_name"])
-        by_id[im["id"]] = ImageRecord(
-            file_name=name, width=int(im.get("width") or 0), height=int(im.get("height") or 0),
-            path=locate_image(name, search), split=split, source=where)
+        width, height = declared_size(im.get("width"), im.get("height"), report, str(where))
+        by_id[image_id] = ImageRecord(file_name=name, width=width, height=height,
+                                      path=locate_image(name, search), split=split, source=where)
     for i, a in enumerate(data.get("annotations") or []):
         where = SourceRef(f.name, index=i)
         if not isinstance(a, dict):
             raise FormatError(f, "annotation is not an object", obj=f"annotations[{i}]")
-        ref = f"{where} (id {a.get('id')})"
-        image = by_id.get(a.get("image_id"))
+        ref = f"{where} (id {a.get('id')!r:.40})"
+        image = by_id.get(as_id(a.get("image_id")))
         if image is None:
-            report.add("dropped", "unknown_image", ref, f"image_id {a.get('image_id')!r} is not in 'images'", 1)
+            report.add("dropped", "unknown_image", ref, f"image_id {a.get('image_id')!r:.40} is not in 'images'", 1)
             continue
-        if a.get("category_id") not in cat_ids:
+        if as_int_id(a.get("category_id")) not in cat_ids:
             report.add("dropped", "unknown_class", ref, f"category_id {a.get('category_id')!r} is not in 'categories'", 1)
             continue
         ann = _annotation(a, image, report, ref, where)
@@ -122,7 +128,9 @@ def _annotation(a: dict, image: ImageRecord, report: Report, ref: str, where: So
             polygons = polygons or None
         elif isinstance(seg, dict):
             rle = canonical_rle(seg)
-    except (ValueError, TypeError) as e:
+        elif seg not in (None, []):
+            raise ValueError(f"segmentation must be a polygon list or an RLE object, not {type(seg).__name__}")
+    except (ValueError, TypeError, OverflowError) as e:
         report.add("dropped", "bad_segmentation", ref, str(e), 1)
         return None
     bbox = finite(a["bbox"]) if isinstance(a.get("bbox"), list) and len(a["bbox"]) == 4 else None
@@ -136,7 +144,7 @@ def _annotation(a: dict, image: ImageRecord, report: Report, ref: str, where: So
         report.add("dropped", "bad_bbox", ref, f"bbox {a.get('bbox')!r} is not 4 finite numbers", 1)
         return None
     attrs = a.get("attributes") if isinstance(a.get("attributes"), dict) else {}
-    return Annotation(int(a["category_id"]), box, polygons=polygons, rle=rle,
+    return Annotation(as_int_id(a["category_id"]), box, polygons=polygons, rle=rle,
                       iscrowd=bool(a.get("iscrowd", 0)), attributes=dict(attrs), source=where)
 
 

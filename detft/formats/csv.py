@@ -7,13 +7,14 @@ with an empty class and box keeps its image as a negative example, and optional 
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from ..dataset import Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
 from ..images import probe
 from ..report import Report
-from .base import CategoryIndex, box_annotation, finite, locate_image
+from .base import CategoryIndex, box_annotation, declared_size, finite, locate_image, read_text
 
 NAME = "csv"
 FIELDS = ("filename", "class", "xmin", "ymin", "xmax", "ymax")
@@ -49,19 +50,25 @@ def read(src: Path, report: Report, classes: list[str] | None = None, columns: d
     search = ([images_dir] if images_dir else []) + [root, root / "images"]
     cats = CategoryIndex(classes)
     images: dict[str, ImageRecord] = {}
-    with open(f, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
+    reader = csv.DictReader(io.StringIO(read_text(f), newline=""))
+    try:
         missing = [cols[k] for k in FIELDS if cols[k] not in (reader.fieldnames or [])]
         if missing:
             raise FormatError(f, f"missing column(s) {missing}; header is {reader.fieldnames}", line=1)
+        previous = reader.line_num
         for row in reader:
-            line = reader.line_num
+            line, first = reader.line_num, previous + 1
+            previous = line
+            if line > first and any("\n" in (v or "") or "\r" in (v or "") for v in row.values() if isinstance(v, str)):
+                # a quote that never closes swallows every following line into one field
+                raise FormatError(f, f"a quoted field runs from line {first} to line {line}: an unbalanced '\"'",
+                                  line=first)
             where = str(SourceRef(str(f), line=line))
             name = (row.get(cols["filename"]) or "").strip()
             if not name:
                 report.add("dropped", "bad_row", where, "empty file name", 1)
                 continue
-            image = images.get(name) or _new_image(name, row, cols, search, f, line)
+            image = images.get(name) or _new_image(name, row, cols, search, f, line, report)
             images[name] = image
             box = [row.get(cols[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
             label = (row.get(cols["class"]) or "").strip()
@@ -74,16 +81,18 @@ def read(src: Path, report: Report, classes: list[str] | None = None, columns: d
             cat = cats.id_for(label, report, where)
             if cat is not None:
                 image.annotations.append(box_annotation(cat, *vals, source=SourceRef(str(f), line=line)))
+    except csv.Error as e:
+        raise FormatError(f, f"invalid CSV: {e}", line=reader.line_num) from None
     all_images = list(images.values())
     return Dataset(all_images, cats.finish(all_images), root=root, format=NAME)
 
 
-def _new_image(name: str, row: dict, cols: dict[str, str], search: list[Path], f: Path, line: int) -> ImageRecord:
+def _new_image(name: str, row: dict, cols: dict[str, str], search: list[Path], f: Path, line: int,
+               report: Report) -> ImageRecord:
     path = locate_image(name, search)
-    size = finite([row.get(cols["width"]), row.get(cols["height"])])
-    if size is None and path is not None:
+    w, h = declared_size(row.get(cols["width"]), row.get(cols["height"]), report, str(SourceRef(str(f), line=line)))
+    if (w, h) == (0, 0) and path is not None:
         info = probe(path)
-        size = [info.width, info.height]
-    w, h = (int(v) for v in size) if size else (0, 0)
+        w, h = info.width, info.height
     return ImageRecord(name, w, h, path=path, split=(row.get(cols["split"]) or "").strip() or None,
                        source=SourceRef(str(f), line=line))

@@ -12,10 +12,11 @@ from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
 from ..geometry import encode_mask, polygons_bbox, rle_bbox, rotated_box_polygon
 from ..report import Report
-from .base import CategoryIndex, box_annotation, finite, locate_image
+from .base import CategoryIndex, box_annotation, declared_size, finite, locate_image
 from .xmlsafe import parse
 
 NAME = "cvat"
+MAX_MASK_PIXELS = 2 * 89_478_485  # Pillow's decompression-bomb limit: a mask is never larger than its image
 
 
 def find_xml(src: Path) -> Path:
@@ -41,8 +42,8 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
         name = im_el.get("name", "")
         if not name:
             raise FormatError(f, "<image> without a name attribute", obj=f"image {i}")
-        image = ImageRecord(name, int(float(im_el.get("width", 0))), int(float(im_el.get("height", 0))),
-                            path=locate_image(name, search), split=im_el.get("subset") or None,
+        width, height = declared_size(im_el.get("width"), im_el.get("height"), report, f"{f} image {i} ({name})")
+        image = ImageRecord(name, width, height, path=locate_image(name, search), split=im_el.get("subset") or None,
                             source=SourceRef(str(f), index=i))
         for j, shape in enumerate(im_el):
             where = SourceRef(f"{f} image {i} ({name})", index=j)
@@ -77,21 +78,26 @@ def _shape(shape: Element, image: ImageRecord, cats: CategoryIndex, report: Repo
         if vals is None:
             report.add("dropped", "bad_bbox", ref, "xtl/ytl/xbr/ybr missing or not numbers", 1)
             return None
-        rot = float(shape.get("rotation", 0) or 0)
+        rot = (finite([shape.get("rotation") or 0]) or [None])[0]
+        if rot is None:
+            report.add("dropped", "bad_bbox", ref, f"rotation {shape.get('rotation')!r} is not a number", 1)
+            return None
         if rot % 360:
             poly = rotated_box_polygon(*vals, rot)
             report.add("converted", "rotated_box_to_polygon", ref, f"box rotated {rot} degrees kept as a polygon")
             return Annotation(cat, polygons_bbox([poly]), polygons=[poly], attributes=attrs, source=where)
         return box_annotation(cat, *vals, attributes=attrs, source=where)
     if shape.tag == "polygon":
-        pts = finite([v for p in (shape.get("points") or "").split(";") if p for v in p.split(",")])
-        if pts is None or len(pts) < 6 or len(pts) % 2:
-            report.add("dropped", "bad_points", ref, "polygon needs at least 3 'x,y' points", 1)
+        pairs = [p.split(",") for p in (shape.get("points") or "").split(";") if p.strip()]
+        pts = finite([v for p in pairs for v in p]) if all(len(p) == 2 for p in pairs) else None
+        if pts is None or len(pts) < 6:
+            report.add("dropped", "bad_points", ref,
+                       f"polygon needs at least 3 'x,y' points, got {(shape.get('points') or '')[:60]!r}", 1)
             return None
         return Annotation(cat, polygons_bbox([pts]), polygons=[pts], attributes=attrs, source=where)
     try:
         rle = _mask_rle(shape, image.height, image.width)
-    except ValueError as e:
+    except (ValueError, OverflowError) as e:
         report.add("dropped", "bad_mask", ref, str(e), 1)
         return None
     return Annotation(cat, rle_bbox(rle), rle=rle, attributes=attrs, source=where)
@@ -102,6 +108,8 @@ def _mask_rle(shape: Element, height: int, width: int) -> dict:
     runs = [int(v) for v in (shape.get("rle") or "").replace(" ", "").split(",") if v]
     left, top = int(float(shape.get("left", 0))), int(float(shape.get("top", 0)))
     w, h = int(float(shape.get("width", 0))), int(float(shape.get("height", 0)))
+    if width * height > MAX_MASK_PIXELS or min(runs, default=0) < 0:
+        raise ValueError(f"a {width}x{height} mask with runs {runs[:4]}... is not a mask of a real image")
     if sum(runs) != w * h or not w or not h:
         raise ValueError(f"mask runs sum to {sum(runs)}, expected width*height={w * h}")
     if left + w > width or top + h > height:

@@ -13,7 +13,8 @@ from ..errors import FormatError
 from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, polygons_bbox
 from ..report import Report
 from ..progress import progress
-from .base import CategoryIndex, box_annotation, finite, load_json, locate_image, relative_name
+from .base import (CategoryIndex, box_annotation, declared_size, list_field, load_json, locate_image, point_list,
+                   relative_name, text_field)
 
 NAME = "labelme"
 
@@ -35,6 +36,11 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
         if not is_labelme(data):
             if src.is_file():
                 raise FormatError(f, "not a LabelMe file: needs 'shapes' and 'imagePath'")
+            shapes = data.get("shapes") if isinstance(data, dict) else None
+            if isinstance(shapes, list):
+                report.add("dropped", "no_image_path", str(f), f"{len(shapes)} shape(s) but no 'imagePath'", len(shapes))
+            else:
+                report.add("warning", "not_labelme", str(f), "JSON without 'shapes' and 'imagePath': skipped")
             continue
         images.append(_image(f, data, root, cats, report))
     if not images:
@@ -53,26 +59,34 @@ def _shape_polygon(shape: dict, pts: list[float]) -> list[float] | None:
 
 
 def _image(f: Path, data: dict, root: Path, cats: CategoryIndex, report: Report) -> ImageRecord:
-    name = str(data["imagePath"])
+    name = text_field(data["imagePath"])
+    if not name:
+        raise FormatError(f, f"'imagePath' must be the image's file name, not {data['imagePath']!r:.40}")
+    shapes = list_field(data, "shapes", f)
     path = locate_image(name, [f.parent, root, root / "images"])
-    image = ImageRecord(relative_name(path, root, name) if path else name,
-                        int(data.get("imageWidth") or 0), int(data.get("imageHeight") or 0),
+    width, height = declared_size(data.get("imageWidth"), data.get("imageHeight"), report, str(f))
+    image = ImageRecord(relative_name(path, root, name) if path else name, width, height,
                         path=path, source=SourceRef(str(f)))
     groups: dict[tuple[str, object], Annotation] = {}
-    for i, shape in enumerate(data.get("shapes") or []):
+    for i, shape in enumerate(shapes):
         where = str(SourceRef(str(f), index=i))
+        if not isinstance(shape, dict):
+            report.add("dropped", "bad_shape", where, f"a shape must be an object, not {type(shape).__name__}", 1)
+            continue
         kind = shape.get("shape_type") or "polygon"
-        pts = finite([v for p in shape.get("points") or [] for v in p])
+        pts = point_list(shape.get("points"))
         if pts is None or not pts:
             report.add("dropped", "bad_points", where, "points are missing or not finite numbers", 1)
             continue
         if kind not in ("rectangle", "polygon", "circle"):
             report.add("dropped", "unsupported_shape", where, f"shape_type {kind!r} is not an object outline", 1)
             continue
-        cat = cats.id_for(shape.get("label", ""), report, where)
+        label = text_field(shape.get("label")) or ""
+        cat = cats.id_for(label, report, where)
         if cat is None:
             continue
-        attrs = {k: v for k, v in (shape.get("flags") or {}).items() if v}
+        flags = shape.get("flags")
+        attrs = {k: v for k, v in flags.items() if v} if isinstance(flags, dict) else {}
         src_ref = SourceRef(str(f), index=i)
         if kind == "rectangle":
             if len(pts) != 4:
@@ -88,7 +102,8 @@ def _image(f: Path, data: dict, root: Path, cats: CategoryIndex, report: Report)
                 report.add("converted", "circle_to_polygon", where, f"circle as a {ELLIPSE_VERTICES}-gon")
             ann = Annotation(cat, polygons_bbox([poly]), polygons=[poly], attributes=attrs, source=src_ref)
         group = shape.get("group_id")
-        key = (shape.get("label", ""), group)
+        group = group if isinstance(group, (int, str)) else None
+        key = (label, group)
         if group is not None and key in groups and ann.polygons and groups[key].polygons:
             first = groups[key]
             first.polygons = first.polygons + ann.polygons

@@ -34,15 +34,21 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
         raise FormatError(cmap_path, 'expected {"default" or image stem: {pixel value: class name}}')
     cats = CategoryIndex(classes)
     images = []
+    used: set[Path] = set()
     for path in progress(find_images(src / "images"), "reading masks", unit="img"):
         rel = path.relative_to(src / "images")
         info = probe(path)
         image = ImageRecord(rel.as_posix(), info.width, info.height, path=path, source=SourceRef(str(path)))
         mask_path = src / "masks" / rel.with_suffix(".png")
+        used.add(mask_path)
         if mask_path.is_file():
             mapping = {**cmap.get("default", {}), **cmap.get(rel.with_suffix("").as_posix(), {})}
             _instances(mask_path, image, mapping, cats, report)
         images.append(image)
+    for orphan in sorted(set(find_images(src / "masks")) - used):
+        m = decode_file(orphan, cv2.IMREAD_UNCHANGED)
+        n = int(len(np.unique(m)) - (m == 0).any()) if m is not None and m.ndim == 2 else 0
+        report.add("dropped", "orphan_mask", str(orphan), "no image of this name under images/", n)
     return Dataset(images, cats.finish(images), root=src, format=NAME)
 
 

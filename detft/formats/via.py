@@ -3,7 +3,6 @@ polygons). The class is read from a region attribute (``class_attr``, default: t
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
@@ -11,7 +10,7 @@ from ..errors import FormatError
 from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, polygons_bbox
 from ..images import probe
 from ..report import Report
-from .base import CategoryIndex, finite, load_json, locate_image
+from .base import CategoryIndex, finite, load_json, locate_image, text_field
 
 NAME = "via"
 
@@ -39,15 +38,20 @@ def read(src: Path, report: Report, classes: list[str] | None = None, class_attr
     cats = CategoryIndex(classes)
     images = []
     for key, rec in recs.items():
-        name = str(rec["filename"])
+        name = text_field(rec["filename"])
+        regions = rec["regions"]
+        regions = list(regions.values()) if isinstance(regions, dict) else regions  # VIA 1.x used a dict
+        if not name or not isinstance(regions, list):
+            raise FormatError(f, "a VIA record needs a 'filename' and a list of 'regions'", obj=repr(key))
         path = locate_image(name, search)
         info = probe(path) if path else None
         image = ImageRecord(name, info.width if info else 0, info.height if info else 0, path=path,
                             source=SourceRef(f"{f} [{key!r}]"))
-        regions = rec["regions"]
-        regions = list(regions.values()) if isinstance(regions, dict) else regions  # VIA 1.x used a dict
         for j, region in enumerate(regions):
             where = SourceRef(f"{f} [{key!r}]", index=j)
+            if not isinstance(region, dict):
+                report.add("dropped", "bad_region", str(where), f"a region must be an object, not {type(region).__name__}", 1)
+                continue
             ann = _region(region, cats, class_attr, report, where)
             if ann is not None:
                 image.annotations.append(ann)
@@ -55,19 +59,20 @@ def read(src: Path, report: Report, classes: list[str] | None = None, class_attr
     return Dataset(images, cats.finish(images), root=root, format=NAME)
 
 
-def _class_name(attrs: dict, class_attr: str | None) -> str:
-    if not attrs:
+def _class_name(attrs: object, class_attr: str | None) -> str:
+    if not attrs or not isinstance(attrs, dict):
         return ""
     value = attrs.get(class_attr, "") if class_attr else next(iter(attrs.values()))
     if isinstance(value, dict):  # checkbox attribute: {"cat": true}
         picked = [k for k, v in value.items() if v]
         return picked[0] if len(picked) == 1 else ""
-    return str(value)
+    return text_field(value) or ""
 
 
 def _region(region: dict, cats: CategoryIndex, class_attr: str | None, report: Report,
             where: SourceRef) -> Annotation | None:
-    shape = region.get("shape_attributes") or {}
+    shape = region.get("shape_attributes")
+    shape = shape if isinstance(shape, dict) else {}
     kind = shape.get("name")
     ref = str(where)
     if kind not in ("rect", "polygon", "polyline_closed", "circle", "ellipse"):
@@ -89,11 +94,11 @@ def _region(region: dict, cats: CategoryIndex, class_attr: str | None, report: R
         if vals is None:
             report.add("dropped", "bad_points", ref, f"{kind} needs numeric {', '.join(dict.fromkeys(keys))}", 1)
             return None
-        theta = float(shape.get("theta") or 0.0)
-        poly = ellipse_polygon(*vals, theta=theta if math.isfinite(theta) else 0.0)
+        theta = finite([shape.get("theta") or 0.0]) or [0.0]
+        poly = ellipse_polygon(*vals, theta=theta[0])
         report.add("converted", f"{kind}_to_polygon", ref, f"{kind} as a {ELLIPSE_VERTICES}-gon")
     else:
-        xs, ys = finite(shape.get("all_points_x") or []), finite(shape.get("all_points_y") or [])
+        xs, ys = (finite(v) if isinstance(v := shape.get(k), list) else None for k in ("all_points_x", "all_points_y"))
         if xs is None or ys is None or len(xs) != len(ys) or len(xs) < 3:
             report.add("dropped", "bad_points", ref, "polygon needs 3+ numeric all_points_x/all_points_y", 1)
             return None

@@ -14,7 +14,7 @@ from ..errors import FormatError
 from ..output import atomic_write_text, inside, safe_component
 from ..report import Report
 from ..progress import progress
-from .base import CategoryIndex, finite, locate_image
+from .base import CategoryIndex, declared_size, finite, locate_image, read_text
 from .layout import ImagePlacer
 from .xmlsafe import parse
 
@@ -35,7 +35,7 @@ def _splits(root: Path) -> dict[str, str]:
     for split in ("train", "val", "test"):
         f = main / f"{split}.txt"
         if f.is_file():
-            for line in f.read_text(encoding="utf-8").split("\n"):
+            for line in read_text(f).split("\n"):
                 if line.split():
                     split_of.setdefault(line.split()[0], split)
     return split_of
@@ -66,8 +66,7 @@ def _read_file(f: Path, root: Path, images_dir: Path | None, split_of: dict[str,
         raise FormatError(f, f"root element is <{el.tag}>, expected <annotation>")
     name = _text(el, "filename") or f.with_suffix(".jpg").name
     size = el.find("size")
-    w = int(float(_text(size, "width") or 0)) if size is not None else 0
-    h = int(float(_text(size, "height") or 0)) if size is not None else 0
+    w, h = declared_size(_text(size, "width"), _text(size, "height"), report, str(f)) if size is not None else (0, 0)
     search = ([images_dir] if images_dir else []) + [root / "JPEGImages", root / "images", f.parent,
                                                        f.parent.parent / "JPEGImages", root]
     try:

@@ -18,5 +18,7 @@ def parse(path: Path) -> Element:
     except ParseError as e:
         line = e.position[0] if getattr(e, "position", None) else None
         raise FormatError(path, f"invalid XML: {e}", line=line) from None
+    except LookupError as e:  # <?xml encoding="..."?> naming an encoding that does not exist
+        raise FormatError(path, f"invalid XML: {e}", line=1) from None
     except DefusedXmlException as e:
         raise FormatError(path, f"unsafe XML rejected ({e.__class__.__name__}): DTDs and entities are not allowed") from None

@@ -16,7 +16,7 @@ from ..images import find_images, probe
 from ..output import atomic_write_text, inside, safe_component
 from ..report import Report
 from ..progress import progress
-from .base import finite
+from .base import finite, load_yaml, read_text, text_field
 from .layout import ImagePlacer
 
 NAME = "yolo"
@@ -45,16 +45,22 @@ def label_path(image: Path) -> Path:
 
 def _names(raw: Any, where: Path) -> list[str]:
     if isinstance(raw, list):
-        return [str(n) for n in raw]
-    if isinstance(raw, dict):
+        values = raw
+    elif isinstance(raw, dict):
         try:
             keys = sorted(int(k) for k in raw)
-        except ValueError:
+        except (TypeError, ValueError):
             raise FormatError(where, "'names' keys must be class indices") from None
         if keys != list(range(len(keys))):
-            raise FormatError(where, f"'names' indices must be 0..{len(keys) - 1}, got {keys}")
-        return [str(raw[k] if k in raw else raw[str(k)]) for k in keys]
-    raise FormatError(where, "'names' must be a list or a mapping of index -> name")
+            raise FormatError(where, f"'names' indices must be 0..{len(keys) - 1}, got {keys[:10]}")
+        values = [raw[k] if k in raw else raw[str(k)] for k in keys]
+    else:
+        raise FormatError(where, "'names' must be a list or a mapping of index -> name")
+    names = [text_field(v) for v in values]
+    bad = next((i for i, n in enumerate(names) if not n), None)
+    if bad is not None:
+        raise FormatError(where, f"class name {bad} is {values[bad]!r:.40}, not a name")
+    return names
 
 
 def _split_images(base: Path, entry: Any, where: Path) -> list[Path]:
@@ -65,7 +71,7 @@ def _split_images(base: Path, entry: Any, where: Path) -> list[Path]:
         if p.is_dir():
             out += find_images(p)
         elif p.suffix == ".txt" and p.is_file():
-            for line in p.read_text(encoding="utf-8").splitlines():
+            for line in read_text(p).splitlines():
                 if line.strip():
                     q = Path(line.strip())
                     out.append(q if q.is_absolute() else (p.parent / q).resolve())
@@ -77,15 +83,14 @@ def _split_images(base: Path, entry: Any, where: Path) -> list[Path]:
 def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset:
     yml = find_yaml(src)
     if yml is not None:
-        try:
-            cfg = yaml.safe_load(yml.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            raise FormatError(yml, f"invalid YAML: {getattr(e, 'problem', e)}",
-                              line=mark.line + 1 if mark else None) from None
+        cfg = load_yaml(yml) or {}
+        if not isinstance(cfg, dict):
+            raise FormatError(yml, f"a dataset YAML is a mapping (train:, val:, names:), not {type(cfg).__name__}")
         if "names" not in cfg:
             raise FormatError(yml, "no 'names' (class names) in the dataset YAML")
         names = _names(cfg["names"], yml)
+        if cfg.get("path") and not isinstance(cfg["path"], str):
+            raise FormatError(yml, f"'path' must be a folder, not {cfg['path']!r:.40}")
         base = Path(cfg["path"]) if cfg.get("path") else yml.parent
         if not base.is_absolute():
             base = (yml.parent / base).resolve()
@@ -115,15 +120,26 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
             im, top = _read_image(path, root, split, len(names), report)
             images.append(im)
             max_cls = max(max_cls, top)
+    _report_orphan_labels([p for paths in splits.values() for p in paths], report)
     if not names:
         names = [f"class{k}" for k in range(max_cls + 1)]
         report.add("warning", "no_class_names", str(root), f"no data.yaml or classes.txt; named classes {names}")
     return Dataset(images, [Category(k, n) for k, n in enumerate(names)], root=root, format=NAME)
 
 
+def _report_orphan_labels(image_paths: list[Path], report: Report) -> None:
+    """Label files in the label folders this dataset uses that no image refers to: their boxes are lost."""
+    used = {label_path(p) for p in image_paths}
+    for folder in sorted({lbl.parent for lbl in used}):
+        for lbl in sorted(p for p in set(folder.glob("*.txt")) - used if p.name != "classes.txt"):
+            n = sum(1 for ln in read_text(lbl).splitlines() if ln.strip())
+            if n:
+                report.add("dropped", "orphan_label", str(lbl), "no image of this name", n)
+
+
 def _classes_txt(src: Path) -> list[str]:
     f = src / "classes.txt"
-    return [ln.strip() for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()] if f.is_file() else []
+    return [ln.strip() for ln in read_text(f).splitlines() if ln.strip()] if f.is_file() else []
 
 
 def _read_image(path: Path, root: Path, split: str, nc: int, report: Report) -> tuple[ImageRecord, int]:
@@ -138,7 +154,7 @@ def _read_image(path: Path, root: Path, split: str, nc: int, report: Report) -> 
     top = -1
     if not lbl.is_file():
         return im, top
-    for lineno, line in enumerate(lbl.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(read_text(lbl).splitlines(), start=1):
         if not line.strip():
             continue
         where = SourceRef(str(lbl), line=lineno)

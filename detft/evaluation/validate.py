@@ -1,0 +1,90 @@
+"""Checks on evaluation inputs a user hands in (``detft eval --data GT.json --dets RESULTS.json``).
+
+COCOeval trusts its inputs: a NaN score sorts anywhere, a string id never matches, a 3-number box
+raises an AssertionError deep inside, an unknown image id is silently scored as nothing. Every
+problem here is a named error pointing at the file and the detection's index."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ..errors import FormatError
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _int_id(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate_groundtruth(gt: Any, path: Path) -> None:
+    """A COCO ground-truth file with the three lists evaluation needs, and integer ids."""
+    if not isinstance(gt, dict):
+        raise FormatError(path, "a COCO ground-truth file is a JSON object")
+    for key in ("images", "categories", "annotations"):
+        if not isinstance(gt.get(key), list):
+            raise FormatError(path, f"ground truth needs a '{key}' list" + (" (a results file was given as --data?)"
+                                                                            if key == "images" else ""))
+    for key in ("images", "categories"):
+        for i, item in enumerate(gt[key]):
+            if not isinstance(item, dict) or not _int_id(item.get("id")):
+                raise FormatError(path, f"needs an integer 'id', got {item!r:.60}", obj=f"{key}[{i}]")
+
+
+def validate_detections(dets: Any, gt: dict, path: Path) -> None:
+    """Detections in COCO results format that refer to this ground truth."""
+    if not isinstance(dets, list):
+        raise FormatError(path, "a COCO results file is a JSON list of detections")
+    image_ids = {im["id"] for im in gt["images"]}
+    cat_ids = {c["id"] for c in gt["categories"]}
+    for i, d in enumerate(dets):
+        obj = f"detection {i}"
+        if not isinstance(d, dict):
+            raise FormatError(path, "is not an object", obj=obj)
+        if not _int_id(d.get("image_id")) or d["image_id"] not in image_ids:
+            raise FormatError(path, f"image_id {d.get('image_id')!r:.40} is not an image of the ground truth", obj=obj)
+        if not _int_id(d.get("category_id")) or d["category_id"] not in cat_ids:
+            raise FormatError(path, f"category_id {d.get('category_id')!r:.40} is not a ground-truth category", obj=obj)
+        if not _number(d.get("score")) or d["score"] < 0:
+            raise FormatError(path, f"score {d.get('score')!r:.40} is not a finite number >= 0", obj=obj)
+        if "bbox" not in d and "segmentation" not in d:
+            raise FormatError(path, "needs a 'bbox' or a 'segmentation'", obj=obj)
+        if "bbox" in d:
+            box = d["bbox"]
+            if not (isinstance(box, list) and len(box) == 4 and all(_number(v) for v in box)) or box[2] < 0 or box[3] < 0:
+                raise FormatError(path, f"bbox {box!r:.60} is not [x, y, width, height] with finite numbers and "
+                                  "width, height >= 0", obj=obj)
+        if "segmentation" in d:
+            _check_segmentation(d["segmentation"], path, obj)
+
+
+def _check_segmentation(seg: Any, path: Path, obj: str) -> None:
+    if isinstance(seg, list):
+        if not seg or not all(isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0 and all(_number(v) for v in p)
+                              for p in seg):
+            raise FormatError(path, "polygon segmentation must be lists of 3+ finite x, y pairs", obj=obj)
+        return
+    if not isinstance(seg, dict):
+        raise FormatError(path, f"segmentation must be polygons or an RLE object, not {type(seg).__name__}", obj=obj)
+    size, counts = seg.get("size"), seg.get("counts")
+    if not (isinstance(size, list) and len(size) == 2 and all(_int_id(v) and v > 0 for v in size)):
+        raise FormatError(path, f"RLE 'size' {size!r:.40} is not [height, width]", obj=obj)
+    if isinstance(counts, list):
+        if not all(_int_id(v) and v >= 0 for v in counts) or sum(counts) != size[0] * size[1]:
+            raise FormatError(path, "uncompressed RLE 'counts' must be non-negative integers summing to height*width",
+                              obj=obj)
+    elif isinstance(counts, str):
+        from pycocotools import mask as mask_utils
+
+        try:
+            area = mask_utils.area({"size": size, "counts": counts.encode("ascii")})
+        except Exception as e:  # noqa: BLE001  pycocotools raises several types for a bad string
+            raise FormatError(path, f"compressed RLE 'counts' cannot be decoded ({e})", obj=obj) from None
+        if area > size[0] * size[1]:
+            raise FormatError(path, "compressed RLE 'counts' covers more pixels than height*width", obj=obj)
+    else:
+        raise FormatError(path, "RLE 'counts' must be a string or a list of integers", obj=obj)
