@@ -66,6 +66,7 @@ def atomic_directory(out: Path, overwrite: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     try:
         yield tmp
+        verify_contained(tmp)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
             os.replace(out, old / "x")
@@ -76,6 +77,18 @@ def atomic_directory(out: Path, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def verify_contained(root: Path) -> None:
+    """The last check before an output tree is published: every folder in it is a real folder inside it.
+    A folder link (made by a writer fooled by a name from the data) would make the published dataset, and
+    anything later written through it, reach outside; image files may be links, folders never."""
+    real_root = root.resolve()
+    for folder, dirs, _files in os.walk(root):
+        for d in dirs:
+            path = Path(folder) / d
+            if path.is_symlink() or not path.resolve().is_relative_to(real_root):
+                raise DetftError(f"refusing to publish {root.name}: {path.relative_to(root)} leads outside the output")
 
 
 def remove_stale_temps(out: Path) -> list[Path]:

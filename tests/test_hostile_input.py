@@ -381,3 +381,13 @@ def test_eval_dets_rejects_bad_ground_truth_and_settings(tmp_path: Path, gt_doc,
     dets.write_text(json.dumps([GOOD_DET]))
     assert main(["eval", "--data", str(gt), "--dets", str(dets), "--out", str(tmp_path / "e"), *argv]) == 1
     assert match in capsys.readouterr().err
+
+
+def test_integer_valued_float_ids_still_match(tmp_path: Path):
+    """pandas writes integer columns holding a NaN elsewhere as floats: 1.0 is image 1."""
+    doc = copy.deepcopy(COCO)
+    doc["images"][0]["id"] = 1.0
+    for a in doc["annotations"]:
+        a["image_id"], a["category_id"] = float(a["image_id"]), float(a["category_id"])
+    report = Report()
+    assert load(coco_writer(tmp_path, doc), "coco", report).num_annotations == 3 and not report.changes

@@ -392,3 +392,30 @@ def test_a_multi_frame_image_uses_the_first_frame_and_says_so(tmp_path: Path):
     assert ds.num_annotations == 1
     assert [(c.kind, "3 frames" in c.detail) for c in report.changes] == [("multi_frame_image", True)]
     assert read_bgr(tmp_path / "a.gif").max() == 0  # the first frame
+
+
+def test_an_output_tree_with_a_folder_link_is_never_published(tmp_path: Path):
+    out = tmp_path / "out"
+    with pytest.raises(DetftError, match="leads outside the output"):
+        with atomic_directory(out) as tmp:
+            (tmp / "images").symlink_to(tmp_path, target_is_directory=True)
+    assert not out.exists() and not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_a_run_killed_with_sigkill_leaves_nothing_after_the_next_run(tmp_path: Path):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    code = ("import sys, time\nfrom pathlib import Path\nfrom detft.output import atomic_directory\n"
+            f"with atomic_directory(Path({str(out)!r})) as tmp:\n"
+            "    (tmp / 'half.json').write_text('{')\n    print('writing', flush=True)\n    time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert len(list(tmp_path.glob(".out.tmp-*"))) == 1 and not out.exists()  # killed: no half OUT, a stale temp
+    with atomic_directory(out) as tmp:
+        (tmp / "whole.json").write_text("{}")
+    assert not list(tmp_path.glob(".out.tmp-*")) and [p.name for p in out.iterdir()] == ["whole.json"]

@@ -115,15 +115,11 @@ def load_json(path: Path) -> Any:
 
 
 def as_id(value: Any) -> int | str | None:
-    """An id as COCO-style files write them (an integer, or a string some tools use); None for anything
-    else: a float, NaN, a list, an object, a boolean."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip():
-        return value
-    return None
+    """An image id as COCO-style files write them: an integer (``1.0`` too, as pandas exports write it),
+    or a string some tools use; None for anything else (NaN, a fraction, a list, an object, a boolean)."""
+    if isinstance(value, str):
+        return value if value.strip() else None
+    return as_int_id(value)
 
 
 def as_int_id(value: Any) -> int | None:
@@ -134,7 +130,7 @@ def as_int_id(value: Any) -> int | None:
         return value
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 19:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) < 19:
         return int(value)
     return None
 
