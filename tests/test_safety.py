@@ -419,3 +419,23 @@ def test_a_run_killed_with_sigkill_leaves_nothing_after_the_next_run(tmp_path: P
     with atomic_directory(out) as tmp:
         (tmp / "whole.json").write_text("{}")
     assert not list(tmp_path.glob(".out.tmp-*")) and [p.name for p in out.iterdir()] == ["whole.json"]
+
+
+def test_a_video_with_its_middle_cut_out_warns_with_the_frames_lost(tmp_path: Path, capsys):
+    import cv2
+
+    from detft.inference.sources import FileSource
+    from detft.inference.video import RunStats
+
+    path = tmp_path / "v.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]  # JPEG frames
+    path.write_bytes(data[:starts[10]] + data[starts[15]:])  # frames 10-14 cut out, the index left as it was
+    src = FileSource(path)
+    assert src.frame_count == 30 and len(list(src)) == 25 and src.stats.lost == 5
+    assert "WARNING: 5 frame(s) of the file could not be decoded" in RunStats().line(src)
