@@ -160,7 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def add_inference_args(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``detft predict`` and ``tools/infer_video.py``."""
+    """Options shared by ``detft predict`` and ``detft video``."""
     p.add_argument("--weights", required=True, type=Path, help="run folder or checkpoint (R-CNN or YOLO, det or seg)")
     p.add_argument("--conf", type=float, default=0.25, help="score threshold (default 0.25)")
     p.add_argument("--imgsz", type=int, help="inference size (default: what the model was trained at)")
@@ -172,6 +172,17 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
 def add_trust_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-weights", action="store_true",
                    help="load a YOLO checkpoint that the safe loader refuses (it can run code: only files you trust)")
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from .inference.video import infer_video
+
+    infer_video(args.weights, args.source, out=args.out, jsonl=args.jsonl, track=args.track, show=args.show,
+                conf=args.conf, imgsz=args.imgsz, max_dets=args.max_dets, device=args.device,
+                trust_weights=args.trust_weights, fps_overlay=not args.no_fps_overlay, stats_every=args.stats_every,
+                max_frames=args.max_frames, timeout=args.timeout, max_backoff=args.max_backoff,
+                max_retries=args.max_retries, out_fps=args.out_fps, overwrite=args.overwrite)
+    return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -262,11 +273,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="run a trained model on an image or a folder (videos and cameras: "
-                                       "tools/infer_video.py)")
+                                       "detft video)")
     add_inference_args(p)
     p.add_argument("--source", required=True, type=Path, help="image file or folder (searched recursively)")
     p.add_argument("--out", type=Path, default=Path("runs/predict"), help="output folder (default runs/predict)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("video", help="run a trained model on a video file, an image folder, a webcam (index) or a "
+                                     "stream (rtsp://, http(s)://, udp://); also tools/infer_video.py")
+    add_inference_args(p)
+    p.add_argument("--track", action="store_true", help="ByteTrack ids (same tracker for every architecture)")
+    p.add_argument("--source", required=True, help="video file, image folder, webcam index or stream URL")
+    p.add_argument("--out", type=Path, help="annotated MP4 (a file keeps its source's frame rate)")
+    p.add_argument("--jsonl", type=Path, help="detections, one JSON line per frame")
+    p.add_argument("--show", action="store_true", help="display the annotated frames (needs a screen)")
+    p.add_argument("--no-fps-overlay", action="store_true")
+    p.add_argument("--stats-every", type=float, default=5.0, help="seconds between counter lines")
+    p.add_argument("--max-frames", type=int)
+    p.add_argument("--timeout", type=float, default=5.0, help="live sources: open/read timeout in seconds")
+    p.add_argument("--max-backoff", type=float, default=10.0, help="live sources: longest wait between reconnects")
+    p.add_argument("--max-retries", type=int, default=None,
+                   help="live sources: give up after this many failed (re)connects in a row (default: 5 before the "
+                        "first frame, unlimited after it)")
+    p.add_argument("--out-fps", type=float, help="frame rate of --out (default: the source's; 25 when it reports none)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --out / --jsonl files")
+    p.set_defaults(func=cmd_video)
+
+    for command in sub.choices.values():  # --debug after the command too (tools/infer_video.py passes it there)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="print the traceback of an unexpected error")
     return parser
 
 

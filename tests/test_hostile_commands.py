@@ -16,7 +16,6 @@ import tiny_models  # noqa: F401  (registers tiny_fasterrcnn)
 from helpers import make_image
 
 from detft.cli import main
-from detft.inference.video import video_main
 
 CLASSES = [{"id": 1, "name": "circle"}, {"id": 2, "name": "square"}, {"id": 3, "name": "triangle"}]
 
@@ -144,7 +143,7 @@ def test_every_command_on_every_class_of_hostile_input(sandbox, model: Path, cas
     out = sandbox.root / "out"
     argv = commands(src, out, model)[command]
     sandbox.freeze()
-    code = video_main(argv[1:]) if command == "video" else main(argv)
+    code = main(argv)
     err = capsys.readouterr().err
     assert code in (0, 1), err
     assert "Traceback" not in err and "unexpected" not in err

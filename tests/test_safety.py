@@ -55,21 +55,13 @@ def commands(run: Path, images: Path, out: Path) -> dict[str, list[str]]:
     }
 
 
-def run_cli(argv: list[str]) -> int:
-    if argv[0] == "video":
-        from detft.inference.video import video_main
-
-        return video_main(argv[1:])
-    return main(argv)
-
-
 @pytest.mark.parametrize("command", ["eval", "predict", "video", "train --weights", "train --resume"])
 def test_a_crafted_checkpoint_never_runs_code(tmp_path: Path, command: str, capsys):
     marker = tmp_path / "marker"
     run = crafted_run(tmp_path, marker)
     images = tmp_path / "images"
     make_image(images / "a.png", 64, 48)
-    code = run_cli(commands(run, images, tmp_path / "out")[command])
+    code = main(commands(run, images, tmp_path / "out")[command])
     err = capsys.readouterr().err
     assert not marker.exists(), "the checkpoint's payload ran"
     assert code == 1, err
@@ -260,14 +252,12 @@ def test_a_source_that_never_opens_gives_up_with_a_named_error():
 
 @pytest.mark.parametrize("kind", ["folder", "existing file"])
 def test_video_out_that_is_a_folder_or_an_existing_file_is_refused_before_loading(tmp_path: Path, kind, capsys):
-    from detft.inference.video import video_main
-
     out = tmp_path / "o"
     if kind == "folder":
         out.mkdir()
     else:
         out.write_bytes(b"keep me")
-    code = video_main(["--weights", str(tmp_path / "no-such-run"), "--source", "0", "--out", str(out)])
+    code = main(["video", "--weights", str(tmp_path / "no-such-run"), "--source", "0", "--out", str(out)])
     assert code == 1 and str(out) in capsys.readouterr().err
     assert kind == "folder" or out.read_bytes() == b"keep me"
 

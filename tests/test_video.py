@@ -26,7 +26,7 @@ from detft.inference.detections import Detections
 from detft.inference.predictor import load_predictor
 from detft.inference.sources import LiveSource, is_flat
 from detft.inference.tracking import ByteTrack
-from detft.inference.video import run, video_main
+from detft.inference.video import run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def read_video(path: Path) -> tuple[int, float]:
 
 def test_file_keeps_every_frame_in_order_and_the_exact_frame_rate(rcnn_run: Path, tmp_path: Path):
     video = make_video(tmp_path / "in.mp4", 45)
-    assert video_main(["--weights", str(rcnn_run), "--source", str(video), "--out", str(tmp_path / "out.mp4"),
+    assert detft_main(["video", "--weights", str(rcnn_run), "--source", str(video), "--out", str(tmp_path / "out.mp4"),
                        "--jsonl", str(tmp_path / "dets.jsonl"), "--conf", "0.0", "--device", "cpu"]) == 0
     n, fps = read_video(tmp_path / "out.mp4")
     assert n == 45 and fps == read_video(video)[1] == 29.97
@@ -256,7 +256,7 @@ def test_track_flag_writes_track_ids(rcnn_run: Path, tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(RCNNPredictor, "predict", confident)
     video = make_video(tmp_path / "in.mp4", 12)
-    assert video_main(["--weights", str(rcnn_run), "--source", str(video), "--jsonl", str(tmp_path / "t.jsonl"),
+    assert detft_main(["video", "--weights", str(rcnn_run), "--source", str(video), "--jsonl", str(tmp_path / "t.jsonl"),
                        "--track", "--conf", "0.0", "--device", "cpu"]) == 0
     dets = [d for line in (tmp_path / "t.jsonl").read_text().splitlines() for d in json.loads(line)["detections"]]
     assert dets and all(isinstance(d["track_id"], int) for d in dets)
@@ -282,7 +282,7 @@ def test_yolo_run_goes_through_the_same_tool(tmp_path: Path):
 
     run_dir = train(yolo_config(tmp_path, "yolov8n-seg.yaml", epochs=1))
     video = make_video(tmp_path / "in.mp4", 8)
-    assert video_main(["--weights", str(run_dir), "--source", str(video), "--out", str(tmp_path / "o.mp4"),
+    assert detft_main(["video", "--weights", str(run_dir), "--source", str(video), "--out", str(tmp_path / "o.mp4"),
                        "--jsonl", str(tmp_path / "o.jsonl"), "--conf", "0.0", "--track", "--device", "cpu"]) == 0
     assert read_video(tmp_path / "o.mp4")[0] == 8
     assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 8

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Run a trained detft model on a video file, an image folder, a webcam or a live stream.
+"""Run a trained detft model on a video file, an image folder, a webcam or a live stream: ``detft video``.
 
     python tools/infer_video.py --weights runs/train --source video.mp4 --out out.mp4 --jsonl dets.jsonl
     python tools/infer_video.py --weights runs/train --source rtsp://camera/stream --track --show
@@ -8,7 +8,7 @@ See ``--help`` for every option; the loop itself lives in detft.inference.video.
 
 import sys
 
-from detft.inference.video import video_main
+from detft.cli import main
 
 if __name__ == "__main__":
-    sys.exit(video_main())
+    sys.exit(main(["video", *sys.argv[1:]]))

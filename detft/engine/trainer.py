@@ -39,7 +39,17 @@ from . import checkpoint, distributed
 from .metrics import plot, write_csv
 from .optim import build_optimizer, build_scheduler, param_groups
 
-EMBEDDED_DATA = Path(__file__).resolve().parents[2] / "datasets" / "shapes"
+def _embedded_data() -> Path:
+    """The default dataset: installed as package data (a wheel), else the checkout's datasets/ folder."""
+    from importlib.util import find_spec
+
+    spec = find_spec("detft.datasets")
+    if spec is not None and spec.origin:
+        return Path(spec.origin).parent / "shapes"
+    return Path(__file__).resolve().parents[2] / "datasets" / "shapes"
+
+
+EMBEDDED_DATA = _embedded_data()
 
 
 @dataclass

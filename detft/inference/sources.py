@@ -162,7 +162,8 @@ class LiveSource:
             if limit is not None and attempts > limit:
                 self.error = (f"{self.source}: {'could not be opened' if not self._connected_once else 'lost'} "
                               f"after {attempts} attempts ({self.timeout_s:g} s timeout each; --max-retries, --timeout)")
-                self.log(self.error)
+                if self._connected_once:  # it delivered frames: the run ends normally; else the error is raised
+                    self.log(self.error)
                 return None
             self.log(f"{self.source}: cannot open, retrying in {delay:.1f} s")
             self._stop.wait(delay)

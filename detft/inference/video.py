@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import threading
@@ -131,55 +130,29 @@ def _show(image: np.ndarray) -> bool:
         raise SystemExit(f"--show needs a display and an OpenCV with GUI support ({e.msg.strip()})") from None
 
 
-def video_parser() -> argparse.ArgumentParser:
-    from ..cli import add_inference_args
-
-    p = argparse.ArgumentParser(prog="infer_video.py", description="Run a trained detft model on a video file, "
-                                "an image folder, a webcam (index) or a stream (rtsp://, http(s)://, udp://).")
-    add_inference_args(p)
-    p.add_argument("--track", action="store_true", help="ByteTrack ids (same tracker for every architecture)")
-    p.add_argument("--source", required=True, help="video file, image folder, webcam index or stream URL")
-    p.add_argument("--out", type=Path, help="annotated MP4 (a file keeps its source's frame rate)")
-    p.add_argument("--jsonl", type=Path, help="detections, one JSON line per frame")
-    p.add_argument("--show", action="store_true", help="display the annotated frames (needs a screen)")
-    p.add_argument("--no-fps-overlay", action="store_true")
-    p.add_argument("--stats-every", type=float, default=5.0, help="seconds between counter lines")
-    p.add_argument("--max-frames", type=int)
-    p.add_argument("--timeout", type=float, default=5.0, help="live sources: open/read timeout in seconds")
-    p.add_argument("--max-backoff", type=float, default=10.0, help="live sources: longest wait between reconnects")
-    p.add_argument("--out-fps", type=float, help="frame rate of --out (default: the source's; 25 when it reports none)")
-    p.add_argument("--max-retries", type=int, default=None,
-                   help="live sources: give up after this many failed (re)connects in a row (default: 5 before the "
-                        "first frame, unlimited after it)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing --out / --jsonl files")
-    p.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
-    return p
-
-
-def video_main(argv: list[str] | None = None) -> int:
-    from ..errors import run_command
-
-    args = video_parser().parse_args(argv)
-    return run_command("video", lambda: _video(args), f"{args.weights}, {args.source}", debug=args.debug)
-
-
-def _video(args: argparse.Namespace) -> int:
+def infer_video(weights: Path, source: str, *, out: Path | None = None, jsonl: Path | None = None,
+                track: bool = False, show: bool = False, conf: float = 0.25, imgsz: int | None = None,
+                max_dets: int = 100, device: str = "auto", trust_weights: bool = False, fps_overlay: bool = True,
+                stats_every: float = 5.0, max_frames: int | None = None, timeout: float = 5.0,
+                max_backoff: float = 10.0, max_retries: int | None = None, out_fps: float | None = None,
+                overwrite: bool = False, log: Callable[[str], None] | None = None) -> RunStats:
+    """``detft video`` / ``tools/infer_video.py``: a trained model on a video file, an image folder, a webcam
+    index or a stream, into an MP4 and/or JSONL. Output paths are checked before the model loads."""
     from .predictor import load_predictor
 
-    for target in (args.out, args.jsonl):  # refused before the model loads or a frame is read
-        check_output_file(target, args.overwrite)
-    predictor = load_predictor(args.weights, args.device, args.conf, args.max_dets, args.imgsz, args.trust_weights)
-    source = open_source(args.source, timeout_s=args.timeout, backoff=(0.5, args.max_backoff),
-                         max_retries=args.max_retries)
+    for target in (out, jsonl):
+        check_output_file(target, overwrite)
+    log = log or (lambda m: print(m, file=sys.stderr))
+    predictor = load_predictor(weights, device, conf, max_dets, imgsz, trust_weights)
+    src = open_source(source, timeout_s=timeout, backoff=(0.5, max_backoff), max_retries=max_retries)
     sinks: list[Any] = []
-    if args.out:  # a file keeps its own rate; a live stream's is known once connected
-        sinks.append(VideoSink(args.out, lambda: args.out_fps or source.fps or 25.0))
-    if args.jsonl:
-        sinks.append(JsonlSink(args.jsonl, predictor.labels.names_by_category(),
-                               source.files if isinstance(source, FolderSource) else None))
-    run(predictor, source, sinks, track=args.track, show=args.show, fps_overlay=not args.no_fps_overlay,
-        stats_every=args.stats_every, max_frames=args.max_frames, log=lambda m: print(m, file=sys.stderr))
-    return 0
+    if out:  # a file keeps its own rate; a live stream's is known once connected
+        sinks.append(VideoSink(out, lambda: out_fps or src.fps or 25.0))
+    if jsonl:
+        sinks.append(JsonlSink(jsonl, predictor.labels.names_by_category(),
+                               src.files if isinstance(src, FolderSource) else None))
+    return run(predictor, src, sinks, track=track, show=show, fps_overlay=fps_overlay, stats_every=stats_every,
+               max_frames=max_frames, log=log)
 
 
 def check_output_file(path: Path | None, overwrite: bool) -> None:
