@@ -70,8 +70,16 @@ def decode_mask(rle: dict[str, Any]) -> np.ndarray:
 
 
 def encode_mask(mask: np.ndarray) -> dict[str, Any]:
-    enc = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(enc["size"][0]), int(enc["size"][1])], "counts": enc["counts"].decode()}
+    return encode_masks(mask[None])[0]
+
+
+def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
+    """COCO compressed RLE (JSON-ready: ``counts`` as text) for (N, H, W) masks, encoded in one call:
+    the one encoder for datasets, COCO results and JSONL alike."""
+    if not len(masks):
+        return []
+    encoded = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    return [{"size": [int(e["size"][0]), int(e["size"][1])], "counts": e["counts"].decode()} for e in encoded]
 
 
 def polygons_to_mask(polygons: list[list[float]], height: int, width: int) -> np.ndarray:

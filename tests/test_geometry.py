@@ -68,3 +68,19 @@ def test_yolo_writer_traces_overlapping_parts(tmp_path):
     # contour tracing runs through boundary pixel centres: about half a pixel is lost along the edge
     assert (got & want).sum() >= 0.90 * want.sum() and (got & ~want).sum() <= 0.05 * want.sum()
     assert [c.kind for c in report.changes if c.action == "converted"] == ["overlapping_parts_traced"]
+
+
+def test_one_rle_encoder_for_one_mask_and_many():
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    from detft.geometry import decode_mask, encode_mask, encode_masks
+
+    rng = np.random.default_rng(0)
+    masks = rng.random((3, 17, 23)) > 0.6
+    many = encode_masks(masks)
+    assert [encode_mask(m) for m in masks] == many and encode_masks(np.zeros((0, 4, 4), bool)) == []
+    for m, rle in zip(masks, many):
+        assert rle["size"] == [17, 23] and isinstance(rle["counts"], str)
+        assert (decode_mask(rle) == m).all()
+        assert rle["counts"].encode() == mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))["counts"]

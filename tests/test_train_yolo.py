@@ -161,3 +161,12 @@ def test_augmentation_is_explicit():
     assert default["mosaic"] == 1.0 and default["fliplr"] == 0.5
     with pytest.raises(DetftError, match="unknown"):
         augment_args("rotate")
+
+
+def test_device_strings_mean_the_same_gpu_for_ultralytics(monkeypatch):
+    from detft.inference.predictor import ultralytics_device
+
+    assert ultralytics_device("cpu") == "cpu"
+    assert ultralytics_device(torch.device("cuda:1")) == 1  # was 0 in evaluation: the wrong GPU
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
+    assert ultralytics_device(torch.device("cuda")) == 2

@@ -21,7 +21,7 @@ from ..errors import DetftError
 from ..evaluation.groundtruth import coco_groundtruth, to_results
 from ..evaluation.report import EvalSettings, format_report, write_report
 from ..formats import yolo as yolo_format
-from ..inference.predictor import pick_device, predict_records
+from ..inference.predictor import pick_device, predict_records, ultralytics_device
 from ..inference.yolo_predictor import YOLOPredictor
 from ..models.labels import LabelMap
 from ..models.yolo import freeze_layers, load_checkpoint, prepare_offline, read_meta, starting_point, verify_checkpoint
@@ -133,7 +133,7 @@ def train_yolo(cfg: TrainConfig, resume: str | None = None, trust_weights: bool 
         data=str(data_dir / "data.yaml"), epochs=cfg.epochs, batch=cfg.batch, imgsz=cfg.imgsz or 640,
         lr0=cfg.lr, optimizer={"sgd": "SGD", "adamw": "AdamW"}[cfg.optimizer], momentum=cfg.momentum,
         weight_decay=cfg.weight_decay if cfg.weight_decay != 1e-4 else 5e-4, cos_lr=cfg.schedule == "cosine",
-        warmup_epochs=0 if cfg.warmup_iters == 0 else 3.0, device="cpu" if device.type == "cpu" else (device.index or 0),
+        warmup_epochs=0 if cfg.warmup_iters == 0 else 3.0, device=ultralytics_device(device),
         workers=cfg.workers, seed=cfg.seed, deterministic=True, project=str(Path(cfg.project).resolve()),
         name=cfg.name, exist_ok=True, amp=bool(cfg.amp) if cfg.amp is not None else device.type == "cuda",
         patience=cfg.patience or 100, freeze=frozen or None, plots=True, val=True, verbose=False,
@@ -214,7 +214,7 @@ def evaluate_run(best: Path, ds: Dataset, val_images: list, cfg: TrainConfig, ou
     model = load_checkpoint(best)  # written by this run's own trainer: the restricted loader reads it
     labels = LabelMap.from_dataset(ds, background=False)
     imgsz = cfg.imgsz or 640
-    device = "cpu" if pick_device(cfg.device).type == "cpu" else 0
+    device = ultralytics_device(cfg.device)
     predictor = YOLOPredictor(model, labels, device=device, score_threshold=cfg.conf, max_dets=cfg.max_dets, imgsz=imgsz)
     results = to_results(ds, predict_records(predictor, val_images, "val"))
     data_yaml = Path(model.ckpt["train_args"]["data"]) if getattr(model, "ckpt", None) else None

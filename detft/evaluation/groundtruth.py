@@ -5,11 +5,9 @@ reference scripts decode every image to build it, which dominates their evaluati
 
 from __future__ import annotations
 
-import numpy as np
-from pycocotools import mask as mask_utils
-
 from ..dataset import Dataset, ImageRecord
 from ..formats.coco import to_coco_dict
+from ..geometry import encode_masks
 from ..inference.detections import Detections
 
 
@@ -31,14 +29,12 @@ def to_results(dataset: Dataset, detections: list[Detections], model_names: dict
     for image_id, det in enumerate(detections, start=1):
         if not len(det):
             continue
-        rles = None
-        if det.masks is not None:
-            rles = mask_utils.encode(np.asfortranarray(det.masks.transpose(1, 2, 0).astype(np.uint8)))
+        rles = encode_masks(det.masks) if det.masks is not None else None
         for k in range(len(det)):
             x0, y0, x1, y1 = (float(v) for v in det.boxes[k])
             d = {"image_id": image_id, "category_id": cat_map[int(det.labels[k])],
                  "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(det.scores[k])}
             if rles is not None:
-                d["segmentation"] = {"size": [int(v) for v in rles[k]["size"]], "counts": rles[k]["counts"].decode()}
+                d["segmentation"] = rles[k]
             out.append(d)
     return out

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -13,7 +13,7 @@ from ..errors import FormatError
 from ..geometry import (decode_mask, mask_to_polygons, merge_polygons, polygons_area, polygons_bbox,
                         polygons_to_mask)
 from ..images import find_images, probe
-from ..output import atomic_write_text, inside, safe_component
+from ..output import atomic_write_text, safe_component
 from ..report import Report
 from ..progress import progress
 from .base import finite, load_yaml, read_text, text_field
@@ -230,7 +230,8 @@ def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlin
             rel = placer.place(im, f"images/{folder}")
             lines = [_label_line(a, cls_map[a.category_id], im.width, im.height, segment, report)
                      for a in im.annotations]
-            label = inside(out, PurePosixPath("labels", folder, rel).with_suffix(".txt"))
+            # parts already made safe (split, file name); the atomic writer's final walk checks the tree
+            label = out / "labels" / folder / Path(rel).with_suffix(".txt")
             label.parent.mkdir(parents=True, exist_ok=True)
             label.write_text("".join(ln + "\n" for ln in lines if ln is not None), encoding="utf-8")
     splits = dataset.splits()

@@ -30,6 +30,15 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def ultralytics_device(device: str | torch.device = "auto") -> str | int:
+    """``--device`` as ultralytics takes it: "cpu" or a GPU index (``cuda:1`` is 1, not 0), one translation
+    for training, evaluation and prediction."""
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    if dev.type != "cuda":
+        return "cpu"
+    return dev.index if dev.index is not None else torch.cuda.current_device()
+
+
 class RCNNPredictor:
     """torchvision Faster/Mask R-CNN behind the Predictor interface."""
 
@@ -110,5 +119,5 @@ def _load_yolo(path: Path, meta_file: Path, device: str, score_threshold: float,
     meta = read_meta(meta_file)
     dev = pick_device(device)
     return YOLOPredictor(load_checkpoint(path, trust), LabelMap.from_json(meta["labels"]),
-                         device="cpu" if dev.type == "cpu" else str(dev.index or 0), score_threshold=score_threshold,
+                         device=ultralytics_device(dev), score_threshold=score_threshold,
                          max_dets=max_dets, imgsz=imgsz or meta.get("imgsz", 640))

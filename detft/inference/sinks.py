@@ -14,8 +14,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 
+from ..geometry import encode_masks
 from ..output import atomic_write_bytes, inside, safe_relpath
 from .detections import Detections
 from .sources import Frame
@@ -28,14 +28,14 @@ def partial_path(path: Path) -> Path:
 def detection_records(dets: Detections, names: dict[int, str]) -> list[dict[str, Any]]:
     """JSON-ready detections: xyxy box, score, category id and name, track id, mask as COCO RLE."""
     records = []
+    rles = encode_masks(dets.masks) if dets.masks is not None else None
     for i in range(len(dets)):
         r: dict[str, Any] = {"box": [round(float(v), 2) for v in dets.boxes[i]], "score": round(float(dets.scores[i]), 4),
                              "category_id": int(dets.labels[i]), "category": names.get(int(dets.labels[i]), "")}
         if dets.track_ids is not None:
             r["track_id"] = int(dets.track_ids[i])
-        if dets.masks is not None:
-            rle = mask_utils.encode(np.asfortranarray(dets.masks[i].astype(np.uint8)))
-            r["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+        if rles is not None:
+            r["segmentation"] = rles[i]
         records.append(r)
     return records
 

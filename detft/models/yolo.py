@@ -102,12 +102,13 @@ def load_checkpoint(path: Path, trust: bool = False) -> Any:
     path = Path(path)
     if path.suffix != ".pt":
         raise DetftError(f"{path}: YOLO weights are a .pt file")
-    globals_used = _inspect(path, trust)
+    _check_archive(path, trust)
     try:
         with _unrestricted() if trust else contextlib.nullcontext():
             return YOLO(str(path))
     except TypeError as e:
         if "outside the supported" in str(e):
+            globals_used = _pickle_globals(path)
             foreign = [g for g in globals_used if not g.startswith(_MODEL_MODULES)] or globals_used
             raise UntrustedCheckpoint(
                 f"{path} was refused by the safe checkpoint loader: it references {', '.join(foreign[:8])}, which "
@@ -124,26 +125,29 @@ def verify_checkpoint(path: Path, trust: bool = False) -> None:
         load_checkpoint(path)
 
 
-def _inspect(path: Path, trust: bool) -> list[str]:
-    """The globals a checkpoint's pickle references; a named error for files that are no checkpoint."""
-    import torch
-
+def _check_archive(path: Path, trust: bool) -> None:
+    """A named error for files that are no checkpoint at all (empty, truncated, an image renamed .pt)."""
     size = path.stat().st_size
     if size == 0:
         raise DetftError(f"{path} is empty: not a checkpoint")
-    if not zipfile.is_zipfile(path):
-        if trust:  # a pre-zip (legacy) pickle: the full unpickler may read it
-            return []
+    if not zipfile.is_zipfile(path) and not trust:  # trusted: a pre-zip (legacy) pickle may still load
         with open(path, "rb") as f:
             head = f.read(8)
         kind = "a JPEG image" if head.startswith(b"\xff\xd8") else "a PNG image" if head.startswith(b"\x89PNG") else \
             "truncated, or another kind of file"
         raise DetftError(f"{path} is not a PyTorch checkpoint (torch.save writes a zip archive; this file is {kind}, "
                          f"{size} bytes)")
+
+
+def _pickle_globals(path: Path) -> list[str]:
+    """The globals a refused checkpoint's pickle references, to name them (only read on refusal: the scan
+    costs as much as a load)."""
+    import torch
+
     try:
         return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-    except Exception as e:  # noqa: BLE001  a damaged archive raises many types; name the file either way
-        raise DetftError(f"{path} is damaged: {e.__class__.__name__}: {_first_line(e)}") from None
+    except Exception:  # noqa: BLE001  the refusal itself is the message; the names are a courtesy
+        return ["(unreadable)"]
 
 
 @contextlib.contextmanager
