@@ -41,15 +41,13 @@ def convert(src: Path, out: Path, *, to: str = "coco", fmt: str | None = None,
     if to not in WRITERS:
         raise DetftError(f"cannot write {to!r}; writable formats: {', '.join(WRITERS)}")
     out = Path(out)
-    if Path(src).resolve() == out.resolve() or out.resolve() in Path(src).resolve().parents:
-        raise DetftError(f"output {out} would replace the source {src}; choose another folder")
+    check_not_source(out, [Path(src)])  # before reading: OUT is, or holds, the annotations themselves
     report = Report()
     dataset = load(src, fmt, report, min_size=min_size, **reader_options)
     if split is not None:
         assign_splits(dataset, split, seed)
-    if out.exists():  # replacing OUT must never delete what the dataset is made of
-        check_not_source(out, [im.path for im in dataset.images if im.path is not None]
-                         + ([Path(src)] if Path(src).is_file() else []))
+    if out.exists():  # replacing OUT must never delete the images the dataset is made of
+        check_not_source(out, [im.path for im in dataset.images if im.path is not None])
     with atomic_directory(out, overwrite=overwrite) as tmp:
         writer = WRITERS[to]
         kwargs: dict[str, Any] = {"image_mode": image_mode}

@@ -118,13 +118,13 @@ def _alive(pid: int) -> bool:
 
 
 def check_not_source(out: Path, sources: list[Path]) -> None:
-    """Refuse an output folder that holds, or lies inside, a file the input uses (through symlinks too):
-    replacing it would delete the user's own data."""
+    """Refuse an output folder that is, or holds, a file or folder the input uses (as written and through
+    symlinks): replacing it would delete the user's own data. OUT inside a source folder is fine."""
     out_abs, out_real = out.absolute(), out.resolve()
     for src in sources:
         for p in {src.absolute(), src.resolve()}:
             for o in (out_abs, out_real):
-                if p == o or o in p.parents or p in o.parents:
+                if p == o or o in p.parents:
                     raise DetftError(f"output {out} would replace input data ({src} is inside it); "
                                      "choose another folder")
 

@@ -429,3 +429,18 @@ def test_a_video_with_its_middle_cut_out_warns_with_the_frames_lost(tmp_path: Pa
     src = FileSource(path)
     assert src.frame_count == 30 and len(list(src)) == 25 and src.stats.lost == 5
     assert "WARNING: 5 frame(s) of the file could not be decoded" in RunStats().line(src)
+
+
+def test_out_may_live_inside_the_dataset_folder_but_never_hold_it(tmp_path: Path):
+    ds = tmp_path / "ds"
+    make_image(ds / "images" / "a.jpg", 40, 30)
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}],
+           "categories": [{"id": 1, "name": "a"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10], "iscrowd": 0}]}
+    (ds / "instances.json").write_text(json.dumps(doc))
+    convert(ds, ds / "converted", images_dir=ds / "images")
+    convert(ds, ds / "converted", images_dir=ds / "images", overwrite=True)  # a previous output is replaced
+    assert (ds / "converted" / "annotations" / "instances_train.json").is_file()
+    with pytest.raises(DetftError, match="would replace input data"):
+        convert(ds, tmp_path, images_dir=ds / "images", overwrite=True)  # OUT holds the dataset
+    assert (ds / "images" / "a.jpg").is_file()
