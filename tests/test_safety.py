@@ -444,3 +444,20 @@ def test_out_may_live_inside_the_dataset_folder_but_never_hold_it(tmp_path: Path
     with pytest.raises(DetftError, match="would replace input data"):
         convert(ds, tmp_path, images_dir=ds / "images", overwrite=True)  # OUT holds the dataset
     assert (ds / "images" / "a.jpg").is_file()
+
+
+def test_yolo_data_yaml_points_val_at_the_sanitised_folder(tmp_path: Path):
+    """No val split: data.yaml's val falls back to a folder that exists, under its safe name."""
+    from detft.dataset import Annotation, Category, Dataset, ImageRecord
+    from detft.formats import yolo
+    from detft.report import Report
+
+    make_image(tmp_path / "a.jpg", 40, 30)
+    ds = Dataset([ImageRecord("a.jpg", 40, 30, path=tmp_path / "a.jpg", split="my/split",
+                              annotations=[Annotation(1, (1.0, 1.0, 20.0, 20.0))])], [Category(1, "a")])
+    with atomic_directory(tmp_path / "out") as tmp:
+        yolo.write(ds, tmp, Report())
+    import yaml
+
+    cfg = yaml.safe_load((tmp_path / "out" / "data.yaml").read_text())
+    assert cfg["my/split"] == cfg["val"] == "images/my_split" and (tmp_path / "out" / cfg["val"]).is_dir()

@@ -224,8 +224,9 @@ def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlin
     segment = (task or ("segment" if dataset.has_masks() else "detect")) == "segment"
     cls_map = dataset.yolo_class_ids()
     placer = ImagePlacer(out, image_mode, report)
-    for split in dataset.splits():
-        folder = safe_component(split, "split name")
+    splits = dataset.splits()
+    folders = {s: safe_component(s, "split name") for s in splits}
+    for split, folder in folders.items():
         for im in progress(dataset.images_in(split), f"writing YOLO {split}", unit="img"):
             rel = placer.place(im, f"images/{folder}")
             lines = [_label_line(a, cls_map[a.category_id], im.width, im.height, segment, report)
@@ -234,10 +235,9 @@ def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlin
             label = out / "labels" / folder / Path(rel).with_suffix(".txt")
             label.parent.mkdir(parents=True, exist_ok=True)
             label.write_text("".join(ln + "\n" for ln in lines if ln is not None), encoding="utf-8")
-    splits = dataset.splits()
-    cfg: dict[str, Any] = {s: f"images/{safe_component(s, 'split name')}" for s in splits}
+    cfg: dict[str, Any] = {s: f"images/{folder}" for s, folder in folders.items()}
     if "val" not in cfg:
-        cfg["val"] = cfg.get("train", f"images/{splits[0]}") if splits else "images/train"
+        cfg["val"] = cfg.get("train", cfg[splits[0]]) if splits else "images/train"
         report.add("warning", "no_val_split", "data.yaml",
                    f"no val split; val points at {cfg['val']} (use --split to make one)")
     cfg["names"] = {cls_map[c.id]: c.name for c in dataset.sorted_categories()}
