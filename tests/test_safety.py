@@ -184,13 +184,19 @@ def test_a_run_name_with_a_path_is_refused(tmp_path: Path):
     assert not (tmp_path / "escape").exists()
 
 
-def test_overwrite_never_deletes_the_source_images(tmp_path: Path, capsys):
-    ds = tmp_path / "ds"
-    make_image(ds / "images" / "a.jpg", 40, 30)
-    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}],
-           "categories": [{"id": 1, "name": "a"}],
+def one_image_coco(folder: Path, name: str = "a.jpg") -> Path:
+    """``folder/instances.json`` naming one 40x30 image with one box; the image is made (under images/) unless
+    it exists already."""
+    if not (folder / name).exists():
+        make_image(folder / "images" / name, 40, 30)
+    doc = {"images": [{"id": 1, "file_name": name, "width": 40, "height": 30}], "categories": [{"id": 1, "name": "a"}],
            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10], "iscrowd": 0}]}
-    (ds / "instances.json").write_text(json.dumps(doc))
+    (folder / "instances.json").write_text(json.dumps(doc))
+    return folder
+
+
+def test_overwrite_never_deletes_the_source_images(tmp_path: Path, capsys):
+    ds = one_image_coco(tmp_path / "ds")
     before = (ds / "images" / "a.jpg").read_bytes()
     code = main(["convert", str(ds / "instances.json"), str(ds / "images"), "--images-dir", str(ds / "images"),
                  "--overwrite"])
@@ -374,9 +380,7 @@ def test_a_multi_frame_image_uses_the_first_frame_and_says_so(tmp_path: Path):
 
     frames = [Image.fromarray(np.full((30, 40, 3), 40 * i, np.uint8)) for i in range(3)]
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
-    doc = {"images": [{"id": 1, "file_name": "a.gif", "width": 40, "height": 30}], "categories": [{"id": 1, "name": "a"}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10], "iscrowd": 0}]}
-    (tmp_path / "instances.json").write_text(json.dumps(doc))
+    one_image_coco(tmp_path, "a.gif")
     report = Report()
     ds = load(tmp_path / "instances.json", "coco", report)
     assert ds.num_annotations == 1
@@ -432,12 +436,7 @@ def test_a_video_with_its_middle_cut_out_warns_with_the_frames_lost(tmp_path: Pa
 
 
 def test_out_may_live_inside_the_dataset_folder_but_never_hold_it(tmp_path: Path):
-    ds = tmp_path / "ds"
-    make_image(ds / "images" / "a.jpg", 40, 30)
-    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}],
-           "categories": [{"id": 1, "name": "a"}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10], "iscrowd": 0}]}
-    (ds / "instances.json").write_text(json.dumps(doc))
+    ds = one_image_coco(tmp_path / "ds")
     convert(ds, ds / "converted", images_dir=ds / "images")
     convert(ds, ds / "converted", images_dir=ds / "images", overwrite=True)  # a previous output is replaced
     assert (ds / "converted" / "annotations" / "instances_train.json").is_file()
