@@ -23,7 +23,7 @@ from detft.models.yolo import _unrestricted, load_checkpoint
 
 
 def trained_run(root: Path) -> Path:
-    from detft.engine.trainer import TrainConfig, train
+    from detft import TrainConfig, train
 
     cfg = TrainConfig(arch="yolo", model="yolov8n-seg.yaml", weights="none", epochs=1, batch=8, imgsz=64, workers=0,
                       project=str(root), name="bench", device="cpu", augment="none")

@@ -32,7 +32,8 @@ def peak_mb(device: torch.device) -> float:
 
 
 def run_detft(data: str, freeze: str, steps: int, warmup: int, batch: int, device: str) -> dict:
-    from detft.engine.trainer import Trainer, TrainConfig, seed_epoch
+    from detft.config import TrainConfig
+    from detft.engine.trainer import Trainer, seed_epoch
 
     cfg = TrainConfig(data=data, model=MODEL, weights="none", freeze=freeze, batch=batch, augment="none", workers=2,
                       device=device, epochs=100, project="/tmp/detft-bench", name=f"b-{freeze}", exist_ok=True)

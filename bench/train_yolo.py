@@ -30,8 +30,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16)
     a = p.parse_args()
 
-    from detft.engine import yolo_trainer
-    from detft.engine.trainer import TrainConfig, load_data
+    import detft
+    from detft.config import TrainConfig
+    from detft.data.loading import load_data
+    from detft.families import yolo as yolo_trainer
     from detft.models.yolo import load_model, prepare_offline
 
     prepare_offline()
@@ -68,7 +70,7 @@ def main() -> None:
         yolo_trainer.finish = timed_finish
         for label, freeze in (("detft train --arch yolo (full)", "none"), ("detft train --arch yolo (frozen backbone)", "backbone")):
             t0 = time.perf_counter()
-            yolo_trainer.train_yolo(cfg(label.split("(")[1][:-1].replace(" ", "-"), freeze))
+            detft.train(cfg(label.split("(")[1][:-1].replace(" ", "-"), freeze))
             rows[label] = ((timings["train_end"] - t0) / a.epochs, timings["finish"])
         yolo_trainer.finish = real_finish
 

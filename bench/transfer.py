@@ -53,7 +53,7 @@ COMMON = {
 
 
 def run_one(data: str, settings: dict, out: str) -> None:
-    from detft.engine.trainer import TrainConfig, train
+    from detft import TrainConfig, train
 
     t = time.perf_counter()
     run = train(TrainConfig(data=data, **settings))

@@ -1,13 +1,22 @@
-"""detft: fine-tune pretrained detection and instance-segmentation models on your own labelled images."""
+"""detft: fine-tune pretrained detection and instance-segmentation models on your own labelled images.
+
+    import detft
+    run = detft.train(data="my_export/", arch="yolo", epochs=30)
+    model = detft.load(run)
+    detections = model.predict("photo.jpg")"""
 
 import os
 
 # albumentations 2.x asks PyPI for its latest version on import; detft never touches the network at run time
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from .dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
-from .errors import DetftError, FormatError
-from .report import Report
+from .api import Model, load, train  # noqa: E402
+from .config import TrainConfig  # noqa: E402
+from .dataset import Annotation, Category, Dataset, ImageRecord, SourceRef  # noqa: E402
+from .errors import DetftError, FormatError  # noqa: E402
+from .report import Report  # noqa: E402
+from .runs import Run  # noqa: E402
+from .version import __version__  # noqa: E402
 
-__version__ = "0.1.0"
-__all__ = ["Annotation", "Category", "Dataset", "ImageRecord", "SourceRef", "DetftError", "FormatError", "Report"]
+__all__ = ["Annotation", "Category", "Dataset", "DetftError", "FormatError", "ImageRecord", "Model", "Report", "Run",
+           "SourceRef", "TrainConfig", "__version__", "load", "train"]

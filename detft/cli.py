@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ from .errors import DetftError, run_command
 from .formats import READERS, WRITERS
 
 if TYPE_CHECKING:
+    from .api import Model
     from .evaluation.report import EvalSettings
 
 
@@ -109,54 +111,53 @@ def _eval_dets(args: argparse.Namespace, settings: EvalSettings) -> dict:
 
 
 def _eval_weights(args: argparse.Namespace, settings: EvalSettings) -> dict:
-    """Evaluate a trained model (any architecture, through its Predictor) on a dataset split."""
-    from .convert import load
-    from .engine import checkpoint
-    from .engine.trainer import EMBEDDED_DATA
-    from .evaluation.groundtruth import coco_groundtruth, to_results
-    from .evaluation.report import write_report
-    from .inference.predictor import load_predictor, predict_records, training_config
-    from .report import Report
+    """Evaluate a trained model (any family) on a dataset split; the report goes beside what was named."""
+    from .api import load
 
-    path = checkpoint.weights_path(args.weights)
-    data = args.data
-    if data is None:  # the dataset it was trained on (reading the checkpoint only when needed)
-        trained_on = training_config(path).get("data")
-        data = Path(trained_on) if trained_on else EMBEDDED_DATA
-    report = Report()
-    ds = load(data, args.fmt, report)
-    if len(report):
-        print(report.summary())
-    images = ds.images_in(args.split)
-    if not images:
-        raise DetftError(f"no images in split {args.split!r} of {data} (splits: {', '.join(ds.splits())})")
-    predictor = load_predictor(path, device=args.device, score_threshold=settings.score_threshold,
-                               max_dets=settings.max_dets, trust_weights=args.trust_weights)
-    if list(predictor.labels.names) != [c.name for c in ds.sorted_categories()]:
-        raise DetftError(f"the model's classes {list(predictor.labels.names)} differ from {data}'s "
-                         f"{[c.name for c in ds.sorted_categories()]}")
-    dets = predict_records(predictor, images, f"eval {args.split}")
-    out = args.out or (Path(args.weights) if Path(args.weights).is_dir() else path.parent)
-    results = to_results(ds, dets, predictor.labels.names_by_category())
-    return write_report(out, coco_groundtruth(ds, images), results, settings,
-                        extra={"weights": str(path), "data": str(data), "split": args.split, "out": str(out)})
+    model = load(args.weights, device=args.device, conf=settings.score_threshold, max_dets=settings.max_dets,
+                 trust_weights=args.trust_weights)
+    out = args.out or (args.weights if args.weights.is_dir() else args.weights.parent)
+    return model.evaluate(args.data, args.split, data_format=args.fmt, out=out, conf=settings.score_threshold,
+                          max_dets=settings.max_dets, backend=settings.backend).doc
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .engine.trainer import TrainConfig, train
+    from .api import train
+    from .config import TrainConfig
 
-    cfg = TrainConfig(
-        data=str(args.data) if args.data else None, data_format=args.fmt, arch=args.arch, model=args.model,
-        weights=args.weights, epochs=args.epochs or (0 if args.resume else 10), batch=args.batch, lr=args.lr, optimizer=args.optimizer,
-        schedule=args.schedule, warmup_iters=args.warmup_iters, imgsz=args.imgsz, freeze=args.freeze,
-        unfreeze_at=args.unfreeze_at, backbone_lr_factor=args.backbone_lr_factor, augment=args.augment,
-        amp=args.amp, clip_grad=args.clip_grad, patience=args.patience, device=args.device, workers=args.workers,
-        seed=args.seed, project=str(args.project), name=args.name, exist_ok=args.exist_ok, conf=args.conf)
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if args.resume:
-        print(f"resuming {args.resume}: its saved settings apply; only --epochs can change (to extend it)")
-    run = train(cfg, resume=str(args.resume) if args.resume else None, trust_weights=args.trust_weights)
-    print(f"run folder: {run}")
+        ignored = sorted(k for k in given if k != "epochs")
+        print(f"resuming {args.resume}: its saved settings apply; only --epochs can change (to extend it)"
+              + (f"; ignoring {', '.join('--' + k.replace('_', '-') for k in ignored)}" if ignored else ""))
+        run = train(resume=args.resume, trust_weights=args.trust_weights,
+                    **({"epochs": given["epochs"]} if "epochs" in given else {}))
+    else:
+        run = train(args.config, trust_weights=args.trust_weights, **given)
+    print(f"run folder: {run.folder}")
     return 0
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (its help and default from the field), so a setting can never be
+    saved in run.yaml without a flag to change it. Defaults are left to the config: a flag not given
+    keeps the value of --config (or the built-in default)."""
+    from typing import get_type_hints
+
+    from .config import TrainConfig
+
+    hints = get_type_hints(TrainConfig)
+    for f in fields(TrainConfig):
+        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        kind = hints[f.name]
+        help_text = f.metadata["help"] + ("" if f.default is None else f" (default: {f.default})")
+        if kind in (bool, bool | None):
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                           help=help_text)
+            continue
+        base = next(t for t in (int, float, str) if kind in (t, t | None))
+        choices = sorted(READERS) if f.name == "data_format" else f.metadata.get("choices")
+        p.add_argument(flag, dest=f.name, type=base, choices=choices, default=argparse.SUPPRESS, help=help_text)
 
 
 def add_inference_args(p: argparse.ArgumentParser) -> None:
@@ -174,22 +175,28 @@ def add_trust_arg(p: argparse.ArgumentParser) -> None:
                    help="load a YOLO checkpoint that the safe loader refuses (it can run code: only files you trust)")
 
 
-def cmd_video(args: argparse.Namespace) -> int:
-    from .inference.video import infer_video
+def _load(args: argparse.Namespace) -> Model:
+    """The model of ``--weights`` for predict and video (the API is imported here, keeping --help fast)."""
+    from .api import load
 
-    infer_video(args.weights, args.source, out=args.out, jsonl=args.jsonl, track=args.track, show=args.show,
-                conf=args.conf, imgsz=args.imgsz, max_dets=args.max_dets, device=args.device,
-                trust_weights=args.trust_weights, fps_overlay=not args.no_fps_overlay, stats_every=args.stats_every,
-                max_frames=args.max_frames, timeout=args.timeout, max_backoff=args.max_backoff,
-                max_retries=args.max_retries, out_fps=args.out_fps, overwrite=args.overwrite)
+    return load(args.weights, device=args.device, conf=args.conf, max_dets=args.max_dets, imgsz=args.imgsz,
+                trust_weights=args.trust_weights)
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from .inference.video import check_output_file
+
+    for target in (args.out, args.jsonl):  # before the model loads: a wrong path fails fast
+        check_output_file(target, args.overwrite)
+    _load(args).video(args.source, out=args.out, jsonl=args.jsonl, track=args.track, show=args.show,
+                      fps_overlay=not args.no_fps_overlay, stats_every=args.stats_every, max_frames=args.max_frames,
+                      timeout=args.timeout, max_backoff=args.max_backoff, max_retries=args.max_retries,
+                      out_fps=args.out_fps, overwrite=args.overwrite)
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .inference.video import predict_images
-
-    out = predict_images(args.weights, args.source, args.out, conf=args.conf, imgsz=args.imgsz,
-                         max_dets=args.max_dets, device=args.device, trust_weights=args.trust_weights)
+    out = _load(args).annotate(args.source, args.out)
     print(f"annotated images and predictions.jsonl in {out}")
     return 0
 
@@ -222,37 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("train", help="fine-tune a pretrained detector (R-CNN via torchvision; YOLO via ultralytics)")
-    p.add_argument("--data", type=Path, help="dataset in any supported format (default: embedded datasets/shapes)")
-    p.add_argument("--from", dest="fmt", choices=sorted(READERS), help="input format (default: detect)")
-    p.add_argument("--arch", default="fasterrcnn", help="fasterrcnn, maskrcnn, yolo, or a registered model name")
-    p.add_argument("--model", help="R-CNN: a registered model, e.g. fasterrcnn_efficientnet_lite0_fpn (offline "
-                                   "ImageNet backbone); YOLO: a model yaml or .pt (yolov8s-seg.yaml, yolo11n.pt)")
-    p.add_argument("--weights", help="R-CNN: DEFAULT (torchvision, cached; packaged ImageNet backbone for the "
-                                     "*_efficientnet_lite0/_mobilenet_v2 models), a weights name, backbone[:NAME], none, "
-                                     "or a file/run. YOLO: fall-detection (offline, the default when installed), a .pt, "
-                                     "or none")
-    p.add_argument("--epochs", type=int, help="epochs to train (default 10; with --resume: extend to this many)")
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
-    p.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine")
-    p.add_argument("--warmup-iters", type=int, default=100)
-    p.add_argument("--imgsz", type=int, help="shorter image side fed to the model (default: the model's own)")
-    p.add_argument("--freeze", default="backbone", help="backbone (default), backbone+fpn, none, or N backbone stages")
-    p.add_argument("--unfreeze-at", type=int, help="epoch (0-based) at which frozen layers start training")
-    p.add_argument("--backbone-lr-factor", type=float, default=0.1, help="lr multiplier for unfrozen layers")
-    p.add_argument("--augment", help="comma list of flip,scale,color (YOLO also: mosaic), or none; default: all")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision (default: on for CUDA)")
-    p.add_argument("--clip-grad", type=float, default=10.0, help="max gradient norm (0: off)")
-    p.add_argument("--patience", type=int, help="stop after this many epochs without a better mAP")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--project", type=Path, default=Path("runs"))
-    p.add_argument("--name", default="train")
-    p.add_argument("--exist-ok", action="store_true", help="train into an existing run folder")
+    p.add_argument("--config", type=Path, help="run.yaml of a run (or a YAML of config fields) to reproduce; "
+                                               "flags given beside it override its values")
+    add_config_args(p)
     p.add_argument("--resume", type=Path, help="run folder (or last.pt) to continue; --epochs may extend it")
-    p.add_argument("--conf", type=float, default=0.001, help="score threshold of validation detections (default 0.001)")
     add_trust_arg(p)
     p.set_defaults(func=cmd_train)
 

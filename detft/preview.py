@@ -3,7 +3,6 @@ by looking at it. Images are shown as displayed (EXIF orientation applied), like
 
 from __future__ import annotations
 
-import colorsys
 import io
 import random
 from pathlib import Path
@@ -12,43 +11,26 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from .dataset import Dataset, ImageRecord
-from .geometry import decode_mask
+from .geometry import decode_mask, polygons_to_mask
 from .images import read_rgb
 from .output import atomic_write_bytes
-
-MASK_ALPHA = 0.45
-
-
-def color(category_id: int) -> tuple[int, int, int]:
-    """A stable, well-separated colour per class (golden-ratio hue steps)."""
-    r, g, b = colorsys.hsv_to_rgb((category_id * 0.618033988749895) % 1.0, 0.85, 1.0)
-    return int(r * 255), int(g * 255), int(b * 255)
+from .render import draw
 
 
 def render(image: ImageRecord, names: dict[int, str]) -> Image.Image:
-    rgb = read_rgb(image).astype(np.float32)
+    """The image with its ground truth drawn by the same renderer as predictions (same colour per class)."""
+    rgb = read_rgb(image)
+    masks = []
     for ann in image.annotations:
-        mask = None
         if ann.rle is not None:
-            mask = decode_mask(ann.rle).astype(bool)
+            masks.append(decode_mask(ann.rle).astype(bool))
         elif ann.polygons:
-            layer = Image.new("L", (rgb.shape[1], rgb.shape[0]), 0)
-            for p in ann.polygons:
-                ImageDraw.Draw(layer).polygon(p, fill=1)
-            mask = np.asarray(layer).astype(bool)
-        if mask is not None and mask.shape == rgb.shape[:2]:
-            rgb[mask] = rgb[mask] * (1 - MASK_ALPHA) + np.array(color(ann.category_id)) * MASK_ALPHA
-    canvas = Image.fromarray(rgb.clip(0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(canvas)
-    width = max(1, round(max(canvas.size) / 300))
-    for ann in image.annotations:
-        c = color(ann.category_id)
-        draw.rectangle(ann.bbox, outline=c, width=width)
-        label = names.get(ann.category_id, str(ann.category_id)) + (" (crowd)" if ann.iscrowd else "")
-        tx, ty = ann.bbox[0], max(0, ann.bbox[1] - 11)
-        draw.rectangle(draw.textbbox((tx, ty), label), fill=c)
-        draw.text((tx, ty), label, fill=(0, 0, 0))
-    return canvas
+            masks.append(polygons_to_mask(ann.polygons, rgb.shape[0], rgb.shape[1]).astype(bool))
+        else:
+            masks.append(None)
+    texts = [names.get(a.category_id, str(a.category_id)) + (" (crowd)" if a.iscrowd else "") for a in image.annotations]
+    boxes = np.array([a.bbox for a in image.annotations], np.float32).reshape(-1, 4)
+    return Image.fromarray(draw(rgb, boxes, [a.category_id for a in image.annotations], texts, masks))
 
 
 def grid(dataset: Dataset, out: Path, n: int = 16, cell: int = 320, seed: int = 0) -> int:

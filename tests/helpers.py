@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from detft.config import TrainConfig
 from detft.dataset import Annotation, Category, Dataset, ImageRecord
 
 
@@ -41,3 +43,31 @@ def tiny_dataset(root: Path, n_images: int = 3, size: tuple[int, int] = (64, 48)
             anns.append(Annotation(1, (35.0, 20.0, 60.0, 30.0), rle=encode_mask(mask), iscrowd=True))
         images.append(ImageRecord(p.name, w, h, path=p, annotations=anns))
     return Dataset(images, [Category(1, "cat"), Category(2, "dog")], root=root)
+
+
+def make_data(root: Path, n: int = 8, size: int = 96, seed: int = 1, val_is_train: bool = True) -> Path:
+    """Synthetic shapes; with ``val_is_train`` the val split holds copies of the training images."""
+    from detft.synthetic import generate
+
+    generate(root, n_train=n, n_val=0 if val_is_train else 4, size=size, seed=seed)
+    if val_is_train:
+        (root / "images" / "val").mkdir()
+        for p in (root / "images" / "train").iterdir():
+            shutil.copy(p, root / "images" / "val" / p.name)
+        shutil.copy(root / "annotations" / "instances_train.json", root / "annotations" / "instances_val.json")
+    return root
+
+
+def config(data: Path, tmp: Path, **kw) -> TrainConfig:
+    base = dict(data=str(data), arch="fasterrcnn", model="tiny_fasterrcnn", weights="none", epochs=1, batch=4,
+                lr=0.002, optimizer="adamw", schedule="constant", warmup_iters=0, augment="none", workers=0,
+                project=str(tmp / "runs"), name="run", imgsz=96)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def yolo_config(tmp: Path, model: str, **kw) -> TrainConfig:
+    base = dict(arch="yolo", model=model, epochs=2, batch=8, imgsz=64, workers=0, project=str(tmp / "runs"),
+                name="y", device="cpu", augment="flip,color")
+    base.update(kw)
+    return TrainConfig(**base)

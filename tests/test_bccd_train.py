@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from detft.config import TrainConfig
 from detft.convert import load
-from detft.engine.trainer import Trainer, TrainConfig
+from detft.engine.trainer import Trainer
 from detft.evaluation import evaluate
 from detft.evaluation.groundtruth import coco_groundtruth, to_results
 from detft.inference.predictor import RCNNPredictor, predict_records
@@ -60,7 +61,7 @@ def test_pretrained_yolo_on_bccd_learns_and_reports_both_evaluators(bccd: Path, 
     cfg = TrainConfig(data=str(bccd), arch="yolo", weights="fall-detection", freeze="backbone", epochs=3, batch=16,
                       imgsz=256, lr=0.002, optimizer="adamw", augment="flip", workers=0, device="cpu",
                       project=str(tmp_path), name="yolo-bccd")
-    from detft.engine.trainer import train
+    from detft import train
 
     run = train(cfg)
     doc = json.loads((run / "eval.json").read_text())

@@ -9,9 +9,10 @@ from pathlib import Path
 import tiny_models  # noqa: F401
 import torch
 import torch.multiprocessing as mp
-from test_train_rcnn import make_data
+from helpers import make_data
 
-from detft.engine.trainer import Trainer, TrainConfig, seed_epoch
+from detft.config import TrainConfig
+from detft.engine.trainer import Trainer, seed_epoch
 from detft.models.freeze import param_counts
 
 

@@ -8,10 +8,10 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,7 @@ def test_the_wheel_carries_the_default_data_and_every_module_imports_alone(insta
     code = """
 import importlib, pkgutil, subprocess, sys
 import detft
-from detft.engine.trainer import EMBEDDED_DATA
+from detft.config import EMBEDDED_DATA
 from detft.convert import load
 from detft.report import Report
 print(detft.__file__)

@@ -91,13 +91,13 @@ def test_a_run_cannot_vouch_for_itself(tmp_path: Path):
 
 def test_resume_checks_best_pt_too(tmp_path: Path, monkeypatch):
     """ultralytics unpickles best.pt in full when a resumed run ends: it is checked before training."""
-    from detft.engine.trainer import TrainConfig, train
+    from detft import TrainConfig, train
     from detft.models.yolo import UntrustedCheckpoint
 
     marker = tmp_path / "marker"
     run = crafted_run(tmp_path, marker)
     # last.pt passes (as if it were genuine); best.pt must still be refused before ultralytics sees the run
-    monkeypatch.setattr("detft.engine.yolo_trainer.load_checkpoint", lambda path, trust=False: object())
+    monkeypatch.setattr("detft.families.yolo.load_checkpoint", lambda path, trust=False: object())
     with pytest.raises(UntrustedCheckpoint, match=r"best\.pt was refused"):
         train(TrainConfig(epochs=0), resume=str(run))
     assert not marker.exists()

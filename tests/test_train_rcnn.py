@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.error
 from pathlib import Path
 
@@ -11,32 +10,14 @@ import numpy as np
 import pytest
 import tiny_models  # noqa: F401  (registers tiny_fasterrcnn / tiny_maskrcnn)
 import torch
+from helpers import config, make_data
 
+import detft
+from detft import train
 from detft.engine import checkpoint
-from detft.engine.trainer import Trainer, TrainConfig, train
+from detft.engine.trainer import Trainer
 from detft.errors import DetftError
-from detft.inference.predictor import load_predictor
 from detft.models.registry import resolve
-from detft.synthetic import generate
-
-
-def make_data(root: Path, n: int = 8, size: int = 96, seed: int = 1, val_is_train: bool = True) -> Path:
-    """Synthetic shapes; with ``val_is_train`` the val split holds copies of the training images."""
-    generate(root, n_train=n, n_val=0 if val_is_train else 4, size=size, seed=seed)
-    if val_is_train:
-        (root / "images" / "val").mkdir()
-        for p in (root / "images" / "train").iterdir():
-            shutil.copy(p, root / "images" / "val" / p.name)
-        shutil.copy(root / "annotations" / "instances_train.json", root / "annotations" / "instances_val.json")
-    return root
-
-
-def config(data: Path, tmp: Path, **kw) -> TrainConfig:
-    base = dict(data=str(data), arch="fasterrcnn", model="tiny_fasterrcnn", weights="none", epochs=1, batch=4,
-                lr=0.002, optimizer="adamw", schedule="constant", warmup_iters=0, augment="none", workers=0,
-                project=str(tmp / "runs"), name="run", imgsz=96)
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -84,12 +65,12 @@ def test_overfits_eight_images(tmp_path: Path, model: str):
     assert doc["metrics"]["bbox"]["stats"]["AP50"] > 0.9
     if arch == "maskrcnn":
         assert doc["metrics"]["segm"]["stats"]["AP50"] > 0.9
-    for f in ("args.yaml", "metrics.csv", "loss.png", "map.png", "weights/best.pt", "weights/last.pt"):
+    for f in ("run.yaml", "metrics.csv", "loss.png", "map.png", "weights/best.pt", "weights/last.pt"):
         assert (run / f).is_file(), f
     # the checkpoint predicts through the shared Predictor interface
-    pred = load_predictor(run, device="cpu", score_threshold=0.5)
-    from detft.images import read_rgb
+    pred = detft.load(run, device="cpu", conf=0.5).predictor
     from detft.convert import load
+    from detft.images import read_rgb
     from detft.report import Report
 
     image = load(data, None, Report()).images[0]

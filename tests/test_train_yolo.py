@@ -11,11 +11,12 @@ import pytest
 pytest.importorskip("ultralytics", reason="ultralytics is not installed")
 
 import torch  # noqa: E402
+from helpers import yolo_config  # noqa: E402
 
-from detft.engine.trainer import TrainConfig, train  # noqa: E402
-from detft.engine.yolo_trainer import augment_args, fingerprint  # noqa: E402
+import detft  # noqa: E402
+from detft import TrainConfig, train  # noqa: E402
 from detft.errors import DetftError  # noqa: E402
-from detft.inference.predictor import load_predictor  # noqa: E402
+from detft.families.yolo import augment_args, fingerprint  # noqa: E402
 from detft.models import yolo as yolo_models  # noqa: E402
 
 
@@ -34,18 +35,11 @@ def no_network(monkeypatch):
     return attempts
 
 
-def yolo_config(tmp: Path, model: str, **kw) -> TrainConfig:
-    base = dict(arch="yolo", model=model, epochs=2, batch=8, imgsz=64, workers=0, project=str(tmp / "runs"),
-                name="y", device="cpu", augment="flip,color")
-    base.update(kw)
-    return TrainConfig(**base)
-
-
 @pytest.mark.parametrize("model,task", [("yolov8n.yaml", "detect"), ("yolov8n-seg.yaml", "segment")])
 def test_tiny_yolo_trains_offline_and_evaluates_with_both_evaluators(tmp_path: Path, no_network, model, task):
     run = train(yolo_config(tmp_path, model))
     assert no_network == []  # not one connection attempt: fonts, AMP check, hub, updates all offline
-    for f in ("args.yaml", "ultralytics_args.yaml", "metrics.csv", "eval.json", "detft_meta.json",
+    for f in ("run.yaml", "ultralytics_args.yaml", "metrics.csv", "eval.json",
               "weights/best.pt", "weights/last.pt", "detections.json", "confusion_matrix.png"):
         assert (run / f).is_file(), f
     doc = json.loads((run / "eval.json").read_text())
@@ -53,7 +47,7 @@ def test_tiny_yolo_trains_offline_and_evaluates_with_both_evaluators(tmp_path: P
     assert "bbox_AP" in doc["ultralytics"] and ("segm_AP" in doc["ultralytics"]) == (task == "segment")
     rows = (run / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3 and "ultralytics_bbox_AP" in rows[0] and "loss_box" in rows[0]
-    pred = load_predictor(run, device="cpu")
+    pred = detft.load(run, device="cpu", conf=0.001).predictor
     import numpy as np
     import ultralytics.nn.tasks
 
@@ -164,7 +158,7 @@ def test_augmentation_is_explicit():
 
 
 def test_device_strings_mean_the_same_gpu_for_ultralytics(monkeypatch):
-    from detft.inference.predictor import ultralytics_device
+    from detft.devices import ultralytics_device
 
     assert ultralytics_device("cpu") == "cpu"
     assert ultralytics_device(torch.device("cuda:1")) == 1  # was 0 in evaluation: the wrong GPU

@@ -17,13 +17,13 @@ import cv2
 import numpy as np
 import pytest
 import tiny_models  # noqa: F401  (registers tiny_fasterrcnn / tiny_maskrcnn)
-from test_train_rcnn import config, make_data
+from helpers import config, make_data
 
+import detft
+from detft import train
 from detft.cli import main as detft_main
-from detft.engine.trainer import train
 from detft.images import find_images
 from detft.inference.detections import Detections
-from detft.inference.predictor import load_predictor
 from detft.inference.sources import LiveSource, is_flat
 from detft.inference.tracking import ByteTrack
 from detft.inference.video import run
@@ -199,7 +199,7 @@ def test_real_loopback_stream_killed_and_restarted_is_reconnected_without_black_
         def close(self) -> None:
             pass
 
-    predictor = load_predictor(rcnn_run, device="cpu", score_threshold=0.25)
+    predictor = detft.load(rcnn_run, device="cpu", conf=0.25).predictor
     source = LiveSource(f"http://127.0.0.1:{port}/stream.mjpg", timeout_s=3, backoff=(0.2, 1.0), log=lambda m: None)
     stop = threading.Event()
     logs: list[str] = []
@@ -278,7 +278,7 @@ def test_predict_annotates_a_folder_without_writing_outside_out(rcnn_run: Path, 
 
 def test_yolo_run_goes_through_the_same_tool(tmp_path: Path):
     pytest.importorskip("ultralytics")
-    from test_train_yolo import yolo_config
+    from helpers import yolo_config
 
     run_dir = train(yolo_config(tmp_path, "yolov8n-seg.yaml", epochs=1))
     video = make_video(tmp_path / "in.mp4", 8)

@@ -31,7 +31,7 @@ class DetectionDataset(TorchDataset):
     as torchvision's references do."""
 
     def __init__(self, images: list[ImageRecord], labels: LabelMap, masks: bool = False,
-                 augment: str = "none", seed: int = 0):
+                 augment: str | None = "none", seed: int = 0):
         self.images, self.labels, self.masks = images, labels, masks
         self.transform = T.build(augment)
         self.seed, self.epoch = seed, 0

@@ -11,16 +11,28 @@ import numpy as np
 
 from ..errors import DetftError
 
-AUGMENTATIONS = ("flip", "scale", "color")
-DEFAULT_AUGMENT = "flip,scale,color"
+AUGMENTATIONS = ("flip", "scale", "color", "mosaic")  # one vocabulary for every family
+RCNN_AUGMENTATIONS = ("flip", "scale", "color")
 
 
-def build(spec: str = DEFAULT_AUGMENT) -> A.Compose | None:
-    """``spec``: comma-separated names from AUGMENTATIONS, or 'none'."""
+def parse_augment(spec: str | None, supported: tuple[str, ...], family: str) -> list[str]:
+    """``--augment``: comma-separated names from AUGMENTATIONS or 'none'; None means every one ``family``
+    supports. A name the family cannot apply is an error, not silently skipped."""
+    if spec is None:
+        return list(supported)
     names = [s.strip() for s in spec.split(",") if s.strip() and s.strip() != "none"]
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
         raise DetftError(f"--augment: unknown {unknown}; choose from {', '.join(AUGMENTATIONS)} or 'none'")
+    unsupported = [n for n in names if n not in supported]
+    if unsupported:
+        raise DetftError(f"--augment {','.join(unsupported)}: not available for {family} (it has {', '.join(supported)})")
+    return names
+
+
+def build(spec: str | None = "none") -> A.Compose | None:
+    """The R-CNN training pipeline for ``--augment`` (None: every augmentation R-CNN supports)."""
+    names = parse_augment(spec, RCNN_AUGMENTATIONS, "R-CNN")
     if not names:
         return None
     ops: list[A.BasicTransform] = []

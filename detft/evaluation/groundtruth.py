@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from ..dataset import Dataset, ImageRecord
 from ..formats.coco import to_coco_dict
-from ..geometry import encode_masks
 from ..inference.detections import Detections
 
 
@@ -25,16 +24,4 @@ def to_results(dataset: Dataset, detections: list[Detections], model_names: dict
     if model_names is not None:
         by_name = {c.name: cat_map[c.id] for c in dataset.categories}
         cat_map = {model_id: by_name[name] for model_id, name in model_names.items()}
-    out: list[dict] = []
-    for image_id, det in enumerate(detections, start=1):
-        if not len(det):
-            continue
-        rles = encode_masks(det.masks) if det.masks is not None else None
-        for k in range(len(det)):
-            x0, y0, x1, y1 = (float(v) for v in det.boxes[k])
-            d = {"image_id": image_id, "category_id": cat_map[int(det.labels[k])],
-                 "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(det.scores[k])}
-            if rles is not None:
-                d["segmentation"] = rles[k]
-            out.append(d)
-    return out
+    return [d for image_id, det in enumerate(detections, start=1) for d in det.to_coco(image_id, cat_map)]

@@ -15,7 +15,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..geometry import encode_masks
 from ..output import atomic_write_bytes, inside, safe_relpath
 from .detections import Detections
 from .sources import Frame
@@ -23,21 +22,6 @@ from .sources import Frame
 
 def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial{path.suffix}")
-
-
-def detection_records(dets: Detections, names: dict[int, str]) -> list[dict[str, Any]]:
-    """JSON-ready detections: xyxy box, score, category id and name, track id, mask as COCO RLE."""
-    records = []
-    rles = encode_masks(dets.masks) if dets.masks is not None else None
-    for i in range(len(dets)):
-        r: dict[str, Any] = {"box": [round(float(v), 2) for v in dets.boxes[i]], "score": round(float(dets.scores[i]), 4),
-                             "category_id": int(dets.labels[i]), "category": names.get(int(dets.labels[i]), "")}
-        if dets.track_ids is not None:
-            r["track_id"] = int(dets.track_ids[i])
-        if rles is not None:
-            r["segmentation"] = rles[i]
-        records.append(r)
-    return records
 
 
 class VideoSink:
@@ -81,7 +65,7 @@ class JsonlSink:
         line: dict[str, Any] = {"frame": frame.index, "timestamp": round(frame.timestamp, 6)}
         if self.files is not None:
             line["file"] = str(self.files[frame.index])
-        line["detections"] = detection_records(dets, self.names)
+        line["detections"] = dets.to_jsonl(self.names)
         self.fh.write(json.dumps(line, separators=(",", ":")) + "\n")
         self.fh.flush()
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from .draw import draw
 from ..errors import DetftError
 from .predictor import Predictor
 from .sinks import ImageSink, JsonlSink, VideoSink
@@ -100,7 +99,7 @@ def run(predictor: Predictor, source: Any, sinks: list[Any], track: bool = False
                     dets = tracker.update(dets, frame.image)
                 stats.latencies_ms.append((time.monotonic() - frame.captured) * 1000)
                 stats.frames += 1
-                drawn = draw(frame.image, dets, names, stats.fps if fps_overlay else None) \
+                drawn = dets.draw(frame.image, names, fps=stats.fps if fps_overlay else None) \
                     if show or any(not isinstance(s, JsonlSink) for s in sinks) else frame.image
                 for sink in sinks:
                     sink.write(frame, drawn, dets)
@@ -130,20 +129,17 @@ def _show(image: np.ndarray) -> bool:
         raise SystemExit(f"--show needs a display and an OpenCV with GUI support ({e.msg.strip()})") from None
 
 
-def infer_video(weights: Path, source: str, *, out: Path | None = None, jsonl: Path | None = None,
-                track: bool = False, show: bool = False, conf: float = 0.25, imgsz: int | None = None,
-                max_dets: int = 100, device: str = "auto", trust_weights: bool = False, fps_overlay: bool = True,
-                stats_every: float = 5.0, max_frames: int | None = None, timeout: float = 5.0,
-                max_backoff: float = 10.0, max_retries: int | None = None, out_fps: float | None = None,
-                overwrite: bool = False, log: Callable[[str], None] | None = None) -> RunStats:
-    """``detft video`` / ``tools/infer_video.py``: a trained model on a video file, an image folder, a webcam
-    index or a stream, into an MP4 and/or JSONL. Output paths are checked before the model loads."""
-    from .predictor import load_predictor
-
+def infer_video(predictor: Predictor, source: str, *, out: Path | None = None, jsonl: Path | None = None,
+                track: bool = False, show: bool = False, fps_overlay: bool = True, stats_every: float = 5.0,
+                max_frames: int | None = None, timeout: float = 5.0, max_backoff: float = 10.0,
+                max_retries: int | None = None, out_fps: float | None = None, overwrite: bool = False,
+                log: Callable[[str], None] | None = None) -> RunStats:
+    """``detft video`` / ``tools/infer_video.py``: a model on a video file, an image folder, a webcam index or
+    a stream, into an MP4 and/or JSONL (callers check the outputs with :func:`check_output_file` before
+    loading a model, so a wrong path fails fast)."""
     for target in (out, jsonl):
         check_output_file(target, overwrite)
     log = log or (lambda m: print(m, file=sys.stderr))
-    predictor = load_predictor(weights, device, conf, max_dets, imgsz, trust_weights)
     src = open_source(source, timeout_s=timeout, backoff=(0.5, max_backoff), max_retries=max_retries)
     sinks: list[Any] = []
     if out:  # a file keeps its own rate; a live stream's is known once connected
@@ -165,12 +161,8 @@ def check_output_file(path: Path | None, overwrite: bool) -> None:
         raise DetftError(f"{path} already exists (use --overwrite to replace it)")
 
 
-def predict_images(weights: Path, source: Path, out: Path, conf: float = 0.25, imgsz: int | None = None,
-                   max_dets: int = 100, device: str = "auto", trust_weights: bool = False) -> Path:
+def predict_images(predictor: Predictor, source: Path, out: Path) -> Path:
     """``detft predict``: annotated copies of an image or folder under ``out``, plus predictions.jsonl."""
-    from .predictor import load_predictor
-
-    predictor = load_predictor(weights, device, conf, max_dets, imgsz, trust_weights)
     images = FolderSource(source)
     root = Path(source)
     sinks = [ImageSink(out, root, images.files),

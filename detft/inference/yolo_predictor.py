@@ -20,6 +20,9 @@ class YOLOPredictor:
                    "verbose": False, "retina_masks": True}
         self.lut = np.array(labels.model_to_category(), np.int64)
 
+    def set_thresholds(self, conf: float, max_dets: int) -> None:
+        self.kw.update(conf=conf, max_det=max_dets)
+
     def predict(self, images: list[np.ndarray]) -> list[Detections]:
         threads = torch.get_num_threads()
         results = self.model.predict([np.ascontiguousarray(im[..., ::-1]) for im in images], **self.kw)  # it wants BGR

@@ -15,7 +15,20 @@ from torch import nn
 from ..errors import DetftError
 from .weights import freeze_batchnorm, freeze_batchnorms
 
-FREEZE_CHOICES = ("backbone", "backbone+fpn", "none")
+FREEZE_CHOICES = ("backbone", "backbone+neck", "none")
+ALIASES = {"backbone+fpn": "backbone+neck"}  # the R-CNN-only name detft 0.1 used
+
+
+def parse_freeze(spec: str | int) -> str | int:
+    """``--freeze`` in the one vocabulary every family follows: 'backbone' (the feature extractor),
+    'backbone+neck' (also the FPN / YOLO neck: only the heads train), 'none', or N (the first N backbone
+    stages: ResNet stem and layer1..4, the feature blocks of the offline backbones, YOLO's backbone layers)."""
+    text = ALIASES.get(str(spec).strip(), str(spec).strip())
+    if text in FREEZE_CHOICES:
+        return text
+    if text.isdigit():
+        return int(text)
+    raise DetftError(f"--freeze {spec!r}: use {', '.join(FREEZE_CHOICES)} or a number of backbone stages")
 
 
 @dataclass
@@ -41,15 +54,16 @@ def backbone_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _targets(model: nn.Module, spec: str) -> list[str]:
-    if spec == "none":
+    what = parse_freeze(spec)
+    if what == "none":
         return []
-    if spec == "backbone":
+    if what == "backbone":
         return ["backbone.body"]
-    if spec == "backbone+fpn":
+    if what == "backbone+neck":
         return ["backbone"]
-    if spec.isdigit():
+    if isinstance(what, int):
         stages = backbone_stages(model)
-        n = int(spec)
+        n = what
         if n > len(stages):
             raise DetftError(f"--freeze {n}: the backbone has only {len(stages)} stages")
         names = []
@@ -57,11 +71,11 @@ def _targets(model: nn.Module, spec: str) -> list[str]:
             prefix, _, joined = name.rpartition(".")
             names += [f"{prefix}.{part}" for part in joined.split("+")]
         return names
-    raise DetftError(f"--freeze {spec!r}: use {', '.join(FREEZE_CHOICES)} or a number of backbone stages")
+    raise AssertionError(what)
 
 
 def freeze(model: nn.Module, spec: str) -> FreezeState:
-    """Freeze what ``spec`` names: 'backbone', 'backbone+fpn', 'none' or N (first N backbone stages)."""
+    """Freeze what ``spec`` names (see :func:`parse_freeze`)."""
     names = _targets(model, str(spec))
     for name in names:
         module = model.get_submodule(name)

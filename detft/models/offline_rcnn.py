@@ -16,8 +16,8 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from ..errors import DetftError
 from .backbones import BACKBONES, build_backbone
+from .catalog import register
 from .packaged import load_by_order
-from .registry import register
 from .weights import choose, freeze_batchnorms, load_into, load_state_dict
 
 FEATURE_MAPS = ["0", "1", "2"]  # strides 8, 16, 32; "pool" (64) is for the RPN only

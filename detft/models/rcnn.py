@@ -12,7 +12,7 @@ from torchvision.models import detection as tvd
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
-from .registry import register
+from .catalog import register
 from .weights import choose, load_into, load_state_dict, offline_hint
 
 TORCHVISION_MODELS: dict[str, tuple[Callable[..., nn.Module], str, Any, str]] = {

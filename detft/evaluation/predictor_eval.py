@@ -1,0 +1,51 @@
+"""The one predict-then-score path: training's per-epoch validation, ``detft eval``, ``Model.evaluate``
+and the benchmark all call :func:`evaluate_predictor`, so their numbers can be compared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..dataset import Dataset, ImageRecord
+from ..errors import DetftError
+from ..inference.predictor import Predictor, predict_records
+from .groundtruth import coco_groundtruth, to_results
+from .report import EvalSettings, evaluate_all, write_report
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]  # bbox_AP, bbox_AP50 (and segm_*)
+    results: list[dict]  # COCO results, image ids 1..N in the order of the evaluated images
+    doc: dict[str, Any] | None = None  # eval.json's content when a report was written
+
+
+def evaluate_predictor(predictor: Predictor, dataset: Dataset, split: str | list[ImageRecord], settings: EvalSettings,
+                       out: Path | None = None, extra: dict[str, Any] | None = None) -> Evaluation:
+    """Score ``predictor`` on a split of ``dataset`` (or a list of its images) with detft's COCO evaluator.
+
+    Classes are matched by name, so a model evaluates on the same classes written in another format.
+    With ``out`` the full report (eval.json, detections.json, PR curves, confusion matrix) is written there."""
+    images = dataset.images_in(split) if isinstance(split, str) else split
+    name = split if isinstance(split, str) else "val"
+    if not images:
+        raise DetftError(f"no images in split {name!r} (splits: {', '.join(dataset.splits())})")
+    model_names = list(predictor.labels.names)
+    data_names = [c.name for c in dataset.sorted_categories()]
+    if model_names != data_names:
+        raise DetftError(f"the model's classes {model_names} differ from the dataset's {data_names}")
+    dets = predict_records(predictor, images, f"eval {name}")
+    results = to_results(dataset, dets, predictor.labels.names_by_category())
+    gt = coco_groundtruth(dataset, images)
+    if out is None:
+        scored, _ = evaluate_all(gt, results, settings)
+        stats = {t: r.stats_dict() for t, r in scored.items()}
+        doc = None
+    else:
+        doc = write_report(out, gt, results, settings, extra={"split": name, **(extra or {}), "out": str(out)})
+        stats = {t: m["stats"] for t, m in doc["metrics"].items()}
+    metrics = {}
+    for t, s in stats.items():
+        metrics[f"{t}_AP"], metrics[f"{t}_AP50"] = s["AP"], s["AP50"]
+    return Evaluation(metrics, results, doc)

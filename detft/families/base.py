@@ -1,0 +1,28 @@
+"""What a model family provides. Everything that differs between families (how a network is built,
+trained, frozen, augmented, loaded for prediction) lives behind this protocol, so nothing outside
+``families/`` asks which family a run is."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
+    from ..inference.predictor import Predictor
+    from ..runs import Run
+
+
+class Family(Protocol):
+    name: str  # the key saved in run.yaml
+    summary: str  # one line for --help and errors
+
+    def handles(self, arch: str) -> bool:
+        """Whether ``--arch`` names this family (or one of its models)."""
+
+    def train(self, config: TrainConfig, run: Run, resume: bool = False, trust_weights: bool = False) -> Run:
+        """Train into ``run`` (its folder may not exist yet); with ``resume``, continue its last.pt.
+        ``trust_weights`` lifts the restricted checkpoint loader for this call only."""
+
+    def predictor(self, run: Run, *, device: str = "auto", conf: float = 0.25, max_dets: int = 100,
+                  imgsz: int | None = None, trust_weights: bool = False) -> Predictor:
+        """The run's chosen checkpoint behind the common Predictor interface."""

@@ -1,0 +1,214 @@
+"""The YOLO family: adapters -> cached YOLO dataset -> ultralytics' trainer -> detft's evaluator.
+
+The run folder ends up with the layout every family has (runs.py); ultralytics' own files stay beside
+it (its args as ultralytics_args.yaml, results.csv). Ultralytics checkpoints are pickled modules: every
+one detft hands to ultralytics passes its restricted loader first (models/yolo.py), unless the user
+trusts it."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import TrainConfig
+from ..data.loading import data_source, load_data
+from ..data.transforms import AUGMENTATIONS, parse_augment
+from ..dataset import Dataset
+from ..devices import pick_device, ultralytics_device
+from ..engine.metrics import write_csv
+from ..errors import DetftError
+from ..formats import yolo as yolo_format
+from ..models.labels import LabelMap
+from ..models.yolo import freeze_layers, load_checkpoint, prepare_offline, starting_point, verify_checkpoint
+from ..output import atomic_directory
+from ..report import Report
+from ..runs import Run, RunInfo
+
+if TYPE_CHECKING:
+    from ..inference.predictor import Predictor
+
+CACHE_VERSION = "1"
+# the shared --augment names -> ultralytics hyperparameters (what each turns on; 0 turns it off)
+YOLO_AUGMENT: dict[str, dict[str, float]] = {
+    "flip": {"fliplr": 0.5}, "scale": {"scale": 0.5, "translate": 0.1},
+    "color": {"hsv_h": 0.015, "hsv_s": 0.7, "hsv_v": 0.4}, "mosaic": {"mosaic": 1.0}}
+
+
+def augment_args(spec: str | None) -> dict[str, Any]:
+    """Explicit augmentation: every knob set, and ultralytics' implicit albumentations replaced by a no-op."""
+    import albumentations as A
+
+    names = parse_augment(spec, AUGMENTATIONS, "YOLO")
+    out: dict[str, Any] = {k: 0.0 for d in YOLO_AUGMENT.values() for k in d}
+    for n in names:
+        out.update(YOLO_AUGMENT[n])
+    out["augmentations"] = [A.NoOp()]  # without this ultralytics adds Blur/CLAHE/ToGray whenever albumentations is installed
+    return out
+
+
+def fingerprint(src: Path, task: str, seed: int) -> str:
+    """Changes when any file under the source (annotations or images) changes size or time."""
+    h = hashlib.sha256(f"{CACHE_VERSION}|{task}|{seed}|{src.resolve()}".encode())
+    files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
+    for p in files:
+        st = p.stat()
+        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def yolo_dataset(ds: Dataset, src: Path, task: str, cfg: TrainConfig) -> Path:
+    """The YOLO copy of ``ds`` in the project's cache, written once per source version."""
+    out = Path(cfg.project) / ".cache" / f"yolo-{task}-{fingerprint(src, task, cfg.seed)}"
+    if (out / "data.yaml").is_file():
+        print(f"reusing converted dataset {out}")
+        return out
+    with atomic_directory(out, overwrite=True) as tmp:
+        report = Report()
+        yolo_format.write(ds, tmp, report, task=task)
+        report.write(tmp / "convert_report.json")
+    if len(report):
+        print(report.summary())
+    return out
+
+
+class YOLO:
+    name = "yolo"
+    summary = "yolo: ultralytics YOLO detect/segment (--model picks the network, --weights the start)"
+
+    def handles(self, arch: str) -> bool:
+        return arch == "yolo"
+
+    def train(self, config: TrainConfig, run: Run, resume: bool = False, trust_weights: bool = False) -> Run:
+        prepare_offline()
+        ds, _, val_images = load_data(config)
+        if not val_images:
+            raise DetftError("YOLO training needs validation images")
+        if resume:  # ultralytics restores its optimizer and epoch from last.pt
+            last = run.checkpoint("last")
+            model = load_checkpoint(last, trust_weights)
+            best = run.checkpoint_path("best")
+            if best.is_file():  # ultralytics unpickles it in full when the resumed run ends
+                verify_checkpoint(best, trust_weights)
+            ckpt = getattr(model, "ckpt", None) or {}
+            if ckpt.get("epoch", -1) == -1 or ckpt.get("optimizer") is None:
+                # a completed run: ultralytics would silently start a new training on its default coco8.yaml
+                raise DetftError(f"cannot resume {last}: that run finished (ultralytics can only resume interrupted runs)")
+            model.train(resume=True, data=ckpt["train_args"]["data"])
+            return finish(model, ds, val_images, run, run.info)
+        model, origin = starting_point(config.model, config.weights, ds.has_masks(), trust_weights)
+        print(f"start: {origin}")
+        task = "segment" if model.task == "segment" else "detect"
+        data_dir = yolo_dataset(ds, data_source(config), task, config)
+        frozen = freeze_layers(model, config.freeze)
+        device = pick_device(config.device)
+        if config.unfreeze_at is not None:
+            model.add_callback("on_train_epoch_start", _unfreezer(config.unfreeze_at))
+        info = RunInfo(family=self.name, model=config.model or config.weights or "yolo", task=task,
+                       labels=LabelMap.from_dataset(ds, background=False), config=config, imgsz=config.imgsz or 640,
+                       start=origin)
+        run.save_info(info)  # before training: an interrupted run can be resumed
+        model.train(
+            data=str(data_dir / "data.yaml"), epochs=config.epochs, batch=config.batch, imgsz=info.imgsz,
+            lr0=config.lr, optimizer={"sgd": "SGD", "adamw": "AdamW"}[config.optimizer], momentum=config.momentum,
+            weight_decay=config.weight_decay if config.weight_decay != 1e-4 else 5e-4,
+            cos_lr=config.schedule == "cosine", warmup_epochs=0 if config.warmup_iters == 0 else 3.0,
+            device=ultralytics_device(device), workers=config.workers, seed=config.seed, deterministic=True,
+            project=str(run.folder.parent.resolve()), name=run.folder.name, exist_ok=True,
+            amp=bool(config.amp) if config.amp is not None else device.type == "cuda",
+            patience=config.patience or 100, freeze=frozen or None, plots=True, val=True, verbose=False,
+            **augment_args(config.augment))
+        return finish(model, ds, val_images, Run(Path(model.trainer.save_dir)), info)
+
+    def predictor(self, run: Run, *, device: str = "auto", conf: float = 0.25, max_dets: int = 100,
+                  imgsz: int | None = None, trust_weights: bool = False) -> Predictor:
+        from ..inference.yolo_predictor import YOLOPredictor
+
+        info = run.info
+        return YOLOPredictor(load_checkpoint(run.weights, trust_weights), info.labels, device=ultralytics_device(device),
+                             score_threshold=conf, max_dets=max_dets, imgsz=imgsz or info.imgsz or 640)
+
+
+FAMILY = YOLO()
+
+
+def _unfreezer(epoch: int):
+    def on_train_epoch_start(trainer: Any) -> None:
+        if trainer.epoch == epoch:
+            names = [n for n in trainer.freeze_layer_names if n != ".dfl"]
+            n = 0
+            for k, p in trainer.model.named_parameters():
+                if any(f in k for f in names) and not p.requires_grad:
+                    p.requires_grad_(True)
+                    n += p.numel()
+            trainer.freeze_layer_names = [".dfl"]  # BN statistics of these layers train again too
+            trainer._model_train()
+            print(f"epoch {epoch}: unfroze {n:,} parameters")
+
+    return on_train_epoch_start
+
+
+def finish(model: Any, ds: Dataset, val_images: list, run: Run, info: RunInfo) -> Run:
+    """Give the run folder the common layout and evaluate best.pt with the project's evaluator."""
+    run.save_info(info)
+    ultra_args = run.folder / "args.yaml"
+    if ultra_args.is_file():  # ultralytics' own record of its arguments, kept under a name of its own
+        ultra_args.replace(run.folder / "ultralytics_args.yaml")
+    write_csv(run.metrics_csv, _metrics_rows(run.folder / "results.csv"))
+    doc = evaluate_run(run, ds, val_images, info.config)
+    u = doc["ultralytics"]
+    print("\nsame model, two evaluators (ultralytics' own is shown for reference only):")
+    for t in ("bbox", "segm"):
+        if t in doc["metrics"]:
+            s = doc["metrics"][t]["stats"]
+            print(f"  {t}: detft/COCO AP {s['AP']:.4f} AP50 {s['AP50']:.4f} | ultralytics mAP50-95 "
+                  f"{u[t + '_AP']:.4f} mAP50 {u[t + '_AP50']:.4f}")
+    return run
+
+
+def _metrics_rows(results_csv: Path) -> list[dict]:
+    if not results_csv.is_file():
+        return []
+    rename = {"(B)": "bbox", "(M)": "segm"}
+    rows = []
+    with open(results_csv, newline="") as f:
+        for r in csv.DictReader(f):
+            row = {}
+            for k, v in r.items():
+                k = k.strip()
+                if k.startswith("train/"):
+                    k = "loss_" + k[6:].removesuffix("_loss")
+                elif k.startswith("metrics/mAP50-95"):
+                    k = f"ultralytics_{rename[k[-3:]]}_AP"
+                elif k.startswith("metrics/mAP50"):
+                    k = f"ultralytics_{rename[k[-3:]]}_AP50"
+                row[k] = float(v) if v not in ("", None) else None
+            row["epoch"] = int(row["epoch"])
+            row["loss"] = sum(v for k, v in row.items() if k.startswith("loss_") and v is not None)
+            rows.append(row)
+    return rows
+
+
+def evaluate_run(run: Run, ds: Dataset, val_images: list, cfg: TrainConfig) -> dict:
+    """COCO metrics of best.pt from detft's evaluator, with ultralytics' own numbers beside them."""
+    from ..evaluation.predictor_eval import evaluate_predictor
+    from ..evaluation.report import EvalSettings, format_report
+
+    best = run.checkpoint("best")
+    # written by this run's own trainer, and read through the restricted loader all the same
+    predictor = FAMILY.predictor(Run(run.folder, best, run.info), device=cfg.device, conf=cfg.conf,
+                                 max_dets=cfg.max_dets)
+    model = predictor.model
+    data_yaml = Path(model.ckpt["train_args"]["data"]) if getattr(model, "ckpt", None) else None
+    theirs = model.val(data=str(data_yaml), imgsz=run.info.imgsz, batch=cfg.batch, conf=0.001, iou=0.7, plots=False,
+                       device=ultralytics_device(cfg.device), verbose=False, split="val")
+    ultra = {"bbox_AP": float(theirs.box.map), "bbox_AP50": float(theirs.box.map50), "max_det": 300,
+             "note": "ultralytics' own evaluator (its interpolation and matching), for reference"}
+    if model.task == "segment":
+        ultra.update(segm_AP=float(theirs.seg.map), segm_AP50=float(theirs.seg.map50))
+    settings = EvalSettings(backend=cfg.eval_backend, max_dets=cfg.max_dets, score_threshold=cfg.conf)
+    doc = evaluate_predictor(predictor, ds, val_images, settings, run.folder,
+                             {"weights": str(best), "split": cfg.val_split, "ultralytics": ultra}).doc
+    print(format_report(doc))
+    return doc

@@ -1,0 +1,34 @@
+"""The table of R-CNN model builders: builders register here, :mod:`.registry` resolves ``--arch``/``--model``
+against it. Split from the resolver so builder modules never import the module that imports them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str  # "fasterrcnn" | "maskrcnn"
+    build: Callable[..., nn.Module]
+    masks: bool
+    default_weights: str = "DEFAULT"
+    summary: str = ""
+
+
+REGISTRY: dict[str, ModelSpec] = {}
+FAMILY_DEFAULTS: dict[str, str] = {}
+
+
+def register(name: str, family: str, masks: bool, default_weights: str = "DEFAULT", summary: str = "",
+             family_default: bool = False) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        REGISTRY[name] = ModelSpec(name, family, fn, masks, default_weights, summary)
+        if family_default:
+            FAMILY_DEFAULTS[family] = name
+        return fn
+
+    return deco

@@ -1,0 +1,207 @@
+"""A training run on disk: the only code that knows where a run keeps its files.
+
+Every family writes the same layout::
+
+    runs/<name>/run.yaml          family, model, task, classes, image size, start weights, config, detft version
+    runs/<name>/weights/last.pt   (resume) and weights/best.pt
+    runs/<name>/metrics.csv, *.png, eval.json   (a family may add its own files beside them)
+
+Runs written by detft 0.1 still open: YOLO ones kept their metadata in ``detft_meta.json``, R-CNN ones
+only inside their checkpoints (which still carry it, so a ``best.pt`` copied elsewhere stays usable)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import TrainConfig
+from .errors import DetftError
+from .models.labels import LabelMap
+from .output import atomic_write_text, safe_component
+from .version import __version__
+
+RUN_FILE = "run.yaml"
+LEGACY_YOLO_META = "detft_meta.json"  # detft 0.1 YOLO runs
+CHECKPOINTS = ("best", "last")
+
+
+@dataclass
+class RunInfo:
+    """What detft needs to predict with, evaluate, resume or reproduce a run, whatever its family."""
+
+    family: str  # a key of the family registry: "rcnn", "yolo"
+    model: str  # R-CNN: the registered model name; YOLO: the network (yaml/pt) or its start
+    task: str  # "detect" | "segment"
+    labels: LabelMap
+    config: TrainConfig
+    imgsz: int | None = None  # the size it was trained at (None: the model's own)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # what the builder needs beyond the classes
+    start: str | None = None  # the weights training started from, in words
+    detft_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "model": self.model, "task": self.task, "classes": self.labels.to_json(),
+                "imgsz": self.imgsz, "model_kwargs": self.model_kwargs, "start": self.start,
+                "detft_version": self.detft_version, "config": self.config.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Any, source: Path | str) -> RunInfo:
+        if not isinstance(d, dict):
+            raise DetftError(f"{source}: damaged run metadata (expected a mapping, not {type(d).__name__})")
+        for key, kind in (("family", str), ("task", str), ("classes", dict), ("config", dict)):
+            if not isinstance(d.get(key), kind):
+                raise DetftError(f"{source}: damaged run metadata ('{key}' missing or not a {kind.__name__})")
+        return cls(family=d["family"], model=str(d.get("model") or d["family"]), task=d["task"],
+                   labels=_labels(d["classes"], source), config=TrainConfig.from_dict(d["config"], source),
+                   imgsz=_imgsz(d.get("imgsz"), source), model_kwargs=dict(d.get("model_kwargs") or {}),
+                   start=d.get("start"), detft_version=str(d.get("detft_version", "?")))
+
+
+def _labels(d: Any, source: Path | str) -> LabelMap:
+    try:
+        labels = LabelMap.from_json(d)
+        if len(labels.category_ids) != len(labels.names) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in labels.category_ids):
+            raise ValueError("category_ids and names differ in length or ids are not integers")
+    except (KeyError, TypeError, ValueError) as e:
+        raise DetftError(f"{source}: damaged 'labels' ({e})") from None
+    return labels
+
+
+def _imgsz(v: Any, source: Path | str) -> int | None:
+    if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 32 <= v <= 8192):
+        raise DetftError(f"{source}: damaged 'imgsz' (an integer from 32 to 8192, not {v!r})")
+    return v
+
+
+class Run:
+    """A run folder; ``weights`` is the checkpoint chosen when it was opened (best.pt unless a file was named)."""
+
+    def __init__(self, folder: Path, weights: Path | None = None, info: RunInfo | None = None):
+        self.folder = Path(folder)
+        self.weights = weights or self.checkpoint_path("best")
+        self._info = info
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.folder)!r})"
+
+    # a Run stands for its folder wherever a path is expected: open(run / "eval.json"), Path(run), str(run)
+    def __fspath__(self) -> str:
+        return str(self.folder)
+
+    def __str__(self) -> str:
+        return str(self.folder)
+
+    def __truediv__(self, other: str | Path) -> Path:
+        return self.folder / other
+
+    # ---------------------------------------------------------------- layout
+    @property
+    def run_file(self) -> Path:
+        return self.folder / RUN_FILE
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.folder / "weights"
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.folder / "metrics.csv"
+
+    @property
+    def eval_json(self) -> Path:
+        return self.folder / "eval.json"
+
+    def checkpoint_path(self, which: str) -> Path:
+        if which not in CHECKPOINTS:
+            raise ValueError(which)
+        return self.weights_dir / f"{which}.pt"
+
+    def checkpoint(self, which: str) -> Path:
+        """An existing best.pt or last.pt, or a named error."""
+        path = self.checkpoint_path(which)
+        if not path.is_file():
+            raise DetftError(f"no {path} (the run has no {which} checkpoint yet)")
+        return path
+
+    # ---------------------------------------------------------------- create / open
+    @classmethod
+    def create(cls, project: str | Path, name: str, exist_ok: bool = False) -> Run:
+        """A new run folder's place: ``name`` must be one folder name, and an existing run is kept unless
+        ``exist_ok``."""
+        if safe_component(name, "run name") != name:
+            raise DetftError(f"run name {name!r} must be one folder name (no '/', '..' or control characters); "
+                             "--project chooses where runs go")
+        run = cls(Path(project) / name)
+        if run.weights_dir.exists() and not exist_ok:
+            raise DetftError(f"{run.folder} already holds a run; use --name, --exist-ok or --resume {run.folder}")
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path | Run, which: str = "best") -> Run:
+        """A run from its folder, or from a checkpoint file inside it (or an R-CNN checkpoint on its own)."""
+        path = Path(path)
+        if path.is_dir():
+            folder, weights = path, path / "weights" / f"{which}.pt"
+        else:
+            folder = path.parent.parent if path.parent.name == "weights" else path.parent
+            weights = path
+        if not weights.is_file():
+            raise DetftError(f"no checkpoint at {weights}")
+        return cls(folder, weights)
+
+    @property
+    def info(self) -> RunInfo:
+        if self._info is None:
+            self._info = self._read_info()
+        return self._info
+
+    def save_info(self, info: RunInfo) -> None:
+        self._info = info
+        atomic_write_text(self.run_file, yaml.safe_dump(info.to_dict(), sort_keys=False, allow_unicode=True))
+
+    def _read_info(self) -> RunInfo:
+        if self.run_file.is_file():
+            from .formats.base import load_yaml
+
+            return RunInfo.from_dict(load_yaml(self.run_file), self.run_file)
+        legacy = self.folder / LEGACY_YOLO_META
+        if legacy.is_file():
+            return _legacy_yolo(legacy)
+        return _from_checkpoint(self.weights)
+
+
+def _legacy_yolo(meta_file: Path) -> RunInfo:
+    """A detft 0.1 YOLO run's ``detft_meta.json``."""
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DetftError(f"{meta_file}: damaged run metadata ({e})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("labels"), dict) or not isinstance(meta.get("config", {}), dict):
+        raise DetftError(f"{meta_file}: damaged run metadata (expected an object with 'labels' and 'config')")
+    config = meta.get("config", {})
+    start = (config.get("extra") or {}).get("start") if isinstance(config.get("extra"), dict) else None
+    return RunInfo(family="yolo", model=str(config.get("model") or "yolo"), task=str(meta.get("task", "detect")),
+                   labels=_labels(meta["labels"], meta_file), config=TrainConfig.from_dict(config, meta_file),
+                   imgsz=_imgsz(meta.get("imgsz", 640), meta_file), start=start, detft_version="0.1")
+
+
+def _from_checkpoint(weights: Path) -> RunInfo:
+    """The metadata an R-CNN checkpoint carries: this version's RunInfo, or detft 0.1's ``meta``."""
+    from .engine import checkpoint
+
+    meta = checkpoint.load(weights).get("meta")
+    if isinstance(meta, dict) and "model_name" in meta:  # detft 0.1
+        try:
+            config = TrainConfig.from_dict(meta.get("config", {}), weights)
+            return RunInfo(family="rcnn", model=meta["model_name"],
+                           task="segment" if meta.get("family") == "maskrcnn" else "detect",
+                           labels=_labels(meta["labels"], weights), config=config, imgsz=config.imgsz,
+                           model_kwargs=dict(meta.get("model_kwargs") or {}), start=config.weights, detft_version="0.1")
+        except KeyError as e:
+            raise DetftError(f"{weights}: damaged run metadata (no {e})") from None
+    return RunInfo.from_dict(meta, weights)
