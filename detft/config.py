@@ -5,7 +5,7 @@ field can never lack a flag) and a run's ``run.yaml`` reloads as a config (``--c
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -90,10 +90,6 @@ class TrainConfig:
 
     def replace(self, **overrides: Any) -> TrainConfig:
         return TrainConfig.from_dict({**self.to_dict(), **overrides}, "overrides")
-
-
-def defaults() -> dict[str, Any]:
-    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 def load_config(path: Path) -> TrainConfig:

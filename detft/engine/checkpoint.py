@@ -1,7 +1,7 @@
 """Checkpoints: written atomically (temp file + rename), read with ``weights_only=True``.
 
-A detft checkpoint is a dict of plain types and tensors: ``model`` (state dict), ``meta`` (model
-name, family, label map, image size, the training config), and for ``last.pt`` the optimizer,
+A detft checkpoint is a dict of plain types and tensors: ``model`` (state dict), ``meta`` (the run's
+RunInfo as in run.yaml, so a checkpoint copied out of its run still loads), and for ``last.pt`` the optimizer,
 scheduler, scaler and progress needed to resume exactly."""
 
 from __future__ import annotations
@@ -28,16 +28,6 @@ def save(path: Path, payload: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def weights_path(path: Path, which: str = "best") -> Path:
-    """A checkpoint file from a run folder or a file path."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "weights" / f"{which}.pt"
-    if not path.is_file():
-        raise DetftError(f"no checkpoint at {path}")
-    return path
 
 
 def load(path: Path) -> dict[str, Any]:

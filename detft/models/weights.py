@@ -34,8 +34,10 @@ def choose(model_name: str, weights: str | None, backbone_weights_enum: Any = No
         return WeightsChoice("none")
     if os.sep in weights or weights.endswith((".pt", ".pth")) or Path(weights).exists():
         path = Path(weights)
-        if path.is_dir():
-            path = path / "weights" / "best.pt"
+        if path.is_dir():  # a run folder: its best checkpoint
+            from ..runs import Run
+
+            path = Run.open(path).weights
         if not path.is_file():
             raise DetftError(f"weights file {path} not found")
         return WeightsChoice("file", path)
