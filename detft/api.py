@@ -113,8 +113,7 @@ class Model:
         from .evaluation.report import EvalSettings
         from .report import Report
 
-        if max_dets <= 0:
-            raise DetftError(f"max_dets must be at least 1, not {max_dets}")
+        settings = EvalSettings(backend=backend, max_dets=max_dets, score_threshold=conf)
         if data is None:  # the dataset it was trained on
             trained = self.run.info.config
             data, data_format = Path(trained.data) if trained.data else EMBEDDED_DATA, data_format or trained.data_format
@@ -122,7 +121,6 @@ class Model:
         ds = load_dataset(Path(data), data_format, report)
         if len(report):
             print(report.summary())
-        settings = EvalSettings(backend=backend, max_dets=max_dets, score_threshold=conf)
         self.predictor.set_thresholds(conf, max_dets)
         try:
             return evaluate_predictor(self.predictor, ds, split, settings, Path(out) if out is not None else None,

@@ -80,8 +80,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         a, b = args.compare
         print(compare(load_eval(a), load_eval(b), str(a), str(b)))
         return 0
-    if args.max_dets <= 0:
-        raise DetftError(f"--max-dets must be at least 1, not {args.max_dets}")
     settings = EvalSettings(backend=args.backend, max_dets=args.max_dets, score_threshold=args.conf)
     if args.weights is not None:
         doc = _eval_weights(args, settings)

@@ -112,10 +112,6 @@ class Run:
     def metrics_csv(self) -> Path:
         return self.folder / "metrics.csv"
 
-    @property
-    def eval_json(self) -> Path:
-        return self.folder / "eval.json"
-
     def checkpoint_path(self, which: str) -> Path:
         if which not in CHECKPOINTS:
             raise ValueError(which)
@@ -146,7 +142,7 @@ class Run:
         """A run from its folder, or from a checkpoint file inside it (or an R-CNN checkpoint on its own)."""
         path = Path(path)
         if path.is_dir():
-            folder, weights = path, path / "weights" / f"{which}.pt"
+            folder, weights = path, cls(path).checkpoint_path(which)
         else:
             folder = path.parent.parent if path.parent.name == "weights" else path.parent
             weights = path
@@ -184,7 +180,7 @@ def _legacy_yolo(meta_file: Path) -> RunInfo:
     if not isinstance(meta, dict) or not isinstance(meta.get("labels"), dict) or not isinstance(meta.get("config", {}), dict):
         raise DetftError(f"{meta_file}: damaged run metadata (expected an object with 'labels' and 'config')")
     config = meta.get("config", {})
-    start = (config.get("extra") or {}).get("start") if isinstance(config.get("extra"), dict) else None
+    start = config["extra"].get("start") if isinstance(config.get("extra"), dict) else None
     return RunInfo(family="yolo", model=str(config.get("model") or "yolo"), task=str(meta.get("task", "detect")),
                    labels=_labels(meta["labels"], meta_file), config=TrainConfig.from_dict(config, meta_file),
                    imgsz=_imgsz(meta.get("imgsz", 640), meta_file), start=start, detft_version="0.1")

@@ -26,6 +26,10 @@ class EvalSettings:
     confusion_conf: float = 0.25
     confusion_iou: float = 0.5
 
+    def __post_init__(self) -> None:  # checked here once for `detft eval`, Model.evaluate and training
+        if self.max_dets <= 0:
+            raise DetftError(f"--max-dets must be at least 1, not {self.max_dets}")
+
 
 def evaluate_all(gt: dict, dets: list[dict], settings: EvalSettings) -> tuple[dict[str, IouTypeResult], dict]:
     """bbox always, segm when both the ground truth and the detections have masks."""
