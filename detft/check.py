@@ -13,8 +13,9 @@ from dataclasses import replace
 
 from .dataset import Annotation, Dataset, ImageRecord
 from .errors import DetftError
+from .formats.base import canonical_split
 from .geometry import polygons_area
-from .images import probe
+from .images import probe, probe_bytes
 from .output import safe_component
 from .report import Report
 
@@ -53,31 +54,32 @@ RESERVED_SPLITS = {"names", "nc", "path", "task", "download", "yaml_file", "chan
 
 
 def _check_splits(dataset: Dataset, report: Report) -> None:
-    """Split names come from the data (CVAT subsets, CSV columns, YAML keys) and become folder and file
-    names: make them safe here, once, for every writer, and report each one changed."""
+    """Split names come from the data (CVAT subsets, CSV columns, YAML keys, Roboflow folders) and become
+    folder and file names: ``valid``/``Validation``/``Train`` take the names ultralytics requires (``val``,
+    ``train``), and any name is made safe here, once, for every writer, each unsafe one reported."""
     renamed: dict[str, str] = {}
     for image in dataset.images:
         if image.split is None:
             continue
         if image.split not in renamed:
             try:
-                safe = safe_component(image.split, "split name")
+                safe = safe_component(canonical_split(image.split), "split name")
             except DetftError:
                 safe = "unnamed"
             if safe in RESERVED_SPLITS:
                 safe += "_split"
             renamed[image.split] = safe
-            if safe != image.split:
+            if safe != canonical_split(image.split):
                 report.add("renamed", "unsafe_split_name", image.where(), f"split {image.split!r} written as {safe!r}")
         image.split = renamed[image.split]
 
 
 def _check_file(image: ImageRecord, report: Report) -> bool:
     n = len(image.annotations)
-    if image.path is None:
+    if image.path is None and image.data is None:
         report.add("dropped", "missing_image", image.where(), f"image file {image.file_name!r} not found", n)
         return False
-    info = probe(image.path)
+    info = probe(image.path) if image.path is not None else probe_bytes(image.data or b"")
     if not info.ok:
         kind = "missing_image" if info.error == "missing" else "unreadable_image"
         report.add("dropped", kind, image.where(), f"{image.path}: {info.error}", n)

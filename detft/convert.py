@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .accounting import refuse_total_loss
 from .check import check
 from .dataset import Dataset
 from .errors import DetftError, StrictError
@@ -28,8 +29,12 @@ class ConvertResult:
 def load(src: Path, fmt: str | None, report: Report, *, min_size: float = 2.0,
          verify_images: bool = True, **reader_options: Any) -> Dataset:
     """Read any supported format and check it: the Dataset every detft command starts from."""
-    dataset = read_dataset(Path(src), fmt, report, **reader_options)
-    return check(dataset, report, min_size=min_size, verify_images=verify_images)
+    this_read = Report()  # the caller's report may hold earlier reads: losses are judged on this one alone
+    dataset = read_dataset(Path(src), fmt, this_read, **reader_options)
+    dataset = check(dataset, this_read, min_size=min_size, verify_images=verify_images)
+    report.extend(this_read)
+    refuse_total_loss(Path(src), dataset, this_read)
+    return dataset
 
 
 def convert(src: Path, out: Path, *, to: str = "coco", fmt: str | None = None,
@@ -53,7 +58,10 @@ def convert(src: Path, out: Path, *, to: str = "coco", fmt: str | None = None,
         kwargs: dict[str, Any] = {"image_mode": image_mode}
         if to == "yolo":
             kwargs["task"] = task
+        lost_before = report.annotations_lost
         files = writer(dataset, tmp, report, **kwargs)
+        refuse_total_loss(Path(src), dataset, report,
+                          kept=dataset.num_annotations - (report.annotations_lost - lost_before))
         if strict and len(report):
             raise StrictError(f"--strict: {len(report)} change(s) would be made, nothing written\n{report.summary()}")
         report.write(tmp / REPORT_NAME)

@@ -80,6 +80,8 @@ class ImageRecord:
     annotations: list[Annotation] = field(default_factory=list)
     split: str | None = None
     source: SourceRef | None = None
+    origin: str | None = None  # the annotation file this image's objects were read from (losses are counted per file)
+    data: bytes | None = None  # the encoded image when the annotations embed it (LabelMe imageData) and no file has it
 
     def where(self) -> str:
         return str(self.source) if self.source else self.file_name

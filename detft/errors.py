@@ -31,6 +31,10 @@ class StrictError(DetftError):
     """Raised by --strict when the report says something was dropped or changed."""
 
 
+class DataLossError(DetftError):
+    """Raised when a read kept none of the annotations its source holds: a loss is never a success."""
+
+
 def run_command(command: str, func: Callable[[], int], inputs: str, debug: bool = False) -> int:
     """Run one CLI command: a DetftError is one line and exit 1; an unexpected exception is one line
     naming the command, its input and the exception, exit 2 (the traceback only with ``debug``),

@@ -6,6 +6,8 @@ instead of a full decode. Truncated JPEGs are caught by their missing end-of-ima
 
 from __future__ import annotations
 
+import io
+
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +40,15 @@ class ImageInfo:
 @lru_cache(maxsize=65536)
 def probe(path: Path) -> ImageInfo:
     """Displayed size of ``path``, or the reason it cannot be used."""
+    return _probe(path)
+
+
+def probe_bytes(data: bytes) -> ImageInfo:
+    """:func:`probe` of an image held in memory (LabelMe's embedded ``imageData``)."""
+    return _probe(io.BytesIO(data))
+
+
+def _probe(path: Path | io.BytesIO) -> ImageInfo:
     try:
         with Image.open(path) as im:
             w, h = im.size
@@ -51,7 +62,7 @@ def probe(path: Path) -> ImageInfo:
     except Exception as e:  # noqa: BLE001  any decoder failure means unreadable: ultralytics, once imported,
         # replaces Image.open with a wrapper that answers an unknown file with ModuleNotFoundError (pi_heif)
         return ImageInfo(error=f"unreadable ({e.__class__.__name__}: {e})")
-    if fmt == "JPEG" and not _jpeg_complete(path):
+    if fmt == "JPEG" and isinstance(path, Path) and not _jpeg_complete(path):
         return ImageInfo(w, h, error="corrupt (truncated JPEG: no end-of-image marker)")
     if orientation in _TRANSPOSED and fmt != "TIFF":  # Pillow's TIFF plugin already reports the displayed size
         w, h = h, w
@@ -108,7 +119,12 @@ def read_bgr(path: Path) -> np.ndarray:
 def read_rgb(image: ImageRecord) -> np.ndarray:
     """Decode an annotated image as displayed (OpenCV applies EXIF orientation, the frame the boxes are
     in), checking it has the size the annotations say."""
-    bgr = read_bgr(image.path)
+    if image.path is None and image.data is not None:
+        bgr = cv2.imdecode(np.frombuffer(image.data, np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise DetftError(f"{image.where()}: the embedded image cannot be decoded")
+    else:
+        bgr = read_bgr(image.path)
     if bgr.shape[:2] != (image.height, image.width):
         raise DetftError(f"{image.path} decodes to {bgr.shape[1]}x{bgr.shape[0]}, annotations say {image.width}x{image.height}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -35,7 +35,7 @@ def render(image: ImageRecord, names: dict[int, str]) -> Image.Image:
 
 def grid(dataset: Dataset, out: Path, n: int = 16, cell: int = 320, seed: int = 0) -> int:
     """Write a grid of up to ``n`` random images to ``out``; returns how many were drawn."""
-    usable = [im for im in dataset.images if im.path is not None]
+    usable = [im for im in dataset.images if im.path is not None or im.data is not None]
     picks = random.Random(seed).sample(usable, min(n, len(usable)))
     cols = max(1, int(np.ceil(np.sqrt(len(picks)))))
     rows = max(1, int(np.ceil(len(picks) / cols)))

@@ -25,8 +25,32 @@ class Change:
 
 
 @dataclass
+class Held:
+    """What one annotation file holds as written, before anything is dropped: the denominator of every loss."""
+
+    images: int = 0
+    shapes: int = 0
+
+
+@dataclass
 class Report:
     changes: list[Change] = field(default_factory=list)
+    held: dict[str, Held] = field(default_factory=dict)  # annotation file -> what it holds
+    notes: list[str] = field(default_factory=list)  # what a reader decided for the user (a class name, a skipped file)
+
+    def holds(self, file: str | Path, images: int = 1, shapes: int = 0) -> None:
+        """Count what ``file`` holds (readers call this once per image record, before dropping anything)."""
+        h = self.held.setdefault(str(file), Held())
+        h.images += images
+        h.shapes += shapes
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    @property
+    def shapes_held(self) -> int:
+        return sum(h.shapes for h in self.held.values())
 
     def add(
         self, action: Action, kind: str, where: str, detail: str = "", annotations_lost: int = 0
@@ -35,6 +59,10 @@ class Report:
 
     def extend(self, other: Report) -> None:
         self.changes.extend(other.changes)
+        for f, h in other.held.items():
+            self.holds(f, h.images, h.shapes)
+        for n in other.notes:
+            self.note(n)
 
     def __len__(self) -> int:
         return len(self.changes)
@@ -46,10 +74,18 @@ class Report:
     def counts(self) -> Counter[tuple[str, str]]:
         return Counter((c.action, c.kind) for c in self.changes)
 
+    def lost_line(self) -> str:
+        """``N of M annotation(s) lost (x%)``: the fraction, so a partial loss is never read as a detail."""
+        held, lost = self.shapes_held, self.annotations_lost
+        if not held:
+            return f"{lost} annotation(s) lost"
+        return f"{lost} of {held} annotation(s) lost ({100 * lost / held:.1f}%)"
+
     def summary(self) -> str:
+        notes = [f"note: {n}" for n in self.notes]
         if not self.changes:
-            return "report: no annotation or image was dropped or changed"
-        lines = [f"report: {len(self.changes)} change(s), {self.annotations_lost} annotation(s) lost"]
+            return "\n".join(notes + ["report: no annotation or image was dropped or changed"])
+        lines = notes + [f"report: {len(self.changes)} change(s), {self.lost_line()}"]
         for (action, kind), n in sorted(self.counts().items()):
             example = next(c for c in self.changes if (c.action, c.kind) == (action, kind))
             lines.append(f"  {action:<9} {kind:<24} x{n:<6} e.g. {example.where}: {example.detail}")
@@ -58,7 +94,10 @@ class Report:
     def to_json(self) -> dict:
         return {
             "summary": {f"{a}/{k}": n for (a, k), n in sorted(self.counts().items())},
+            "annotations_held": self.shapes_held,
             "annotations_lost": self.annotations_lost,
+            "notes": self.notes,
+            "sources": {f: {"images_held": h.images, "annotations_held": h.shapes} for f, h in self.held.items()},
             "changes": [asdict(c) for c in self.changes],
         }
 

@@ -11,7 +11,7 @@ from helpers import make_image
 
 from detft.cli import main
 from detft.convert import convert, load
-from detft.errors import DetftError, FormatError, StrictError
+from detft.errors import DataLossError, DetftError, FormatError, StrictError
 from detft.report import Report
 
 
@@ -103,9 +103,8 @@ def test_corrupt_image_is_reported_even_after_ultralytics_patched_pil(tmp_path: 
     voc_dataset(tmp_path, {"g.xml": voc_xml("g.jpg", 40, 30, [("a", 2, 2, 20, 20)])}, {})
     (tmp_path / "JPEGImages").mkdir()
     (tmp_path / "JPEGImages" / "g.jpg").write_bytes(b"not an image")
-    report = Report()
-    assert load(tmp_path, "voc", report).images == []
-    assert report.changes[0].kind == "unreadable_image"
+    with pytest.raises(DataLossError, match=r"g\.jpg: unreadable .*the images cannot be decoded"):
+        load(tmp_path, "voc", Report())
 
 
 def test_exif_rotated_jpeg_keeps_boxes_in_displayed_frame(tmp_path: Path):

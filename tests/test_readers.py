@@ -106,7 +106,7 @@ def test_via2_project_rect_polygon_ellipse_with_class_attribute(tmp_path: Path):
     assert [names(ds)[a.category_id] for a in anns] == ["cell", "nucleus", "cell"]
     assert anns[0].bbox == (5, 6, 15, 18)
     assert np.allclose(anns[2].bbox, (22, 21, 38, 29), atol=0.2)
-    assert sorted(kinds(report)) == ["ellipse_to_polygon", "unknown_class", "unsupported_shape"]
+    assert sorted(kinds(report)) == ["ellipse_to_polygon", "unlabelled_region", "unsupported_shape"]
 
 
 def test_via1_regions_as_dict(tmp_path: Path):

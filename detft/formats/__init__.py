@@ -1,4 +1,6 @@
-"""Format registry: name -> reader/writer, and auto-detection of which format a path holds."""
+"""Format registry: name -> reader/writer, auto-detection of which format a path holds, and the
+split-folder layout exporters wrap every format in (``train/``, ``valid/``, ``test/``: Roboflow, the
+Matterport/Detectron2 VIA "balloon" layout)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..dataset import Dataset
+from ..dataset import Category, Dataset, ImageRecord
 from ..errors import DetftError
 from ..report import Report
 from . import coco, csv, cvat, labelme, masks, via, voc, yolo
+from .base import canonical_split
 
 READERS: dict[str, Callable[..., Dataset]] = {
     "coco": coco.read, "yolo": yolo.read, "voc": voc.read, "labelme": labelme.read,
@@ -37,7 +40,7 @@ def _file_format(path: Path) -> str | None:
         if b"<annotation" in head:
             return "voc"
     if suffix == ".json":
-        if b'"shapes"' in head and b'"imagePath"' in head:
+        if b'"shapes"' in head and (b'"imagePath"' in head or _holds(path, b'"imagePath"')):
             return "labelme"
         if b"_via_img_metadata" in head or (b'"regions"' in head and b'"filename"' in head):
             return "via"
@@ -46,9 +49,22 @@ def _file_format(path: Path) -> str | None:
     return None
 
 
+def _holds(path: Path, needle: bytes) -> bool:
+    """Whether ``needle`` occurs anywhere in ``path``: LabelMe writes ``imagePath`` after the shapes,
+    past the sniffed head when there are many polygons."""
+    with open(path, "rb") as f:
+        tail = b""
+        while chunk := f.read(1 << 20):
+            if needle in tail + chunk:
+                return True
+            tail = chunk[-len(needle):]
+    return False
+
+
 def _folder_candidates(src: Path) -> list[str]:
     found = []
-    if yolo.find_yaml(src) or ((src / "images").is_dir() and (src / "labels").is_dir()):
+    if (yolo.find_yaml(src) or ((src / "images").is_dir() and (src / "labels").is_dir())
+            or yolo.darknet_data(src) is not None):
         found.append("yolo")
     if (src / "Annotations").is_dir():
         found.append("voc")
@@ -65,8 +81,21 @@ def _folder_candidates(src: Path) -> list[str]:
     return found
 
 
+def split_folders(src: Path) -> dict[str, Path]:
+    """``train/``, ``valid/``, ``Validation/``, ``test/``... under ``src``, by the split each names."""
+    if not src.is_dir():
+        return {}
+    found: dict[str, Path] = {}
+    for p in sorted(src.iterdir()):
+        split = canonical_split(p.name)
+        if p.is_dir() and split in ("train", "val", "test") and split not in found:
+            found[split] = p
+    return found
+
+
 def detect(src: Path) -> str:
-    """The format ``src`` holds; a clear error when none or several fit."""
+    """The format ``src`` holds (in itself, or in each of its split folders); a clear error when none or
+    several fit."""
     if not src.exists():
         raise DetftError(f"{src} does not exist")
     if src.is_file():
@@ -75,6 +104,12 @@ def detect(src: Path) -> str:
             raise DetftError(f"cannot tell the annotation format of {src}; name it with --from ({', '.join(READERS)})")
         return fmt
     found = _folder_candidates(src)
+    if not found and (folders := split_folders(src)):
+        per_split = {s: _folder_candidates(p) for s, p in folders.items()}
+        found = sorted({f for fs in per_split.values() for f in fs})
+        if len(found) == 1 and not all(per_split.values()):
+            empty = [str(folders[s]) for s, fs in per_split.items() if not fs]
+            raise DetftError(f"{src}: split folder(s) {', '.join(empty)} hold no {found[0]} annotations")
     if not found:
         raise DetftError(f"no known annotation format found in {src}; name it with --from ({', '.join(READERS)})")
     if len(found) > 1:
@@ -82,11 +117,48 @@ def detect(src: Path) -> str:
     return found[0]
 
 
+# reader keyword -> the CLI flag that sets it, for errors
+OPTION_FLAGS = {"classes": "--classes", "images_dir": "--images-dir", "class_attr": "--via-class-attr",
+                "default_class": "--via-default-class", "columns": "--csv-columns"}
+
+
 def read_dataset(src: Path, fmt: str | None, report: Report, **options: Any) -> Dataset:
-    """Read ``src`` with the named (or detected) reader, passing it only the options it takes."""
+    """Read ``src`` with the named (or detected) reader. An option the reader cannot use is an error, not
+    silently ignored: ``--classes`` on a format whose file names its classes would otherwise do nothing."""
     fmt = fmt or detect(src)
     if fmt not in READERS:
         raise DetftError(f"unknown format {fmt!r}; known: {', '.join(READERS)}")
     reader = READERS[fmt]
     accepted = inspect.signature(reader).parameters
-    return reader(src, report, **{k: v for k, v in options.items() if k in accepted and v is not None})
+    given = {k: v for k, v in options.items() if v is not None}
+    unusable = [OPTION_FLAGS.get(k, k) for k in given if k not in accepted]
+    if unusable:
+        takes = [OPTION_FLAGS.get(k, k) for k in accepted if k not in ("src", "report")]
+        raise DetftError(f"{' and '.join(unusable)} cannot be used with the {fmt} reader"
+                         f" (it takes {', '.join(takes) if takes else 'no options'})")
+    folders = split_folders(src) if src.is_dir() and not _folder_candidates(src) else {}
+    if not folders:
+        return reader(src, report, **given)
+    return _read_split_folders(src, folders, fmt, reader, report, given)
+
+
+def _read_split_folders(src: Path, folders: dict[str, Path], fmt: str, reader: Callable[..., Dataset],
+                        report: Report, options: dict[str, Any]) -> Dataset:
+    """One dataset from ``train/``, ``valid/``, ``test/`` exports, each split named by its folder and
+    classes joined by name (each folder's file numbers its own)."""
+    images: list[ImageRecord] = []
+    categories: dict[str, Category] = {}
+    for split, folder in folders.items():
+        part = reader(folder, report, **options)
+        names = {c.id: c for c in part.categories}
+        for c in part.sorted_categories():
+            if c.name not in categories:
+                taken = {k.id for k in categories.values()}
+                categories[c.name] = Category(c.id if c.id not in taken else max(taken) + 1, c.name, c.supercategory)
+        for im in part.images:
+            im.split = split
+            for a in im.annotations:
+                a.category_id = categories[names[a.category_id].name].id
+        images += part.images
+    report.note(f"{src}: split folders {', '.join(f'{f.name}/ -> {s}' for s, f in folders.items())}")
+    return Dataset(images, sorted(categories.values(), key=lambda c: c.id), root=src, format=fmt)

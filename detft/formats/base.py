@@ -209,6 +209,28 @@ def relative_name(path: Path, root: Path, fallback: str) -> str:
         return fallback
 
 
+SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+                 "dev": "val", "test": "test", "testing": "test"}
+
+
+def canonical_split(name: str) -> str:
+    """``valid``, ``Validation``, ``Train`` (Roboflow folders, CVAT subsets) as ultralytics and detft name
+    them: ``val``, ``train``; other names are kept."""
+    return SPLIT_ALIASES.get(name.strip().lower(), name)
+
+
+def sibling_image_dirs(folder: Path) -> list[Path]:
+    """Where exports put images relative to their annotation file: beside it, in ``images/`` or
+    ``IMAGES/`` under it, or in any folder next to it (the VIA and LabelMe layouts people zip up)."""
+    dirs = [folder]
+    for base in (folder, folder.parent):
+        try:
+            dirs += sorted(p for p in base.iterdir() if p.is_dir() and p != folder and not p.name.startswith("."))
+        except OSError:
+            continue
+    return list(dict.fromkeys(dirs))
+
+
 def split_from_name(name: str) -> str | None:
     low = name.lower()
     for key, split in (("train", "train"), ("val", "val"), ("test", "test")):

@@ -4,6 +4,7 @@ images with no annotations) and write one per split with ids from 1."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,22 @@ from .layout import ImagePlacer
 NAME = "coco"
 
 
-def annotation_files(src: Path) -> list[Path]:
+# the official download's sidecar files: they list the same images, but hold captions, person keypoints
+# (the persons of instances_*) or panoptic segments, not the detection data
+SIDECARS = ("captions_", "person_keypoints_", "panoptic_", "stuff_", "image_info_")
+
+
+def annotation_files(src: Path, report: Report | None = None) -> list[Path]:
     if src.is_file():
         return [src]
     for folder in (src / "annotations", src):
-        files = sorted(p for p in folder.glob("*.json") if _looks_like_coco(p))
-        if files:
-            return files
+        files = sorted(p for p in folder.glob("*.json") if _looks_like_coco(p)) if folder.is_dir() else []
+        instances = [p for p in files if not p.name.startswith(SIDECARS)]
+        if instances and len(instances) < len(files) and report is not None:
+            skipped = [p.name for p in files if p.name.startswith(SIDECARS)]
+            report.note(f"{folder}: read the instance files only; {', '.join(skipped)} hold no detection data")
+        if instances or files:
+            return instances or files
     return []
 
 
@@ -35,15 +45,25 @@ def _looks_like_coco(path: Path) -> bool:
     return b'"images"' in head or b'"annotations"' in head or b'"categories"' in head
 
 
+def _kind(data: dict) -> str:
+    """instances, captions or panoptic: what a COCO-shaped file holds, from its first annotation."""
+    anns = data.get("annotations")
+    first = anns[0] if isinstance(anns, list) and anns and isinstance(anns[0], dict) else {}
+    if "segments_info" in first:
+        return "panoptic"
+    if "caption" in first and "bbox" not in first:
+        return "captions"
+    return "instances"
+
+
 def read(src: Path, report: Report, images_dir: Path | None = None) -> Dataset:
-    files = annotation_files(src)
+    files = annotation_files(src, report)
     if not files:
         raise FormatError(src, "no COCO JSON found (expected a .json file or annotations/*.json)")
     merged: list[ImageRecord] = []
     categories: dict[int, Category] = {}
     for f in files:
-        split = split_from_name(f.stem) if len(files) > 1 else None
-        images, cats = _read_file(f, report, images_dir, split)
+        images, cats = _read_file(f, report, images_dir, split_from_name(f.stem))
         for c in cats:
             old = categories.setdefault(c.id, c)
             if old.name != c.name:
@@ -68,6 +88,10 @@ def _read_file(f: Path, report: Report, images_dir: Path | None,
     data = load_json(f)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise FormatError(f, "not a COCO instances file: top-level 'images' list missing")
+    kind = _kind(data)
+    if kind != "instances":
+        raise FormatError(f, f"a COCO {kind} file: it holds {kind}, not object boxes or outlines; read the "
+                          "instances_*.json file of the same download instead")
     for key in ("categories", "annotations"):
         if data.get(key) is not None and not isinstance(data[key], list):
             raise FormatError(f, f"'{key}' must be a list, not {type(data[key]).__name__}")
@@ -79,8 +103,9 @@ def _read_file(f: Path, report: Report, images_dir: Path | None,
     cat_ids = {c.id for c in cats}
     search = _search_dirs(f, images_dir)
     by_id: dict[Any, ImageRecord] = {}
+    per_image = Counter(as_id(a.get("image_id")) for a in data.get("annotations") or [] if isinstance(a, dict))
     for i, im in enumerate(data["images"]):
-        where = SourceRef(f.name, index=i)
+        where = SourceRef(str(f), index=i)
         if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
             raise FormatError(f, "image needs 'id' and 'file_name'", obj=f"images[{i}]")
         image_id, name = as_id(im["id"]), text_field(im["file_name"])
@@ -92,9 +117,11 @@ def _read_file(f: Path, report: Report, images_dir: Path | None,
             continue
         width, height = declared_size(im.get("width"), im.get("height"), report, str(where))
         by_id[image_id] = ImageRecord(file_name=name, width=width, height=height,
-                                      path=locate_image(name, search), split=split, source=where)
+                                      path=locate_image(name, search), split=split, source=where, origin=str(f))
+        report.holds(f, shapes=per_image[image_id])
+    report.holds(f, images=0, shapes=sum(n for k, n in per_image.items() if k not in by_id))
     for i, a in enumerate(data.get("annotations") or []):
-        where = SourceRef(f.name, index=i)
+        where = SourceRef(str(f), index=i)
         if not isinstance(a, dict):
             raise FormatError(f, "annotation is not an object", obj=f"annotations[{i}]")
         ref = f"{where} (id {a.get('id')!r:.40})"

@@ -1,8 +1,13 @@
-"""CVAT for images 1.1 XML: boxes (rotated ones become polygons), polygons, masks (CVAT's cropped
-RLE) and the ``occluded`` flag. Polylines, points and skeletons are not objects: reported, dropped."""
+"""CVAT 1.1 XML, for images and for video: boxes (rotated ones become polygons), polygons, ellipses
+(polygons), masks (CVAT's cropped RLE) and the ``occluded`` flag. Shapes sharing a ``group_id`` and label
+are one instance with several parts. Video tracks become one image per frame (``images/frame_000042.PNG``,
+as CVAT exports frames), ``outside`` shapes are absent from their frame and a track is interpolated between
+the keyframes it lists, as CVAT does. Project exports keep each image's ``subset`` and find images under
+``images/<subset>/``. Polylines, points and skeletons are not objects: reported, dropped."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
@@ -10,7 +15,7 @@ import numpy as np
 
 from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
-from ..geometry import encode_mask, polygons_bbox, rle_bbox, rotated_box_polygon
+from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, encode_mask, polygons_bbox, rle_bbox, rotated_box_polygon
 from ..report import Report
 from .base import CategoryIndex, box_annotation, declared_size, finite, locate_image
 from .xmlsafe import parse
@@ -22,17 +27,20 @@ MAX_MASK_PIXELS = 2 * 89_478_485  # Pillow's decompression-bomb limit: a mask is
 def find_xml(src: Path) -> Path:
     if src.is_file():
         return src
-    for p in (src / "annotations.xml", *sorted(src.glob("*.xml"))):
-        if p.is_file():
-            return p
-    raise FormatError(src, "no CVAT annotations.xml found")
+    if (src / "annotations.xml").is_file():
+        return src / "annotations.xml"
+    for p in sorted(src.glob("*.xml")):
+        with open(p, "rb") as f:
+            if b"<annotations" in f.read(4096):
+                return p
+    raise FormatError(src, "no CVAT XML found (annotations.xml, or an .xml whose root is <annotations>)")
 
 
 def read(src: Path, report: Report, classes: list[str] | None = None, images_dir: Path | None = None) -> Dataset:
     f = find_xml(src)
     root_el = parse(f)
     if root_el.tag != "annotations":
-        raise FormatError(f, f"root element is <{root_el.tag}>, expected <annotations> (CVAT for images 1.1)")
+        raise FormatError(f, f"root element is <{root_el.tag}>, expected <annotations> (CVAT 1.1)")
     label_names = [el.text.strip() for el in root_el.iterfind(".//meta//labels/label/name") if el.text]
     cats = CategoryIndex(classes if classes is not None else (label_names or None))
     root = f.parent
@@ -42,17 +50,124 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
         name = im_el.get("name", "")
         if not name:
             raise FormatError(f, "<image> without a name attribute", obj=f"image {i}")
+        subset = im_el.get("subset") or None
         width, height = declared_size(im_el.get("width"), im_el.get("height"), report, f"{f} image {i} ({name})")
-        image = ImageRecord(name, width, height, path=locate_image(name, search), split=im_el.get("subset") or None,
-                            source=SourceRef(str(f), index=i))
-        for j, shape in enumerate(im_el):
-            where = SourceRef(f"{f} image {i} ({name})", index=j)
-            ref = f"{where} <{shape.tag}>"
-            ann = _shape(shape, image, cats, report, ref, where)
-            if ann is not None:
-                image.annotations.append(ann)
+        where_dirs = ([root / "images" / subset] if subset else []) + search
+        image = ImageRecord(name, width, height, path=locate_image(name, where_dirs), split=subset,
+                            source=SourceRef(str(f), index=i), origin=str(f))
+        shapes = [el for el in im_el if el.tag != "tag"]
+        report.holds(f, shapes=len(shapes))
+        _add_shapes(image, [(j, el) for j, el in enumerate(im_el) if el.tag != "tag"], f"{f} image {i} ({name})",
+                    cats, report)
         images.append(image)
+    tracks = root_el.findall("track")
+    if tracks:
+        images += _track_frames(f, root_el, tracks, search, cats, report)
     return Dataset(images, cats.finish(images), root=root, format=NAME)
+
+
+def _add_shapes(image: ImageRecord, shapes: list[tuple[int, Element]], ref_base: str, cats: CategoryIndex,
+                report: Report) -> None:
+    groups: dict[tuple[str, str], Annotation] = {}
+    for j, shape in shapes:
+        where = SourceRef(ref_base, index=j)
+        ann = _shape(shape, image, cats, report, f"{where} <{shape.tag}>", where)
+        if ann is None:
+            continue
+        key = (shape.get("label", ""), shape.get("group_id") or "0")
+        first = groups.get(key)
+        if key[1] != "0" and first is not None and first.polygons and ann.polygons:
+            first.polygons = first.polygons + ann.polygons
+            first.bbox = polygons_bbox(first.polygons)
+            report.add("converted", "group_merged", str(where), f"part of group {key[1]} ({key[0]}): one instance")
+            continue
+        if key[1] != "0" and first is None:
+            groups[key] = ann
+        image.annotations.append(ann)
+
+
+def _frame_size(root_el: Element) -> tuple[str | None, str | None, int | None]:
+    """Frame width, height and the last frame, from a video task's (or job's) meta."""
+    size = root_el.find(".//meta//original_size")
+    stop = root_el.findtext(".//meta//stop_frame")
+    w, h = (size.findtext("width"), size.findtext("height")) if size is not None else (None, None)
+    return w, h, int(stop) if stop and stop.strip().isdigit() else None
+
+
+def _track_frames(f: Path, root_el: Element, tracks: list[Element], search: list[Path], cats: CategoryIndex,
+                  report: Report) -> list[ImageRecord]:
+    """CVAT for video: one image per frame, each holding the track shapes that are inside it."""
+    width, height, stop = _frame_size(root_el)
+    frames: dict[tuple[str | None, int], ImageRecord] = {}
+
+    def frame_image(subset: str | None, frame: int) -> ImageRecord:
+        key = (subset, frame)
+        if key not in frames:
+            stem = f"frame_{frame:06d}"
+            dirs = ([search[-2] / subset] if subset else []) + search
+            path = next((p for ext in FRAME_EXTS if (p := locate_image(stem + ext, dirs))), None)
+            name = path.name if path else stem + FRAME_EXTS[0]
+            w, h = declared_size(width, height, report, f"{f} frame {frame}")
+            frames[key] = ImageRecord(name, w, h, path=path, split=subset, source=SourceRef(str(f), index=frame),
+                                      origin=str(f))
+        return frames[key]
+
+    for t, track in enumerate(tracks):
+        subset = track.get("subset") or None
+        for frame, shape in _interpolated(track, stop):
+            shape.set("label", track.get("label", ""))
+            image = frame_image(subset, frame)
+            report.holds(f, images=0, shapes=1)
+            _add_shapes(image, [(t, shape)], f"{f} track {track.get('id', t)} frame {frame}", cats, report)
+    for d in dict.fromkeys(search):  # frames no track touches are negatives
+        for p in sorted(d.glob("frame_*")) if d.is_dir() else []:
+            if p.stem[6:].isdigit() and p.suffix in FRAME_EXTS:
+                frame_image(None, int(p.stem[6:]))
+    images = sorted(frames.values(), key=lambda im: (im.split or "", im.file_name))
+    report.holds(f, images=len(images), shapes=0)
+    return images
+
+
+FRAME_EXTS = (".PNG", ".png", ".jpg", ".JPG", ".jpeg")
+
+
+def _interpolated(track: Element, stop: int | None) -> list[tuple[int, Element]]:
+    """(frame, shape) for every frame the track is inside, filling the frames between two listed shapes
+    the way CVAT interpolates: boxes and same-length polygons linearly, other shapes held."""
+    listed = sorted(((int(float(el.get("frame", "0"))), el) for el in track), key=lambda fe: fe[0])
+    out: list[tuple[int, Element]] = []
+    for k, (frame, el) in enumerate(listed):
+        if el.get("outside") == "1":
+            continue
+        out.append((frame, el))
+        end = listed[k + 1][0] if k + 1 < len(listed) else (stop + 1 if stop is not None else frame + 1)
+        nxt = listed[k + 1][1] if k + 1 < len(listed) else None
+        for g in range(frame + 1, end):
+            out.append((g, _between(el, nxt if nxt is not None and nxt.get("outside") != "1" else None,
+                                    (g - frame) / (end - frame))))
+    return out
+
+
+def _between(a: Element, b: Element | None, t: float) -> Element:
+    el = Element(a.tag, dict(a.attrib))
+    el.extend(list(a))
+    el.set("keyframe", "0")
+    if b is None or b.tag != a.tag:
+        return el
+    if a.tag == "box":
+        for k in ("xtl", "ytl", "xbr", "ybr", "rotation"):
+            va, vb = finite([a.get(k) or 0]), finite([b.get(k) or 0])
+            if va and vb:
+                el.set(k, f"{va[0] + (vb[0] - va[0]) * t:.4f}")
+    elif a.get("points") and b.get("points"):
+        pa, pb = a.get("points", "").split(";"), b.get("points", "").split(";")
+        if len(pa) == len(pb):
+            va = finite([v for p in pa for v in p.split(",")])
+            vb = finite([v for p in pb for v in p.split(",")])
+            if va and vb and len(va) == len(vb):
+                vals = [x + (y - x) * t for x, y in zip(va, vb)]
+                el.set("points", ";".join(f"{vals[i]:.4f},{vals[i + 1]:.4f}" for i in range(0, len(vals), 2)))
+    return el
 
 
 def _attributes(shape: Element) -> dict:
@@ -66,13 +181,22 @@ def _shape(shape: Element, image: ImageRecord, cats: CategoryIndex, report: Repo
            where: SourceRef) -> Annotation | None:
     if shape.tag == "tag":  # image-level labels, not objects
         return None
-    if shape.tag not in ("box", "polygon", "mask"):
+    if shape.tag not in ("box", "polygon", "mask", "ellipse"):
         report.add("dropped", "unsupported_shape", ref, f"<{shape.tag}> is not an object outline", 1)
         return None
     cat = cats.id_for(shape.get("label", ""), report, ref)
     if cat is None:
         return None
     attrs = _attributes(shape)
+    if shape.tag == "ellipse":
+        vals = finite([shape.get(k) for k in ("cx", "cy", "rx", "ry")])
+        rot = finite([shape.get("rotation") or 0])
+        if vals is None or rot is None:
+            report.add("dropped", "bad_points", ref, "ellipse needs numeric cx, cy, rx, ry", 1)
+            return None
+        poly = ellipse_polygon(*vals, theta=math.radians(rot[0]))
+        report.add("converted", "ellipse_to_polygon", ref, f"ellipse as a {ELLIPSE_VERTICES}-gon")
+        return Annotation(cat, polygons_bbox([poly]), polygons=[poly], attributes=attrs, source=where)
     if shape.tag == "box":
         vals = finite([shape.get(k) for k in ("xtl", "ytl", "xbr", "ybr")])
         if vals is None:

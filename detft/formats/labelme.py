@@ -5,6 +5,8 @@ draw occluded objects. Points, lines and linestrips are not objects and are repo
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from pathlib import Path
 
@@ -14,9 +16,11 @@ from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, polygons_bbox
 from ..report import Report
 from ..progress import progress
 from .base import (CategoryIndex, box_annotation, declared_size, list_field, load_json, locate_image, point_list,
-                   relative_name, text_field)
+                   relative_name, sibling_image_dirs, text_field)
 
 NAME = "labelme"
+# labels labelme's own converters (labelme2coco, labelme2voc) treat as "not an object": skipped, not lost
+IGNORED_LABELS = ("__ignore__", "_background_")
 
 
 def json_files(src: Path) -> list[Path]:
@@ -27,7 +31,7 @@ def is_labelme(data: object) -> bool:
     return isinstance(data, dict) and "shapes" in data and "imagePath" in data
 
 
-def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset:
+def read(src: Path, report: Report, classes: list[str] | None = None, images_dir: Path | None = None) -> Dataset:
     root = src if src.is_dir() else src.parent
     cats = CategoryIndex(classes)
     images = []
@@ -38,14 +42,22 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
                 raise FormatError(f, "not a LabelMe file: needs 'shapes' and 'imagePath'")
             shapes = data.get("shapes") if isinstance(data, dict) else None
             if isinstance(shapes, list):
+                report.holds(f, shapes=len(shapes))
                 report.add("dropped", "no_image_path", str(f), f"{len(shapes)} shape(s) but no 'imagePath'", len(shapes))
             else:
                 report.add("warning", "not_labelme", str(f), "JSON without 'shapes' and 'imagePath': skipped")
             continue
-        images.append(_image(f, data, root, cats, report))
+        images.append(_image(f, data, root, cats, report, images_dir))
     if not images:
         raise FormatError(src, "no LabelMe JSON files found")
     return Dataset(images, cats.finish(images), root=root, format=NAME)
+
+
+def _embedded(text: str, f: Path) -> bytes:
+    try:
+        return base64.b64decode(text, validate=False)
+    except (binascii.Error, ValueError) as e:
+        raise FormatError(f, f"'imageData' is not base64 ({e})") from None
 
 
 def _shape_polygon(shape: dict, pts: list[float]) -> list[float] | None:
@@ -58,18 +70,30 @@ def _shape_polygon(shape: dict, pts: list[float]) -> list[float] | None:
     return None
 
 
-def _image(f: Path, data: dict, root: Path, cats: CategoryIndex, report: Report) -> ImageRecord:
+def _image(f: Path, data: dict, root: Path, cats: CategoryIndex, report: Report,
+           images_dir: Path | None) -> ImageRecord:
     name = text_field(data["imagePath"])
     if not name:
         raise FormatError(f, f"'imagePath' must be the image's file name, not {data['imagePath']!r:.40}")
     shapes = list_field(data, "shapes", f)
-    path = locate_image(name, [f.parent, root, root / "images"])
+    path = locate_image(name, ([images_dir] if images_dir else []) + [f.parent, root, root / "images",
+                                                                       *sibling_image_dirs(f.parent)])
     width, height = declared_size(data.get("imageWidth"), data.get("imageHeight"), report, str(f))
     image = ImageRecord(relative_name(path, root, name) if path else name, width, height,
-                        path=path, source=SourceRef(str(f)))
+                        path=path, source=SourceRef(str(f)), origin=str(f))
+    if path is None and isinstance(data.get("imageData"), str) and data["imageData"]:
+        image.data = _embedded(data["imageData"], f)
+        image.file_name = name.replace("\\", "/").rsplit("/", 1)[-1]
+        report.note(f"images not found beside their LabelMe files are read from the JSON's imageData (e.g. {f.name})")
+    ignored = [s for s in shapes if isinstance(s, dict) and text_field(s.get("label")) in IGNORED_LABELS]
+    if ignored:
+        report.note(f"shapes labelled {' or '.join(IGNORED_LABELS)} are skipped, as labelme2coco does")
+    report.holds(f, shapes=len(shapes) - len(ignored))
     groups: dict[tuple[str, object], Annotation] = {}
     for i, shape in enumerate(shapes):
         where = str(SourceRef(str(f), index=i))
+        if isinstance(shape, dict) and text_field(shape.get("label")) in IGNORED_LABELS:
+            continue
         if not isinstance(shape, dict):
             report.add("dropped", "bad_shape", where, f"a shape must be an object, not {type(shape).__name__}", 1)
             continue

@@ -31,6 +31,10 @@ class ImagePlacer:
                             f"{image.path} is a link to {image.path.resolve()}; its target's content is {self.mode}ed")
         if image.path is not None and self.mode != "none":
             place_image(image.path, inside(self.out, PurePosixPath(folder) / rel), self.mode)
+        elif image.data is not None and self.mode != "none":  # embedded in the annotations: there is no file to link
+            dst = inside(self.out, PurePosixPath(folder) / rel)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(image.data)
         return rel.as_posix()
 
     def _unique(self, folder: str, rel: PurePosixPath, image: ImageRecord) -> PurePosixPath:

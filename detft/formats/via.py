@@ -10,7 +10,7 @@ from ..errors import FormatError
 from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, polygons_bbox
 from ..images import probe
 from ..report import Report
-from .base import CategoryIndex, finite, load_json, locate_image, text_field
+from .base import CategoryIndex, canonical_split, finite, load_json, locate_image, sibling_image_dirs, text_field
 
 NAME = "via"
 
@@ -25,8 +25,22 @@ def entries(data: object) -> dict | None:
     return None
 
 
+GENERIC_STEMS = ("via_region_data", "via_project", "via_export_json", "via_export", "annotations", "regions")
+
+
+def default_class_name(f: Path) -> str:
+    """The one class of a file whose regions carry no attributes: the file's stem, or, for VIA's generic
+    export names, the dataset folder (``balloon/train/via_region_data.json`` -> ``balloon``)."""
+    if not f.stem.lower().startswith(GENERIC_STEMS):
+        return f.stem
+    folder = f.parent
+    if canonical_split(folder.name) in ("train", "val", "test") and folder.parent != folder:
+        folder = folder.parent
+    return folder.name or "object"
+
+
 def read(src: Path, report: Report, classes: list[str] | None = None, class_attr: str | None = None,
-         images_dir: Path | None = None) -> Dataset:
+         images_dir: Path | None = None, default_class: str | None = None) -> Dataset:
     f = src if src.is_file() else next((p for p in sorted(src.glob("*.json")) if entries(load_json(p))), None)
     if f is None:
         raise FormatError(src, "no VIA JSON found")
@@ -34,8 +48,12 @@ def read(src: Path, report: Report, classes: list[str] | None = None, class_attr
     if recs is None:
         raise FormatError(f, "not a VIA file: expected '_via_img_metadata' or records with 'filename' and 'regions'")
     root = f.parent
-    search = ([images_dir] if images_dir else []) + [root, root / "images"]
+    search = ([images_dir] if images_dir else []) + [root, root / "images", *sibling_image_dirs(root)]
     cats = CategoryIndex(classes)
+    if default_class is None and not any(_attributes(rec) for rec in recs.values() if isinstance(rec, dict)):
+        default_class = default_class_name(f)
+        report.note(f"{f}: no region has attributes; every region is class {default_class!r} "
+                    "(name it with --via-default-class)")
     images = []
     for key, rec in recs.items():
         name = text_field(rec["filename"])
@@ -46,17 +64,31 @@ def read(src: Path, report: Report, classes: list[str] | None = None, class_attr
         path = locate_image(name, search)
         info = probe(path) if path else None
         image = ImageRecord(name, info.width if info else 0, info.height if info else 0, path=path,
-                            source=SourceRef(f"{f} [{key!r}]"))
+                            source=SourceRef(f"{f} [{key!r}]"), origin=str(f))
+        report.holds(f, shapes=len(regions))
         for j, region in enumerate(regions):
             where = SourceRef(f"{f} [{key!r}]", index=j)
             if not isinstance(region, dict):
                 report.add("dropped", "bad_region", str(where), f"a region must be an object, not {type(region).__name__}", 1)
                 continue
-            ann = _region(region, cats, class_attr, report, where)
+            ann = _region(region, cats, class_attr, default_class, report, where)
             if ann is not None:
                 image.annotations.append(ann)
         images.append(image)
     return Dataset(images, cats.finish(images), root=root, format=NAME)
+
+
+def _attributes(rec: dict) -> bool:
+    """Whether any region of a record has a non-empty attribute (a class can be read from it)."""
+    regions = rec.get("regions")
+    regions = list(regions.values()) if isinstance(regions, dict) else regions if isinstance(regions, list) else []
+    return any(isinstance(r, dict) and r.get("region_attributes") for r in regions)
+
+
+def _closed(shape: dict) -> bool:
+    xs, ys = shape.get("all_points_x"), shape.get("all_points_y")
+    return (isinstance(xs, list) and isinstance(ys, list) and len(xs) == len(ys) >= 4
+            and xs[0] == xs[-1] and ys[0] == ys[-1])
 
 
 def _class_name(attrs: object, class_attr: str | None) -> str:
@@ -69,16 +101,24 @@ def _class_name(attrs: object, class_attr: str | None) -> str:
     return text_field(value) or ""
 
 
-def _region(region: dict, cats: CategoryIndex, class_attr: str | None, report: Report,
+def _region(region: dict, cats: CategoryIndex, class_attr: str | None, default_class: str | None, report: Report,
             where: SourceRef) -> Annotation | None:
     shape = region.get("shape_attributes")
     shape = shape if isinstance(shape, dict) else {}
     kind = shape.get("name")
     ref = str(where)
+    if kind == "polyline" and _closed(shape):
+        kind = "polygon"
+        report.add("converted", "closed_polyline_to_polygon", ref, "a polyline that ends where it starts read as a polygon")
     if kind not in ("rect", "polygon", "polyline_closed", "circle", "ellipse"):
         report.add("dropped", "unsupported_shape", ref, f"region shape {kind!r} is not an object outline", 1)
         return None
-    cat = cats.id_for(_class_name(region.get("region_attributes") or {}, class_attr), report, ref)
+    name = _class_name(region.get("region_attributes") or {}, class_attr) or default_class or ""
+    if not name:
+        report.add("dropped", "unlabelled_region", ref, "the region has no class attribute"
+                   + (f" {class_attr!r}" if class_attr else ""), 1)
+        return None
+    cat = cats.id_for(name, report, ref)
     if cat is None:
         return None
     if kind == "rect":
@@ -103,4 +143,6 @@ def _region(region: dict, cats: CategoryIndex, class_attr: str | None, report: R
             report.add("dropped", "bad_points", ref, "polygon needs 3+ numeric all_points_x/all_points_y", 1)
             return None
         poly = [v for xy in zip(xs, ys) for v in xy]
+        if len(poly) >= 8 and poly[:2] == poly[-2:]:  # closed by repeating the first vertex
+            poly = poly[:-2]
     return Annotation(cat, polygons_bbox([poly]), polygons=[poly], source=where)

@@ -56,7 +56,25 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
     images: list[ImageRecord] = []
     for f in progress(files, "reading VOC", unit="file"):
         images.append(_read_file(f, root, images_dir, split_of, cats, report))
+    _report_unannotated(root, split_of, files, report)
     return Dataset(images, cats.finish(images), root=root, format=NAME)
+
+
+def _report_unannotated(root: Path, split_of: dict[str, str], files: list[Path], report: Report) -> None:
+    """Ids that ImageSets/Main lists but no Annotations/<id>.xml describes: their objects are unknown and
+    lost, and the image is not in the dataset; reported per id rather than skipped."""
+    if not split_of or not (root / "Annotations").is_dir():
+        return
+    have = set()
+    for f in files:
+        try:
+            have.add(f.relative_to(root / "Annotations").with_suffix("").as_posix())
+        except ValueError:
+            have.add(f.stem)
+    for xml_id, split in split_of.items():
+        if xml_id not in have:
+            report.add("dropped", "missing_annotation_file", f"{root / 'ImageSets' / 'Main' / (split + '.txt')}",
+                       f"{xml_id!r} is listed but Annotations/{xml_id}.xml does not exist: the image is left out")
 
 
 def _read_file(f: Path, root: Path, images_dir: Path | None, split_of: dict[str, str],
@@ -75,8 +93,10 @@ def _read_file(f: Path, root: Path, images_dir: Path | None, split_of: dict[str,
         xml_id = f.stem
     image = ImageRecord(name, w, h, path=locate_image(name, search),
                         split=split_of.get(xml_id) or split_of.get(Path(name).stem),
-                        source=SourceRef(str(f)))
-    for i, obj in enumerate(el.iter("object")):
+                        source=SourceRef(str(f)), origin=str(f))
+    objects = list(el.iter("object"))
+    report.holds(f, shapes=len(objects))
+    for i, obj in enumerate(objects):
         where = SourceRef(str(f), index=i)
         cat = cats.id_for(_text(obj, "name") or "", report, str(where))
         if cat is None:

@@ -33,6 +33,52 @@ def find_yaml(src: Path) -> Path | None:
     return None
 
 
+DARKNET_KEYS = ("classes", "names", "backup", "eval", "results")
+
+
+def darknet_data(src: Path) -> Path | None:
+    """``obj.data`` of a darknet-style export (CVAT's "YOLO 1.1": ``obj.names``, ``obj.data``,
+    ``train.txt``, ``obj_train_data/`` with labels beside the images)."""
+    if src.is_file():
+        return src if src.name == "obj.data" else None
+    return src / "obj.data" if (src / "obj.data").is_file() else None
+
+
+def _export_path(root: Path, value: str) -> Path:
+    """A path as darknet exports write it: relative to the darknet folder, which CVAT calls ``data/``
+    (``data/obj.names``) while the export itself is the ``data/`` folder."""
+    p = root / value
+    if not p.exists() and value.replace("\\", "/").startswith("data/"):
+        p = root / value[5:]
+    return p
+
+
+def _read_darknet(obj_data: Path, report: Report) -> tuple[list[str], dict[str, list[Path]]]:
+    root = obj_data.parent
+    entries: dict[str, str] = {}
+    for lineno, line in enumerate(read_text(obj_data).splitlines(), start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, sep, value = line.partition("=")
+            if not sep:
+                raise FormatError(obj_data, f"expected 'key = value', got {line.strip()!r:.60}", line=lineno)
+            entries[key.strip()] = value.strip()
+    names_file = _export_path(root, entries.get("names", "obj.names"))
+    if not names_file.is_file():
+        raise FormatError(obj_data, f"class names file {names_file} not found")
+    names = [ln.strip() for ln in read_text(names_file).splitlines() if ln.strip()]
+    splits: dict[str, list[Path]] = {}
+    for key, value in entries.items():
+        if key in DARKNET_KEYS:
+            continue
+        listing = _export_path(root, value)
+        if not listing.is_file():
+            raise FormatError(obj_data, f"{key} = {value}: the image list {listing} is not there")
+        splits[key] = [_export_path(root, ln.strip()) for ln in read_text(listing).splitlines() if ln.strip()]
+    if not splits:  # no lists: the obj_<subset>_data folders are the splits
+        splits = {d.name[4:-5]: find_images(d) for d in sorted(root.glob("obj_*_data")) if d.is_dir()}
+    return names, splits
+
+
 def label_path(image: Path) -> Path:
     """ultralytics' rule: the last ``images`` folder in the path becomes ``labels``."""
     parts = list(image.parts)
@@ -68,6 +114,8 @@ def _split_images(base: Path, entry: Any, where: Path) -> list[Path]:
     out: list[Path] = []
     for e in entries:
         p = (base / str(e)).resolve() if not Path(str(e)).is_absolute() else Path(str(e))
+        if not p.exists() and str(e).startswith("../"):  # ultralytics' rule, which Roboflow's data.yaml relies on
+            p = (base / str(e)[3:]).resolve()
         if p.is_dir():
             out += find_images(p)
         elif p.suffix == ".txt" and p.is_file():
@@ -105,6 +153,9 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
                 continue
             splits[s] = paths
         root = yml.parent
+    elif (obj_data := darknet_data(src)) is not None:
+        names, splits = _read_darknet(obj_data, report)
+        root = obj_data.parent
     else:
         root = src
         names = classes or _classes_txt(src)
@@ -154,12 +205,15 @@ def _read_image(path: Path, root: Path, split: str, nc: int, report: Report) -> 
     top = -1
     if not lbl.is_file():
         return im, top
-    for lineno, line in enumerate(read_text(lbl).splitlines(), start=1):
+    lines = read_text(lbl).splitlines()
+    im.origin = str(lbl)
+    report.holds(lbl, shapes=sum(1 for ln in lines if ln.strip()))
+    for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = SourceRef(str(lbl), line=lineno)
         tok = line.split()
-        vals = finite(tok[1:])
+        vals = _snap(finite(tok[1:]))
         if not tok[0].isdigit() or vals is None or not (len(vals) == 4 or (len(vals) >= 6 and len(vals) % 2 == 0)):
             report.add("dropped", "bad_line", str(where),
                        "expected 'class cx cy w h' or 'class x1 y1 x2 y2 x3 y3 ...'", 1)
@@ -172,13 +226,24 @@ def _read_image(path: Path, root: Path, split: str, nc: int, report: Report) -> 
         w, h = info.width, info.height
         if len(vals) == 4:
             cx, cy, bw, bh = vals
-            ann = Annotation(k, ((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h),
-                             source=where)
+            x0, y0, x1, y1 = _snap([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]) or []
+            ann = Annotation(k, (x0 * w, y0 * h, x1 * w, y1 * h), source=where)
         else:
             poly = [v * (w if i % 2 == 0 else h) for i, v in enumerate(vals)]
             ann = Annotation(k, polygons_bbox([poly]), polygons=[poly], source=where)
         im.annotations.append(ann)
     return im, top
+
+
+BORDER_EPS = 1e-5  # a normalised coordinate this close outside [0, 1] is the border, written with rounding
+
+
+def _snap(values: list[float] | None) -> list[float] | None:
+    """Coordinates of a box that touches the border by rounding (-3e-7, 1.0000004) put on it, so clean
+    data is not reported as clipped. Box edges (cx -+ w/2) are snapped where they are computed."""
+    if values is None:
+        return None
+    return [0.0 if -BORDER_EPS < v < 0 else 1.0 if 1 < v < 1 + BORDER_EPS else v for v in values]
 
 
 def _fmt(values: list[float]) -> str:
