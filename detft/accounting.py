@@ -79,7 +79,8 @@ def sources_table(dataset: Dataset, report: Report, limit: int = 12) -> str:
     rows = sorted(report.held.items(), key=lambda kv: (-kv[1].images, kv[0]))
     lines = [f"  {'source':<48} {'images read/kept':>17} {'annotations read/kept':>22}"]
     for file, h in rows[:limit]:
-        name = file if len(file) <= 48 else "..." + file[-45:]
+        shown = file.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # a name that is not UTF-8
+        name = shown if len(shown) <= 48 else "..." + shown[-45:]
         lines.append(f"  {name:<48} {f'{h.images}/{images[file]}':>17} {f'{h.shapes}/{by_file[file]}':>22}")
     if len(rows) > limit:
         rest = rows[limit:]

@@ -23,6 +23,7 @@ def _reader_options(args: argparse.Namespace) -> dict:
         "classes": [c.strip() for c in args.classes.split(",")] if args.classes else None,
         "images_dir": args.images_dir,
         "class_attr": args.via_class_attr,
+        "default_class": args.via_default_class,
         "columns": parse_columns(args.csv_columns) if args.csv_columns else None,
     }
 
@@ -33,10 +34,13 @@ def _add_reader_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images-dir", type=Path, help="folder holding the images, when the annotations only name them")
     p.add_argument("--csv-columns", help="CSV column names, e.g. 'filename=image,class=label,xmin=x1'")
     p.add_argument("--via-class-attr", help="VIA region attribute that holds the class (default: the first)")
+    p.add_argument("--via-default-class", help="class of VIA regions without attributes (default, when no region has "
+                   "any: the file stem or dataset folder, announced)")
     p.add_argument("--min-size", type=float, default=2.0, help="drop boxes with a side under this many px (default 2)")
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from .accounting import sources_table
     from .convert import convert
     from .split import parse_fractions
 
@@ -45,8 +49,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
                      strict=args.strict, overwrite=args.overwrite, image_mode=args.images, task=args.task,
                      min_size=args.min_size, **_reader_options(args))
     ds = result.dataset
-    print(f"wrote {args.to} dataset to {result.out}: {len(ds.images)} images, {ds.num_annotations} annotations, "
+    print(f"wrote {args.to} dataset to {result.out}: {len(ds.images)} images, {result.written} annotations, "
           f"{len(ds.categories)} classes, splits {', '.join(f'{s}={len(ds.images_in(s))}' for s in ds.splits())}")
+    print(sources_table(ds, result.report))
     print(result.report.summary())
     print(f"full report: {result.out / 'convert_report.json'}")
     return 0

@@ -24,6 +24,7 @@ class ConvertResult:
     report: Report
     out: Path
     files: list[Path]
+    written: int  # annotations in the written files (the writer may drop some: crowd regions in YOLO)
 
 
 def load(src: Path, fmt: str | None, report: Report, *, min_size: float = 2.0,
@@ -60,9 +61,9 @@ def convert(src: Path, out: Path, *, to: str = "coco", fmt: str | None = None,
             kwargs["task"] = task
         lost_before = report.annotations_lost
         files = writer(dataset, tmp, report, **kwargs)
-        refuse_total_loss(Path(src), dataset, report,
-                          kept=dataset.num_annotations - (report.annotations_lost - lost_before))
+        written = dataset.num_annotations - (report.annotations_lost - lost_before)
+        refuse_total_loss(Path(src), dataset, report, kept=written)
         if strict and len(report):
             raise StrictError(f"--strict: {len(report)} change(s) would be made, nothing written\n{report.summary()}")
         report.write(tmp / REPORT_NAME)
-    return ConvertResult(dataset, report, out, [out / f.relative_to(tmp) for f in files])
+    return ConvertResult(dataset, report, out, [out / f.relative_to(tmp) for f in files], written)

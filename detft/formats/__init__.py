@@ -75,7 +75,7 @@ def _folder_candidates(src: Path) -> list[str]:
     if (src / "masks").is_dir() and (src / "classes.json").is_file():
         found.append("masks")
     top = {p: _file_format(p) for p in sorted(src.iterdir()) if p.is_file() and p.suffix.lower() in (".json", ".csv", ".xml")}
-    for fmt in ("labelme", "via", "coco", "csv", "voc"):
+    for fmt in ("labelme", "via", "coco", "csv", "cvat", "voc"):
         if fmt in top.values() and fmt not in found and not (fmt == "voc" and "cvat" in found):
             found.append(fmt)
     return found

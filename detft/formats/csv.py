@@ -66,14 +66,18 @@ def read(src: Path, report: Report, classes: list[str] | None = None, columns: d
             where = str(SourceRef(str(f), line=line))
             name = (row.get(cols["filename"]) or "").strip()
             if not name:
+                report.holds(f, images=0, shapes=1)
                 report.add("dropped", "bad_row", where, "empty file name", 1)
                 continue
             image = images.get(name) or _new_image(name, row, cols, search, f, line, report)
+            if name not in images:
+                report.holds(f, shapes=0)
             images[name] = image
             box = [row.get(cols[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
             label = (row.get(cols["class"]) or "").strip()
             if not label and not any((v or "").strip() for v in box):
                 continue  # a negative example: the image has no objects
+            report.holds(f, images=0, shapes=1)
             vals = finite(box)
             if vals is None:
                 report.add("dropped", "bad_bbox", where, f"box {box} is not four numbers", 1)
@@ -95,4 +99,4 @@ def _new_image(name: str, row: dict, cols: dict[str, str], search: list[Path], f
         info = probe(path)
         w, h = info.width, info.height
     return ImageRecord(name, w, h, path=path, split=(row.get(cols["split"]) or "").strip() or None,
-                       source=SourceRef(str(f), line=line))
+                       source=SourceRef(str(f), line=line), origin=str(f))

@@ -1,5 +1,7 @@
 """Instance-mask PNGs: ``images/<name>.<ext>`` with ``masks/<name>.png`` where every instance has
-its own pixel value (0 is background; 8- or 16-bit), and a class map ``classes.json``.
+its own pixel value (0 is background; 8- or 16-bit, or a palette PNG read by index as VOC's
+``SegmentationObject`` and labelme2voc write them, where 255 is VOC's "void" border and not an
+instance), and a class map ``classes.json``.
 
 ``classes.json`` maps a pixel value to a class name, either for every image
 (``{"default": {"1": "cat", "2": "dog"}}``) or per image stem (``{"img01": {"1": "cat"}}``, which
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
@@ -41,31 +44,58 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
         image = ImageRecord(rel.as_posix(), info.width, info.height, path=path, source=SourceRef(str(path)))
         mask_path = src / "masks" / rel.with_suffix(".png")
         used.add(mask_path)
+        image.origin = str(mask_path)
         if mask_path.is_file():
             mapping = {**cmap.get("default", {}), **cmap.get(rel.with_suffix("").as_posix(), {})}
             _instances(mask_path, image, mapping, cats, report)
         images.append(image)
     for orphan in sorted(set(find_images(src / "masks")) - used):
-        m = decode_file(orphan, cv2.IMREAD_UNCHANGED)
-        n = int(len(np.unique(m)) - (m == 0).any()) if m is not None and m.ndim == 2 else 0
+        m = _decode(orphan)
+        n = _count_instances(m) if m is not None else 0
+        report.holds(orphan, shapes=n)
         report.add("dropped", "orphan_mask", str(orphan), "no image of this name under images/", n)
     return Dataset(images, cats.finish(images), root=src, format=NAME)
 
 
+VOID = 255  # VOC's border/"difficult" value in palette masks
+
+
+def _decode(path: Path) -> np.ndarray | None:
+    """Pixel values as stored: a palette PNG's indices (OpenCV would expand it to colours), else OpenCV's
+    unchanged decode (8/16-bit grey, or colour)."""
+    try:
+        with Image.open(path) as im:
+            if im.mode == "P":
+                return np.array(im)
+    except (OSError, ValueError, SyntaxError):
+        return None
+    return decode_file(path, cv2.IMREAD_UNCHANGED)
+
+
+def _count_instances(m: np.ndarray) -> int:
+    """Instances a mask holds as written: distinct non-background values (distinct colours for a colour mask)."""
+    values = np.unique(m.reshape(-1, m.shape[2]), axis=0) if m.ndim == 3 else np.unique(m)
+    return int(sum(1 for v in values if np.any(v != 0)))
+
+
 def _instances(mask_path: Path, image: ImageRecord, mapping: dict, cats: CategoryIndex, report: Report) -> None:
-    m = decode_file(mask_path, cv2.IMREAD_UNCHANGED)
+    m = _decode(mask_path)
     if m is None:
         report.add("dropped", "unreadable_mask", str(mask_path), "cannot decode the PNG")
         return
+    palette = m.ndim == 2 and m.dtype == np.uint8 and _is_palette(mask_path)
+    n = _count_instances(m) - int(palette and bool((m == VOID).any()))
+    report.holds(mask_path, shapes=n)
     if m.ndim == 3:
-        report.add("dropped", "color_mask", str(mask_path), "instance masks must be single-channel")
+        report.add("dropped", "color_mask", str(mask_path),
+                   f"a colour mask ({n} colours): instance masks must be single-channel or palette PNGs", n)
         return
     if image.width and (m.shape[1], m.shape[0]) != (image.width, image.height):
         report.add("dropped", "mask_size", str(mask_path),
-                   f"mask is {m.shape[1]}x{m.shape[0]}, image is {image.width}x{image.height}")
+                   f"mask is {m.shape[1]}x{m.shape[0]}, image is {image.width}x{image.height}", n)
         return
     for value in np.unique(m):
-        if value == 0:
+        if value == 0 or (palette and value == VOID):
             continue
         where = SourceRef(str(mask_path), index=int(value))
         name = mapping.get(str(int(value)))
@@ -77,3 +107,8 @@ def _instances(mask_path: Path, image: ImageRecord, mapping: dict, cats: Categor
             continue
         rle = encode_mask(m == value)
         image.annotations.append(Annotation(cat, rle_bbox(rle), rle=rle, source=where))
+
+
+def _is_palette(path: Path) -> bool:
+    with Image.open(path) as im:
+        return im.mode == "P"

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from ..dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
-from ..geometry import (decode_mask, mask_to_polygons, merge_polygons, polygons_area, polygons_bbox,
+from ..geometry import (decode_mask, mask_to_polygons, merge_polygons, polygons_bbox,
                         polygons_to_mask)
 from ..images import find_images, probe
 from ..output import atomic_write_text, safe_component
@@ -250,9 +251,14 @@ def _fmt(values: list[float]) -> str:
     return " ".join(f"{v:.{DECIMALS}f}" for v in values)
 
 
-def _parts_overlap(polygons: list[list[float]], h: int, w: int) -> bool:
-    separate = sum(polygons_area([p], h, w) for p in polygons)
-    return polygons_area(polygons, h, w) < separate
+CHAIN_MIN_IOU = 0.97  # below this the joined polygon's even-odd holes (overlapping parts) cost too much
+
+
+def _chain_iou(chain: list[float], polygons: list[list[float]], h: int, w: int) -> float:
+    """IoU of the joined single polygon, rasterised as YOLO-seg reads it back, with the source parts' union."""
+    a, b = polygons_to_mask([chain], h, w).astype(bool), polygons_to_mask(polygons, h, w).astype(bool)
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def _label_line(ann: Annotation, cls: int, w: int, h: int, segment: bool, report: Report) -> str | None:
@@ -262,12 +268,14 @@ def _label_line(ann: Annotation, cls: int, w: int, h: int, segment: bool, report
     if not segment:
         x0, y0, x1, y1 = ann.bbox
         return f"{cls} " + _fmt([(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h])
-    if ann.polygons and len(ann.polygons) > 1 and _parts_overlap(ann.polygons, h, w):
-        # chaining overlapping parts into one polygon would leave even-odd holes: trace the union
-        poly = merge_polygons(mask_to_polygons(polygons_to_mask(ann.polygons, h, w)))
-        report.add("converted", "overlapping_parts_traced", ann.where(), "overlapping polygon parts written as their union")
-    elif ann.polygons:
+    if ann.polygons:
+        # parts joined through their closest vertices, as ultralytics' merge_multi_segment does; parts that
+        # overlap so much that the joined polygon's even-odd holes lose area are traced from their union
         poly = merge_polygons(ann.polygons)
+        if len(ann.polygons) > 1 and (iou := _chain_iou(poly, ann.polygons, h, w)) < CHAIN_MIN_IOU:
+            poly = merge_polygons(mask_to_polygons(polygons_to_mask(ann.polygons, h, w)))
+            report.add("converted", "overlapping_parts_traced", ann.where(),
+                       f"overlapping polygon parts written as their traced union (joined IoU would be {iou:.2f})")
     elif ann.rle is not None:
         parts = mask_to_polygons(decode_mask(ann.rle))
         if not parts:
