@@ -73,18 +73,29 @@ def refuse_total_loss(source: Path, dataset: Dataset, report: Report, kept: int 
 
 
 def sources_table(dataset: Dataset, report: Report, limit: int = 12) -> str:
-    """Images and annotations read vs kept, per annotation file (the collection files first)."""
-    by_file = _sum_by_origin(dataset)
-    images = Counter(im.origin for im in dataset.images if im.origin)
-    rows = sorted(report.held.items(), key=lambda kv: (-kv[1].images, kv[0]))
+    """Images and annotations read vs kept per annotation file; files holding one image each (VOC XMLs,
+    YOLO labels, LabelMe JSONs) are summed per folder, so the table stays a few lines."""
+    kept_by_file = _sum_by_origin(dataset)
+    kept_images = Counter(im.origin for im in dataset.images if im.origin)
+    rows: dict[str, list[int]] = {}  # source -> [images read, images kept, annotations read, annotations kept]
+    def group(file: str) -> str:
+        return str(Path(file).parent / f"*{Path(file).suffix}")
+
+    per_image = Counter(group(f) for f, h in report.held.items() if h.images <= 1)
+    for file, h in report.held.items():
+        key = group(file) if h.images <= 1 and per_image[group(file)] > 1 else file
+        row = rows.setdefault(key, [0, 0, 0, 0])
+        for k, v in enumerate((h.images, kept_images[file], h.shapes, kept_by_file[file])):
+            row[k] += v
     lines = [f"  {'source':<48} {'images read/kept':>17} {'annotations read/kept':>22}"]
-    for file, h in rows[:limit]:
-        shown = file.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # a name that is not UTF-8
+    ordered = sorted(rows.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    for key, (ir, ik, ar, ak) in ordered[:limit]:
+        shown = key.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # a name that is not UTF-8
         name = shown if len(shown) <= 48 else "..." + shown[-45:]
-        lines.append(f"  {name:<48} {f'{h.images}/{images[file]}':>17} {f'{h.shapes}/{by_file[file]}':>22}")
-    if len(rows) > limit:
-        rest = rows[limit:]
-        lines.append(f"  {f'... {len(rest)} more file(s)':<48} "
-                     f"{f'{sum(h.images for _, h in rest)}/{sum(images[f] for f, _ in rest)}':>17} "
-                     f"{f'{sum(h.shapes for _, h in rest)}/{sum(by_file[f] for f, _ in rest)}':>22}")
+        lines.append(f"  {name:<48} {f'{ir}/{ik}':>17} {f'{ar}/{ak}':>22}")
+    if len(ordered) > limit:
+        rest = [r for _, r in ordered[limit:]]
+        totals = [sum(r[k] for r in rest) for k in range(4)]
+        lines.append(f"  {f'... {len(rest)} more source(s)':<48} {f'{totals[0]}/{totals[1]}':>17} "
+                     f"{f'{totals[2]}/{totals[3]}':>22}")
     return "\n".join(lines)

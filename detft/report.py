@@ -79,7 +79,9 @@ class Report:
         held, lost = self.shapes_held, self.annotations_lost
         if not held:
             return f"{lost} annotation(s) lost"
-        return f"{lost} of {held} annotation(s) lost ({100 * lost / held:.1f}%)"
+        pct = 100 * lost / held
+        return f"{lost} of {held} annotation(s) lost ({pct:.1f}%)" if pct >= 0.1 or not lost else \
+            f"{lost} of {held} annotation(s) lost ({pct:.2f}%)"
 
     def summary(self) -> str:
         notes = [f"note: {n}" for n in self.notes]
