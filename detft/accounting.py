@@ -50,26 +50,26 @@ def main_cause(changes: list[Change]) -> str:
             + (f"; {hint}" if hint else ""))
 
 
-def _changes_of(file: str, report: Report) -> list[Change]:
-    name = Path(file).name
-    return [c for c in report.changes if c.where.startswith(file) or c.where.startswith(name)]
+def refuse_empty(source: Path, report: Report, kept: int) -> None:
+    """Raise when the source held annotations and ``kept`` (after reading, or after writing) is none."""
+    held = report.shapes_held
+    if held and kept == 0:
+        raise DataLossError(f"{source}: the source holds {held} annotation(s) and none could be kept; "
+                            f"{main_cause(report.changes)}. Nothing was written.\n{report.summary()}")
 
 
-def refuse_total_loss(source: Path, dataset: Dataset, report: Report, kept: int | None = None) -> None:
+def refuse_total_loss(source: Path, dataset: Dataset, report: Report) -> None:
     """Raise when the source held annotations and none were kept, or when an annotation file that lists
     several images kept none of its shapes. A per-image file (VOC, LabelMe, YOLO labels) losing its few
     objects is one image's partial loss and stays a report line; a collection file keeping nothing has one
     cause (images elsewhere, a class attribute missing) that a whole split silently lost."""
-    held = report.shapes_held
-    kept = dataset.num_annotations if kept is None else kept
-    if held and kept == 0:
-        raise DataLossError(f"{source}: the source holds {held} annotation(s) and none could be kept; "
-                            f"{main_cause(report.changes)}. Nothing was written.\n{report.summary()}")
+    refuse_empty(source, report, dataset.num_annotations)
     by_file = _sum_by_origin(dataset)
     for file, h in report.held.items():
         if h.images > 1 and h.shapes and by_file[file] == 0:
             raise DataLossError(f"{file}: holds {h.shapes} annotation(s) on {h.images} images and none could be "
-                                f"kept; {main_cause(_changes_of(file, report))}. Nothing was written.")
+                                f"kept; {main_cause([c for c in report.changes if c.where.startswith(file)])}. "
+                                "Nothing was written.")
 
 
 def sources_table(dataset: Dataset, report: Report, limit: int = 12) -> str:
@@ -78,6 +78,7 @@ def sources_table(dataset: Dataset, report: Report, limit: int = 12) -> str:
     kept_by_file = _sum_by_origin(dataset)
     kept_images = Counter(im.origin for im in dataset.images if im.origin)
     rows: dict[str, list[int]] = {}  # source -> [images read, images kept, annotations read, annotations kept]
+
     def group(file: str) -> str:
         return str(Path(file).parent / f"*{Path(file).suffix}")
 

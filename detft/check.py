@@ -62,14 +62,15 @@ def _check_splits(dataset: Dataset, report: Report) -> None:
         if image.split is None:
             continue
         if image.split not in renamed:
+            named = canonical_split(image.split)
             try:
-                safe = safe_component(canonical_split(image.split), "split name")
+                safe = safe_component(named, "split name")
             except DetftError:
                 safe = "unnamed"
             if safe in RESERVED_SPLITS:
                 safe += "_split"
             renamed[image.split] = safe
-            if safe != canonical_split(image.split):
+            if safe != named:
                 report.add("renamed", "unsafe_split_name", image.where(), f"split {image.split!r} written as {safe!r}")
         image.split = renamed[image.split]
 
@@ -79,10 +80,10 @@ def _check_file(image: ImageRecord, report: Report) -> bool:
     if image.path is None and image.data is None:
         report.add("dropped", "missing_image", image.where(), f"image file {image.file_name!r} not found", n)
         return False
-    info = probe(image.path) if image.path is not None else probe_bytes(image.data or b"")
+    info = probe(image.path) if image.path is not None else probe_bytes(image.data)
     if not info.ok:
         kind = "missing_image" if info.error == "missing" else "unreadable_image"
-        report.add("dropped", kind, image.where(), f"{image.path}: {info.error}", n)
+        report.add("dropped", kind, image.where(), f"{image.path or 'the embedded image'}: {info.error}", n)
         return False
     if info.frames > 1:
         report.add("warning", "multi_frame_image", image.where(), f"{image.path}: {info.frames} frames; the first is used")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .accounting import refuse_total_loss
+from .accounting import refuse_empty, refuse_total_loss
 from .check import check
 from .dataset import Dataset
 from .errors import DetftError, StrictError
@@ -62,7 +62,7 @@ def convert(src: Path, out: Path, *, to: str = "coco", fmt: str | None = None,
         lost_before = report.annotations_lost
         files = writer(dataset, tmp, report, **kwargs)
         written = dataset.num_annotations - (report.annotations_lost - lost_before)
-        refuse_total_loss(Path(src), dataset, report, kept=written)
+        refuse_empty(Path(src), report, written)
         if strict and len(report):
             raise StrictError(f"--strict: {len(report)} change(s) would be made, nothing written\n{report.summary()}")
         report.write(tmp / REPORT_NAME)

@@ -7,7 +7,6 @@ instead of a full decode. Truncated JPEGs are caught by their missing end-of-ima
 from __future__ import annotations
 
 import io
-
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -126,7 +125,7 @@ def read_rgb(image: ImageRecord) -> np.ndarray:
     else:
         bgr = read_bgr(image.path)
     if bgr.shape[:2] != (image.height, image.width):
-        raise DetftError(f"{image.path} decodes to {bgr.shape[1]}x{bgr.shape[0]}, annotations say {image.width}x{image.height}")
+        raise DetftError(f"{image.path or image.where()} decodes to {bgr.shape[1]}x{bgr.shape[0]}, annotations say {image.width}x{image.height}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 

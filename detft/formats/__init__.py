@@ -136,8 +136,8 @@ def read_dataset(src: Path, fmt: str | None, report: Report, **options: Any) -> 
         takes = [OPTION_FLAGS.get(k, k) for k in accepted if k not in ("src", "report")]
         raise DetftError(f"{' and '.join(unusable)} cannot be used with the {fmt} reader"
                          f" (it takes {', '.join(takes) if takes else 'no options'})")
-    folders = split_folders(src) if src.is_dir() and not _folder_candidates(src) else {}
-    if not folders:
+    folders = split_folders(src)  # only when the folder itself holds no format (Roboflow's data.yaml beside train/)
+    if not folders or _folder_candidates(src):
         return reader(src, report, **given)
     return _read_split_folders(src, folders, fmt, reader, report, given)
 

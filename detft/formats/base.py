@@ -11,6 +11,7 @@ from typing import Any
 
 from ..dataset import Annotation, Category, ImageRecord
 from ..errors import FormatError
+from ..geometry import polygons_bbox
 from ..report import Report
 
 
@@ -184,6 +185,19 @@ def finite(values: list[Any]) -> list[float] | None:
 def box_annotation(cat: int, x0: float, y0: float, x1: float, y1: float, **kw: Any) -> Annotation:
     """An annotation from two corners given in any order (tools let people drag either way)."""
     return Annotation(cat, (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)), **kw)
+
+
+def join_group_part(groups: dict[Any, Annotation], key: Any, ann: Annotation) -> bool:
+    """Shapes that share a group id and a label are one instance drawn in parts (LabelMe's and CVAT's
+    ``group_id``): join ``ann``'s polygons into the group's polygon instance and return True; otherwise
+    ``ann`` becomes the instance later parts join."""
+    first = groups.get(key)
+    if first is not None and first.polygons and ann.polygons:
+        first.polygons = first.polygons + ann.polygons
+        first.bbox = polygons_bbox(first.polygons)
+        return True
+    groups[key] = ann
+    return False
 
 
 def locate_image(name: str, search: list[Path]) -> Path | None:

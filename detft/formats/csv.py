@@ -69,10 +69,10 @@ def read(src: Path, report: Report, classes: list[str] | None = None, columns: d
                 report.holds(f, images=0, shapes=1)
                 report.add("dropped", "bad_row", where, "empty file name", 1)
                 continue
-            image = images.get(name) or _new_image(name, row, cols, search, f, line, report)
             if name not in images:
-                report.holds(f, shapes=0)
-            images[name] = image
+                images[name] = _new_image(name, row, cols, search, f, line, report)
+                report.holds(f)
+            image = images[name]
             box = [row.get(cols[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
             label = (row.get(cols["class"]) or "").strip()
             if not label and not any((v or "").strip() for v in box):

@@ -17,7 +17,7 @@ from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
 from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, encode_mask, polygons_bbox, rle_bbox, rotated_box_polygon
 from ..report import Report
-from .base import CategoryIndex, box_annotation, declared_size, finite, locate_image
+from .base import CategoryIndex, box_annotation, declared_size, finite, join_group_part, locate_image
 from .xmlsafe import parse
 
 NAME = "cvat"
@@ -55,10 +55,9 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
         where_dirs = ([root / "images" / subset] if subset else []) + search
         image = ImageRecord(name, width, height, path=locate_image(name, where_dirs), split=subset,
                             source=SourceRef(str(f), index=i), origin=str(f))
-        shapes = [el for el in im_el if el.tag != "tag"]
+        shapes = [(j, el) for j, el in enumerate(im_el) if el.tag != "tag"]
         report.holds(f, shapes=len(shapes))
-        _add_shapes(image, [(j, el) for j, el in enumerate(im_el) if el.tag != "tag"], f"{f} image {i} ({name})",
-                    cats, report)
+        _add_shapes(image, shapes, f"{f} image {i} ({name})", cats, report)
         images.append(image)
     tracks = root_el.findall("track")
     if tracks:
@@ -74,15 +73,10 @@ def _add_shapes(image: ImageRecord, shapes: list[tuple[int, Element]], ref_base:
         ann = _shape(shape, image, cats, report, f"{where} <{shape.tag}>", where)
         if ann is None:
             continue
-        key = (shape.get("label", ""), shape.get("group_id") or "0")
-        first = groups.get(key)
-        if key[1] != "0" and first is not None and first.polygons and ann.polygons:
-            first.polygons = first.polygons + ann.polygons
-            first.bbox = polygons_bbox(first.polygons)
-            report.add("converted", "group_merged", str(where), f"part of group {key[1]} ({key[0]}): one instance")
+        label, group = shape.get("label", ""), shape.get("group_id") or "0"
+        if group != "0" and join_group_part(groups, (label, group), ann):
+            report.add("converted", "group_merged", str(where), f"part of group {group} ({label}): one instance")
             continue
-        if key[1] != "0" and first is None:
-            groups[key] = ann
         image.annotations.append(ann)
 
 
@@ -104,7 +98,7 @@ def _track_frames(f: Path, root_el: Element, tracks: list[Element], search: list
         key = (subset, frame)
         if key not in frames:
             stem = f"frame_{frame:06d}"
-            dirs = ([search[-2] / subset] if subset else []) + search
+            dirs = ([f.parent / "images" / subset] if subset else []) + search
             path = next((p for ext in FRAME_EXTS if (p := locate_image(stem + ext, dirs))), None)
             name = path.name if path else stem + FRAME_EXTS[0]
             w, h = declared_size(width, height, report, f"{f} frame {frame}")

@@ -15,8 +15,8 @@ from ..errors import FormatError
 from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, polygons_bbox
 from ..report import Report
 from ..progress import progress
-from .base import (CategoryIndex, box_annotation, declared_size, list_field, load_json, locate_image, point_list,
-                   relative_name, sibling_image_dirs, text_field)
+from .base import (CategoryIndex, box_annotation, declared_size, join_group_part, list_field, load_json, locate_image,
+                   point_list, relative_name, sibling_image_dirs, text_field)
 
 NAME = "labelme"
 # labels labelme's own converters (labelme2coco, labelme2voc) treat as "not an object": skipped, not lost
@@ -53,6 +53,10 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
     return Dataset(images, cats.finish(images), root=root, format=NAME)
 
 
+def _ignored(shape: object) -> bool:
+    return isinstance(shape, dict) and text_field(shape.get("label")) in IGNORED_LABELS
+
+
 def _embedded(text: str, f: Path) -> bytes:
     try:
         return base64.b64decode(text, validate=False)
@@ -85,14 +89,14 @@ def _image(f: Path, data: dict, root: Path, cats: CategoryIndex, report: Report,
         image.data = _embedded(data["imageData"], f)
         image.file_name = name.replace("\\", "/").rsplit("/", 1)[-1]
         report.note(f"images not found beside their LabelMe files are read from the JSON's imageData (e.g. {f.name})")
-    ignored = [s for s in shapes if isinstance(s, dict) and text_field(s.get("label")) in IGNORED_LABELS]
+    ignored = [s for s in shapes if _ignored(s)]
     if ignored:
         report.note(f"shapes labelled {' or '.join(IGNORED_LABELS)} are skipped, as labelme2coco does")
     report.holds(f, shapes=len(shapes) - len(ignored))
     groups: dict[tuple[str, object], Annotation] = {}
     for i, shape in enumerate(shapes):
         where = str(SourceRef(str(f), index=i))
-        if isinstance(shape, dict) and text_field(shape.get("label")) in IGNORED_LABELS:
+        if _ignored(shape):
             continue
         if not isinstance(shape, dict):
             report.add("dropped", "bad_shape", where, f"a shape must be an object, not {type(shape).__name__}", 1)
@@ -126,14 +130,7 @@ def _image(f: Path, data: dict, root: Path, cats: CategoryIndex, report: Report,
                 report.add("converted", "circle_to_polygon", where, f"circle as a {ELLIPSE_VERTICES}-gon")
             ann = Annotation(cat, polygons_bbox([poly]), polygons=[poly], attributes=attrs, source=src_ref)
         group = shape.get("group_id")
-        group = group if isinstance(group, (int, str)) else None
-        key = (label, group)
-        if group is not None and key in groups and ann.polygons and groups[key].polygons:
-            first = groups[key]
-            first.polygons = first.polygons + ann.polygons
-            first.bbox = polygons_bbox(first.polygons)
+        if isinstance(group, (int, str)) and join_group_part(groups, (label, group), ann):
             continue
-        if group is not None:
-            groups[key] = ann
         image.annotations.append(ann)
     return image

@@ -50,7 +50,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
             _instances(mask_path, image, mapping, cats, report)
         images.append(image)
     for orphan in sorted(set(find_images(src / "masks")) - used):
-        m = _decode(orphan)
+        m, _ = _decode(orphan)
         n = _count_instances(m) if m is not None else 0
         report.holds(orphan, shapes=n)
         report.add("dropped", "orphan_mask", str(orphan), "no image of this name under images/", n)
@@ -60,16 +60,16 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
 VOID = 255  # VOC's border/"difficult" value in palette masks
 
 
-def _decode(path: Path) -> np.ndarray | None:
-    """Pixel values as stored: a palette PNG's indices (OpenCV would expand it to colours), else OpenCV's
-    unchanged decode (8/16-bit grey, or colour)."""
+def _decode(path: Path) -> tuple[np.ndarray | None, bool]:
+    """Pixel values as stored, and whether they are palette indices: a palette PNG's indices (OpenCV would
+    expand it to colours), else OpenCV's unchanged decode (8/16-bit grey, or colour)."""
     try:
         with Image.open(path) as im:
             if im.mode == "P":
-                return np.array(im)
+                return np.array(im), True
     except (OSError, ValueError, SyntaxError):
-        return None
-    return decode_file(path, cv2.IMREAD_UNCHANGED)
+        return None, False
+    return decode_file(path, cv2.IMREAD_UNCHANGED), False
 
 
 def _count_instances(m: np.ndarray) -> int:
@@ -79,11 +79,10 @@ def _count_instances(m: np.ndarray) -> int:
 
 
 def _instances(mask_path: Path, image: ImageRecord, mapping: dict, cats: CategoryIndex, report: Report) -> None:
-    m = _decode(mask_path)
+    m, palette = _decode(mask_path)
     if m is None:
         report.add("dropped", "unreadable_mask", str(mask_path), "cannot decode the PNG")
         return
-    palette = m.ndim == 2 and m.dtype == np.uint8 and _is_palette(mask_path)
     n = _count_instances(m) - int(palette and bool((m == VOID).any()))
     report.holds(mask_path, shapes=n)
     if m.ndim == 3:
@@ -107,8 +106,3 @@ def _instances(mask_path: Path, image: ImageRecord, mapping: dict, cats: Categor
             continue
         rle = encode_mask(m == value)
         image.annotations.append(Annotation(cat, rle_bbox(rle), rle=rle, source=where))
-
-
-def _is_palette(path: Path) -> bool:
-    with Image.open(path) as im:
-        return im.mode == "P"

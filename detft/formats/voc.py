@@ -65,16 +65,19 @@ def _report_unannotated(root: Path, split_of: dict[str, str], files: list[Path],
     lost, and the image is not in the dataset; reported per id rather than skipped."""
     if not split_of or not (root / "Annotations").is_dir():
         return
-    have = set()
-    for f in files:
-        try:
-            have.add(f.relative_to(root / "Annotations").with_suffix("").as_posix())
-        except ValueError:
-            have.add(f.stem)
+    have = {_xml_id(f, root) for f in files}
     for xml_id, split in split_of.items():
         if xml_id not in have:
             report.add("dropped", "missing_annotation_file", f"{root / 'ImageSets' / 'Main' / (split + '.txt')}",
                        f"{xml_id!r} is listed but Annotations/{xml_id}.xml does not exist: the image is left out")
+
+
+def _xml_id(f: Path, root: Path) -> str:
+    """The id ImageSets/Main lists an XML by: its path under Annotations/ without the suffix."""
+    try:
+        return f.relative_to(root / "Annotations").with_suffix("").as_posix()
+    except ValueError:
+        return f.stem
 
 
 def _read_file(f: Path, root: Path, images_dir: Path | None, split_of: dict[str, str],
@@ -87,10 +90,7 @@ def _read_file(f: Path, root: Path, images_dir: Path | None, split_of: dict[str,
     w, h = declared_size(_text(size, "width"), _text(size, "height"), report, str(f)) if size is not None else (0, 0)
     search = ([images_dir] if images_dir else []) + [root / "JPEGImages", root / "images", f.parent,
                                                        f.parent.parent / "JPEGImages", root]
-    try:
-        xml_id = f.relative_to(root / "Annotations").with_suffix("").as_posix()
-    except ValueError:
-        xml_id = f.stem
+    xml_id = _xml_id(f, root)
     image = ImageRecord(name, w, h, path=locate_image(name, search),
                         split=split_of.get(xml_id) or split_of.get(Path(name).stem),
                         source=SourceRef(str(f)), origin=str(f))

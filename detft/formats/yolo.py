@@ -54,7 +54,7 @@ def _export_path(root: Path, value: str) -> Path:
     return p
 
 
-def _read_darknet(obj_data: Path, report: Report) -> tuple[list[str], dict[str, list[Path]]]:
+def _read_darknet(obj_data: Path) -> tuple[list[str], dict[str, list[Path]]]:
     root = obj_data.parent
     entries: dict[str, str] = {}
     for lineno, line in enumerate(read_text(obj_data).splitlines(), start=1):
@@ -155,7 +155,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
             splits[s] = paths
         root = yml.parent
     elif (obj_data := darknet_data(src)) is not None:
-        names, splits = _read_darknet(obj_data, report)
+        names, splits = _read_darknet(obj_data)
         root = obj_data.parent
     else:
         root = src
@@ -214,7 +214,8 @@ def _read_image(path: Path, root: Path, split: str, nc: int, report: Report) -> 
             continue
         where = SourceRef(str(lbl), line=lineno)
         tok = line.split()
-        vals = _snap(finite(tok[1:]))
+        vals = finite(tok[1:])
+        vals = _snap(vals) if vals is not None else None
         if not tok[0].isdigit() or vals is None or not (len(vals) == 4 or (len(vals) >= 6 and len(vals) % 2 == 0)):
             report.add("dropped", "bad_line", str(where),
                        "expected 'class cx cy w h' or 'class x1 y1 x2 y2 x3 y3 ...'", 1)
@@ -227,7 +228,7 @@ def _read_image(path: Path, root: Path, split: str, nc: int, report: Report) -> 
         w, h = info.width, info.height
         if len(vals) == 4:
             cx, cy, bw, bh = vals
-            x0, y0, x1, y1 = _snap([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]) or []
+            x0, y0, x1, y1 = _snap([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
             ann = Annotation(k, (x0 * w, y0 * h, x1 * w, y1 * h), source=where)
         else:
             poly = [v * (w if i % 2 == 0 else h) for i, v in enumerate(vals)]
@@ -239,11 +240,9 @@ def _read_image(path: Path, root: Path, split: str, nc: int, report: Report) -> 
 BORDER_EPS = 1e-5  # a normalised coordinate this close outside [0, 1] is the border, written with rounding
 
 
-def _snap(values: list[float] | None) -> list[float] | None:
+def _snap(values: list[float]) -> list[float]:
     """Coordinates of a box that touches the border by rounding (-3e-7, 1.0000004) put on it, so clean
     data is not reported as clipped. Box edges (cx -+ w/2) are snapped where they are computed."""
-    if values is None:
-        return None
     return [0.0 if -BORDER_EPS < v < 0 else 1.0 if 1 < v < 1 + BORDER_EPS else v for v in values]
 
 
