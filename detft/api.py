@@ -9,14 +9,19 @@ Defaults are the CLI's: :class:`~detft.config.TrainConfig` holds them, one field
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from .config import EMBEDDED_DATA, TrainConfig, load_config
+from .dataset import Dataset
 from .errors import DetftError
+from .export import TOLERANCE
 from .runs import Run
 
 if TYPE_CHECKING:
@@ -61,13 +66,19 @@ def train(config: TrainConfig | str | Path | None = None, *, resume: str | Path 
 
 def load(weights: str | Path | Run, *, device: str = "auto", conf: float = 0.25, max_dets: int = 100,
          imgsz: int | None = None, trust_weights: bool = False) -> Model:
-    """A trained model from a run folder, a checkpoint inside one, or a :class:`Run`, whatever its family.
+    """A trained model from a run folder, a checkpoint inside one, a :class:`Run`, or a ``.onnx`` file written
+    by ``detft export`` (run by ONNX Runtime; the file carries its classes and input size), whatever its family.
 
     ``imgsz`` overrides the size it was trained at; YOLO checkpoints load through the restricted loader
-    unless ``trust_weights``."""
+    unless ``trust_weights`` (an ONNX graph runs no Python code, so it needs no trust)."""
     from . import families
 
     run = Run.open(weights)
+    if run.weights.suffix == ".onnx":
+        from .inference.onnx_predictor import OnnxPredictor
+
+        onnx = OnnxPredictor(run.weights, device=device, score_threshold=conf, max_dets=max_dets, imgsz=imgsz)
+        return Model(Run(run.folder, run.weights, onnx.info), onnx, conf, max_dets)
     predictor = families.for_run(run).predictor(run, device=device, conf=conf, max_dets=max_dets, imgsz=imgsz,
                                                 trust_weights=trust_weights)
     return Model(run, predictor, conf, max_dets)
@@ -102,31 +113,96 @@ class Model:
         """Category id -> class name, for the labels :meth:`predict` returns."""
         return self.predictor.labels.names_by_category()
 
-    def evaluate(self, data: str | Path | None = None, split: str = "val", *, data_format: str | None = None,
+    def evaluate(self, data: str | Path | Dataset | None = None, split: str = "val", *, data_format: str | None = None,
                  out: str | Path | None = None, conf: float = 0.001, max_dets: int = 100,
                  backend: str = "faster") -> Evaluation:
-        """COCO mAP (bbox, and segm for masks) on a split of ``data`` (default: the data it was trained on)
-        with detft's evaluator; ``out`` also writes eval.json, detections.json, PR curves and the confusion
-        matrix there. Scored at ``conf`` 0.001 by default (COCO practice), whatever :func:`load` was given."""
-        from .convert import load as load_dataset
+        """COCO mAP (bbox, and segm for masks) on a split of ``data`` (default: the data it was trained on; a
+        loaded :class:`Dataset` is used as it is) with detft's evaluator; ``out`` also writes eval.json,
+        detections.json, PR curves and the confusion matrix there. Scored at ``conf`` 0.001 by default (COCO
+        practice), whatever :func:`load` was given."""
         from .evaluation.predictor_eval import evaluate_predictor
         from .evaluation.report import EvalSettings
-        from .report import Report
 
         settings = EvalSettings(backend=backend, max_dets=max_dets, score_threshold=conf)
-        if data is None:  # the dataset it was trained on
+        ds = data if isinstance(data, Dataset) else self.dataset(data, data_format)
+        self.predictor.set_thresholds(conf, max_dets)
+        try:
+            return evaluate_predictor(self.predictor, ds, split, settings, Path(out) if out is not None else None,
+                                      {"weights": str(self.run.weights), "data": str(ds.root)})
+        finally:
+            self.predictor.set_thresholds(self.conf, self.max_dets)
+
+    def dataset(self, data: str | Path | None = None, data_format: str | None = None) -> Dataset:
+        """``data`` read and checked (default: the data the model was trained on), with the report printed."""
+        from .convert import load as load_dataset
+        from .report import Report
+
+        if data is None:
             trained = self.run.info.config
             data, data_format = Path(trained.data) if trained.data else EMBEDDED_DATA, data_format or trained.data_format
         report = Report()
         ds = load_dataset(Path(data), data_format, report)
         if len(report):
             print(report.summary())
-        self.predictor.set_thresholds(conf, max_dets)
-        try:
-            return evaluate_predictor(self.predictor, ds, split, settings, Path(out) if out is not None else None,
-                                      {"weights": str(self.run.weights), "data": str(data)})
-        finally:
-            self.predictor.set_thresholds(self.conf, self.max_dets)
+        return ds
+
+    def export(self, out: str | Path | None = None, *, format: str = "onnx", imgsz: int | None = None,
+               dynamic: bool = False, half: bool = False, opset: int | None = None, max_dets: int = 100,
+               data: str | Path | None = None, data_format: str | None = None, split: str = "val",
+               device: str = "auto", tolerance: float = TOLERANCE, strict: bool = False,
+               trust_weights: bool = False) -> Exported:
+        """``detft export``: the model as an ONNX graph (default: beside its checkpoint, ``best.onnx``), then
+        both evaluated on ``split`` of ``data`` (default: the data it was trained on) with detft's evaluator.
+        AP differing by more than ``tolerance`` warns, or with ``strict`` raises and keeps no file; the
+        numbers go to export.json beside the file. R-CNN graphs take one image of any size; YOLO graphs
+        take ``imgsz`` squares unless ``dynamic``."""
+        import time
+
+        from . import families
+        from .export import EXPORT_JSON, FORMATS, metadata, staged
+        from .export.parity import ap_gaps, format_parity, match_detections
+        from .output import atomic_write_text
+
+        if format not in FORMATS:
+            raise DetftError(f"--format {format!r}: detft exports {', '.join(FORMATS)}")
+        if self.run.weights.suffix == ".onnx":
+            raise DetftError(f"{self.run.weights} is already an ONNX export; export the run or checkpoint it came from")
+        target = Path(out) if out is not None else self.run.weights.with_suffix(".onnx")
+        family = families.for_run(self.run)
+        started = time.perf_counter()
+        with staged(target) as tmp:
+            info, graph = family.export(self.run, tmp, imgsz=imgsz, dynamic=dynamic, half=half, opset=opset,
+                                        max_dets=max_dets, trust_weights=trust_weights)
+            metadata.write(tmp, info, graph)
+            exported_s = time.perf_counter() - started
+            print(f"exported {target.name}: {info.family} {info.task}, input {graph.describe_input()}, opset {graph.opset}"
+                  f"{', fp16' if graph.half else ''}; checking it against {self.run.weights.name}")
+            # the source at the export's input size, so the two see the same pixels
+            source = load(self.run.weights, device=device, imgsz=info.imgsz if info.imgsz != self.run.info.imgsz else None,
+                          trust_weights=trust_weights)
+            exported = load(tmp, device=device)
+            dataset = source.dataset(data, data_format)
+            theirs = exported.evaluate(dataset, split, max_dets=max_dets)
+            ours = source.evaluate(dataset, split, max_dets=max_dets)
+            gaps = ap_gaps(ours.metrics, theirs.metrics)
+            worst = max(gaps.values(), default=0.0)
+            doc = {"file": target.name, "source": str(self.run.weights), "format": format, "family": info.family,
+                   "model": info.model, "task": info.task, "graph": graph.__dict__, "input": graph.describe_input(),
+                   "providers": exported.predictor.providers, "split": split, "images": ours.images,
+                   "conf": 0.001, "data": str(dataset.root),
+                   "source_metrics": ours.metrics, "export_metrics": theirs.metrics, "ap_diff": gaps,
+                   "max_ap_diff": worst, "tolerance": tolerance, "within_tolerance": worst <= tolerance,
+                   "detections": match_detections(ours.results, theirs.results), "bytes": tmp.stat().st_size,
+                   "seconds": {"export": round(exported_s, 2), "total": round(time.perf_counter() - started, 2)}}
+            print(format_parity(doc))
+            if worst > tolerance:
+                message = (f"the export's AP differs from {self.run.weights.name}'s by {worst:.4f} (tolerance "
+                           f"{tolerance}); see the table above")
+                if strict:
+                    raise DetftError(f"--strict: {message}; nothing written")
+                print(f"\nWARNING: {message}. --strict fails instead of keeping such a file.", file=sys.stderr)
+        atomic_write_text(target.parent / EXPORT_JSON, json.dumps(doc, indent=2))
+        return Exported(target, doc)
 
     def annotate(self, source: str | Path, out: str | Path) -> Path:
         """``detft predict``: annotated copies of an image or a folder of images, and predictions.jsonl, in ``out``."""
@@ -155,3 +231,10 @@ def _rgb(image: ImageLike) -> np.ndarray:
         return np.array(image.convert("RGB"))  # a writable copy: torch refuses read-only memory
     raise DetftError(f"cannot predict on a {type(image).__name__}: give a path, an RGB array or a PIL image")
 
+
+@dataclass
+class Exported:
+    """What :meth:`Model.export` wrote: the graph's path and export.json's content (the parity report)."""
+
+    path: Path
+    report: dict[str, Any]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import DetftError, run_command
+from .export import TOLERANCE
 from .formats import READERS, WRITERS
 
 if TYPE_CHECKING:
@@ -165,7 +166,8 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 
 def add_inference_args(p: argparse.ArgumentParser) -> None:
     """Options shared by ``detft predict`` and ``detft video``."""
-    p.add_argument("--weights", required=True, type=Path, help="run folder or checkpoint (R-CNN or YOLO, det or seg)")
+    p.add_argument("--weights", required=True, type=Path,
+                   help="run folder, checkpoint (R-CNN or YOLO, det or seg) or .onnx file from detft export")
     p.add_argument("--conf", type=float, default=0.25, help="score threshold (default 0.25)")
     p.add_argument("--imgsz", type=int, help="inference size (default: what the model was trained at)")
     p.add_argument("--max-dets", type=int, default=100)
@@ -201,6 +203,18 @@ def cmd_video(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     out = _load(args).annotate(args.source, args.out)
     print(f"annotated images and predictions.jsonl in {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .api import load
+
+    model = load(args.weights, device="cpu", trust_weights=args.trust_weights)
+    result = model.export(args.out, format=args.format, imgsz=args.imgsz, dynamic=args.dynamic, half=args.half,
+                          opset=args.opset, max_dets=args.max_dets, data=args.data, data_format=args.fmt,
+                          split=args.split, device=args.device, tolerance=args.tolerance, strict=args.strict,
+                          trust_weights=args.trust_weights)
+    print(f"wrote {result.path} and {result.path.parent / 'export.json'}")
     return 0
 
 
@@ -240,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="COCO mAP (bbox and segm), per-class table, PR curves, confusion matrix")
-    p.add_argument("--weights", type=Path, help="run folder or checkpoint of any detft model")
+    p.add_argument("--weights", type=Path, help="run folder, checkpoint or .onnx export of any detft model")
     p.add_argument("--data", type=Path, help="dataset (default with --weights: the one it was trained on); COCO JSON with --dets")
     p.add_argument("--from", dest="fmt", choices=sorted(READERS), help="format of --data (default: detect)")
     p.add_argument("--split", default="val", help="split to evaluate with --weights (default val)")
@@ -281,6 +295,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-fps", type=float, help="frame rate of --out (default: the source's; 25 when it reports none)")
     p.add_argument("--overwrite", action="store_true", help="replace existing --out / --jsonl files")
     p.set_defaults(func=cmd_video)
+
+    p = sub.add_parser("export", help="write a trained model as ONNX (predict/eval/video then take the .onnx), checked "
+                                      "against the model it came from")
+    p.add_argument("--weights", required=True, type=Path, help="run folder or checkpoint (R-CNN or YOLO, det or seg)")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--out", type=Path, help="the .onnx file (default: beside the checkpoint, best.onnx)")
+    p.add_argument("--imgsz", type=int, help="input size (default: what the model was trained at)")
+    p.add_argument("--dynamic", action="store_true", help="YOLO: any input size (R-CNN graphs always take any size)")
+    p.add_argument("--half", action="store_true", help="YOLO: fp16 weights")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: R-CNN 17, YOLO ultralytics' choice)")
+    p.add_argument("--max-dets", type=int, default=100, help="R-CNN: most detections per image the graph returns")
+    p.add_argument("--data", type=Path, help="dataset for the parity check (default: the one it was trained on)")
+    p.add_argument("--from", dest="fmt", choices=sorted(READERS), help="format of --data (default: detect)")
+    p.add_argument("--split", default="val", help="split for the parity check (default val)")
+    p.add_argument("--device", default="auto", help="where the parity check runs both models (default auto)")
+    p.add_argument("--tolerance", type=float, default=TOLERANCE, help=f"largest AP difference accepted (default {TOLERANCE})")
+    p.add_argument("--strict", action="store_true", help="fail, keeping no file, when the AP differs by more")
+    add_trust_arg(p)
+    p.set_defaults(func=cmd_export)
 
     for command in sub.choices.values():  # --debug after the command too (tools/infer_video.py passes it there)
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,

@@ -60,3 +60,31 @@ def sandbox(tmp_path: Path):
             return sorted(k for k in diff if not any(k == a or k.startswith(a + "/") for a in keep))
 
     return Sandbox()
+
+
+def assert_same_detections(a, b, floor: float, box_px: float = 1.0, score_tol: float = 1e-3) -> None:
+    """Two Detections of one image are the same: one-to-one by class and overlap, boxes within ``box_px``,
+    scores within ``score_tol``. A detection may be missing from one side only when its score is within
+    ``score_tol`` of the cut (``floor``, or the lowest score kept when the count limit cut instead): that
+    is where a difference below the tolerance decides which side of the cut it falls."""
+    import numpy as np
+    from torchvision.ops import box_iou
+
+    assert len(a) > 0, "nothing to compare: the model detects nothing"
+    cut = max(floor, min(a.scores.min(), b.scores.min() if len(b) else 1.0))
+    iou = box_iou(torch.from_numpy(a.boxes), torch.from_numpy(b.boxes)).numpy() if len(b) else np.zeros((len(a), 0))
+    iou[a.labels[:, None] != b.labels[None, :]] = 0
+    used = np.zeros(len(b), bool)
+    for i in np.argsort(-a.scores):
+        cand = np.where(used, -1, iou[i])
+        j = int(cand.argmax()) if len(cand) else -1
+        if j < 0 or cand[j] < 0.5:
+            assert a.scores[i] < cut + score_tol, f"detection {i} (score {a.scores[i]:.4f}) is missing from the other side"
+            continue
+        used[j] = True
+        assert np.abs(a.boxes[i] - b.boxes[j]).max() <= box_px, (a.boxes[i], b.boxes[j])
+        assert abs(float(a.scores[i]) - float(b.scores[j])) <= score_tol, (a.scores[i], b.scores[j])
+        if a.masks is not None:
+            disagree = (a.masks[i] != b.masks[j]).sum() / max(1, a.masks[i].sum())
+            assert disagree <= 0.02, f"masks of detection {i} differ on {disagree:.1%} of its pixels"
+    assert all(b.scores[~used] < cut + score_tol), "the other side has detections this one lacks"

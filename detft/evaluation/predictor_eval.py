@@ -19,6 +19,7 @@ class Evaluation:
     metrics: dict[str, float]  # bbox_AP, bbox_AP50 (and segm_*)
     results: list[dict]  # COCO results, image ids 1..N in the order of the evaluated images
     doc: dict[str, Any] | None = None  # eval.json's content when a report was written
+    images: int = 0  # how many images were evaluated
 
 
 def evaluate_predictor(predictor: Predictor, dataset: Dataset, split: str | list[ImageRecord], settings: EvalSettings,
@@ -48,4 +49,4 @@ def evaluate_predictor(predictor: Predictor, dataset: Dataset, split: str | list
     metrics = {}
     for t, s in stats.items():
         metrics[f"{t}_AP"], metrics[f"{t}_AP50"] = s["AP"], s["AP50"]
-    return Evaluation(metrics, results, doc)
+    return Evaluation(metrics, results, doc, len(images))

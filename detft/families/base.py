@@ -7,9 +7,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..config import TrainConfig
+    from ..export.metadata import Graph
     from ..inference.predictor import Predictor
-    from ..runs import Run
+    from ..runs import Run, RunInfo
 
 
 class Family(Protocol):
@@ -26,3 +29,9 @@ class Family(Protocol):
     def predictor(self, run: Run, *, device: str = "auto", conf: float = 0.25, max_dets: int = 100,
                   imgsz: int | None = None, trust_weights: bool = False) -> Predictor:
         """The run's chosen checkpoint behind the common Predictor interface."""
+
+    def export(self, run: Run, path: Path, *, imgsz: int | None, dynamic: bool, half: bool, opset: int | None,
+               max_dets: int, trust_weights: bool = False) -> tuple[RunInfo, Graph]:
+        """Write the run's chosen checkpoint to ``path`` as an ONNX graph; return the run's metadata as the
+        graph has it (its input size) and how a predictor drives the graph. Refuse options the family's graph
+        cannot honour with a DetftError that says why."""

@@ -4,15 +4,21 @@ trained by detft's own loop (engine/). Its checkpoints are plain state dicts, al
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..errors import DetftError
 from ..models.registry import known
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from torch import nn
+
     from ..config import TrainConfig
+    from ..export.metadata import Graph
     from ..inference.predictor import Predictor
-    from ..runs import Run
+    from ..runs import Run, RunInfo
 
 
 class RCNN:
@@ -39,17 +45,41 @@ class RCNN:
     def predictor(self, run: Run, *, device: str = "auto", conf: float = 0.25, max_dets: int = 100,
                   imgsz: int | None = None, trust_weights: bool = False) -> Predictor:
         from ..devices import pick_device
-        from ..engine import checkpoint
         from ..inference.predictor import RCNNPredictor
-        from ..models.rcnn import image_sizes
-        from ..models.registry import resolve
-        from ..models.weights import load_into
 
-        info = run.info
-        sizes = image_sizes(imgsz) if imgsz else info.model_kwargs
-        model = resolve(info.model).build(num_classes=info.labels.num_classes, weights="none", **sizes)
-        load_into(model, checkpoint.load(run.weights)["model"], str(run.weights))
-        return RCNNPredictor(model, info.labels, pick_device(device), conf, max_dets)
+        return RCNNPredictor(_model(run, imgsz), run.info.labels, pick_device(device), conf, max_dets)
 
+    def export(self, run: Run, path: Path, *, imgsz: int | None, dynamic: bool, half: bool, opset: int | None,
+               max_dets: int, trust_weights: bool = False) -> tuple[RunInfo, Graph]:
+        from ..export.metadata import Graph
+        from ..export.rcnn import DEFAULT_OPSET, SCORE_FLOOR, write_rcnn_onnx
+
+        if half:
+            raise DetftError("--half: R-CNN graphs export in fp32 (torchvision's RoIAlign and NMS are traced in fp32); "
+                             "fp16 export is for YOLO models")
+        if dynamic:
+            print("note: R-CNN graphs always take any image size (the resize is inside the graph); batch stays 1")
+        model = _model(run, imgsz)
+        size = int(model.transform.min_size[0])
+        write_rcnn_onnx(model, path, opset=opset, score_floor=SCORE_FLOOR, max_dets=max_dets, example_size=size)
+        info = replace(run.info, imgsz=size, model_kwargs={**run.info.model_kwargs, "min_size": size,
+                                                           "max_size": int(model.transform.max_size)})
+        # the resize is inside the graph: any image size goes in, whether or not --dynamic was asked
+        return info, Graph("rcnn", imgsz=size, dynamic=True, opset=opset or DEFAULT_OPSET, score_floor=SCORE_FLOOR,
+                           max_dets=max_dets)
+
+
+def _model(run: Run, imgsz: int | None) -> nn.Module:
+    """The run's chosen checkpoint in a freshly built network, resized for ``imgsz`` when given."""
+    from ..engine import checkpoint
+    from ..models.rcnn import image_sizes
+    from ..models.registry import resolve
+    from ..models.weights import load_into
+
+    info = run.info
+    sizes = image_sizes(imgsz) if imgsz else info.model_kwargs
+    model = resolve(info.model).build(num_classes=info.labels.num_classes, weights="none", **sizes)
+    load_into(model, checkpoint.load(run.weights)["model"], str(run.weights))
+    return model
 
 FAMILY = RCNN()

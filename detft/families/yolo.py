@@ -21,12 +21,14 @@ from ..engine.metrics import write_csv
 from ..errors import DetftError
 from ..formats import yolo as yolo_format
 from ..models.labels import LabelMap
-from ..models.yolo import freeze_layers, load_checkpoint, prepare_offline, starting_point, verify_checkpoint
+from ..models.yolo import (freeze_layers, load_checkpoint, prepare_offline, starting_point, torch_threads_kept,
+                           verify_checkpoint)
 from ..output import atomic_directory
 from ..report import Report
 from ..runs import Run, RunInfo
 
 if TYPE_CHECKING:
+    from ..export.metadata import Graph
     from ..inference.predictor import Predictor
 
 CACHE_VERSION = "1"
@@ -81,6 +83,10 @@ class YOLO:
         return arch == "yolo"
 
     def train(self, config: TrainConfig, run: Run, resume: bool = False, trust_weights: bool = False) -> Run:
+        with torch_threads_kept():  # ultralytics' trainer and validator lower the process's torch threads
+            return self._train(config, run, resume, trust_weights)
+
+    def _train(self, config: TrainConfig, run: Run, resume: bool, trust_weights: bool) -> Run:
         prepare_offline()
         ds, _, val_images = load_data(config)
         if not val_images:
@@ -128,6 +134,19 @@ class YOLO:
         info = run.info
         return YOLOPredictor(load_checkpoint(run.weights, trust_weights), info.labels, device=ultralytics_device(device),
                              score_threshold=conf, max_dets=max_dets, imgsz=imgsz or info.imgsz or 640)
+
+    def export(self, run: Run, path: Path, *, imgsz: int | None, dynamic: bool, half: bool, opset: int | None,
+               max_dets: int, trust_weights: bool = False) -> tuple[RunInfo, Graph]:
+        from dataclasses import replace
+
+        from ..export.metadata import Graph
+        from ..export.yolo import write_yolo_onnx
+
+        size = imgsz or run.info.imgsz or 640
+        graph = write_yolo_onnx(run.weights, path, imgsz=size, dynamic=dynamic, half=half, opset=opset,
+                                trust=trust_weights)
+        return replace(run.info, imgsz=size), Graph("yolo", imgsz=size, dynamic=dynamic, half=half, opset=graph["opset"],
+                                                    max_dets=max_dets, stride=graph["stride"], end2end=graph["end2end"])
 
 
 FAMILY = YOLO()

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
-
 from ..models.labels import LabelMap
+from ..models.yolo import torch_threads_kept
 from .detections import Detections
 
 
@@ -24,11 +23,8 @@ class YOLOPredictor:
         self.kw.update(conf=conf, max_det=max_dets)
 
     def predict(self, images: list[np.ndarray]) -> list[Detections]:
-        threads = torch.get_num_threads()
-        results = self.model.predict([np.ascontiguousarray(im[..., ::-1]) for im in images], **self.kw)  # it wants BGR
-        # ultralytics' select_device sets torch to cpu_count - 1 threads process-wide on its first call
-        # (one thread of two on a 2-core machine), slowing every later model in the process; undo that
-        torch.set_num_threads(threads)
+        with torch_threads_kept():
+            results = self.model.predict([np.ascontiguousarray(im[..., ::-1]) for im in images], **self.kw)  # BGR
         out = []
         for im, r in zip(images, results):
             b = r.boxes

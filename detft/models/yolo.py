@@ -74,6 +74,20 @@ def prepare_offline(config_dir: Path = CONFIG_DIR) -> None:
         settings.update(off)
 
 
+@contextlib.contextmanager
+def torch_threads_kept() -> Iterator[None]:
+    """Undo what ultralytics' ``select_device`` does on every train, predict and export call: set torch to
+    cpu_count - 1 threads for the whole process (one of two on a 2-core machine), slowing every model that
+    runs after it, ONNX Runtime sessions sized from torch's count included."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def load_model(model: str, trust: bool = False) -> Any:
     """An ultralytics YOLO from a yaml (random init), a local .pt or packaged weights by name."""
     prepare_offline()

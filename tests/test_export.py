@@ -1,0 +1,250 @@
+"""detft export: both families, det and seg, to ONNX; the graph predicts what its source predicts, the
+file alone is enough, and bad files and impossible options get named errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+import detft  # noqa: E402
+from conftest import assert_same_detections  # noqa: E402
+from detft.cli import main  # noqa: E402
+from detft.errors import DetftError  # noqa: E402
+from helpers import config, make_data, make_image, yolo_config  # noqa: E402
+
+import tiny_models  # noqa: E402,F401  registers tiny_fasterrcnn / tiny_maskrcnn
+
+KINDS = {"rcnn-det": ("fasterrcnn", "tiny_fasterrcnn"), "rcnn-seg": ("maskrcnn", "tiny_maskrcnn"),
+         "yolo-det": ("yolo", "yolov8n.yaml"), "yolo-seg": ("yolo", "yolov8n-seg.yaml")}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_data(tmp_path_factory.mktemp("export") / "data", n=8)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, data: Path) -> dict[str, detft.Run]:
+    """One tiny trained run per family and task, trained once for the module (each test exports its own copy)."""
+    out = {}
+    for kind, (arch, model) in KINDS.items():
+        tmp = tmp_path_factory.mktemp(kind)
+        cfg = (yolo_config(tmp, model, epochs=1, augment="none", data=str(data)) if arch == "yolo"
+               else config(data, tmp, arch=arch, model=model, epochs=2))
+        out[kind] = detft.train(cfg)
+    return out
+
+
+def copy_run(run: detft.Run, tmp: Path) -> Path:
+    dst = tmp / "run"
+    shutil.copytree(run.folder, dst)
+    return dst
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_the_onnx_graph_predicts_what_its_source_predicts(kind: str, runs, data: Path, tmp_path: Path):
+    run = copy_run(runs[kind], tmp_path)
+    source = detft.load(run, device="cpu", conf=0.001)
+    result = source.export()
+    assert result.path == run / "weights" / "best.onnx" and result.path.is_file()
+    report = json.loads((run / "weights" / "export.json").read_text())
+    assert report == json.loads(json.dumps(result.report))
+    metrics = {"bbox_AP", "bbox_AP50"} | ({"segm_AP", "segm_AP50"} if kind.endswith("seg") else set())
+    assert set(report["source_metrics"]) == set(report["export_metrics"]) == metrics
+    assert report["within_tolerance"] and report["max_ap_diff"] <= 0.005
+    assert report["images"] == 8 and report["detections"]["matched"] > 0
+    assert report["providers"] == ["CPUExecutionProvider"]
+
+    # the file alone: no run folder, no checkpoint, no run.yaml beside it
+    alone = tmp_path / "elsewhere" / "model.onnx"
+    alone.parent.mkdir()
+    shutil.copy(result.path, alone)
+    exported = detft.load(alone, conf=0.001)
+    assert exported.classes == source.classes and exported.masks == source.masks
+    assert exported.run.info.family == source.run.info.family and exported.run.info.task == source.run.info.task
+    for image in sorted((data / "images" / "val").iterdir())[:4]:
+        ours, theirs = source.predict(image)[0], exported.predict(image)[0]
+        assert_same_detections(ours, theirs, floor=0.001)
+
+
+def test_rcnn_graphs_take_any_image_size_and_keep_their_resize(runs, tmp_path: Path):
+    run = copy_run(runs["rcnn-seg"], tmp_path)
+    path = detft.load(run, device="cpu").export(dynamic=True).path  # accepted: R-CNN graphs are always size-free
+    source, exported = detft.load(run, device="cpu", conf=0.001), detft.load(path, conf=0.001)
+    for w, h in ((160, 90), (70, 130)):
+        image = make_image(tmp_path / f"{w}x{h}.png", w, h, seed=w)
+        ours, theirs = source.predict(image)[0], exported.predict(image)[0]
+        assert theirs.masks.shape[1:] == (h, w)
+        assert_same_detections(ours, theirs, floor=0.001)
+    with pytest.raises(DetftError, match=r"resizes inside itself.*export again with --imgsz 128"):
+        detft.load(path, imgsz=128)
+    with pytest.raises(DetftError, match=r"at most 100 detections.*--max-dets 300"):
+        detft.load(path, max_dets=300)
+    with pytest.raises(DetftError, match=r"--half: R-CNN graphs export in fp32"):
+        detft.load(run, device="cpu").export(tmp_path / "half.onnx", half=True)
+    assert not (tmp_path / "half.onnx").exists()
+
+
+def test_yolo_dynamic_export_takes_other_sizes_and_a_static_one_says_why_not(runs, tmp_path: Path):
+    run = copy_run(runs["yolo-det"], tmp_path)
+    source = detft.load(run, device="cpu", conf=0.001)
+    static = source.export(tmp_path / "static.onnx").path
+    dynamic = source.export(tmp_path / "dynamic.onnx", dynamic=True).path
+    assert json.loads((tmp_path / "export.json").read_text())["graph"]["dynamic"] is True
+    with pytest.raises(DetftError, match=r"exported for 64x64 inputs only.*--dynamic"):
+        detft.load(static, imgsz=96)
+    image = make_image(tmp_path / "wide.png", 150, 90, seed=3)
+    at96 = detft.load(run, device="cpu", conf=0.001, imgsz=96)
+    assert_same_detections(at96.predict(image)[0], detft.load(dynamic, conf=0.001, imgsz=96).predict(image)[0], 0.001)
+
+
+def test_strict_refuses_an_export_outside_the_tolerance_and_keeps_no_file(runs, tmp_path: Path, monkeypatch, capsys):
+    from detft.export import parity
+
+    run = copy_run(runs["rcnn-det"], tmp_path)
+    monkeypatch.setattr(parity, "ap_gaps", lambda a, b: {"bbox_AP": 0.02, "bbox_AP50": 0.0})
+    with pytest.raises(DetftError, match=r"--strict: the export's AP differs .* by 0\.0200 \(tolerance 0\.005\)"):
+        detft.load(run, device="cpu").export(strict=True)
+    weights = sorted(p.name for p in (run / "weights").iterdir())
+    assert weights == ["best.pt", "last.pt"]  # no .onnx, no export.json, no temporary folder
+    result = detft.load(run, device="cpu").export()  # without --strict: kept, and a loud warning
+    assert not result.report["within_tolerance"] and result.path.is_file()
+    assert "WARNING: the export's AP differs" in capsys.readouterr().err
+
+
+def test_damaged_and_foreign_onnx_files_are_named(tmp_path: Path, runs):
+    import onnx
+    from onnx import TensorProto, helper
+
+    with pytest.raises(DetftError, match=r"no checkpoint at .*missing\.onnx"):
+        detft.load(tmp_path / "missing.onnx")
+    text = tmp_path / "notes.onnx"
+    text.write_text("not a model")
+    with pytest.raises(DetftError, match=r"notes\.onnx is not a loadable ONNX model"):
+        detft.load(text)
+    good = detft.load(copy_run(runs["rcnn-det"], tmp_path), device="cpu").export().path
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(DetftError, match=r"truncated\.onnx is not a loadable ONNX model"):
+        detft.load(truncated)
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(foreign))
+    with pytest.raises(DetftError, match=r"foreign\.onnx was not written by 'detft export'"):
+        detft.load(foreign)
+    with pytest.raises(DetftError, match=r"--device cuda runs ONNX models through onnxruntime-gpu"):
+        detft.load(good, device="cuda")
+
+
+def test_cli_export_then_predict_eval_and_video_take_the_onnx_file(runs, data: Path, tmp_path: Path, capsys):
+    run = copy_run(runs["rcnn-det"], tmp_path)
+    out = tmp_path / "deploy" / "cells.onnx"
+    assert main(["export", "--weights", str(run), "--out", str(out), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "parity on 8 val images" in printed and "bbox_AP" in printed and "within the tolerance" in printed
+    assert sorted(p.name for p in out.parent.iterdir()) == ["cells.onnx", "export.json"]
+    assert main(["eval", "--weights", str(out), "--out", str(tmp_path / "ev")]) == 0
+    onnx_ap = json.loads((tmp_path / "ev" / "eval.json").read_text())["metrics"]["bbox"]["stats"]["AP"]
+    assert onnx_ap == pytest.approx(json.loads((out.parent / "export.json").read_text())["export_metrics"]["bbox_AP"])
+    assert main(["predict", "--weights", str(out), "--source", str(data / "images" / "val"), "--conf", "0.001",
+                 "--out", str(tmp_path / "pred")]) == 0
+    lines = (tmp_path / "pred" / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 8 and all(json.loads(line)["detections"] for line in lines)
+    assert main(["video", "--weights", str(out), "--source", str(data / "images" / "val"), "--conf", "0.001",
+                 "--jsonl", str(tmp_path / "v.jsonl")]) == 0
+    assert len((tmp_path / "v.jsonl").read_text().splitlines()) == 8
+    assert main(["export", "--weights", str(run), "--out", str(tmp_path / "m.txt")]) == 1
+    assert "an ONNX export is a .onnx file" in capsys.readouterr().err
+
+
+def test_the_ort_predictor_uses_torchs_thread_count(runs, tmp_path: Path, monkeypatch):
+    import torch
+
+    path = detft.load(copy_run(runs["rcnn-det"], tmp_path), device="cpu").export().path
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    session = detft.load(path).predictor.session
+    assert session.get_session_options().intra_op_num_threads == 3
+
+
+def test_parity_pairs_each_detection_with_its_twin_not_a_neighbour():
+    from detft.export.parity import match_detections
+
+    def det(image: int, x: float, score: float) -> dict:
+        return {"image_id": image, "category_id": 1, "bbox": [x, 0.0, 10.0, 10.0], "score": score}
+
+    # scored in the other order on each side: matching by score would pair 0.9 with 0.95 (IoU 0.7)
+    source = [det(1, 0.0, 0.9), det(1, 3.0, 0.8)]
+    exported = [det(1, 3.0, 0.95), det(1, 0.5, 0.7), det(2, 0.0, 0.3)]
+    assert match_detections(source, exported) == {
+        "source": 2, "exported": 3, "matched": 2, "source_only": 0, "export_only": 1, "max_unmatched_score": 0.3,
+        "min_iou": 0.904762, "max_score_diff": 0.2, "max_box_diff_px": 0.5}
+
+
+def test_fpn_levels_merge_by_gather_in_the_graph_as_torchvision_merges_them(tmp_path: Path):
+    """The tiny test models pool from one level; this checks the multi-level merge the export replaces."""
+    from collections import OrderedDict
+
+    import onnxruntime as ort
+    import torch
+    from torchvision.ops import MultiScaleRoIAlign
+
+    from detft.export.rcnn import gather_merge
+
+    class Pool(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = MultiScaleRoIAlign(["0", "1", "2"], 7, 2)
+
+        def forward(self, f0, f1, f2, boxes):
+            return self.pool(OrderedDict([("0", f0), ("1", f1), ("2", f2)]), [boxes], [(512, 512)])
+
+    g = torch.Generator().manual_seed(0)
+    feats = [torch.rand(1, 8, 512 // s, 512 // s, generator=g) for s in (4, 8, 16)]
+    xy = torch.rand(60, 2, generator=g) * 20
+    boxes = torch.cat([xy, xy + torch.rand(60, 2, generator=g) * 480 + 4], 1)
+    pool = Pool()
+    expected = pool(*feats, boxes)
+    assert set(pool.pool.map_levels([boxes]).tolist()) == {0, 1, 2}  # every level pools some boxes
+    path = tmp_path / "pool.onnx"
+    with gather_merge(), torch.no_grad():
+        torch.onnx.export(pool, (*feats, boxes), str(path), dynamo=False, opset_version=17,
+                          input_names=["f0", "f1", "f2", "boxes"], dynamic_axes={"boxes": {0: "n"}})
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert "ScatterElements" not in {n.op_type for n in __import__("onnx").load(str(path)).graph.node}
+    for n in (60, 7):
+        got = session.run(None, {"f0": feats[0].numpy(), "f1": feats[1].numpy(), "f2": feats[2].numpy(),
+                                 "boxes": boxes[:n].numpy()})[0]
+        torch.testing.assert_close(torch.from_numpy(got), expected[:n], atol=1e-5, rtol=1e-5)
+
+
+def test_yolo_half_export_stores_fp16_weights_and_keeps_float_inputs(runs, tmp_path: Path):
+    run = copy_run(runs["yolo-seg"], tmp_path)
+    source = detft.load(run, device="cpu", conf=0.001)
+    full = source.export(tmp_path / "fp32.onnx").path
+    half = source.export(tmp_path / "fp16.onnx", half=True)
+    assert half.report["graph"]["half"] and half.path.stat().st_size < 0.6 * full.stat().st_size
+    exported = detft.load(half.path, conf=0.001)
+    assert exported.predictor.session.get_inputs()[0].type == "tensor(float)"  # fp16 inside, float32 in and out
+    image = sorted((Path(source.run.info.config.data) / "images" / "val").iterdir())[0]
+    assert_same_detections(source.predict(image)[0], exported.predict(image)[0], floor=0.001, box_px=2.0, score_tol=5e-3)
+
+
+def test_a_yolo_export_leaves_the_process_thread_count_alone(runs, tmp_path: Path):
+    """ultralytics' exporter sets torch to cpu_count - 1 threads for the whole process; detft undoes it, so a
+    model run after an export (and the ONNX Runtime session sized from torch's count) keeps its threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        detft.load(copy_run(runs["yolo-det"], tmp_path), device="cpu").export(tmp_path / "m.onnx")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
