@@ -4,8 +4,6 @@ graph, where detft runs ultralytics' own NMS with the thresholds asked at predic
 
 from __future__ import annotations
 
-import contextlib
-import io
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,9 +26,8 @@ def write_yolo_onnx(checkpoint: Path, path: Path, *, imgsz: int, dynamic: bool, 
     stride = int(max(net.stride)) if hasattr(net, "stride") else 32
     if imgsz % stride:
         raise DetftError(f"--imgsz {imgsz} is not a multiple of the model's stride {stride}")
-    log = io.StringIO()
     try:
-        with contextlib.redirect_stdout(log), torch_threads_kept():
+        with torch_threads_kept():
             written = model.export(format="onnx", imgsz=imgsz, dynamic=dynamic, quantize=16 if half else None,
                                    opset=opset, simplify=True, nms=False, batch=1, device="cpu", verbose=False)
     except (AssertionError, ValueError, RuntimeError, ImportError) as e:
@@ -40,4 +37,4 @@ def write_yolo_onnx(checkpoint: Path, path: Path, *, imgsz: int, dynamic: bool, 
     Path(written).replace(path)
     onnx = require("onnx")
     used = next(o.version for o in onnx.load(str(path), load_external_data=False).opset_import if o.domain in ("", "ai.onnx"))
-    return {"opset": int(used), "stride": stride, "end2end": bool(getattr(net, "end2end", False)), "task": model.task}
+    return {"opset": int(used), "stride": stride, "end2end": bool(getattr(net, "end2end", False))}

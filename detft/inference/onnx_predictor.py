@@ -21,6 +21,8 @@ from .detections import Detections
 
 def open_session(path: Path, device: str = "auto") -> Any:
     """An InferenceSession on the provider ``device`` names, or a named error for unreadable files."""
+    if not path.is_file():
+        raise DetftError(f"no ONNX model at {path}")
     ort = require("onnxruntime")
     available = ort.get_available_providers()
     cuda = "CUDAExecutionProvider" in available
@@ -40,8 +42,6 @@ def open_session(path: Path, device: str = "auto") -> Any:
     # share the same cores (measured: YOLOv8s at 320 px, 2 cores, 28.4 -> 23.1 ms per frame end to end)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: ONNX Runtime's warnings about unused initialisers are noise here
-    if not path.is_file():
-        raise DetftError(f"no ONNX model at {path}")
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as e:  # onnxruntime raises its own InvalidProtobuf/Fail/InvalidGraph types
@@ -97,7 +97,7 @@ class OnnxPredictor:
 
     # ------------------------------------------------------------------ torchvision graph
     def _rcnn(self, image: np.ndarray) -> Detections:
-        x = (image.transpose(2, 0, 1).astype(np.float32) / 255).astype(self.dtype)
+        x = image.transpose(2, 0, 1).astype(np.float32) / np.float32(255)  # as RCNNPredictor: float32 [0, 1]
         out = dict(zip(self.outputs, self.session.run(self.outputs, {self.input.name: x})))
         keep = np.flatnonzero(out["scores"] > self.conf)[: self.max_dets]  # sorted by score in the graph
         masks = None
