@@ -64,32 +64,46 @@ def train(config: TrainConfig | str | Path | None = None, *, resume: str | Path 
     return family.train(cfg, run, resume=False, trust_weights=trust_weights)
 
 
-def load(weights: str | Path | Run, *, device: str = "auto", conf: float = 0.25, max_dets: int = 100,
+def load(weights: str | Path | Run, *, device: str = "auto", conf: float | str = 0.25, max_dets: int = 100,
          imgsz: int | None = None, trust_weights: bool = False) -> Model:
     """A trained model from a run folder, a checkpoint inside one, a :class:`Run`, or a ``.onnx`` file written
     by ``detft export`` (run by ONNX Runtime; the file carries its classes and input size), whatever its family.
 
+    ``conf="auto"`` holds each class to its own threshold, the best-F1 one of the run's last evaluation.
     ``imgsz`` overrides the size it was trained at; YOLO checkpoints load through the restricted loader
     unless ``trust_weights`` (an ONNX graph runs no Python code, so it needs no trust)."""
     from . import families
 
     run = Run.open(weights)
+    per_class = run.thresholds() if conf == "auto" else None
+    floor = min(per_class.values()) if per_class else float(conf)
     if run.weights.suffix == ".onnx":
         from .inference.onnx_predictor import OnnxPredictor
 
-        onnx = OnnxPredictor(run.weights, device=device, score_threshold=conf, max_dets=max_dets, imgsz=imgsz)
-        return Model(Run(run.folder, run.weights, onnx.info), onnx, conf, max_dets)
-    predictor = families.for_run(run).predictor(run, device=device, conf=conf, max_dets=max_dets, imgsz=imgsz,
-                                                trust_weights=trust_weights)
-    return Model(run, predictor, conf, max_dets)
+        predictor: Predictor = OnnxPredictor(run.weights, device=device, score_threshold=floor, max_dets=max_dets,
+                                             imgsz=imgsz)
+        run = Run(run.folder, run.weights, predictor.info)
+    else:
+        predictor = families.for_run(run).predictor(run, device=device, conf=floor, max_dets=max_dets, imgsz=imgsz,
+                                                    trust_weights=trust_weights)
+    if per_class:
+        from .inference.predictor import ClassThresholds
+
+        by_name = {name: i for i, name in predictor.labels.names_by_category().items()}
+        predictor = ClassThresholds(predictor, {by_name[n]: t for n, t in per_class.items() if n in by_name}, max_dets)
+    return Model(run, predictor, floor, max_dets)
 
 
 class Model:
     """A trained model behind one interface for every family."""
 
     def __init__(self, run: Run, predictor: Predictor, conf: float = 0.25, max_dets: int = 100):
+        from .inference.predictor import ClassThresholds
+
         self.run, self.predictor = run, predictor
         self.conf, self.max_dets = conf, max_dets
+        # evaluation scores every detection, whatever per-class thresholds prediction applies
+        self.scorer = predictor.inner if isinstance(predictor, ClassThresholds) else predictor
 
     def __repr__(self) -> str:
         return f"Model({self.run.info.family}: {self.run.info.model}, classes={self.classes}, weights={str(self.run.weights)!r})"
@@ -115,22 +129,24 @@ class Model:
 
     def evaluate(self, data: str | Path | Dataset | None = None, split: str = "val", *, data_format: str | None = None,
                  out: str | Path | None = None, conf: float = 0.001, max_dets: int = 100,
-                 backend: str = "faster") -> Evaluation:
+                 backend: str = "faster", target_precision: float | None = None) -> Evaluation:
         """COCO mAP (bbox, and segm for masks) on a split of ``data`` (default: the data it was trained on; a
         loaded :class:`Dataset` is used as it is) with detft's evaluator; ``out`` also writes eval.json,
-        detections.json, PR curves and the confusion matrix there. Scored at ``conf`` 0.001 by default (COCO
-        practice), whatever :func:`load` was given."""
+        detections.json, PR curves, the confusion matrix and the F1 curves there, and the per-class score
+        thresholds that ``conf="auto"`` uses (best F1, or the lowest reaching ``target_precision``). Scored at
+        ``conf`` 0.001 by default (COCO practice), whatever :func:`load` was given."""
         from .evaluation.predictor_eval import evaluate_predictor
         from .evaluation.report import EvalSettings
 
-        settings = EvalSettings(backend=backend, max_dets=max_dets, score_threshold=conf)
+        settings = EvalSettings(backend=backend, max_dets=max_dets, score_threshold=conf,
+                                target_precision=target_precision)
         ds = data if isinstance(data, Dataset) else self.dataset(data, data_format)
-        self.predictor.set_thresholds(conf, max_dets)
+        self.scorer.set_thresholds(conf, max_dets)
         try:
-            return evaluate_predictor(self.predictor, ds, split, settings, Path(out) if out is not None else None,
+            return evaluate_predictor(self.scorer, ds, split, settings, Path(out) if out is not None else None,
                                       {"weights": str(self.run.weights), "data": str(ds.root)})
         finally:
-            self.predictor.set_thresholds(self.conf, self.max_dets)
+            self.scorer.set_thresholds(self.conf, self.max_dets)
 
     def dataset(self, data: str | Path | None = None, data_format: str | None = None) -> Dataset:
         """``data`` read and checked (default: the data the model was trained on), with the report printed."""

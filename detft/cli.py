@@ -86,7 +86,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         a, b = args.compare
         print(compare(load_eval(a), load_eval(b), str(a), str(b)))
         return 0
-    settings = EvalSettings(backend=args.backend, max_dets=args.max_dets, score_threshold=args.conf)
+    settings = EvalSettings(backend=args.backend, max_dets=args.max_dets, score_threshold=args.conf,
+                            target_precision=args.target_precision)
     if args.weights is not None:
         doc = _eval_weights(args, settings)
     elif args.data is not None and args.dets is not None:
@@ -122,7 +123,8 @@ def _eval_weights(args: argparse.Namespace, settings: EvalSettings) -> dict:
                  trust_weights=args.trust_weights)
     out = args.out or (args.weights if args.weights.is_dir() else args.weights.parent)
     return model.evaluate(args.data, args.split, data_format=args.fmt, out=out, conf=settings.score_threshold,
-                          max_dets=settings.max_dets, backend=settings.backend).doc
+                          max_dets=settings.max_dets, backend=settings.backend,
+                          target_precision=settings.target_precision).doc
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -168,11 +170,21 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     """Options shared by ``detft predict`` and ``detft video``."""
     p.add_argument("--weights", required=True, type=Path,
                    help="run folder, checkpoint (R-CNN or YOLO, det or seg) or .onnx file from detft export")
-    p.add_argument("--conf", type=float, default=0.25, help="score threshold (default 0.25)")
+    p.add_argument("--conf", type=conf_value, default=0.25,
+                   help="score threshold (default 0.25), or 'auto': each class's best-F1 threshold from the run's eval.json")
     p.add_argument("--imgsz", type=int, help="inference size (default: what the model was trained at)")
     p.add_argument("--max-dets", type=int, default=100)
     p.add_argument("--device", default="auto")
     add_trust_arg(p)
+
+
+def conf_value(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a score threshold or 'auto', not {text!r}") from None
 
 
 def add_trust_arg(p: argparse.ArgumentParser) -> None:
@@ -264,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="faster-coco-eval (default) or pycocotools: same numbers")
     p.add_argument("--max-dets", type=int, default=100, help="detections per image evaluated (COCO: 100; ultralytics: 300)")
     p.add_argument("--conf", type=float, default=0.001, help="score threshold for evaluated detections (default 0.001)")
+    p.add_argument("--target-precision", type=float, help="store, per class, the lowest score threshold reaching this "
+                   "precision (default: the best-F1 threshold); --conf auto then uses them")
     p.add_argument("--out", type=Path, help="folder for eval.json and plots (default: the run folder, or runs/eval)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"), help="print two evaluations side by side")
     add_trust_arg(p)

@@ -150,6 +150,22 @@ class Run:
             raise DetftError(f"no checkpoint at {weights}")
         return cls(folder, weights)
 
+    def thresholds(self) -> dict[str, float]:
+        """Class name -> the score threshold of ``--conf auto``, from the run's last evaluation (eval.json, written
+        after training and by ``detft eval``); a class without one gets the threshold chosen for all classes."""
+        from .evaluation.report import EVAL_JSON
+
+        path = self.folder / EVAL_JSON
+        doc = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        t = doc.get("thresholds") if isinstance(doc, dict) else None
+        if not t:
+            raise DetftError(f"--conf auto needs the thresholds of an evaluation, and {path} has none; "
+                             f"run: detft eval --weights {self.folder}")
+        if not t.get("overall"):
+            raise DetftError(f"{path}: no score threshold reaches the target precision {t.get('target_precision')} "
+                             f"(or nothing was detected); evaluate again with a lower --target-precision or without")
+        return {name: (p or t["overall"])["threshold"] for name, p in t["per_class"].items()}
+
     @property
     def info(self) -> RunInfo:
         if self._info is None:

@@ -11,7 +11,7 @@ import numpy as np
 from .cocoeval import result_box
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of xywh boxes a (N,4) and b (M,4)."""
     ax1, ay1 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
     bx1, by1 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
@@ -42,7 +42,7 @@ def confusion_matrix(gt: dict, dets: list[dict], conf: float = 0.25, iou: float 
         p_cls = np.array([index.get(d["category_id"], bg) for d in p], np.int64)
         matched_g = np.zeros(len(g), bool)
         if g and p:
-            ious = _iou(np.array([result_box(d) for d in p], float), np.array([a["bbox"] for a in g], float))
+            ious = iou_xywh(np.array([result_box(d) for d in p], float), np.array([a["bbox"] for a in g], float))
             for i in range(len(p)):
                 cand = np.where(~matched_g & (ious[i] >= iou))[0]
                 if cand.size:

@@ -59,3 +59,20 @@ def confusion_plot(matrix: np.ndarray, names: list[str], path: Path) -> None:
                             color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
     _save(fig, path)
+
+
+def f1_curves(curves: dict[str, dict[str, np.ndarray]], chosen: dict, path: Path) -> None:
+    """F1 against the score threshold per class (and all classes pooled, thick), each chosen threshold marked."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    classes = [n for n in curves if n != "all classes"]
+    for name in (classes if len(classes) <= MAX_CLASS_CURVES else []) + ["all classes"]:
+        c = curves[name]
+        pick = chosen["overall"] if name == "all classes" else chosen["per_class"].get(name)
+        label = f"{name} " + (f"{pick['f1']:.2f} at {pick['threshold']:.3f}" if pick else "(none)")
+        line = ax.plot(c["threshold"], c["f1"], lw=3 if name == "all classes" else 1,
+                       color="black" if name == "all classes" else None, label=label)[0]
+        if pick:
+            ax.plot([pick["threshold"]], [pick["f1"]], "o", color=line.get_color())
+    ax.set(xlabel="score threshold", ylabel="F1 (IoU 0.5)", xlim=(0, 1), ylim=(0, 1.02), title="F1 against the score threshold")
+    ax.legend(fontsize=7, loc="upper right")
+    _save(fig, path)

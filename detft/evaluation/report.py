@@ -13,7 +13,8 @@ from ..errors import DetftError
 from ..output import atomic_write_text
 from .cocoeval import IouTypeResult, evaluate
 from .confusion import confusion_matrix
-from .plots import confusion_plot, pr_curves
+from .plots import confusion_plot, f1_curves, pr_curves
+from .thresholds import f1_thresholds
 
 EVAL_JSON = "eval.json"
 
@@ -25,10 +26,13 @@ class EvalSettings:
     score_threshold: float = 0.001  # detections below this are not evaluated (COCO practice: keep nearly all)
     confusion_conf: float = 0.25
     confusion_iou: float = 0.5
+    target_precision: float | None = None  # thresholds: the lowest reaching this precision instead of the best F1
 
     def __post_init__(self) -> None:  # checked here once for `detft eval`, Model.evaluate and training
         if self.max_dets <= 0:
             raise DetftError(f"--max-dets must be at least 1, not {self.max_dets}")
+        if self.target_precision is not None and not 0 < self.target_precision <= 1:
+            raise DetftError(f"--target-precision is a precision in (0, 1], not {self.target_precision}")
 
 
 def evaluate_all(gt: dict, dets: list[dict], settings: EvalSettings) -> tuple[dict[str, IouTypeResult], dict]:
@@ -51,6 +55,8 @@ def write_report(out: Path, gt: dict, dets: list[dict], settings: EvalSettings,
     """Evaluate and write eval.json, detections.json and plots into ``out``; returns eval.json's dict."""
     results, info = evaluate_all(gt, dets, settings)
     matrix, cat_ids = confusion_matrix(gt, dets, settings.confusion_conf, settings.confusion_iou)
+    thresholds = f1_thresholds(gt, [d for d in dets if d["score"] >= settings.score_threshold], settings.target_precision)
+    curves = thresholds.pop("curves")
     names = {c["id"]: c["name"] for c in gt["categories"]}
     doc = {
         "settings": vars(settings), "n_images": len(gt["images"]),
@@ -58,6 +64,7 @@ def write_report(out: Path, gt: dict, dets: list[dict], settings: EvalSettings,
         "metrics": {t: {"stats": r.stats_dict(), "per_class": r.per_class} for t, r in results.items()},
         "confusion_matrix": {"labels": [names[c] for c in cat_ids] + ["background"], "rows_predicted": matrix.tolist(),
                              "conf": settings.confusion_conf, "iou": settings.confusion_iou},
+        "thresholds": thresholds,
         **(extra or {}),
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -65,6 +72,7 @@ def write_report(out: Path, gt: dict, dets: list[dict], settings: EvalSettings,
     for t, r in results.items():
         pr_curves(r.precision, [names.get(c, str(c)) for c in r.cat_ids], out / f"pr_{t}.png", f"PR curves ({t}, IoU 0.5)")
     confusion_plot(matrix, [names[c] for c in cat_ids], out / "confusion_matrix.png")
+    f1_curves(curves, thresholds, out / "f1_curve.png")
     atomic_write_text(out / EVAL_JSON, json.dumps(doc, indent=1) + "\n")
     return doc
 
@@ -79,6 +87,18 @@ def format_report(doc: dict) -> str:
         lines.append(f"  {'class':<{width}} {'gt':>6} {'AP':>7} {'AP50':>7} {'AR':>7}")
         for r in m["per_class"]:
             lines.append(f"  {r['name']:<{width}} {r['gt']:>6} {r['AP']:>7.4f} {r['AP50']:>7.4f} {r['AR']:>7.4f}")
+    if doc.get("thresholds"):
+        lines.append(format_thresholds(doc["thresholds"]))
+    return "\n".join(lines)
+
+
+def format_thresholds(t: dict) -> str:
+    """The thresholds ``--conf auto`` uses, one line each (bbox, IoU 0.5)."""
+    rule = f"lowest reaching precision {t['target_precision']}" if t.get("target_precision") else "best F1"
+    lines = [f"\nscore thresholds ({rule}, bbox IoU {t['iou']}; --conf auto uses the per-class ones):"]
+    for name, p in [("all classes", t["overall"]), *t["per_class"].items()]:
+        lines.append(f"  {name:<20} " + (f"{p['threshold']:.3f}  P {p['precision']:.3f}  R {p['recall']:.3f}  "
+                                        f"F1 {p['f1']:.3f}" if p else "none (no detections, no objects, or target not reached)"))
     return "\n".join(lines)
 
 

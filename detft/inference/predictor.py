@@ -58,6 +58,27 @@ class RCNNPredictor:
         return results
 
 
+class ClassThresholds:
+    """``--conf auto``: a predictor whose detections must each reach their own class's threshold (the best-F1
+    values ``detft eval`` stores in eval.json), so a rare class is not held to a common class's bar."""
+
+    def __init__(self, inner: Predictor, thresholds: dict[int, float], max_dets: int = 100):
+        self.inner, self.labels, self.masks = inner, inner.labels, inner.masks
+        self.thresholds = thresholds  # category id -> score threshold
+        self.floor = min(thresholds.values())
+        self.set_thresholds(self.floor, max_dets)
+
+    def set_thresholds(self, conf: float, max_dets: int) -> None:
+        self.inner.set_thresholds(conf, max_dets)
+
+    def predict(self, images: list[np.ndarray]) -> list[Detections]:
+        out = []
+        for d in self.inner.predict(images):
+            need = np.array([self.thresholds[int(c)] for c in d.labels], np.float32).reshape(-1)
+            out.append(d.filter(d.scores >= need))
+        return out
+
+
 def predict_records(predictor: Predictor, images: list, desc: str = "predict") -> list[Detections]:
     """Detections for dataset images, one at a time with a progress bar (decoded as displayed)."""
     from ..images import read_rgb
