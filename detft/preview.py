@@ -37,20 +37,21 @@ def grid(dataset: Dataset, out: Path, n: int = 16, cell: int = 320, seed: int = 
     """Write a grid of up to ``n`` random images to ``out``; returns how many were drawn."""
     usable = [im for im in dataset.images if im.path is not None or im.data is not None]
     picks = random.Random(seed).sample(usable, min(n, len(usable)))
-    cols = max(1, int(np.ceil(np.sqrt(len(picks)))))
-    rows = max(1, int(np.ceil(len(picks) / cols)))
-    sheet = Image.new("RGB", (cols * cell, rows * cell), (32, 32, 32))
     names = {c.id: c.name for c in dataset.categories}
-    for k, im in enumerate(picks):
-        tile = ImageOps.contain(render(im, names), (cell - 4, cell - 4))
-        x, y = (k % cols) * cell + 2, (k // cols) * cell + 2
-        sheet.paste(tile, (x, y))
-        ImageDraw.Draw(sheet).text((x + 2, y + 2), Path(im.file_name).name[:40], fill=(255, 255, 255))
-    atomic_write_bytes(out, _png_bytes(sheet))
+    sheet([(render(im, names), Path(im.file_name).name[:40]) for im in picks], out, cell, caption_at_top=True)
     return len(picks)
 
 
-def _png_bytes(image: Image.Image) -> bytes:
+def sheet(tiles: list[tuple[Image.Image, str]], out: Path, cell: int = 320, caption_at_top: bool = False) -> None:
+    """Images fitted into square cells of a near-square grid, a caption on each, written to ``out`` as a PNG."""
+    cols = max(1, int(np.ceil(np.sqrt(len(tiles)))))
+    rows = max(1, int(np.ceil(len(tiles) / cols)))
+    page = Image.new("RGB", (cols * cell, rows * cell), (32, 32, 32))
+    room = 4 if caption_at_top else 16  # a caption under the image needs its own line
+    for k, (image, caption) in enumerate(tiles):
+        x, y = (k % cols) * cell + 2, (k // cols) * cell + 2
+        page.paste(ImageOps.contain(image, (cell - 4, cell - room)), (x, y))
+        ImageDraw.Draw(page).text((x + 2, y + 2 if caption_at_top else y + cell - 16), caption, fill=(255, 255, 255))
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
+    page.save(buf, format="PNG")
+    atomic_write_bytes(out, buf.getvalue())

@@ -20,11 +20,13 @@ def colour(key: int) -> tuple[int, int, int]:
 
 def draw(image: np.ndarray, boxes: np.ndarray, keys: Sequence[int], texts: Sequence[str],
          masks: np.ndarray | Sequence[np.ndarray | None] | None = None, bgr: bool = False,
-         fps: float | None = None) -> np.ndarray:
+         fps: float | None = None, colours: Sequence[tuple[int, int, int]] | None = None) -> np.ndarray:
     """A copy of ``image`` (RGB, or BGR when ``bgr``) with boxes, translucent masks and labels drawn; ``keys``
-    pick the colours (class or track ids). A mask of another size than the image is skipped."""
+    pick the colours (class or track ids) unless ``colours`` (RGB, one per box) sets them, as the worst-image
+    grid does to tell ground truth from predictions. A mask of another size than the image is skipped."""
     out = image.copy()
-    paint = [colour(int(k))[::-1] if bgr else colour(int(k)) for k in keys]
+    rgb = list(colours) if colours is not None else [colour(int(k)) for k in keys]
+    paint = [c[::-1] if bgr else c for c in rgb]
     if masks is not None and len(boxes):
         overlay, blend = out.copy(), np.zeros(out.shape[:2], bool)
         for mask, c in zip(masks, paint):

@@ -53,6 +53,20 @@ def test_equal_scores_are_one_threshold():
                                                          "recall": 1.0, "f1": 0.8}
 
 
+def test_worst_images_count_misses_and_false_detections_at_the_class_thresholds():
+    from detft.evaluation.thresholds import match
+    from detft.evaluation.worst import worst_images
+
+    gt = {"images": [{"id": i, "file_name": f"{i}.jpg"} for i in (1, 2, 3)], "categories": [{"id": 1, "name": "a"}],
+          "annotations": [box(0), box(20), box(0, image=2)]}
+    dets = [box(0, score=0.9), box(50, score=0.8), box(20, score=0.4),  # image 1: the 0.4 hit is below the bar
+            box(60, image=2, score=0.95), box(0, image=3, score=0.1)]  # image 3's detection is below it too
+    worst = worst_images(match(gt, dets), gt, {"overall": {"threshold": 0.5}, "per_class": {"a": None}})
+    assert worst == {"thresholds": {"a": 0.5}, "images": [
+        {"image_id": 1, "file_name": "1.jpg", "missed": 1, "false_positives": 1},
+        {"image_id": 2, "file_name": "2.jpg", "missed": 1, "false_positives": 1}]}
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> detft.Run:
     tmp = tmp_path_factory.mktemp("thresholds")
@@ -61,7 +75,11 @@ def run(tmp_path_factory) -> detft.Run:
 
 def test_a_trained_run_stores_thresholds_and_conf_auto_applies_them_per_class(run: detft.Run, tmp_path: Path):
     doc = json.loads((run / "eval.json").read_text())
-    assert (run / "f1_curve.png").is_file()
+    assert (run / "f1_curve.png").is_file() and (run / "worst_images.png").is_file()
+    worst = doc["worst_images"]["images"]
+    assert worst and all(w["missed"] + w["false_positives"] > 0 for w in worst)
+    assert [w["missed"] + w["false_positives"] for w in worst] == sorted((w["missed"] + w["false_positives"] for w in worst),
+                                                                         reverse=True)
     thresholds = run.thresholds()
     assert set(thresholds) == {"circle", "square", "triangle"}
     assert thresholds == {n: (p or doc["thresholds"]["overall"])["threshold"] for n, p in doc["thresholds"]["per_class"].items()}

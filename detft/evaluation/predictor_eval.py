@@ -12,6 +12,7 @@ from ..errors import DetftError
 from ..inference.predictor import Predictor, predict_records
 from .groundtruth import coco_groundtruth, to_results
 from .report import EvalSettings, evaluate_all, write_report
+from .worst import worst_grid
 
 
 @dataclass
@@ -45,6 +46,8 @@ def evaluate_predictor(predictor: Predictor, dataset: Dataset, split: str | list
         doc = None
     else:
         doc = write_report(out, gt, results, settings, extra={"split": name, **(extra or {}), "out": str(out)})
+        worst_grid(images, doc["worst_images"], results, {c["id"]: c["name"] for c in gt["categories"]},
+                   out / "worst_images.png")
         stats = {t: m["stats"] for t, m in doc["metrics"].items()}
     metrics = {}
     for t, s in stats.items():

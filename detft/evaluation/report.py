@@ -14,7 +14,8 @@ from ..output import atomic_write_text
 from .cocoeval import IouTypeResult, evaluate
 from .confusion import confusion_matrix
 from .plots import confusion_plot, f1_curves, pr_curves
-from .thresholds import f1_thresholds
+from .thresholds import f1_thresholds, match
+from .worst import worst_images
 
 EVAL_JSON = "eval.json"
 
@@ -55,7 +56,8 @@ def write_report(out: Path, gt: dict, dets: list[dict], settings: EvalSettings,
     """Evaluate and write eval.json, detections.json and plots into ``out``; returns eval.json's dict."""
     results, info = evaluate_all(gt, dets, settings)
     matrix, cat_ids = confusion_matrix(gt, dets, settings.confusion_conf, settings.confusion_iou)
-    thresholds = f1_thresholds(gt, [d for d in dets if d["score"] >= settings.score_threshold], settings.target_precision)
+    matches = match(gt, [d for d in dets if d["score"] >= settings.score_threshold])
+    thresholds = f1_thresholds(gt, matches, settings.target_precision)
     curves = thresholds.pop("curves")
     names = {c["id"]: c["name"] for c in gt["categories"]}
     doc = {
@@ -65,6 +67,7 @@ def write_report(out: Path, gt: dict, dets: list[dict], settings: EvalSettings,
         "confusion_matrix": {"labels": [names[c] for c in cat_ids] + ["background"], "rows_predicted": matrix.tolist(),
                              "conf": settings.confusion_conf, "iou": settings.confusion_iou},
         "thresholds": thresholds,
+        "worst_images": worst_images(matches, gt, thresholds),
         **(extra or {}),
     }
     out.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ recall at that precision). ``--conf auto`` predicts with the per-class values (e
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,46 +17,50 @@ from .confusion import iou_xywh
 MATCH_IOU = 0.5
 
 
-def matched_scores(gt: dict, dets: list[dict], iou: float = MATCH_IOU) -> tuple[dict[int, np.ndarray], dict[int, int]]:
-    """Per category id: (N, 2) rows of (score, 1 if a true positive else 0), highest score first, and the number of
-    ground-truth objects. A detection on a crowd region and nothing else is neither: it is dropped."""
+@dataclass
+class Matches:
+    """Every scored detection (highest first) with its image, class and whether it matched an object, and the
+    objects (crowd regions excluded) per image and class: what thresholds and the worst-image list count."""
+
+    image: np.ndarray  # (N,) image ids
+    category: np.ndarray  # (N,) category ids
+    score: np.ndarray  # (N,) scores, descending
+    tp: np.ndarray  # (N,) bool
+    objects: dict[tuple[int, int], int]  # (image id, category id) -> ground-truth objects
+
+
+def match(gt: dict, dets: list[dict], iou: float = MATCH_IOU) -> Matches:
+    """Each detection, in descending score order within its image and class, takes the most overlapping free
+    object (IoU >= ``iou``); one that matches only a crowd region is neither right nor wrong and is dropped.
+    Greedy by score, so the matches above any threshold are those a cut at that threshold would get."""
     objects: dict[tuple[int, int], list[dict]] = defaultdict(list)
     for a in gt["annotations"]:
         objects[(a["image_id"], a["category_id"])].append(a)
     preds: dict[tuple[int, int], list[dict]] = defaultdict(list)
     for d in dets:
         preds[(d["image_id"], d["category_id"])].append(d)
-    scores: dict[int, list[float]] = defaultdict(list)
-    hits: dict[int, list[int]] = defaultdict(list)
-    for key, p in preds.items():
-        g = objects.get(key)
+    rows: list[tuple[int, int, float, bool]] = []
+    for (image, cat), p in preds.items():
+        g = objects.get((image, cat))
         if not g:  # nothing to match (most groups on large sets): every detection is a false positive
-            scores[key[1]] += [d["score"] for d in p]
-            hits[key[1]] += [0] * len(p)
+            rows += [(image, cat, d["score"], False) for d in p]
             continue
         p = sorted(p, key=lambda d: -d["score"])
         crowd = np.array([bool(a.get("iscrowd", 0)) for a in g], bool)
         raw = iou_xywh(np.array([result_box(d) for d in p], float), np.array([a["bbox"] for a in g], float))
-        ious = raw >= iou
+        over = raw >= iou
         taken = crowd.copy()
         for i, d in enumerate(p):
-            free = np.flatnonzero(~taken & ious[i])
+            free = np.flatnonzero(~taken & over[i])
             if free.size:
                 taken[free[np.argmax(raw[i, free])]] = True
-                scores[key[1]].append(d["score"])
-                hits[key[1]].append(1)
-            elif not (crowd & ious[i]).any():
-                scores[key[1]].append(d["score"])
-                hits[key[1]].append(0)
-    counts: dict[int, int] = defaultdict(int)
-    for a in gt["annotations"]:
-        counts[a["category_id"]] += not a.get("iscrowd", 0)
-    out = {}
-    for c in scores:
-        s, h = np.array(scores[c], float), np.array(hits[c], float)
-        order = np.argsort(-s, kind="stable")
-        out[c] = np.stack([s[order], h[order]], 1)
-    return out, dict(counts)
+                rows.append((image, cat, d["score"], True))
+            elif not (crowd & over[i]).any():
+                rows.append((image, cat, d["score"], False))
+    table = np.array(rows, float).reshape(-1, 4)
+    table = table[np.argsort(-table[:, 2], kind="stable")]
+    counts = {key: sum(not a.get("iscrowd", 0) for a in g) for key, g in objects.items()}
+    return Matches(table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2], table[:, 3] > 0, counts)
 
 
 def operating_points(rows: np.ndarray, n_true: int) -> dict[str, np.ndarray]:
@@ -85,19 +90,21 @@ def choose(points: dict[str, np.ndarray], target_precision: float | None = None)
     return {key: round(float(points[key][k]), 6) for key in ("threshold", "precision", "recall", "f1")}
 
 
-def f1_thresholds(gt: dict, dets: list[dict], target_precision: float | None = None) -> dict[str, Any]:
+def f1_thresholds(gt: dict, dets: list[dict] | Matches, target_precision: float | None = None) -> dict[str, Any]:
     """eval.json's ``thresholds``: per class (by name) and overall (all classes pooled); ``null`` for a class with
     no detections, no ground truth, or (with a target) no threshold that reaches the target precision."""
-    rows, counts = matched_scores(gt, dets)
+    m = dets if isinstance(dets, Matches) else match(gt, dets)
     names = {c["id"]: c["name"] for c in gt["categories"]}
+    totals: dict[int, int] = defaultdict(int)
+    for (_, cat), n in m.objects.items():
+        totals[cat] += n
+    rows = np.stack([m.score, m.tp], 1)
     per_class, curves = {}, {}
     for cid in sorted(names):
-        points = operating_points(rows.get(cid, np.zeros((0, 2))), counts.get(cid, 0))
+        points = operating_points(rows[m.category == cid], totals.get(cid, 0))
         per_class[names[cid]] = choose(points, target_precision)
         curves[names[cid]] = points
-    pooled = np.concatenate([r for r in rows.values()] or [np.zeros((0, 2))])
-    pooled = pooled[np.argsort(-pooled[:, 0], kind="stable")]
-    overall = operating_points(pooled, sum(counts.values()))
+    overall = operating_points(rows, sum(totals.values()))
     curves["all classes"] = overall
     return {"iou": MATCH_IOU, "target_precision": target_precision, "overall": choose(overall, target_precision),
             "per_class": per_class, "curves": curves}
