@@ -154,11 +154,12 @@ class Run:
         """Class name -> the score threshold of ``--conf auto``, from the run's last evaluation (eval.json, written
         after training and by ``detft eval``); a class without one gets the threshold chosen for all classes."""
         from .evaluation.report import EVAL_JSON
+        from .formats.base import load_json
 
         path = self.folder / EVAL_JSON
-        doc = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        doc = load_json(path) if path.is_file() else {}
         t = doc.get("thresholds") if isinstance(doc, dict) else None
-        if not t:
+        if not isinstance(t, dict) or not isinstance(t.get("per_class"), dict):
             raise DetftError(f"--conf auto needs the thresholds of an evaluation, and {path} has none; "
                              f"run: detft eval --weights {self.folder}")
         if not t.get("overall"):

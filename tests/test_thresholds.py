@@ -108,6 +108,10 @@ def test_cli_eval_target_precision_then_predict_conf_auto(run: detft.Run, tmp_pa
     data = Path(run.info.config.data)
     assert main(["predict", "--weights", str(copy), "--conf", "auto", "--source", str(data / "images" / "val"),
                  "--out", str(tmp_path / "pred")]) == 0
+    (copy / "eval.json").write_text('{"metrics": ')
+    assert main(["predict", "--weights", str(copy), "--conf", "auto", "--source", str(data / "images" / "val"),
+                 "--out", str(tmp_path / "pred1")]) == 1
+    assert "eval.json:1: invalid JSON" in capsys.readouterr().err
     (copy / "eval.json").unlink()
     assert main(["predict", "--weights", str(copy), "--conf", "auto", "--source", str(data / "images" / "val"),
                  "--out", str(tmp_path / "pred2")]) == 1

@@ -74,7 +74,7 @@ class ClassThresholds:
     def predict(self, images: list[np.ndarray]) -> list[Detections]:
         out = []
         for d in self.inner.predict(images):
-            need = np.array([self.thresholds[int(c)] for c in d.labels], np.float32).reshape(-1)
+            need = np.array([self.thresholds.get(int(c), self.floor) for c in d.labels], np.float32).reshape(-1)
             out.append(d.filter(d.scores >= need))
         return out
 
