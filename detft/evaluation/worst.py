@@ -31,15 +31,16 @@ def worst_images(m: Matches, gt: dict, thresholds: dict[str, Any], n: int = GRID
     need = np.array([per_class.get(int(c), overall) for c in m.category], float).reshape(-1)
     kept = m.score >= need
     files = {im["id"]: im.get("file_name", str(im["id"])) for im in gt["images"]}
-    rows = []
-    for image_id in files:
-        here = kept & (m.image == image_id)
-        found = int((here & m.tp).sum())
-        objects = sum(k for (i, _), k in m.objects.items() if i == image_id)
-        wrong = int((here & ~m.tp).sum())
-        if objects - found or wrong:
-            rows.append({"image_id": image_id, "file_name": files[image_id], "missed": objects - found,
-                         "false_positives": wrong})
+    slot = {image_id: k for k, image_id in enumerate(files)}
+    where = np.array([slot[int(i)] for i in m.image], np.int64)  # counted per image in one pass each, not per image
+    found = np.bincount(where[kept & m.tp], minlength=len(slot))
+    wrong = np.bincount(where[kept & ~m.tp], minlength=len(slot))
+    objects = np.zeros(len(slot), np.int64)
+    for (image_id, _), k in m.objects.items():
+        objects[slot[image_id]] += k
+    rows = [{"image_id": image_id, "file_name": name, "missed": int(objects[k] - found[k]),
+             "false_positives": int(wrong[k])}
+            for k, (image_id, name) in enumerate(files.items()) if objects[k] - found[k] or wrong[k]]
     rows.sort(key=lambda r: (-(r["missed"] + r["false_positives"]), r["image_id"]))
     return {"thresholds": {names[c]: t for c, t in per_class.items()}, "images": rows[:n]}
 
@@ -53,11 +54,16 @@ def worst_grid(images: list[ImageRecord], worst: dict[str, Any], dets: list[dict
         return
     by_name = {name: cid for cid, name in names.items()}
     need = {by_name[n]: t for n, t in worst["thresholds"].items() if n in by_name}
+    picked = {row["image_id"] for row in picks}
+    per_image: dict[int, list[dict]] = {i: [] for i in picked}
+    for d in dets:  # one pass over the results, not one per drawn image
+        if d["image_id"] in picked and d["score"] >= need.get(d["category_id"], FALLBACK):
+            per_image[d["image_id"]].append(d)
     tiles = []
     for row in picks:
         record = images[row["image_id"] - 1]
         truth = [a for a in record.annotations if not a.iscrowd]
-        shown = [d for d in dets if d["image_id"] == row["image_id"] and d["score"] >= need.get(d["category_id"], FALLBACK)]
+        shown = per_image[row["image_id"]]
         boxes = np.array([a.bbox for a in truth] + [_xyxy(d) for d in shown], np.float32).reshape(-1, 4)
         texts = [names.get(a.category_id, "?") for a in truth] + [f"{names.get(d['category_id'], '?')} {d['score']:.2f}"
                                                                   for d in shown]

@@ -9,8 +9,8 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-import torch
-from torchvision.ops import box_iou
+
+from ..evaluation.confusion import iou_xywh
 
 MATCH_IOU = 0.5  # two detections of the same class on the same image are "the same" above this overlap
 
@@ -29,7 +29,8 @@ def match_detections(source: list[dict], exported: list[dict]) -> dict[str, Any]
     unmatched: list[float] = []
     for a, b in groups.values():
         boxes_a, boxes_b = _xyxy(a), _xyxy(b)
-        iou = _iou(boxes_a, boxes_b)
+        iou = iou_xywh(np.array([r["bbox"] for r in a], float).reshape(-1, 4),
+                       np.array([r["bbox"] for r in b], float).reshape(-1, 4))
         used_a, used_b = np.zeros(len(a), bool), np.zeros(len(b), bool)
         pairs = np.argwhere(iou >= MATCH_IOU)
         for i, j in pairs[np.argsort(-iou[pairs[:, 0], pairs[:, 1]], kind="stable")]:
@@ -73,6 +74,3 @@ def _xyxy(results: list[dict]) -> np.ndarray:
     return b
 
 
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return box_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy()
