@@ -3,7 +3,8 @@
     import detft
     run = detft.train(data="my_export/", arch="yolo", epochs=30)
     model = detft.load(run)
-    detections = model.predict("photo.jpg")"""
+    detections = model.predict("photo.jpg")
+    result = detft.benchmark(data="my_export/", budget="20m")  # several pretrained starts, ranked"""
 
 import os
 
@@ -11,6 +12,7 @@ import os
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from .api import Model, load, train  # noqa: E402
+from .benchmark import benchmark  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .dataset import Annotation, Category, Dataset, ImageRecord, SourceRef  # noqa: E402
 from .errors import DetftError, FormatError  # noqa: E402
@@ -19,4 +21,4 @@ from .runs import Run  # noqa: E402
 from .version import __version__  # noqa: E402
 
 __all__ = ["Annotation", "Category", "Dataset", "DetftError", "FormatError", "ImageRecord", "Model", "Report", "Run",
-           "SourceRef", "TrainConfig", "__version__", "load", "train"]
+           "SourceRef", "TrainConfig", "__version__", "benchmark", "load", "train"]

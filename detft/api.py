@@ -75,17 +75,21 @@ def load(weights: str | Path | Run, *, device: str = "auto", conf: float | str =
     from . import families
 
     run = Run.open(weights)
-    per_class = run.thresholds() if conf == "auto" else None
-    floor = min(per_class.values()) if per_class else float(conf)
+    per_class: dict[str, float] | None = None
     if run.weights.suffix == ".onnx":
         from .inference.onnx_predictor import OnnxPredictor
 
-        predictor: Predictor = OnnxPredictor(run.weights, device=device, score_threshold=floor, max_dets=max_dets,
-                                             imgsz=imgsz)
-        run = Run(run.folder, run.weights, predictor.info)
+        onnx = OnnxPredictor(run.weights, device=device, max_dets=max_dets, imgsz=imgsz)
+        run = Run(run.folder, run.weights, onnx.info)
+        if conf == "auto":  # the graph's own thresholds; else those of the run folder it sits in
+            per_class = onnx.class_thresholds or run.thresholds()
+        predictor: Predictor = onnx
     else:
-        predictor = families.for_run(run).predictor(run, device=device, conf=floor, max_dets=max_dets, imgsz=imgsz,
+        per_class = run.thresholds() if conf == "auto" else None
+        predictor = families.for_run(run).predictor(run, device=device, max_dets=max_dets, imgsz=imgsz,
                                                     trust_weights=trust_weights)
+    floor = min(per_class.values()) if per_class else float(conf)
+    predictor.set_thresholds(floor, max_dets)
     if per_class:
         from .inference.predictor import ClassThresholds
 
@@ -189,7 +193,7 @@ class Model:
         with staged(target) as tmp:
             info, graph = family.export(self.run, tmp, imgsz=imgsz, dynamic=dynamic, half=half, opset=opset,
                                         max_dets=max_dets, trust_weights=trust_weights)
-            metadata.write(tmp, info, graph)
+            metadata.write(tmp, info, graph, self._stored_thresholds())
             exported_s = time.perf_counter() - started
             print(f"exported {target.name}: {info.family} {info.task}, input {graph.describe_input()}, opset {graph.opset}"
                   f"{', fp16' if graph.half else ''}; checking it against {self.run.weights.name}")
@@ -219,6 +223,13 @@ class Model:
                 print(f"\nWARNING: {message}. --strict fails instead of keeping such a file.", file=sys.stderr)
         atomic_write_text(target.parent / EXPORT_JSON, json.dumps(doc, indent=2))
         return Exported(target, doc)
+
+    def _stored_thresholds(self) -> dict[str, float] | None:
+        """The run's ``--conf auto`` thresholds for an export to carry, or None when it was never evaluated."""
+        try:
+            return self.run.thresholds()
+        except DetftError:
+            return None
 
     def annotate(self, source: str | Path, out: str | Path) -> Path:
         """``detft predict``: annotated copies of an image or a folder of images, and predictions.jsonl, in ``out``."""

@@ -230,6 +230,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import CONTROLLED, benchmark
+    from .config import TrainConfig, load_config
+
+    shared = {}
+    if args.config:  # the settings it changes from the defaults, except those the benchmark decides itself
+        saved, default = load_config(args.config).to_dict(), TrainConfig().to_dict()
+        shared = {k: v for k, v in saved.items() if v != default[k] and k not in CONTROLLED}
+    shared.update({k: getattr(args, k) for k in ("imgsz", "batch", "device", "workers") if getattr(args, k) is not None})
+    benchmark(args.data, args.candidates, args.freeze, budget=args.budget, epochs=args.epochs, seeds=args.seeds,
+              out=args.out, data_format=args.fmt, seed=args.seed, **shared)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="detft", description="Fine-tune detection models on your own data.")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
@@ -328,6 +342,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="fail, keeping no file, when the AP differs by more")
     add_trust_arg(p)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("benchmark", help="train several pretrained starts x freeze policies on the same split and "
+                                         "budget, rank them by validation AP, and keep the best run")
+    p.add_argument("--data", type=Path, help="dataset in any supported format (default: the embedded datasets/shapes)")
+    p.add_argument("--from", dest="fmt", choices=sorted(READERS), help="format of --data (default: detect)")
+    p.add_argument("--candidates", help="comma list of ARCH[:START], e.g. yolo:fall-detection,fasterrcnn_mobilenet_v2_fpn,"
+                                        "yolo:yolov8n.yaml (default: every pretrained start available here, said first)")
+    p.add_argument("--freeze", default="backbone,none", help="comma list of freeze policies to try (default backbone,none)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--budget", help="wall-clock training time per trial, e.g. 20m, 90s, 1.5h (epochs fitted to it)")
+    budget.add_argument("--epochs", type=int, help="epochs per trial (default 10)")
+    p.add_argument("--seeds", type=int, default=1, help="training seeds per trial; 3 or more report mean ± std (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="first seed, and the seed of the split (default 0)")
+    p.add_argument("--imgsz", type=int, help="image size for every trial (default: each model's own)")
+    p.add_argument("--batch", type=int, help="batch size for every trial (default 4)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default auto)")
+    p.add_argument("--workers", type=int, help="data-loading workers (default 2)")
+    p.add_argument("--config", type=Path, help="YAML of further training settings every trial shares (lr, optimizer...)")
+    p.add_argument("--out", type=Path, default=Path("runs/benchmark"),
+                   help="folder for the trials' runs, benchmark.csv/.json/.png (default runs/benchmark); a re-run "
+                        "with the same settings skips finished trials")
+    p.set_defaults(func=cmd_benchmark)
 
     for command in sub.choices.values():  # --debug after the command too (tools/infer_video.py passes it there)
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,

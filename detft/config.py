@@ -43,6 +43,9 @@ class TrainConfig:
                                     "or a file/run. YOLO: fall-detection (offline, the default when installed), a .pt, "
                                     "or none")
     epochs: int = opt(10, "epochs to train (with --resume: extend the run to this many)")
+    time_budget: float | None = opt(None, "minutes to train for, per-epoch validation included: after each epoch the "
+                                          "epoch count is refitted to what the time allows (replacing --epochs, as "
+                                          "ultralytics' time= does) and training stops when it runs out")
     batch: int = opt(4, "images per batch")
     lr: float = opt(0.01, "learning rate")
     optimizer: str = opt("sgd", "optimizer", choices=("sgd", "adamw"))
@@ -63,6 +66,8 @@ class TrainConfig:
     device: str = opt("auto", "cpu, cuda, cuda:N or auto")
     workers: int = opt(2, "data-loading worker processes")
     seed: int = opt(0, "seed of splits, augmentation and initial heads")
+    split_seed: int | None = opt(None, "seed of the 80/20 split made when the data has no val split (default: --seed); "
+                                       "detft benchmark fixes it so every seed trains on the same split")
     project: str = opt("runs", "folder that holds run folders")
     name: str = opt("train", "run folder name (one folder name)")
     exist_ok: bool = opt(False, "train into an existing run folder")
@@ -72,6 +77,11 @@ class TrainConfig:
     conf: float = opt(0.001, "score threshold of validation detections (COCO practice: keep nearly all)")
     eval_backend: str = opt("faster", "COCO evaluator: faster-coco-eval or pycocotools (same numbers)",
                             choices=("faster", "pycocotools"))
+
+    @property
+    def splitting_seed(self) -> int:
+        """The seed of the 80/20 split (and of the YOLO cache of data split by it)."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

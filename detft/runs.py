@@ -41,12 +41,13 @@ class RunInfo:
     imgsz: int | None = None  # the size it was trained at (None: the model's own)
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # what the builder needs beyond the classes
     start: str | None = None  # the weights training started from, in words
+    parameters: dict[str, int] = field(default_factory=dict)  # {"total": N, "trainable": M} when training began
     detft_version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "model": self.model, "task": self.task, "classes": self.labels.to_json(),
                 "imgsz": self.imgsz, "model_kwargs": self.model_kwargs, "start": self.start,
-                "detft_version": self.detft_version, "config": self.config.to_dict()}
+                "parameters": self.parameters, "detft_version": self.detft_version, "config": self.config.to_dict()}
 
     @classmethod
     def from_dict(cls, d: Any, source: Path | str) -> RunInfo:
@@ -58,7 +59,16 @@ class RunInfo:
         return cls(family=d["family"], model=str(d.get("model") or d["family"]), task=d["task"],
                    labels=_labels(d["classes"], source), config=TrainConfig.from_dict(d["config"], source),
                    imgsz=_imgsz(d.get("imgsz"), source), model_kwargs=dict(d.get("model_kwargs") or {}),
-                   start=d.get("start"), detft_version=str(d.get("detft_version", "?")))
+                   start=d.get("start"), parameters=_parameters(d.get("parameters"), source),
+                   detft_version=str(d.get("detft_version", "?")))
+
+
+def _parameters(v: Any, source: Path | str) -> dict[str, int]:
+    if v is None:  # runs written before detft recorded them
+        return {}
+    if not isinstance(v, dict) or not all(isinstance(n, int) and not isinstance(n, bool) for n in v.values()):
+        raise DetftError(f"{source}: damaged 'parameters' (a mapping of counts, not {v!r})")
+    return dict(v)
 
 
 def _labels(d: Any, source: Path | str) -> LabelMap:

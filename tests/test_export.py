@@ -70,6 +70,10 @@ def test_the_onnx_graph_predicts_what_its_source_predicts(kind: str, runs, data:
     for image in sorted((data / "images" / "val").iterdir())[:4]:
         ours, theirs = source.predict(image)[0], exported.predict(image)[0]
         assert_same_detections(ours, theirs, floor=0.001)
+    # and the run's --conf auto thresholds travel inside it
+    stored = detft.Run.open(run).thresholds()
+    auto = detft.load(alone, conf="auto")
+    assert {auto.names[c]: t for c, t in auto.predictor.thresholds.items()} == stored
 
 
 def test_rcnn_graphs_take_any_image_size_and_keep_their_resize(runs, tmp_path: Path):

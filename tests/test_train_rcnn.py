@@ -65,7 +65,7 @@ def test_overfits_eight_images(tmp_path: Path, model: str):
     assert doc["metrics"]["bbox"]["stats"]["AP50"] > 0.9
     if arch == "maskrcnn":
         assert doc["metrics"]["segm"]["stats"]["AP50"] > 0.9
-    for f in ("run.yaml", "metrics.csv", "loss.png", "map.png", "weights/best.pt", "weights/last.pt"):
+    for f in ("run.yaml", "metrics.csv", "results.png", "weights/best.pt", "weights/last.pt"):
         assert (run / f).is_file(), f
     # the checkpoint predicts through the shared Predictor interface
     pred = detft.load(run, device="cpu", conf=0.5).predictor
@@ -107,7 +107,7 @@ def test_resume_after_interruption_is_bit_identical(tmp_path: Path):
     part = config(data, tmp_path, name="part", epochs=2, augment="flip,scale,color", schedule="cosine")
     trainer = Trainer(part)
     trainer.setup()
-    trainer.cfg.epochs = 1  # stop after one epoch, as a crash or Ctrl-C would
+    trainer.epochs = 1  # stop after one epoch, as a crash or Ctrl-C would
     trainer.fit()
     resumed = train(config(data, tmp_path, epochs=2), resume=str(tmp_path / "runs" / "part"))
     a = checkpoint.load(full / "weights" / "last.pt")["model"]
@@ -178,3 +178,73 @@ def test_checkpoints_load_weights_only(tmp_path: Path):
     (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(DetftError, match="cut.pt"):
         checkpoint.load(tmp_path / "cut.pt")
+
+
+def test_val_loss_learns_nothing_and_measures_the_same_way_every_time(tmp_path: Path):
+    data = make_data(tmp_path / "data", val_is_train=False)
+    trainer = Trainer(config(data, tmp_path, freeze="none"))
+    trainer.setup()
+    trainer.model.train()
+    before = snapshot(trainer.model)
+    assert any("running_mean" in k for k in before)  # BatchNorm that trains: its statistics are compared too
+    rng = torch.get_rng_state()
+    first = trainer.val_losses()
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+    assert all(p.grad is None for p in trainer.model.parameters())
+    assert torch.equal(torch.get_rng_state(), rng)  # training's random stream is not consumed
+    norms = [m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.training for m in norms)  # back in training mode afterwards
+    assert set(first) == {"val_loss", "val_loss_classifier", "val_loss_box_reg", "val_loss_objectness",
+                          "val_loss_rpn_box_reg"} and np.isfinite(list(first.values())).all()
+    assert trainer.val_losses() == first
+
+
+def test_a_run_logs_val_loss_beside_training_loss_csv_plot_and_tensorboard(tmp_path: Path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    data = make_data(tmp_path / "data", val_is_train=False)
+    run = train(config(data, tmp_path, epochs=2))
+    header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"loss", "val_loss", "val_loss_classifier", "bbox_AP"} <= set(header)
+    events = EventAccumulator(str(run.folder))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"loss/train", "loss/val", "loss_classifier/train", "loss_classifier/val", "metrics/bbox_AP"} <= tags
+    assert [e.step for e in events.Scalars("loss/val")] == [1, 2]
+    watch = json.loads((run / "eval.json").read_text())["overfitting"]
+    assert watch["val_loss_min_epoch"] in (1, 2) and watch["note"].startswith("overfitting watch")
+
+
+def test_without_tensorboard_a_run_says_so_and_trains(tmp_path: Path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if the package were not installed
+    run = train(config(make_data(tmp_path / "data"), tmp_path))
+    assert "no TensorBoard event file" in capsys.readouterr().out
+    assert not list(run.folder.glob("events.out.tfevents.*")) and (run / "metrics.csv").is_file()
+
+
+def test_overfitting_watch_names_where_val_loss_and_map_parted():
+    from detft.engine.metrics import overfitting
+
+    rows = [{"epoch": 1, "loss": 3.0, "val_loss": 2.0, "bbox_AP": 0.10}, {"epoch": 2, "loss": 2.0, "val_loss": 1.5, "bbox_AP": 0.30},
+            {"epoch": 3, "loss": 1.0, "val_loss": 1.7, "bbox_AP": 0.35}, {"epoch": 4, "loss": 0.5, "val_loss": 2.0, "bbox_AP": 0.32}]
+    watch = overfitting(rows)
+    assert watch["parted_at"] == 3 and watch["val_loss_min_epoch"] == 2 and watch["best_map_epoch"] == 3
+    assert "parted at epoch 3" in watch["note"] and "training loss kept falling" in watch["note"]
+    steady = overfitting([{**r, "val_loss": 2.0 - r["epoch"] * 0.1} for r in rows])
+    assert steady["parted_at"] is None and "more epochs may still help" in steady["note"]
+    assert overfitting([{"epoch": 1, "loss": 1.0}]) is None
+
+
+def test_a_time_budget_fits_the_epochs_and_the_schedule_to_it(tmp_path: Path, capsys):
+    trainer = Trainer(config(make_data(tmp_path / "data"), tmp_path, epochs=5, time_budget=1e-4, schedule="cosine"))
+    trainer.setup()
+    run = trainer.fit()
+    assert len((run / "metrics.csv").read_text().splitlines()) == 2  # one epoch fitted the 6 ms budget
+    assert trainer.epochs == 1 and trainer.scheduler.lr_lambdas[0].total == len(trainer.sampler)
+    assert "time budget of 0.0001 min used after 1 epoch(s)" in capsys.readouterr().out
+    # the refitted schedule is part of last.pt, so --resume continues on it
+    state = checkpoint.load(run / "weights" / "last.pt")["scheduler"]
+    assert state["lr_lambdas"][0]["total"] == len(trainer.sampler)

@@ -39,14 +39,19 @@ def no_network(monkeypatch):
 def test_tiny_yolo_trains_offline_and_evaluates_with_both_evaluators(tmp_path: Path, no_network, model, task):
     run = train(yolo_config(tmp_path, model))
     assert no_network == []  # not one connection attempt: fonts, AMP check, hub, updates all offline
-    for f in ("run.yaml", "ultralytics_args.yaml", "metrics.csv", "eval.json",
+    for f in ("run.yaml", "ultralytics_args.yaml", "metrics.csv", "eval.json", "results.png", "ultralytics_results.png",
               "weights/best.pt", "weights/last.pt", "detections.json", "confusion_matrix.png"):
         assert (run / f).is_file(), f
+    assert list(run.folder.glob("events.out.tfevents.*"))  # TensorBoard, as for R-CNN runs
     doc = json.loads((run / "eval.json").read_text())
+    assert doc["overfitting"]["val_loss_min_epoch"] in (1, 2) and doc["errors"]["dAP"].keys() >= {"missed", "background"}
+    params = detft.Run.open(run).info.parameters
+    assert 0 < params["trainable"] <= params["total"]
     assert set(doc["metrics"]) == ({"bbox", "segm"} if task == "segment" else {"bbox"})
     assert "bbox_AP" in doc["ultralytics"] and ("segm_AP" in doc["ultralytics"]) == (task == "segment")
     rows = (run / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3 and "ultralytics_bbox_AP" in rows[0] and "loss_box" in rows[0]
+    assert {"val_loss", "val_loss_box", "val_loss_cls"} <= set(rows[0].split(","))  # validation loss per epoch
     pred = detft.load(run, device="cpu", conf=0.001).predictor
     import numpy as np
     import ultralytics.nn.tasks

@@ -24,7 +24,7 @@ def load_data(cfg: TrainConfig) -> tuple[Dataset, list[ImageRecord], list[ImageR
     if len(report):
         print(report.summary())
     if not any((im.split or "train") == cfg.val_split for im in ds.images):
-        assign_splits(ds, (0.8, 0.2), cfg.seed)
+        assign_splits(ds, (0.8, 0.2), cfg.splitting_seed)
         print(f"no '{cfg.val_split}' split in {src}: using a seeded 80/20 split of all {len(ds.images)} images")
         train, val = ds.images_in("train"), ds.images_in("val")
     else:

@@ -48,13 +48,13 @@ def mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return value
 
 
-def broadcast_flag(flag: bool, info: DistInfo) -> bool:
-    """Rank 0's decision (e.g. early stop) for every rank."""
+def broadcast_int(value: int, info: DistInfo) -> int:
+    """Rank 0's number (an early stop, the epoch count a time budget allows) for every rank."""
     if not info.enabled:
-        return flag
-    t = torch.tensor([int(flag)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+        return value
+    t = torch.tensor([int(value)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
     dist.broadcast(t, 0)
-    return bool(t.item())
+    return int(t.item())
 
 
 def cleanup(info: DistInfo) -> None:

@@ -46,6 +46,17 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str, milestones: tup
     raise DetftError(f"--schedule {schedule!r}: use cosine, step or constant")
 
 
+class Schedule:
+    """The per-step multiplier as an object, not a closure: LambdaLR saves a callable object's attributes in its
+    state, so a ``total`` refitted to a time budget mid-run survives ``--resume``."""
+
+    def __init__(self, total: int, warmup: int, schedule: str):
+        lr_factor(0, total, warmup, schedule)  # validate the name now, not at the first step
+        self.total, self.warmup, self.schedule = total, warmup, schedule
+
+    def __call__(self, step: int) -> float:
+        return lr_factor(step, self.total, self.warmup, self.schedule)
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, total: int, warmup: int, schedule: str) -> torch.optim.lr_scheduler.LambdaLR:
-    lr_factor(0, total, warmup, schedule)  # validate the name now, not at the first step
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup, schedule))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, Schedule(total, warmup, schedule))

@@ -7,6 +7,7 @@ Rank 0 evaluates with the project's COCO evaluator after every epoch and fills t
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from pathlib import Path
@@ -33,7 +34,8 @@ from ..models.weights import load_into
 from ..progress import progress
 from ..runs import Run, RunInfo
 from . import checkpoint, distributed
-from .metrics import plot, write_csv
+from .events import EventLog
+from .metrics import overfitting, plot, write_csv
 from .optim import build_optimizer, build_scheduler, param_groups
 
 
@@ -79,6 +81,7 @@ class Trainer:
             unfreeze(self.model, self.freeze_state)
         self.model.to(self.device)
         trainable, total = param_counts(self.model)
+        self.parameters = {"total": total, "trainable": trainable}
         if self.dist.main:
             print(f"{self.spec.name}: {trainable:,} trainable / {total:,} parameters "
                   f"(freeze={cfg.freeze}, weights={weights}, device={self.device}, amp={self.amp})")
@@ -91,12 +94,17 @@ class Trainer:
                                            rank=self.dist.rank, world_size=self.dist.world_size)
         self.loader = DataLoader(self.train_set, batch_sampler=self.sampler, num_workers=cfg.workers,
                                  collate_fn=collate, persistent_workers=False, pin_memory=self.device.type == "cuda")
+        # no augmentation and no sampler: the same val batches every epoch, so their losses compare
+        self.val_loader = DataLoader(DetectionDataset(self.val_images, self.labels, masks=self.spec.masks, augment="none",
+                                                      seed=cfg.seed),
+                                     batch_size=cfg.batch, num_workers=cfg.workers, collate_fn=collate,
+                                     pin_memory=self.device.type == "cuda") if self.val_images else None
         groups = param_groups(self.model, cfg.lr, cfg.weight_decay, cfg.backbone_lr_factor)
         self.optimizer = build_optimizer(cfg.optimizer, groups, cfg.lr, cfg.momentum)
         total_steps = cfg.epochs * len(self.sampler)
         self.scheduler = build_scheduler(self.optimizer, total_steps, min(cfg.warmup_iters, total_steps // 2), cfg.schedule)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.start_epoch, self.best, self.rows, self.stale = 0, -1.0, [], 0
+        self.start_epoch, self.best, self.rows, self.stale, self.epochs = 0, -1.0, [], 0, cfg.epochs
         if resume:
             self.optimizer.load_state_dict(resume["optimizer"])
             self.scheduler.load_state_dict(resume["scheduler"])
@@ -142,7 +150,7 @@ class Trainer:
         self.model.train()
         sums: dict[str, float] = {}
         n, t0 = 0, time.perf_counter()
-        bar = progress(self.loader, f"epoch {epoch + 1}/{self.cfg.epochs}", total=len(self.sampler), unit="batch")
+        bar = progress(self.loader, f"epoch {epoch + 1}/{self.epochs}", total=len(self.sampler), unit="batch")
         for images, targets in bar:
             losses = self.step(images, targets)
             n += 1
@@ -152,6 +160,37 @@ class Trainer:
                 bar.set_postfix(loss=f"{sums['loss'] / n:.3f}", ips=f"{n * self.cfg.batch / (time.perf_counter() - t0):.1f}")
         return {k: v / max(n, 1) for k, v in sums.items()} | {"time_s": time.perf_counter() - t0,
                                                               "lr": self.optimizer.param_groups[0]["lr"]}
+
+    @torch.no_grad()
+    def val_losses(self) -> dict[str, float]:
+        """The training losses on the val split, learning nothing from it: no gradient, every BatchNorm that
+        trains put in eval mode for the pass (its running statistics stay as training left them), and the
+        proposal sampling seeded, so every epoch's number is measured the same way."""
+        if self.val_loader is None:
+            return {}
+        model = self.model
+        model.train()  # torchvision detectors return losses only in training mode
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        for m in norms:
+            m.eval()
+        sums: dict[str, float] = {}
+        n = 0
+        devices = [self.device] if self.device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.cfg.seed)
+                for images, targets in progress(self.val_loader, "val loss", total=len(self.val_loader), unit="batch"):
+                    images = [im.to(self.device, non_blocking=True) for im in images]
+                    targets = [{k: v.to(self.device, non_blocking=True) for k, v in t.items()} for t in targets]
+                    with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
+                        losses = model(images, targets)
+                    for k, v in {"loss": sum(losses.values()), **losses}.items():
+                        sums[k] = sums.get(k, 0.0) + float(v) * len(images)
+                    n += len(images)
+        finally:
+            for m in norms:
+                m.train()
+        return {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
 
     def evaluate(self, out: Path | None = None, extra: dict[str, Any] | None = None) -> dict[str, float]:
         """Validation metrics of the model as it is now (with ``out``, the full report written there)."""
@@ -172,24 +211,43 @@ class Trainer:
     def info(self) -> RunInfo:
         return RunInfo(family="rcnn", model=self.spec.name, task="segment" if self.spec.masks else "detect",
                        labels=self.labels, config=self.cfg, imgsz=self.cfg.imgsz, model_kwargs=model_kwargs(self.cfg),
-                       start=self.start)
+                       start=self.start, parameters=self.parameters)
+
+    def fit_to_budget(self, epoch: int, started: float) -> bool:
+        """With ``--time-budget``, refit the epoch count to the time left, as ultralytics' ``time=`` does (mean
+        epoch time so far, rounded up, the schedule stretched or shortened to match); True when time is up."""
+        budget = self.cfg.time_budget
+        if not budget:
+            return False
+        elapsed = time.perf_counter() - started
+        done = epoch + 1 - self.start_epoch
+        fitted = max(epoch + 1, self.start_epoch + math.ceil(budget * 60 / (elapsed / done)))
+        self.epochs = distributed.broadcast_int(fitted, self.dist)  # rank 0's clock: one schedule on every rank
+        self.scheduler.lr_lambdas[0].total = self.epochs * len(self.sampler)
+        return bool(distributed.broadcast_int(elapsed >= budget * 60, self.dist))
 
     def fit(self) -> Run:
         cfg = self.cfg
         info = self.info()
         if self.dist.main:
             self.run.save_info(info)
-        for epoch in range(self.start_epoch, cfg.epochs):
+        events = EventLog(self.run.folder) if self.dist.main else None
+        started, epoch = time.perf_counter(), self.start_epoch
+        while epoch < self.epochs:
             row = {"epoch": epoch + 1, **self.train_epoch(epoch)}
             stop = False
+            metrics: dict[str, float] = {}
             if self.dist.main:
+                row.update(self.val_losses())
                 metrics = self.evaluate() if self.val_images else {}
                 row.update(metrics)
+            out_of_time = self.fit_to_budget(epoch, started)  # before last.pt is saved: it holds the refitted schedule
+            if self.dist.main:
                 self.rows.append(row)
                 score = self.fitness(metrics)
                 improved = score > self.best
                 self.best, self.stale = (score, 0) if improved else (self.best, self.stale + 1)
-                print(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f}, "
+                print(f"epoch {epoch + 1}/{self.epochs}: loss {row['loss']:.4f}, "
                       + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + (" (best)" if improved else ""))
                 state = {"model": self.model.state_dict(), "meta": info.to_dict(), "epoch": epoch, "best": self.best}
                 checkpoint.save(self.run.checkpoint_path("last"), {
@@ -199,15 +257,26 @@ class Trainer:
                     checkpoint.save(self.run.checkpoint_path("best"), state)
                 write_csv(self.run.metrics_csv, self.rows)
                 plot(self.run.folder, self.rows)
+                events.log(row)
                 stop = cfg.patience is not None and self.stale >= cfg.patience
                 if stop:
                     print(f"early stop: no improvement in {cfg.patience} epoch(s); best {self.best:.4f}")
+            if out_of_time:
+                stop = True
+                if self.dist.main:
+                    print(f"time budget of {cfg.time_budget:g} min used after {epoch + 1} epoch(s)")
             distributed.barrier(self.dist)
-            if distributed.broadcast_flag(stop, self.dist):
+            if distributed.broadcast_int(stop, self.dist):
                 break
+            epoch += 1
         best = self.run.checkpoint_path("best")
-        if self.dist.main and self.val_images and best.exists():
-            load_into(self.model, checkpoint.load(best)["model"], str(best))
-            self.evaluate(self.run.folder, {"weights": str(best), "split": self.cfg.val_split})
+        if self.dist.main:
+            events.close()
+            watch = overfitting(self.rows)
+            if watch:
+                print(watch["note"])
+            if self.val_images and best.exists():
+                load_into(self.model, checkpoint.load(best)["model"], str(best))
+                self.evaluate(self.run.folder, {"weights": str(best), "split": self.cfg.val_split, "overfitting": watch})
         distributed.cleanup(self.dist)
         return self.run

@@ -11,14 +11,17 @@ import numpy as np
 from .cocoeval import result_box
 
 
-def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of xywh boxes a (N,4) and b (M,4)."""
+def iou_xywh(a: np.ndarray, b: np.ndarray, crowd: np.ndarray | None = None) -> np.ndarray:
+    """IoU of xywh boxes a (N,4) and b (M,4); where ``crowd`` (M,) is set, COCO's crowd overlap instead (the
+    intersection over a's own area: how much of a detection the crowd region covers)."""
     ax1, ay1 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
     bx1, by1 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
     iw = np.clip(np.minimum(ax1[:, None], bx1[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
     ih = np.clip(np.minimum(ay1[:, None], by1[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
     inter = iw * ih
     union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    if crowd is not None:
+        union = np.where(crowd[None, :], (a[:, 2] * a[:, 3])[:, None], union)
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 

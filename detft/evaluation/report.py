@@ -15,6 +15,7 @@ from .cocoeval import IouTypeResult, evaluate
 from .confusion import confusion_matrix
 from .plots import confusion_plot, f1_curves, pr_curves
 from .thresholds import f1_thresholds, match
+from .tide import error_breakdown, format_breakdown
 from .worst import worst_images
 
 EVAL_JSON = "eval.json"
@@ -56,7 +57,8 @@ def write_report(out: Path, gt: dict, dets: list[dict], settings: EvalSettings,
     """Evaluate and write eval.json, detections.json and plots into ``out``; returns eval.json's dict."""
     results, info = evaluate_all(gt, dets, settings)
     matrix, cat_ids = confusion_matrix(gt, dets, settings.confusion_conf, settings.confusion_iou)
-    matches = match(gt, [d for d in dets if d["score"] >= settings.score_threshold])
+    kept = [d for d in dets if d["score"] >= settings.score_threshold]
+    matches = match(gt, kept)
     thresholds = f1_thresholds(gt, matches, settings.target_precision)
     curves = thresholds.pop("curves")
     names = {c["id"]: c["name"] for c in gt["categories"]}
@@ -68,6 +70,7 @@ def write_report(out: Path, gt: dict, dets: list[dict], settings: EvalSettings,
                              "conf": settings.confusion_conf, "iou": settings.confusion_iou},
         "thresholds": thresholds,
         "worst_images": worst_images(matches, gt, thresholds),
+        "errors": error_breakdown(gt, kept, settings.max_dets),
         **(extra or {}),
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -92,6 +95,8 @@ def format_report(doc: dict) -> str:
             lines.append(f"  {r['name']:<{width}} {r['gt']:>6} {r['AP']:>7.4f} {r['AP50']:>7.4f} {r['AR']:>7.4f}")
     if doc.get("thresholds"):
         lines.append(format_thresholds(doc["thresholds"]))
+    if doc.get("errors"):
+        lines.append(format_breakdown(doc["errors"]))
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from ..runs import RunInfo
 
 RUN_KEY = "detft_run"
 GRAPH_KEY = "detft_graph"
+THRESHOLDS_KEY = "detft_thresholds"  # class name -> the score threshold of --conf auto, when the run had them
 GRAPH_KINDS = ("rcnn", "yolo")
 
 
@@ -82,16 +83,33 @@ def read(path: Path) -> tuple[RunInfo, Graph]:
     return parse({p.key: p.value for p in model.metadata_props}, path)
 
 
-def write(path: Path, info: RunInfo, graph: Graph) -> None:
-    """Add detft's metadata to the file at ``path`` (in place; ``path`` is the export's temporary file). The
-    graph is validated by loading it into ONNX Runtime for the parity check, not by ``onnx.checker``, which
+def thresholds(props: dict[str, str], source: Path | str) -> dict[str, float] | None:
+    """The per-class ``--conf auto`` thresholds a file carries (None when it was exported without them)."""
+    if THRESHOLDS_KEY not in props:
+        return None
+    try:
+        t = json.loads(props[THRESHOLDS_KEY])
+        if not isinstance(t, dict) or not t or not all(isinstance(v, (int, float)) for v in t.values()):
+            raise ValueError("expected a non-empty mapping of class name to score")
+    except ValueError as e:
+        raise DetftError(f"{source}: damaged '{THRESHOLDS_KEY}' metadata ({e})") from None
+    return {str(k): float(v) for k, v in t.items()}
+
+
+def write(path: Path, info: RunInfo, graph: Graph, class_thresholds: dict[str, float] | None = None) -> None:
+    """Add detft's metadata to the file at ``path`` (in place; ``path`` is the export's temporary file), with
+    the run's ``--conf auto`` thresholds when it has them, so a graph copied alone still predicts with them.
+    The graph is validated by loading it into ONNX Runtime for the parity check, not by ``onnx.checker``, which
     rejects the node order of ultralytics' fp16 graphs that ONNX Runtime runs."""
     onnx = require("onnx")
     model = onnx.load(str(path))
-    keep = [p for p in model.metadata_props if p.key not in (RUN_KEY, GRAPH_KEY)]
+    keep = [p for p in model.metadata_props if p.key not in (RUN_KEY, GRAPH_KEY, THRESHOLDS_KEY)]
     del model.metadata_props[:]
     model.metadata_props.extend(keep)
-    for key, value in ((RUN_KEY, json.dumps(info.to_dict())), (GRAPH_KEY, graph.to_json())):
+    props = [(RUN_KEY, json.dumps(info.to_dict())), (GRAPH_KEY, graph.to_json())]
+    if class_thresholds:
+        props.append((THRESHOLDS_KEY, json.dumps(class_thresholds)))
+    for key, value in props:
         prop = model.metadata_props.add()
         prop.key, prop.value = key, value
     onnx.save(model, str(path))

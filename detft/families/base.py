@@ -22,6 +22,10 @@ class Family(Protocol):
     def handles(self, arch: str) -> bool:
         """Whether ``--arch`` names this family (or one of its models)."""
 
+    def check_model(self, arch: str, model: str | None) -> None:
+        """Raise a DetftError now when ``--arch``/``--model`` name nothing this family builds, so a typo fails
+        before hours of training (the benchmark checks every candidate first)."""
+
     def train(self, config: TrainConfig, run: Run, resume: bool = False, trust_weights: bool = False) -> Run:
         """Train into ``run`` (its folder may not exist yet); with ``resume``, continue its last.pt.
         ``trust_weights`` lifts the restricted checkpoint loader for this call only."""

@@ -28,6 +28,11 @@ class RCNN:
     def handles(self, arch: str) -> bool:
         return known(arch)
 
+    def check_model(self, arch: str, model: str | None) -> None:
+        from ..models.registry import resolve
+
+        resolve(arch, model)
+
     def train(self, config: TrainConfig, run: Run, resume: bool = False, trust_weights: bool = False) -> Run:
         from ..engine import checkpoint
         from ..engine.trainer import Trainer

@@ -17,7 +17,8 @@ from ..data.loading import data_source, load_data
 from ..data.transforms import AUGMENTATIONS, parse_augment
 from ..dataset import Dataset
 from ..devices import pick_device, ultralytics_device
-from ..engine.metrics import write_csv
+from ..engine.events import EventLog
+from ..engine.metrics import overfitting, plot, write_csv
 from ..errors import DetftError
 from ..formats import yolo as yolo_format
 from ..models.labels import LabelMap
@@ -62,7 +63,7 @@ def fingerprint(src: Path, task: str, seed: int) -> str:
 
 def yolo_dataset(ds: Dataset, src: Path, task: str, cfg: TrainConfig) -> Path:
     """The YOLO copy of ``ds`` in the project's cache, written once per source version."""
-    out = Path(cfg.project) / ".cache" / f"yolo-{task}-{fingerprint(src, task, cfg.seed)}"
+    out = Path(cfg.project) / ".cache" / f"yolo-{task}-{fingerprint(src, task, cfg.splitting_seed)}"
     if (out / "data.yaml").is_file():
         print(f"reusing converted dataset {out}")
         return out
@@ -81,6 +82,10 @@ class YOLO:
 
     def handles(self, arch: str) -> bool:
         return arch == "yolo"
+
+    def check_model(self, arch: str, model: str | None) -> None:
+        if model is not None and not model.endswith((".yaml", ".yml", ".pt")):
+            raise DetftError(f"YOLO --model {model!r}: a network yaml (yolov8s.yaml) or a .pt checkpoint")
 
     def train(self, config: TrainConfig, run: Run, resume: bool = False, trust_weights: bool = False) -> Run:
         with torch_threads_kept():  # ultralytics' trainer and validator lower the process's torch threads
@@ -114,6 +119,7 @@ class YOLO:
         info = RunInfo(family=self.name, model=config.model or config.weights or "yolo", task=task,
                        labels=LabelMap.from_dataset(ds, background=False), config=config, imgsz=config.imgsz or 640,
                        start=origin)
+        model.add_callback("on_train_start", _count_parameters(info))
         run.save_info(info)  # before training: an interrupted run can be resumed
         model.train(
             data=str(data_dir / "data.yaml"), epochs=config.epochs, batch=config.batch, imgsz=info.imgsz,
@@ -124,7 +130,7 @@ class YOLO:
             project=str(run.folder.parent.resolve()), name=run.folder.name, exist_ok=True,
             amp=bool(config.amp) if config.amp is not None else device.type == "cuda",
             patience=config.patience or 100, freeze=frozen or None, plots=True, val=True, verbose=False,
-            **augment_args(config.augment))
+            **({"time": config.time_budget / 60} if config.time_budget else {}), **augment_args(config.augment))
         return finish(model, ds, val_images, Run(Path(model.trainer.save_dir)), info)
 
     def predictor(self, run: Run, *, device: str = "auto", conf: float = 0.25, max_dets: int = 100,
@@ -168,14 +174,32 @@ def _unfreezer(epoch: int):
     return on_train_epoch_start
 
 
+def _count_parameters(info: RunInfo):
+    def on_train_start(trainer: Any) -> None:  # after ultralytics applied the freeze
+        params = list(trainer.model.parameters())
+        info.parameters = {"total": sum(p.numel() for p in params),
+                           "trainable": sum(p.numel() for p in params if p.requires_grad)}
+
+    return on_train_start
+
+
 def finish(model: Any, ds: Dataset, val_images: list, run: Run, info: RunInfo) -> Run:
     """Give the run folder the common layout and evaluate best.pt with the project's evaluator."""
     run.save_info(info)
-    ultra_args = run.folder / "args.yaml"
-    if ultra_args.is_file():  # ultralytics' own record of its arguments, kept under a name of its own
-        ultra_args.replace(run.folder / "ultralytics_args.yaml")
-    write_csv(run.metrics_csv, _metrics_rows(run.folder / "results.csv"))
-    doc = evaluate_run(run, ds, val_images, info.config)
+    for name in ("args.yaml", "results.png"):  # ultralytics' own record and plot, kept under names of their own
+        if (run.folder / name).is_file():
+            (run.folder / name).replace(run.folder / f"ultralytics_{name}")
+    rows = _metrics_rows(run.folder / "results.csv")
+    write_csv(run.metrics_csv, rows)
+    plot(run.folder, rows)
+    events = EventLog(run.folder)
+    for row in rows:
+        events.log(row)
+    events.close()
+    watch = overfitting(rows)
+    if watch:
+        print(watch["note"])
+    doc = evaluate_run(run, ds, val_images, info.config, {"overfitting": watch})
     u = doc["ultralytics"]
     print("\nsame model, two evaluators (ultralytics' own is shown for reference only):")
     for t in ("bbox", "segm"):
@@ -198,6 +222,8 @@ def _metrics_rows(results_csv: Path) -> list[dict]:
                 k = k.strip()
                 if k.startswith("train/"):
                     k = "loss_" + k[6:].removesuffix("_loss")
+                elif k.startswith("val/"):
+                    k = "val_loss_" + k[4:].removesuffix("_loss")
                 elif k.startswith("metrics/mAP50-95"):
                     k = f"ultralytics_{rename[k[-3:]]}_AP"
                 elif k.startswith("metrics/mAP50"):
@@ -205,11 +231,14 @@ def _metrics_rows(results_csv: Path) -> list[dict]:
                 row[k] = float(v) if v not in ("", None) else None
             row["epoch"] = int(row["epoch"])
             row["loss"] = sum(v for k, v in row.items() if k.startswith("loss_") and v is not None)
+            val = [v for k, v in row.items() if k.startswith("val_loss_") and v is not None]
+            if val:
+                row["val_loss"] = sum(val)
             rows.append(row)
     return rows
 
 
-def evaluate_run(run: Run, ds: Dataset, val_images: list, cfg: TrainConfig) -> dict:
+def evaluate_run(run: Run, ds: Dataset, val_images: list, cfg: TrainConfig, extra: dict[str, Any] | None = None) -> dict:
     """COCO metrics of best.pt from detft's evaluator, with ultralytics' own numbers beside them."""
     from ..evaluation.predictor_eval import evaluate_predictor
     from ..evaluation.report import EvalSettings, format_report
@@ -228,6 +257,6 @@ def evaluate_run(run: Run, ds: Dataset, val_images: list, cfg: TrainConfig) -> d
         ultra.update(segm_AP=float(theirs.seg.map), segm_AP50=float(theirs.seg.map50))
     settings = EvalSettings(backend=cfg.eval_backend, max_dets=cfg.max_dets, score_threshold=cfg.conf)
     doc = evaluate_predictor(predictor, ds, val_images, settings, run.folder,
-                             {"weights": str(best), "split": cfg.val_split, "ultralytics": ultra}).doc
+                             {"weights": str(best), "split": cfg.val_split, "ultralytics": ultra, **(extra or {})}).doc
     print(format_report(doc))
     return doc

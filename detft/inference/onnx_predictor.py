@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import DetftError
-from ..export.metadata import parse, require
+from ..export.metadata import parse, require, thresholds
 from .detections import Detections
 
 
@@ -56,7 +56,9 @@ class OnnxPredictor:
                  imgsz: int | None = None, iou: float = 0.7, mask_threshold: float = 0.5):
         self.path = Path(path)
         self.session = open_session(self.path, device)
-        self.info, self.graph = parse(self.session.get_modelmeta().custom_metadata_map, self.path)
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.info, self.graph = parse(props, self.path)
+        self.class_thresholds = thresholds(props, self.path)  # --conf auto's, when exported with them
         self.labels = self.info.labels
         self.masks = self.info.task == "segment"
         self.lut = np.array(self.labels.model_to_category(), np.int64)
