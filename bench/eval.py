@@ -21,6 +21,7 @@ import numpy as np
 from detft.evaluation import evaluate
 from detft.evaluation.confusion import confusion_matrix
 from detft.evaluation.thresholds import f1_thresholds
+from detft.evaluation.tide import error_breakdown
 
 
 def generate(n_images: int, gt_per_image: int, dets_per_image: int, n_classes: int, seed: int = 0):
@@ -104,6 +105,9 @@ def main() -> None:
     t = time.perf_counter()
     f1_thresholds(gt, dets)
     t_thr = time.perf_counter() - t
+    t = time.perf_counter()
+    error_breakdown(gt, dets)
+    t_tide = time.perf_counter() - t
     base = rows["bare faster-coco-eval"][1]
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"{'evaluator':<30}{'seconds':>9}{'vs bare faster':>16}   AP (all identical: {ref[0]:.6f})")
@@ -112,6 +116,7 @@ def main() -> None:
         print(f"{name:<30}{secs:>9.2f}{secs / base:>15.2f}x")
     print(f"{'detft confusion matrix (extra)':<30}{t_conf:>9.2f}")
     print(f"{'detft F1 thresholds (extra)':<30}{t_thr:>9.2f}")
+    print(f"{'detft TIDE breakdown (extra)':<30}{t_tide:>9.2f}")
 
 
 def _detft(gt: dict, dets: list[dict], backend: str) -> tuple[list[float], float]:

@@ -65,8 +65,9 @@ def tide_ap(points: dict[int, list[tuple[float, bool]]], positives: dict[int, in
         if not n:
             aps.append(0.0)
             continue
-        order = sorted(pts, key=lambda p: -p[0])  # stable, as tidecv's list sort
-        tp = np.cumsum(np.array([c for _, c in order], float))
+        arr = np.array(pts, float).reshape(-1, 2)
+        order = np.argsort(-arr[:, 0], kind="stable")  # ties keep their order, as tidecv's list sort
+        tp = np.cumsum(arr[order, 1])
         precision = np.maximum.accumulate((tp / np.arange(1, len(order) + 1))[::-1])[::-1]  # no temporary dips
         idx = np.searchsorted(tp / n, np.arange(101) / 100, side="left")
         y = np.zeros(101)
