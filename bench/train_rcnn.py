@@ -1,11 +1,14 @@
-"""Training throughput and peak memory: detft frozen vs full fine-tune vs a plain torchvision loop.
+"""What a frozen backbone saves: images/s per epoch, peak memory and val AP of one R-CNN trained several ways.
 
-    python bench/train_rcnn.py [--data ../shared/datasets/bccd/BCCD] [--steps 20] [--batch 4]
+    python bench/train_rcnn.py [--data ../shared/datasets/bccd/BCCD] [--train 40 --val 20] [--epochs 3]
+                               [--imgsz 320] [--model fasterrcnn_mobilenet_v2_fpn] [--device cpu]
 
-Same model (fasterrcnn_mobilenet_v3_large_320_fpn, random init: no weights download here), same
-images, same batch size and image size. The plain loop is written the way torchvision's detection
-references write it (PIL decode + to_tensor, SGD, loss sum, backward, step). Each variant runs in
-its own subprocess so its peak memory (max RSS on CPU, max allocated on CUDA) is its own."""
+Same model, start weights, images (the first --train/--val images of the data's splits), batch, image size,
+seed and epochs for every row; each row runs in its own process so its peak memory (max RSS on CPU, max
+allocated on CUDA) is its own. Epoch 1 and epochs 2+ are timed apart: the feature cache computes the trunk in
+epoch 1 and reuses it after. The reference row is torchvision's detection-references loop (PIL decode +
+to_tensor, SGD, loss sum, backward, step) around the same network, every layer training. Val AP (detft's
+evaluator) after the last epoch keeps speed from hiding a loss of accuracy."""
 
 from __future__ import annotations
 
@@ -16,13 +19,24 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-MODEL = "fasterrcnn_mobilenet_v3_large_320_fpn"
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "bccd" / "BCCD"
+# label -> TrainConfig overrides (None: the torchvision reference loop)
+VARIANTS: dict[str, dict | None] = {
+    "torchvision reference loop (full)": None,
+    "detft full fine-tune": {"freeze": "none", "cache_features": "off"},
+    "detft frozen backbone (as before)": {"freeze": "backbone", "cache_features": "off"},
+    "detft frozen backbone + cache": {"freeze": "backbone"},
+    "detft frozen backbone+FPN": {"freeze": "backbone+neck", "cache_features": "off"},
+    "detft frozen backbone+FPN, no-grad trunk": {"freeze": "backbone+neck", "cache_features": "ram", "cache_budget": 0.0},
+    "detft frozen backbone+FPN + cache": {"freeze": "backbone+neck"},
+    "  + light head, 128 RoIs/img": {"freeze": "backbone+neck", "box_head": "light", "roi_batch": 128},
+}
 
 
 def peak_mb(device: torch.device) -> float:
@@ -31,44 +45,55 @@ def peak_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_detft(data: str, freeze: str, steps: int, warmup: int, batch: int, device: str) -> dict:
-    from detft.config import TrainConfig
-    from detft.engine.trainer import Trainer, seed_epoch
-
-    cfg = TrainConfig(data=data, model=MODEL, weights="none", freeze=freeze, batch=batch, augment="none", workers=2,
-                      device=device, epochs=100, project="/tmp/detft-bench", name=f"b-{freeze}", exist_ok=True)
-    trainer = Trainer(cfg)
-    trainer.setup()
-    trainer.model.train()
-    seed_epoch(0, 0)
-    it = iter(trainer.loader)
-    for _ in range(warmup):
-        trainer.step(*next(it))
-    sync(trainer.device)
-    t = time.perf_counter()
-    for _ in range(steps):
-        trainer.step(*next(it))
-    sync(trainer.device)
-    dt = time.perf_counter() - t
-    from detft.models.freeze import param_counts
-
-    return {"images_per_s": steps * batch / dt, "peak_mb": peak_mb(trainer.device),
-            "trainable": param_counts(trainer.model)[0]}
-
-
-def run_plain(data: str, steps: int, warmup: int, batch: int, device: str) -> dict:
-    """The torchvision-references way, same model and images."""
-    from PIL import Image
-    from torchvision.models import detection as tvd
-    from torchvision.transforms.functional import to_tensor
-
+def subset(data: str, n_train: int, n_val: int, out: Path) -> Path:
+    """The first images of each split as a COCO dataset (images linked, not copied)."""
     from detft.convert import load
+    from detft.formats import coco
     from detft.report import Report
 
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    ds = load(Path(data), None, Report())
+    train, val = ds.images_in("train")[:n_train], ds.images_in("val")[:n_val]
+    ds.images = train + val
+    coco.write(ds, out, Report())
+    return out
+
+
+def run_detft(data: str, overrides: dict, a: argparse.Namespace) -> dict:
+    from detft.config import TrainConfig
+    from detft.engine.trainer import Trainer, seed_epoch
+    from detft.models.freeze import param_counts
+
+    cfg = TrainConfig(data=data, model=a.model, batch=a.batch, imgsz=a.imgsz, augment="flip", workers=2,
+                      device=a.device, epochs=a.epochs, project=tempfile.mkdtemp(), name="b", warmup_iters=10,
+                      lr=0.01, **overrides)
+    trainer = Trainer(cfg)
+    trainer.setup()
+    times = []
+    for epoch in range(a.epochs):
+        seed_epoch(cfg.seed, epoch)
+        sync(trainer.device)
+        times.append(trainer.train_epoch(epoch)["time_s"])
+    metrics = trainer.evaluate()
+    n = len(trainer.train_set)
+    return {"epoch1": n / times[0], "later": n * (len(times) - 1) / sum(times[1:]), "peak_mb": peak_mb(trainer.device),
+            "trainable": param_counts(trainer.model)[0], "ap": metrics["bbox_AP"], "ap50": metrics["bbox_AP50"]}
+
+
+def run_reference(data: str, a: argparse.Namespace) -> dict:
+    """torchvision's references loop around the same network, every layer training."""
+    from PIL import Image
+    from torchvision.transforms.functional import hflip, to_tensor
+
+    from detft.convert import load
+    from detft.engine.trainer import Trainer
+    from detft.models.rcnn import image_sizes
+    from detft.models.registry import resolve
+    from detft.report import Report
+
+    dev = torch.device(a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     ds = load(Path(data), None, Report())
     images = ds.images_in("train")
-    names = sorted({c.id for c in ds.categories})
+    ids = sorted(c.id for c in ds.categories)
 
     class Plain(torch.utils.data.Dataset):
         def __len__(self):
@@ -78,36 +103,42 @@ def run_plain(data: str, steps: int, warmup: int, batch: int, device: str) -> di
             im = images[i]
             img = to_tensor(Image.open(im.path).convert("RGB"))
             boxes = torch.tensor([a.bbox for a in im.annotations], dtype=torch.float32).reshape(-1, 4)
-            labels = torch.tensor([names.index(a.category_id) + 1 for a in im.annotations], dtype=torch.int64)
+            if torch.rand(1).item() < 0.5:  # the references' RandomHorizontalFlip
+                img = hflip(img)
+                boxes[:, [0, 2]] = img.shape[-1] - boxes[:, [2, 0]]
+            labels = torch.tensor([ids.index(a.category_id) + 1 for a in im.annotations], dtype=torch.int64)
             return img, {"boxes": boxes, "labels": labels}
 
     torch.manual_seed(0)
-    model = tvd.fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None, num_classes=len(names) + 1).to(dev)
+    model = resolve(a.model).build(num_classes=len(ids) + 1, weights="DEFAULT", **image_sizes(a.imgsz)).to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=1e-4)
-    loader = torch.utils.data.DataLoader(Plain(), batch_size=batch, shuffle=True, num_workers=2,
+    loader = torch.utils.data.DataLoader(Plain(), batch_size=a.batch, shuffle=True, num_workers=2,
                                          collate_fn=lambda b: tuple(zip(*b)))
-    it = iter(loader)
-    model.train()
+    times = []
+    for _ in range(a.epochs):
+        model.train()
+        sync(dev)
+        t = time.perf_counter()
+        for imgs, targets in loader:
+            imgs = [i.to(dev) for i in imgs]
+            targets = [{k: v.to(dev) for k, v in t.items()} for t in targets]
+            loss = sum(model(imgs, targets).values())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sync(dev)
+        times.append(time.perf_counter() - t)
+    # scored by the same evaluator as the detft rows
+    from detft.config import TrainConfig
 
-    def step():
-        imgs, targets = next(it)
-        imgs = [i.to(dev) for i in imgs]
-        targets = [{k: v.to(dev) for k, v in t.items()} for t in targets]
-        loss = sum(model(imgs, targets).values())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    for _ in range(warmup):
-        step()
-    sync(dev)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(dev)
-    return {"images_per_s": steps * batch / (time.perf_counter() - t), "peak_mb": peak_mb(dev),
-            "trainable": sum(p.numel() for p in params)}
+    scorer = Trainer(TrainConfig(data=data, model=a.model, imgsz=a.imgsz, device=str(dev), project=tempfile.mkdtemp()))
+    scorer.setup()
+    scorer.model = model
+    metrics = scorer.evaluate()
+    n = len(images)
+    return {"epoch1": n / times[0], "later": n * (len(times) - 1) / sum(times[1:]), "peak_mb": peak_mb(dev),
+            "trainable": sum(p.numel() for p in params), "ap": metrics["bbox_AP"], "ap50": metrics["bbox_AP50"]}
 
 
 def sync(device: torch.device) -> None:
@@ -118,35 +149,47 @@ def sync(device: torch.device) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", default=str(DEFAULT_DATA))
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--model", default="fasterrcnn_mobilenet_v2_fpn")
+    p.add_argument("--train", type=int, default=40, help="training images (the first of the train split)")
+    p.add_argument("--val", type=int, default=20, help="validation images (the first of the val split)")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--imgsz", type=int, default=320)
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--only", nargs="*", help="labels (substrings) of the rows to run")
     p.add_argument("--variant", help=argparse.SUPPRESS)
+    p.add_argument("--subset", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.variant:
-        if a.variant == "plain":
-            out = run_plain(a.data, a.steps, a.warmup, a.batch, a.device)
-        else:
-            out = run_detft(a.data, a.variant, a.steps, a.warmup, a.batch, a.device)
+        overrides = VARIANTS[a.variant]
+        out = run_reference(a.subset, a) if overrides is None else run_detft(a.subset, overrides, a)
         print("RESULT " + json.dumps(out))
         return
+    data = subset(a.data, a.train, a.val, Path(tempfile.mkdtemp()) / "subset")
     rows = {}
-    for variant, label in (("backbone", "detft, frozen backbone"), ("none", "detft, full fine-tune"),
-                           ("plain", "plain torchvision loop (full)")):
-        proc = subprocess.run([sys.executable, __file__, "--variant", variant, "--data", a.data, "--steps", str(a.steps),
-                               "--warmup", str(a.warmup), "--batch", str(a.batch), "--device", a.device],
-                              capture_output=True, text=True, check=True)
-        line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
+    for label in VARIANTS:
+        if a.only and not any(s in label for s in a.only):
+            continue
+        args = [sys.executable, __file__, "--variant", label, "--subset", str(data)] + [
+            f"--{k}={getattr(a, k)}" for k in ("model", "epochs", "imgsz", "batch", "device")]
+        proc = subprocess.run(args, capture_output=True, text=True)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        if line is None:
+            sys.exit(f"{label} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         rows[label] = json.loads(line[7:])
-    dev = "cuda: " + torch.cuda.get_device_name() if torch.cuda.is_available() and a.device != "cpu" else f"cpu ({os.cpu_count()} cores)"
-    print(f"model {MODEL}, batch {a.batch}, {a.steps} timed steps after {a.warmup}, data {a.data}")
+        print(f"  done: {label}", file=sys.stderr)
+    dev = "cuda: " + torch.cuda.get_device_name() if a.device.startswith("cuda") else f"cpu ({os.cpu_count()} cores)"
+    print(f"model {a.model} (packaged pretrained start), {a.train} train / {a.val} val images of {a.data}, "
+          f"{a.imgsz} px, batch {a.batch}, {a.epochs} epochs, --augment flip")
     print(f"machine: {platform.machine()}, {dev}, torch {torch.__version__}")
     mem = "peak alloc MiB" if dev.startswith("cuda") else "peak RSS MiB"
-    print(f"{'variant':<32}{'images/s':>10}{mem:>16}{'trainable params':>18}")
-    print("-" * 76)
+    base = rows.get("detft full fine-tune")
+    print(f"{'variant':<42}{'img/s ep1':>10}{'img/s ep2+':>11}{'vs full':>8}{mem:>15}{'trainable':>12}{'val AP':>8}{'AP50':>8}")
+    print("-" * 114)
     for label, r in rows.items():
-        print(f"{label:<32}{r['images_per_s']:>10.2f}{r['peak_mb']:>16.0f}{r['trainable']:>18,}")
+        ratio = f"{r['later'] / base['later']:.2f}x" if base else "-"
+        print(f"{label:<42}{r['epoch1']:>10.2f}{r['later']:>11.2f}{ratio:>8}{r['peak_mb']:>15.0f}{r['trainable']:>12,}"
+              f"{r['ap']:>8.4f}{r['ap50']:>8.4f}")
 
 
 if __name__ == "__main__":

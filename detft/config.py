@@ -58,6 +58,18 @@ class TrainConfig:
                                   "YOLO neck too), none, or N (the first N backbone stages)")
     unfreeze_at: int | None = opt(None, "epoch (0-based) at which frozen layers start training")
     backbone_lr_factor: float = opt(0.1, "R-CNN: lr multiplier for backbone layers once unfrozen")
+    box_head: str = opt("default", "R-CNN box head: default (the model's own), twomlp (two 1024-wide layers), light "
+                                   "(two 256-wide layers, 4x fewer parameters), convfc (torchvision v2's 4 conv + 1 fc)",
+                        choices=("default", "twomlp", "light", "convfc"))
+    rpn_batch: int | None = opt(None, "R-CNN: anchors sampled per image for the RPN loss (default: torchvision's 256)")
+    roi_batch: int | None = opt(None, "R-CNN: proposals sampled per image for the box head (default: torchvision's 512)")
+    cache_features: str = opt("auto", "R-CNN: compute a frozen trunk once per image and flip, reuse it every epoch: auto "
+                                      "(when --freeze backbone or backbone+neck: RAM within --cache-budget, then disk under "
+                                      "the run folder), ram, disk or off", choices=("auto", "ram", "disk", "off"))
+    cache_budget: float | None = opt(None, "R-CNN: GiB of RAM the feature cache may hold (default: half the memory "
+                                           "available at start)")
+    cache_precision: str = opt("fp16", "R-CNN: cached features stored as fp16 (half the memory) or fp32 (exact)",
+                               choices=("fp16", "fp32"))
     augment: str | None = opt(None, "comma list of flip, scale, color, mosaic (YOLO only), or none "
                                     "(default: every one the family supports)")
     amp: bool | None = opt(None, "mixed precision (default: on for CUDA)")

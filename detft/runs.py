@@ -122,6 +122,10 @@ class Run:
     def metrics_csv(self) -> Path:
         return self.folder / "metrics.csv"
 
+    def feature_cache_dir(self, rank: int = 0) -> Path:
+        """Where a training process spills cached trunk features (emptied when it starts, removed when it ends)."""
+        return self.folder / f".feature_cache-rank{rank}"
+
     def checkpoint_path(self, which: str) -> Path:
         if which not in CHECKPOINTS:
             raise ValueError(which)

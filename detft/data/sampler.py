@@ -34,16 +34,18 @@ class GroupedBatchSampler(Sampler[list[int]]):
         return order[self.rank::self.world_size]
 
     def __iter__(self):
+        """Batches of (epoch, index): the epoch travels with each index, so persistent worker processes (which
+        hold their own copy of the dataset) seed every epoch's augmentation right."""
         buckets: dict[int, list[int]] = {0: [], 1: []}
         for i in self._indices():
             b = buckets[self.groups[i]]
             b.append(i)
             if len(b) == self.batch_size:
-                yield list(b)
+                yield [(self.epoch, j) for j in b]
                 b.clear()
         rest = buckets[0] + buckets[1]  # leftovers: mixed batches rather than dropped images
         for k in range(0, len(rest), self.batch_size):
-            yield rest[k:k + self.batch_size]
+            yield [(self.epoch, j) for j in rest[k:k + self.batch_size]]
 
     def __len__(self) -> int:
         counts = [0, 0]

@@ -45,17 +45,22 @@ class DetectionDataset(TorchDataset):
     def aspect_ratios(self) -> list[float]:
         return [im.width / im.height for im in self.images]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``item``: an index (augmented as of :meth:`set_epoch`), or (epoch, index) from the training sampler."""
+        epoch, index = item if isinstance(item, tuple) else (self.epoch, item)
         image = self.images[index]
         rgb = read_rgb(image)
         anns = [a for a in image.annotations if not a.iscrowd]
         boxes = np.array([a.bbox for a in anns], np.float32).reshape(-1, 4)
         labels = np.array([self.labels.to_model(a.category_id) for a in anns], np.int64)
         masks = instance_masks(image, anns) if self.masks else None
+        applied: list[str] = []
         if self.transform is not None:
-            rgb, boxes, labels, masks = T.apply(self.transform, rgb, boxes, labels, masks, (self.seed, self.epoch, index))
+            rgb, boxes, labels, masks, applied = T.apply(self.transform, rgb, boxes, labels, masks,
+                                                         (self.seed, epoch, index))
         target = {"boxes": torch.from_numpy(boxes).reshape(-1, 4), "labels": torch.from_numpy(labels),
-                  "image_id": torch.tensor(index)}
+                  "image_id": torch.tensor(index),
+                  "cache_key": torch.tensor([index, T.variant(applied)])}  # the trainer takes it off for its cache
         if masks is not None:
             target["masks"] = torch.from_numpy(np.ascontiguousarray(masks))
         img = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255)

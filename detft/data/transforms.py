@@ -43,12 +43,25 @@ def build(spec: str | None = "none") -> A.Compose | None:
     if "color" in names:
         ops.append(A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5))
     return A.Compose(ops, bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels", "index"],
-                                                    min_visibility=0.3, min_width=2, min_height=2, clip=True))
+                                                    min_visibility=0.3, min_width=2, min_height=2, clip=True),
+                     save_applied_params=True)  # which ops fired: the feature cache keys on them
+
+
+FLIP = "HorizontalFlip"
+
+
+def variant(applied: list[str]) -> int:
+    """The input's variant for the feature cache: 0 as read, 1 flipped, -1 changed by a random scale or colour."""
+    if any(name != FLIP for name in applied):
+        return -1
+    return int(FLIP in applied)
 
 
 def apply(transform: A.Compose, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
-          masks: np.ndarray | None, seed: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Run ``transform`` with randomness fixed by ``seed``; masks of boxes that fell out go too."""
+          masks: np.ndarray | None, seed: tuple[int, int, int]
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, list[str]]:
+    """Run ``transform`` with randomness fixed by ``seed``; masks of boxes that fell out go too. Also returns the
+    names of the ops that fired."""
     transform.set_random_state(np.random.default_rng(list(seed)), random.Random("-".join(map(str, seed))))
     kwargs = {"image": image, "bboxes": boxes.reshape(-1, 4), "labels": labels, "index": np.arange(len(labels))}
     if masks is not None:
@@ -60,4 +73,5 @@ def apply(transform: A.Compose, image: np.ndarray, boxes: np.ndarray, labels: np
     if masks is not None:
         m = out["masks"]
         new_masks = np.stack([np.asarray(m[i]) for i in keep]) if len(keep) else np.zeros((0, *out["image"].shape[:2]), np.uint8)
-    return out["image"], new_boxes, np.asarray(out["labels"], dtype=np.int64).reshape(-1), new_masks
+    applied = [name for name, _ in out.get("applied_transforms", [])]
+    return out["image"], new_boxes, np.asarray(out["labels"], dtype=np.int64).reshape(-1), new_masks, applied

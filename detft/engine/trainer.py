@@ -26,7 +26,9 @@ from ..errors import DetftError
 from ..evaluation.predictor_eval import evaluate_predictor
 from ..evaluation.report import EvalSettings, format_report
 from ..inference.predictor import RCNNPredictor
-from ..models.freeze import FreezeState, freeze, param_counts, unfreeze
+from ..data.transforms import RCNN_AUGMENTATIONS, parse_augment
+from ..models.freeze import FreezeState, freeze, param_counts, parse_freeze, unfreeze
+from ..models.heads import build_detector, set_sampling
 from ..models.labels import LabelMap
 from ..models.rcnn import image_sizes
 from ..models.registry import ModelSpec, resolve
@@ -35,6 +37,7 @@ from ..progress import progress
 from ..runs import Run, RunInfo
 from . import checkpoint, distributed
 from .events import EventLog
+from .feature_cache import FeatureCache
 from .metrics import overfitting, plot, write_csv
 from .optim import build_optimizer, build_scheduler, param_groups
 
@@ -46,10 +49,12 @@ def seed_epoch(seed: int, epoch: int) -> None:
     np.random.seed(s % 2**32)
 
 
-def model_kwargs(cfg: TrainConfig) -> dict[str, int]:
-    if not cfg.imgsz:
-        return {}
-    return image_sizes(cfg.imgsz)
+def model_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """What rebuilding the network needs beyond its classes (saved in run.yaml): image sizes and the box head."""
+    kwargs: dict[str, Any] = image_sizes(cfg.imgsz) if cfg.imgsz else {}
+    if cfg.box_head != "default":
+        kwargs["box_head"] = cfg.box_head
+    return kwargs
 
 
 class Trainer:
@@ -73,13 +78,15 @@ class Trainer:
         weights = "none" if resume else (cfg.weights or self.spec.default_weights)
         self.start = self.run.info.start if resume else weights
         torch.manual_seed(cfg.seed)  # the same initial heads in every run and on every DDP rank
-        self.model = self.spec.build(num_classes=self.labels.num_classes, weights=weights, **model_kwargs(cfg))
+        self.model = build_detector(self.spec, num_classes=self.labels.num_classes, weights=weights, **model_kwargs(cfg))
+        set_sampling(self.model, cfg.rpn_batch, cfg.roi_batch)
         if resume:
             load_into(self.model, resume["model"], "last.pt")
         self.freeze_state: FreezeState = freeze(self.model, cfg.freeze)
         if resume and cfg.unfreeze_at is not None and resume["epoch"] + 1 >= cfg.unfreeze_at:
             unfreeze(self.model, self.freeze_state)
         self.model.to(self.device)
+        self.cache = self.feature_cache()
         trainable, total = param_counts(self.model)
         self.parameters = {"total": total, "trainable": trainable}
         if self.dist.main:
@@ -93,7 +100,8 @@ class Trainer:
         self.sampler = GroupedBatchSampler(self.train_set.aspect_ratios(), cfg.batch, seed=cfg.seed,
                                            rank=self.dist.rank, world_size=self.dist.world_size)
         self.loader = DataLoader(self.train_set, batch_sampler=self.sampler, num_workers=cfg.workers,
-                                 collate_fn=collate, persistent_workers=False, pin_memory=self.device.type == "cuda")
+                                 collate_fn=collate, persistent_workers=cfg.workers > 0,  # no process start-up every epoch
+                                 pin_memory=self.device.type == "cuda")
         # no augmentation and no sampler: the same val batches every epoch, so their losses compare
         self.val_loader = DataLoader(DetectionDataset(self.val_images, self.labels, masks=self.spec.masks, augment="none",
                                                       seed=cfg.seed),
@@ -114,10 +122,40 @@ class Trainer:
         self.ddp = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) \
             if self.dist.enabled else None
 
+    def feature_cache(self) -> FeatureCache | None:
+        """The trunk cache ``--cache-features`` asks for, attached to the frozen trunk, or None (said why)."""
+        cfg = self.cfg
+        what = parse_freeze(cfg.freeze)
+        trunk = {"backbone": "backbone.body", "backbone+neck": "backbone"}.get(what) if isinstance(what, str) else None
+        if cfg.cache_features == "off":
+            return None
+        if trunk is None or not self.freeze_state.active:
+            if cfg.cache_features != "auto":
+                raise DetftError(f"--cache-features {cfg.cache_features} reuses a frozen trunk: it needs --freeze "
+                                 f"backbone or backbone+neck (not {cfg.freeze})")
+            return None
+        budget = int(cfg.cache_budget * 2**30) if cfg.cache_budget is not None else None
+        cache = FeatureCache(cfg.cache_features, self.run.feature_cache_dir(self.dist.rank), budget, cfg.cache_precision)
+        cache.attach(self.model.get_submodule(trunk))
+        if self.dist.main:
+            changing = [a for a in parse_augment(cfg.augment, RCNN_AUGMENTATIONS, "R-CNN") if a != "flip"]
+            print(f"feature cache ({cfg.cache_features}, {cfg.cache_precision}, RAM budget {cache.budget / 2**30:.1f} GiB): "
+                  f"the frozen {trunk} runs once per image and flip, its features are reused every epoch"
+                  + (f"; samples that --augment {','.join(changing)} changes run it as usual" if changing else "")
+                  + (f"; dropped at --unfreeze-at {cfg.unfreeze_at}" if cfg.unfreeze_at is not None else ""))
+        return cache
+
     # ---------------------------------------------------------------- loop
+    def batch_keys(self, targets: list[dict]) -> None:
+        """Take the dataset's (image, variant) keys off the targets; the cache, when there is one, gets them."""
+        keys = [tuple(t.pop("cache_key").tolist()) for t in targets if "cache_key" in t]
+        if self.cache is not None and len(keys) == len(targets):
+            self.cache.next_keys(keys)  # type: ignore[arg-type]
+
     def step(self, images: list[torch.Tensor], targets: list[dict]) -> dict[str, float]:
         """One optimizer step; returns the loss terms."""
         net = self.ddp or self.model
+        self.batch_keys(targets)
         images = [im.to(self.device, non_blocking=True) for im in images]
         targets = [{k: v.to(self.device, non_blocking=True) for k, v in t.items()} for t in targets]
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
@@ -139,10 +177,12 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         seed_epoch(self.cfg.seed, epoch)
-        self.sampler.set_epoch(epoch)
-        self.train_set.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)  # its batches carry the epoch to the workers' datasets
         if self.cfg.unfreeze_at is not None and epoch == self.cfg.unfreeze_at and self.freeze_state.active:
             n = unfreeze(self.model, self.freeze_state)
+            if self.cache is not None:  # the trunk trains now: its features change every step
+                self.cache.detach()
+                self.cache = None
             if self.ddp is not None:  # DDP only syncs parameters that required grad when it was built
                 self.ddp = DistributedDataParallel(self.model, device_ids=self.ddp.device_ids)
             if self.dist.main:
@@ -180,6 +220,8 @@ class Trainer:
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(self.cfg.seed)
                 for images, targets in progress(self.val_loader, "val loss", total=len(self.val_loader), unit="batch"):
+                    for t in targets:  # validation images are not the training set's: no cache keys
+                        t.pop("cache_key", None)
                     images = [im.to(self.device, non_blocking=True) for im in images]
                     targets = [{k: v.to(self.device, non_blocking=True) for k, v in t.items()} for t in targets]
                     with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
@@ -269,6 +311,10 @@ class Trainer:
             if distributed.broadcast_int(stop, self.dist):
                 break
             epoch += 1
+        if self.cache is not None:
+            if self.dist.main:
+                print(self.cache.describe())
+            self.cache.detach()  # its files under the run folder go too
         best = self.run.checkpoint_path("best")
         if self.dist.main:
             events.close()

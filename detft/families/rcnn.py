@@ -78,12 +78,13 @@ def _model(run: Run, imgsz: int | None) -> nn.Module:
     """The run's chosen checkpoint in a freshly built network, resized for ``imgsz`` when given."""
     from ..engine import checkpoint
     from ..models.rcnn import image_sizes
+    from ..models.heads import build_detector
     from ..models.registry import resolve
     from ..models.weights import load_into
 
     info = run.info
-    sizes = image_sizes(imgsz) if imgsz else info.model_kwargs
-    model = resolve(info.model).build(num_classes=info.labels.num_classes, weights="none", **sizes)
+    kwargs = {**info.model_kwargs, **image_sizes(imgsz)} if imgsz else info.model_kwargs
+    model = build_detector(resolve(info.model), num_classes=info.labels.num_classes, weights="none", **kwargs)
     load_into(model, checkpoint.load(run.weights)["model"], str(run.weights))
     return model
 
