@@ -112,11 +112,13 @@ def run_reference(data: str, a: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     model = resolve(a.model).build(num_classes=len(ids) + 1, weights="DEFAULT", **image_sizes(a.imgsz)).to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=1e-4)
+    # the references' recipe: lr 0.02 per 16 images scaled to this batch, linear warm-up over the first epoch
+    opt = torch.optim.SGD(params, lr=0.02 * a.batch / 16, momentum=0.9, weight_decay=1e-4)
     loader = torch.utils.data.DataLoader(Plain(), batch_size=a.batch, shuffle=True, num_workers=2,
                                          collate_fn=lambda b: tuple(zip(*b)))
+    warmup = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1e-3, total_iters=min(1000, len(loader) - 1))
     times = []
-    for _ in range(a.epochs):
+    for epoch in range(a.epochs):
         model.train()
         sync(dev)
         t = time.perf_counter()
@@ -124,9 +126,13 @@ def run_reference(data: str, a: argparse.Namespace) -> dict:
             imgs = [i.to(dev) for i in imgs]
             targets = [{k: v.to(dev) for k, v in t.items()} for t in targets]
             loss = sum(model(imgs, targets).values())
+            if not torch.isfinite(loss):
+                sys.exit(f"the reference loop diverged (loss {loss.item()}) in epoch {epoch + 1}")
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if epoch == 0:
+                warmup.step()
         sync(dev)
         times.append(time.perf_counter() - t)
     # scored by the same evaluator as the detft rows

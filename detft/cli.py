@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--budget", help="wall-clock training time per trial, e.g. 20m, 90s, 1.5h (epochs fitted to it)")
     budget.add_argument("--epochs", type=int, help="epochs per trial (default 10)")
-    p.add_argument("--seeds", type=int, default=1, help="training seeds per trial; 3 or more report mean ± std (default 1)")
+    p.add_argument("--seeds", type=int, default=1, help="training seeds per trial; 2 or more report mean ± std (default 1)")
     p.add_argument("--seed", type=int, default=0, help="first seed, and the seed of the split (default 0)")
     p.add_argument("--imgsz", type=int, help="image size for every trial (default: each model's own)")
     p.add_argument("--batch", type=int, help="batch size for every trial (default 4)")

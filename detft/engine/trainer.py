@@ -21,12 +21,12 @@ from torch.utils.data import DataLoader
 
 from ..config import TrainConfig
 from ..data.loading import load_data
+from ..data.transforms import RCNN_AUGMENTATIONS, parse_augment
 from ..devices import pick_device
 from ..errors import DetftError
 from ..evaluation.predictor_eval import evaluate_predictor
 from ..evaluation.report import EvalSettings, format_report
 from ..inference.predictor import RCNNPredictor
-from ..data.transforms import RCNN_AUGMENTATIONS, parse_augment
 from ..models.freeze import FreezeState, freeze, param_counts, parse_freeze, unfreeze
 from ..models.heads import build_detector, set_sampling
 from ..models.labels import LabelMap
