@@ -239,24 +239,19 @@ def benchmark(data: str | Path | None = None, candidates: list[str] | str | None
 
 def _speed_images(images: list, n: int) -> list:
     """The first ``n`` val images, decoded once (RGB) so the timing measures the model, not JPEG decoding."""
-    import numpy as np
+    from .images import read_rgb
 
-    from .images import read_bgr
-
-    return [np.ascontiguousarray(read_bgr(im.path)[..., ::-1]) for im in images[: n + 1]]
+    return [read_rgb(im) for im in images[: n + 1]]
 
 
 def _run_trial(trial: Trial, cfg: TrainConfig, out: Path, speed: list) -> None:
     from .api import load, train
-    from .evaluation.report import EVAL_JSON
+    from .evaluation.report import load_eval
 
     started = time.perf_counter()
     run = train(cfg)
     trial.train_s = round(time.perf_counter() - started, 1)
-    evaluation = run.folder / EVAL_JSON
-    if not evaluation.is_file():
-        raise DetftError(f"training finished without an evaluation ({evaluation} missing)")
-    doc = json.loads(evaluation.read_text())
+    doc = load_eval(run.folder)
     for t, m in doc["metrics"].items():
         trial.metrics[f"{t}_AP"], trial.metrics[f"{t}_AP50"] = m["stats"]["AP"], m["stats"]["AP50"]
     kind = "segm" if "segm" in doc["metrics"] else "bbox"

@@ -57,8 +57,9 @@ class FeatureCache:
         self.on_disk: set[Key] = set()
         self.bytes = 0
         self.hits = self.misses = self.bypassed = 0
-        self.single = False  # learnt from the first computed batch
+        self.single = False  # the trunk returns one tensor (a bare body), not named maps: learnt when it first runs
         self.trunk: nn.Module | None = None
+        self.keys: list[Key] | None = None
 
     # ------------------------------------------------------------------ storage
     def get(self, key: Key) -> dict[str, torch.Tensor] | None:
@@ -94,7 +95,7 @@ class FeatureCache:
     # ------------------------------------------------------------------ the trunk
     def attach(self, trunk: nn.Module) -> None:
         """Route ``trunk``'s forward through the cache (keys come from :meth:`next_keys`)."""
-        self.trunk, self.keys = trunk, None
+        self.trunk = trunk
         original = type(trunk).forward
 
         def forward(x: torch.Tensor) -> Any:
@@ -122,11 +123,10 @@ class FeatureCache:
     def _forward(self, run: Any, x: torch.Tensor, keys: list[Key]) -> Any:
         found: list[dict[str, torch.Tensor] | None] = [self.get(k) if k[1] != UNCACHEABLE else None for k in keys]
         missing = [i for i, f in enumerate(found) if f is None]
-        single = False  # a trunk returning one tensor (a bare body) rather than named feature maps
         if missing:
             out = run(x[missing])  # rows of the padded batch: the same pixels an uncached step would see
-            single = isinstance(out, torch.Tensor)
-            out = {"0": out} if single else out
+            self.single = isinstance(out, torch.Tensor)
+            out = {"0": out} if self.single else out
             for j, i in enumerate(missing):
                 per_image = {n: f[j] for n, f in out.items()}
                 if keys[i][1] == UNCACHEABLE:
@@ -136,11 +136,9 @@ class FeatureCache:
                     per_image = self.put(keys[i], per_image)
                 found[i] = per_image
         self.hits += len(keys) - len(missing)
-        single = single or self.single
-        self.single = single
         names = list(found[0])  # type: ignore[index]
         maps = OrderedDict((n, _stack([f[n] for f in found], x.device)) for n in names)  # type: ignore[index]
-        return maps["0"] if single else maps
+        return maps["0"] if self.single else maps
 
 
 def _stack(maps: list[torch.Tensor], device: torch.device) -> torch.Tensor:

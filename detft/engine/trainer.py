@@ -152,15 +152,18 @@ class Trainer:
         if self.cache is not None and len(keys) == len(targets):
             self.cache.next_keys(keys)  # type: ignore[arg-type]
 
-    def step(self, images: list[torch.Tensor], targets: list[dict]) -> dict[str, float]:
-        """One optimizer step; returns the loss terms."""
-        net = self.ddp or self.model
-        self.batch_keys(targets)
+    def losses(self, net: nn.Module, images: list[torch.Tensor], targets: list[dict]) -> dict[str, torch.Tensor]:
+        """The loss terms of one batch on the training device (autocast with AMP): training and val loss alike."""
         images = [im.to(self.device, non_blocking=True) for im in images]
         targets = [{k: v.to(self.device, non_blocking=True) for k, v in t.items()} for t in targets]
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
-            losses = net(images, targets)
-            loss = sum(losses.values())
+            return net(images, targets)
+
+    def step(self, images: list[torch.Tensor], targets: list[dict]) -> dict[str, float]:
+        """One optimizer step; returns the loss terms."""
+        self.batch_keys(targets)
+        losses = self.losses(self.ddp or self.model, images, targets)
+        loss = sum(losses.values())
         if not torch.isfinite(loss):
             raise DetftError(f"loss became {loss.item()} ({ {k: round(float(v), 4) for k, v in losses.items()} }); "
                              "lower --lr or check the data")
@@ -222,10 +225,7 @@ class Trainer:
                 for images, targets in progress(self.val_loader, "val loss", total=len(self.val_loader), unit="batch"):
                     for t in targets:  # validation images are not the training set's: no cache keys
                         t.pop("cache_key", None)
-                    images = [im.to(self.device, non_blocking=True) for im in images]
-                    targets = [{k: v.to(self.device, non_blocking=True) for k, v in t.items()} for t in targets]
-                    with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
-                        losses = model(images, targets)
+                    losses = self.losses(model, images, targets)
                     for k, v in {"loss": sum(losses.values()), **losses}.items():
                         sums[k] = sums.get(k, 0.0) + float(v) * len(images)
                     n += len(images)

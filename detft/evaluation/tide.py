@@ -108,12 +108,11 @@ def _classify(gt: dict, dets: list[dict], max_dets: int) -> _Breakdown:
         cls_iou = iou * same
         buffer = cls_iou.copy()
         matched = np.zeros(len(p), bool)
-        for i in range(len(p)):  # highest score first, each to its most-overlapping free object of its class
-            if real:
-                j = int(np.argmax(buffer[i]))
-                if buffer[i, j] >= POS_IOU:
-                    matched[i], used[j] = True, True
-                    buffer[:, j] = 0
+        for i in range(len(p) if real else 0):  # highest score first, each to its most-overlapping free object of its class
+            j = int(np.argmax(buffer[i]))
+            if buffer[i, j] >= POS_IOU:
+                matched[i], used[j] = True, True
+                buffer[:, j] = 0
         ignored = np.zeros(len(p), bool)
         if crowd:  # a detection mostly inside a crowd region of its class is neither right nor wrong
             covered = iou_xywh(boxes, np.array([a["bbox"] for a in crowd], float), crowd=np.ones(len(crowd), bool))

@@ -77,8 +77,8 @@ class RCNN:
 def _model(run: Run, imgsz: int | None) -> nn.Module:
     """The run's chosen checkpoint in a freshly built network, resized for ``imgsz`` when given."""
     from ..engine import checkpoint
-    from ..models.rcnn import image_sizes
     from ..models.heads import build_detector
+    from ..models.rcnn import image_sizes
     from ..models.registry import resolve
     from ..models.weights import load_into
 

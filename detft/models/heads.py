@@ -16,7 +16,8 @@ from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCN
 from ..errors import DetftError
 from .catalog import ModelSpec
 
-BOX_HEADS = ("default", "twomlp", "light", "convfc")
+HEADS = ("twomlp", "light", "convfc")  # what set_box_head builds
+BOX_HEADS = ("default", *HEADS)  # --box-head: or the model's own
 WIDTH = {"twomlp": 1024, "light": 256}
 
 
@@ -31,7 +32,7 @@ def build_detector(spec: ModelSpec, *, num_classes: int, weights: str | None, bo
 
 
 def set_box_head(model: nn.Module, kind: str, num_classes: int) -> None:
-    if kind not in BOX_HEADS:
+    if kind not in HEADS:
         raise DetftError(f"--box-head {kind!r}: choose {', '.join(BOX_HEADS)}")
     heads = model.roi_heads
     pool = heads.box_roi_pool.output_size
