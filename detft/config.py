@@ -54,20 +54,27 @@ class TrainConfig:
     schedule: str = opt("cosine", "learning-rate schedule", choices=("cosine", "step", "constant"))
     warmup_iters: int = opt(100, "linear warm-up iterations (YOLO: 0 turns its 3 warm-up epochs off)")
     imgsz: int | None = opt(None, "R-CNN: shorter image side fed to the model; YOLO: square size (default: the model's own)")
-    freeze: str = opt("backbone", "what stays frozen, the same for every family: backbone, backbone+neck (the FPN or "
-                                  "YOLO neck too), none, or N (the first N backbone stages)")
+    freeze: str = opt("auto", "what stays frozen, the same for every family: backbone, backbone+neck (the FPN or "
+                              "YOLO neck too), none, N (the first N backbone stages), or auto (by what the start learnt: "
+                              "backbone+neck for an ImageNet-only R-CNN, backbone for a detector, none from random init)")
     unfreeze_at: int | None = opt(None, "epoch (0-based) at which frozen layers start training")
-    backbone_lr_factor: float = opt(0.1, "R-CNN: lr multiplier for backbone layers once unfrozen")
-    box_head: str = opt("default", "R-CNN box head: default (the model's own), twomlp (two 1024-wide layers), light "
-                                   "(two 256-wide layers, 4x fewer parameters), convfc (torchvision v2's 4 conv + 1 fc)",
-                        choices=("default", "twomlp", "light", "convfc"))
+    backbone_lr_factor: float | None = opt(None, "R-CNN: lr multiplier for the backbone layers, trained from the start "
+                                                 "or once unfrozen (default: 0.1 for a pretrained backbone, 1 from "
+                                                 "random init)")
+    box_head: str = opt("auto", "R-CNN box head: default (the model's own), twomlp (two 1024-wide layers), light "
+                                "(two 256-wide layers, 4x fewer parameters), convfc (torchvision v2's 4 conv + 1 fc), or "
+                                "auto (light for an ImageNet-only start, the model's own otherwise)",
+                        choices=("auto", "default", "twomlp", "light", "convfc"))
     rpn_batch: int | None = opt(None, "R-CNN: anchors sampled per image for the RPN loss (default: torchvision's 256)")
     roi_batch: int | None = opt(None, "R-CNN: proposals sampled per image for the box head (default: torchvision's 512)")
     cache_features: str = opt("auto", "R-CNN: compute a frozen trunk once per image and flip, reuse it every epoch: auto "
                                       "(when --freeze backbone or backbone+neck: RAM within --cache-budget, then disk under "
                                       "the run folder), ram, disk or off", choices=("auto", "ram", "disk", "off"))
-    cache_budget: float | None = opt(None, "R-CNN: GiB of RAM the feature cache may hold (default: half the memory "
-                                           "available at start)")
+    cache_images: str = opt("auto", "R-CNN: keep the training and validation images decoded (and shrunk to the model's "
+                                    "input size) from the first epoch on: auto (in image order, within half of "
+                                    "--cache-budget) or off", choices=("auto", "off"))
+    cache_budget: float | None = opt(None, "R-CNN: GiB of RAM the image and feature caches may hold together (default: "
+                                           "half the memory available at start)")
     cache_precision: str = opt("fp16", "R-CNN: cached features stored as fp16 (half the memory) or fp32 (exact)",
                                choices=("fp16", "fp32"))
     augment: str | None = opt(None, "comma list of flip, scale, color, mosaic (YOLO only), or none "

@@ -126,6 +126,10 @@ class Run:
         """Where a training process spills cached trunk features (emptied when it starts, removed when it ends)."""
         return self.folder / f".feature_cache-rank{rank}"
 
+    def image_cache_dir(self, rank: int = 0) -> Path:
+        """Where a training process keeps its decoded images (emptied when it starts, removed when it ends)."""
+        return self.folder / f".image_cache-rank{rank}"
+
     def checkpoint_path(self, which: str) -> Path:
         if which not in CHECKPOINTS:
             raise ValueError(which)

@@ -27,7 +27,7 @@ def packaged_or_skip(name: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("model,weights,freeze,epochs,imgsz,min_ap50", [
     ("fasterrcnn_mobilenet_v3_large_320_fpn", "none", "none", 3, 320, 0.3),  # torchvision model, random init
-    ("fasterrcnn_mobilenet_v2_fpn", "DEFAULT", "backbone", 1, 256, 0.25),  # packaged ImageNet backbone, frozen
+    ("fasterrcnn_mobilenet_v2_fpn", "DEFAULT", "auto", 3, 256, 0.5),  # packaged ImageNet, detft defaults: measured 0.81
 ])
 def test_short_cpu_run_on_bccd_beats_the_untrained_model(bccd: Path, tmp_path: Path, model: str, weights: str,
                                                          freeze: str, epochs: int, imgsz: int, min_ap50: float):

@@ -186,3 +186,20 @@ def test_yolo_start_lines_say_where_the_weights_come_from(tmp_path: Path):
     assert origin == "yolov8n.yaml from random init"
     with pytest.raises(DetftError, match="a checkpoint brings its weights"):
         starting_point("some.pt", "none", masks=False)
+
+
+@installed("mobilenet_v2")
+def test_auto_gives_an_imagenet_start_its_measured_defaults(tmp_path: Path):
+    from helpers import config, make_data
+
+    from detft.engine.trainer import Trainer
+    from detft.models.defaults import AUTO
+
+    trainer = Trainer(config(make_data(tmp_path / "data", n=4), tmp_path, model="fasterrcnn_mobilenet_v2_fpn",
+                             weights=None, lr=0.01))
+    trainer.setup()
+    assert (trainer.cfg.freeze, trainer.cfg.box_head) == (AUTO["imagenet"].freeze, AUTO["imagenet"].box_head)
+    assert trainer.info().model_kwargs["box_head"] == AUTO["imagenet"].box_head  # predict/export rebuild it
+    assert trainer.backbone_lr_factor == 0.1
+    lrs = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
+    assert lrs["trainable"] == pytest.approx(0.01) and all(lrs[k] == pytest.approx(0.001) for k in lrs if k != "trainable")

@@ -17,6 +17,7 @@ from detft import train
 from detft.engine import checkpoint
 from detft.engine.trainer import Trainer
 from detft.errors import DetftError
+from detft.models.defaults import AUTO, pretraining
 from detft.models.registry import resolve
 
 
@@ -54,6 +55,21 @@ def test_unfreeze_at_trains_backbone_from_that_epoch_with_lower_lr(tmp_path: Pat
     assert torch.equal(stem["1.running_mean"], now["1.running_mean"])  # frozen BN statistics stay frozen
     groups = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
     assert groups["frozen"] == pytest.approx(groups["trainable"] * 0.5)
+
+
+def test_trainable_backbone_layers_learn_at_the_backbone_factor(tmp_path: Path):
+    data = make_data(tmp_path / "data")
+    trainer = Trainer(config(data, tmp_path, freeze="1", backbone_lr_factor=0.25, lr=0.004))
+    trainer.setup()
+    groups = {g["name"]: g for g in trainer.optimizer.param_groups}
+    assert list(groups) == ["trainable", "backbone", "frozen"]
+    assert groups["backbone"]["lr"] == groups["frozen"]["lr"] == pytest.approx(0.001)
+    assert groups["trainable"]["lr"] == pytest.approx(0.004)
+    ids = {name: {id(p) for p in g["params"]} for name, g in groups.items()}
+    model = trainer.model
+    assert {id(p) for p in model.backbone.body.layer1.parameters()} <= ids["backbone"]
+    assert {id(p) for p in model.roi_heads.parameters()} <= ids["trainable"]
+    assert {id(p) for p in model.backbone.body.stem.parameters()} <= ids["frozen"]
 
 
 @pytest.mark.parametrize("model", ["tiny_fasterrcnn", "tiny_maskrcnn"])
@@ -113,6 +129,33 @@ def test_resume_after_interruption_is_bit_identical(tmp_path: Path):
     a = checkpoint.load(full / "weights" / "last.pt")["model"]
     b = checkpoint.load(resumed / "weights" / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_freeze_auto_follows_what_the_start_learnt(tmp_path: Path):
+    assert pretraining("none", "imagenet") == pretraining(None, "detector") == "none"
+    assert pretraining("DEFAULT", "imagenet") == pretraining("backbone:IMAGENET1K_V2", "detector") == "imagenet"
+    assert pretraining("DEFAULT", "detector") == pretraining("COCO_V1", "imagenet") == "detector"
+    assert pretraining("runs/x/weights/best.pt", "imagenet") == "detector"  # a detector checkpoint
+    assert resolve("fasterrcnn_mobilenet_v2_fpn").pretraining == "imagenet"
+    assert resolve("fasterrcnn_resnet50_fpn_v2").pretraining == "detector"
+    assert (AUTO["detector"].freeze, AUTO["detector"].box_head) == ("backbone", "default")  # kept as learnt
+    trainer = Trainer(config(make_data(tmp_path / "data"), tmp_path, lr=0.004))  # random init, --freeze auto
+    trainer.setup()
+    assert trainer.cfg.freeze == "none" and trainer.info().config.freeze == "none"  # run.yaml says what it was
+    assert trainer.cfg.box_head == "default" and "box_head" not in trainer.info().model_kwargs
+    assert {g["name"]: g["lr"] for g in trainer.optimizer.param_groups} == \
+        {"trainable": pytest.approx(0.004), "backbone": pytest.approx(0.004)}  # nothing learnt to protect
+
+
+def test_resuming_a_run_whose_optimizer_has_other_groups_is_a_named_error(tmp_path: Path):
+    data = make_data(tmp_path / "data")
+    run = train(config(data, tmp_path, freeze="none"))
+    last = checkpoint.load(run / "weights" / "last.pt")
+    groups = last["optimizer"]["param_groups"]  # as a detft that trained the backbone at the heads' rate saved it
+    last["optimizer"]["param_groups"] = [{**groups[0], "params": [i for g in groups for i in g["params"]]}]
+    checkpoint.save(run / "weights" / "last.pt", last)
+    with pytest.raises(DetftError, match=r"parameter groups \['trainable'\].*backbone-lr-factor"):
+        train(config(data, tmp_path, epochs=2), resume=str(run))
 
 
 @pytest.mark.parametrize("name", ["fasterrcnn_mobilenet_v3_large_320_fpn", "maskrcnn_resnet50_fpn_v2"])

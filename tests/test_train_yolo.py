@@ -45,8 +45,9 @@ def test_tiny_yolo_trains_offline_and_evaluates_with_both_evaluators(tmp_path: P
     assert list(run.folder.glob("events.out.tfevents.*"))  # TensorBoard, as for R-CNN runs
     doc = json.loads((run / "eval.json").read_text())
     assert doc["overfitting"]["val_loss_min_epoch"] in (1, 2) and doc["errors"]["dAP"].keys() >= {"missed", "background"}
-    params = detft.Run.open(run).info.parameters
-    assert 0 < params["trainable"] <= params["total"]
+    info = detft.Run.open(run).info
+    assert 0 < info.parameters["trainable"] <= info.parameters["total"]
+    assert info.config.freeze == "none"  # --freeze auto from random init
     assert set(doc["metrics"]) == ({"bbox", "segm"} if task == "segment" else {"bbox"})
     assert "bbox_AP" in doc["ultralytics"] and ("segm_AP" in doc["ultralytics"]) == (task == "segment")
     rows = (run / "metrics.csv").read_text().splitlines()

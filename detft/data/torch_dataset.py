@@ -11,6 +11,7 @@ from ..geometry import decode_mask, polygons_to_mask
 from ..images import read_rgb
 from ..models.labels import LabelMap
 from . import transforms as T
+from .image_cache import ImageCache, Size, shrink_image, shrink_targets, shrunk_size
 
 
 def instance_masks(image: ImageRecord, anns: list) -> np.ndarray:
@@ -28,13 +29,26 @@ def instance_masks(image: ImageRecord, anns: list) -> np.ndarray:
 
 class DetectionDataset(TorchDataset):
     """Items are ``(image float CHW in [0,1], target dict)``; crowd regions are left out of training,
-    as torchvision's references do."""
+    as torchvision's references do. ``resize`` (the model's (min_size, max_size)) shrinks larger images to the
+    size the model works at before augmentation, and ``cache`` keeps them decoded (see image_cache.py)."""
 
     def __init__(self, images: list[ImageRecord], labels: LabelMap, masks: bool = False,
-                 augment: str | None = "none", seed: int = 0):
+                 augment: str | None = "none", seed: int = 0, resize: tuple[int, int] | None = None):
         self.images, self.labels, self.masks = images, labels, masks
         self.transform = T.build(augment)
         self.seed, self.epoch = seed, 0
+        self.sizes: list[Size] = [shrunk_size(im.height, im.width, *resize) if resize else (im.height, im.width)
+                                  for im in images]
+        self.cache: ImageCache | None = None
+
+    def pixels(self, index: int) -> np.ndarray:
+        """The image at its working size: from the cache, or decoded (and stored for next time)."""
+        rgb = self.cache.get(index) if self.cache is not None else None
+        if rgb is None:
+            rgb = shrink_image(read_rgb(self.images[index]), self.sizes[index])
+            if self.cache is not None:
+                self.cache.put(index, rgb)
+        return rgb
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -49,11 +63,12 @@ class DetectionDataset(TorchDataset):
         """``item``: an index (augmented as of :meth:`set_epoch`), or (epoch, index) from the training sampler."""
         epoch, index = item if isinstance(item, tuple) else (self.epoch, item)
         image = self.images[index]
-        rgb = read_rgb(image)
+        rgb = self.pixels(index)
         anns = [a for a in image.annotations if not a.iscrowd]
         boxes = np.array([a.bbox for a in anns], np.float32).reshape(-1, 4)
         labels = np.array([self.labels.to_model(a.category_id) for a in anns], np.int64)
         masks = instance_masks(image, anns) if self.masks else None
+        boxes, masks = shrink_targets(boxes, masks, (image.height, image.width), self.sizes[index])
         applied: list[str] = []
         if self.transform is not None:
             rgb, boxes, labels, masks, applied = T.apply(self.transform, rgb, boxes, labels, masks,

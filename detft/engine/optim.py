@@ -1,8 +1,10 @@
 """Optimizer and per-iteration learning-rate schedule (linear warmup, then cosine or step).
 
-Frozen parameters sit in their own parameter group from the start, at ``backbone_lr_factor`` times
-the base rate: while frozen they have no gradient and the optimizer skips them; after
-``--unfreeze-at`` they train at the lower rate without rebuilding the optimizer or scheduler."""
+Pretrained backbone layers learn at ``backbone_lr_factor`` times the base rate, whether they train from the
+first step or only after ``--unfreeze-at``: at the heads' rate a fine-tune wrecks ImageNet features (whose
+BatchNorm statistics stay frozen) before the randomly initialised heads have learnt anything (measured in
+bench/RESULTS.md). Frozen parameters sit in their own group from the start: while frozen they have no
+gradient and the optimizer skips them; once unfrozen they train without rebuilding the optimizer or scheduler."""
 
 from __future__ import annotations
 
@@ -14,13 +16,19 @@ from torch import nn
 from ..errors import DetftError
 
 
+BACKBONE = "backbone.body."  # where every R-CNN backbone's pretrained layers sit (models/backbones.py)
+
+
 def param_groups(model: nn.Module, lr: float, weight_decay: float, backbone_lr_factor: float) -> list[dict]:
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    frozen = [p for p in model.parameters() if not p.requires_grad]
-    groups = [{"params": trainable, "lr": lr, "weight_decay": weight_decay, "name": "trainable"}]
-    if frozen:
-        groups.append({"params": frozen, "lr": lr * backbone_lr_factor, "weight_decay": weight_decay, "name": "frozen"})
-    return groups
+    """'trainable' (heads, FPN: the base rate), 'backbone' (trainable backbone layers) and 'frozen', each only
+    when it has parameters; the last two at ``backbone_lr_factor`` times the rate."""
+    named = list(model.named_parameters())
+    members = {"trainable": [p for n, p in named if p.requires_grad and not n.startswith(BACKBONE)],
+               "backbone": [p for n, p in named if p.requires_grad and n.startswith(BACKBONE)],
+               "frozen": [p for _, p in named if not p.requires_grad]}
+    rates = {"trainable": lr, "backbone": lr * backbone_lr_factor, "frozen": lr * backbone_lr_factor}
+    return [{"params": params, "lr": rates[name], "weight_decay": weight_decay, "name": name}
+            for name, params in members.items() if params]
 
 
 def build_optimizer(name: str, groups: list[dict], lr: float, momentum: float = 0.9) -> torch.optim.Optimizer:

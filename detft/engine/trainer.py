@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from ..config import TrainConfig
+from ..data.image_cache import ImageCache
 from ..data.loading import load_data
 from ..data.transforms import RCNN_AUGMENTATIONS, parse_augment
 from ..devices import pick_device
@@ -27,6 +29,7 @@ from ..errors import DetftError
 from ..evaluation.predictor_eval import evaluate_predictor
 from ..evaluation.report import EvalSettings, format_report
 from ..inference.predictor import RCNNPredictor
+from ..models.defaults import pretraining, resolve_auto
 from ..models.freeze import FreezeState, freeze, param_counts, parse_freeze, unfreeze
 from ..models.heads import build_detector, set_sampling
 from ..models.labels import LabelMap
@@ -37,9 +40,12 @@ from ..progress import progress
 from ..runs import Run, RunInfo
 from . import checkpoint, distributed
 from .events import EventLog
-from .feature_cache import FeatureCache
+from .feature_cache import FeatureCache, default_budget
 from .metrics import overfitting, plot, write_csv
 from .optim import build_optimizer, build_scheduler, param_groups
+
+if TYPE_CHECKING:
+    from ..data.torch_dataset import DetectionDataset
 
 
 def seed_epoch(seed: int, epoch: int) -> None:
@@ -77,6 +83,16 @@ class Trainer:
         self.val_images = val_images
         weights = "none" if resume else (cfg.weights or self.spec.default_weights)
         self.start = self.run.info.start if resume else weights
+        learnt = pretraining(self.start, self.spec.pretraining)
+        if resume:  # the head the network was built with (a config saved before --box-head existed lacks it)
+            cfg = cfg.replace(box_head=self.run.info.model_kwargs.get("box_head", "default"))
+        self.cfg, said = resolve_auto(cfg, learnt)  # here, so run.yaml says what was chosen
+        cfg = self.cfg
+        if said and self.dist.main:
+            print(said)
+        # a randomly initialised backbone has nothing to protect: it learns at the heads' rate unless told
+        self.backbone_lr_factor = cfg.backbone_lr_factor if cfg.backbone_lr_factor is not None else \
+            (1.0 if learnt == "none" else 0.1)
         torch.manual_seed(cfg.seed)  # the same initial heads in every run and on every DDP rank
         self.model = build_detector(self.spec, num_classes=self.labels.num_classes, weights=weights, **model_kwargs(cfg))
         set_sampling(self.model, cfg.rpn_batch, cfg.roi_batch)
@@ -86,7 +102,6 @@ class Trainer:
         if resume and cfg.unfreeze_at is not None and resume["epoch"] + 1 >= cfg.unfreeze_at:
             unfreeze(self.model, self.freeze_state)
         self.model.to(self.device)
-        self.cache = self.feature_cache()
         trainable, total = param_counts(self.model)
         self.parameters = {"total": total, "trainable": trainable}
         if self.dist.main:
@@ -95,25 +110,34 @@ class Trainer:
         from ..data.sampler import GroupedBatchSampler
         from ..data.torch_dataset import DetectionDataset, collate
 
+        resize = (max(self.model.transform.min_size), self.model.transform.max_size)  # what the model works at
         self.train_set = DetectionDataset(train_images, self.labels, masks=self.spec.masks,
-                                          augment=cfg.augment, seed=cfg.seed)
+                                          augment=cfg.augment, seed=cfg.seed, resize=resize)
+        val_set = DetectionDataset(self.val_images, self.labels, masks=self.spec.masks, augment="none",
+                                   seed=cfg.seed, resize=resize)
+        budget = int(cfg.cache_budget * 2**30) if cfg.cache_budget is not None else default_budget()
+        self.image_caches = self.image_cache([self.train_set, val_set], budget // 2)
+        self.cache = self.feature_cache(budget - sum(c.bytes for c in self.image_caches))
         self.sampler = GroupedBatchSampler(self.train_set.aspect_ratios(), cfg.batch, seed=cfg.seed,
                                            rank=self.dist.rank, world_size=self.dist.world_size)
         self.loader = DataLoader(self.train_set, batch_sampler=self.sampler, num_workers=cfg.workers,
                                  collate_fn=collate, persistent_workers=cfg.workers > 0,  # no process start-up every epoch
                                  pin_memory=self.device.type == "cuda")
         # no augmentation and no sampler: the same val batches every epoch, so their losses compare
-        self.val_loader = DataLoader(DetectionDataset(self.val_images, self.labels, masks=self.spec.masks, augment="none",
-                                                      seed=cfg.seed),
-                                     batch_size=cfg.batch, num_workers=cfg.workers, collate_fn=collate,
+        self.val_loader = DataLoader(val_set, batch_size=cfg.batch, num_workers=cfg.workers, collate_fn=collate,
                                      pin_memory=self.device.type == "cuda") if self.val_images else None
-        groups = param_groups(self.model, cfg.lr, cfg.weight_decay, cfg.backbone_lr_factor)
+        groups = param_groups(self.model, cfg.lr, cfg.weight_decay, self.backbone_lr_factor)
         self.optimizer = build_optimizer(cfg.optimizer, groups, cfg.lr, cfg.momentum)
         total_steps = cfg.epochs * len(self.sampler)
         self.scheduler = build_scheduler(self.optimizer, total_steps, min(cfg.warmup_iters, total_steps // 2), cfg.schedule)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.start_epoch, self.best, self.rows, self.stale, self.epochs = 0, -1.0, [], 0, cfg.epochs
         if resume:
+            saved = [g.get("name") for g in resume["optimizer"]["param_groups"]]
+            if saved != [g["name"] for g in groups]:  # an older detft had no 'backbone' group
+                raise DetftError(f"{self.run.folder}: last.pt's optimizer has parameter groups {saved}, this detft "
+                                 f"makes {[g['name'] for g in groups]} (trainable backbone layers now learn at "
+                                 "--backbone-lr-factor); finish it with the detft that started it, or train anew")
             self.optimizer.load_state_dict(resume["optimizer"])
             self.scheduler.load_state_dict(resume["scheduler"])
             self.scaler.load_state_dict(resume["scaler"])
@@ -122,7 +146,28 @@ class Trainer:
         self.ddp = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) \
             if self.dist.enabled else None
 
-    def feature_cache(self) -> FeatureCache | None:
+    def image_cache(self, datasets: list[DetectionDataset], budget: int) -> list[ImageCache]:
+        """``--cache-images``: one cache per dataset that has images, sharing ``budget`` bytes in order, never more
+        than half the disk space free under the run folder (the file the OS keeps in RAM lives there)."""
+        if self.cfg.cache_images == "off":
+            return []
+        folder = self.run.image_cache_dir(self.dist.rank)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        budget = min(budget, shutil.disk_usage(folder).free // 2)
+        caches = []
+        for name, ds in zip(("train", "val"), datasets):
+            if len(ds):
+                ds.cache = ImageCache(folder / f"{name}.u8", ds.sizes, budget)
+                budget -= ds.cache.bytes
+                caches.append(ds.cache)
+        if self.dist.main:
+            kept, n = sum(c.cached for c in caches), sum(len(c.sizes) for c in caches)
+            print(f"image cache: {kept}/{n} images kept decoded at the model's input size after their first read "
+                  f"({sum(c.bytes for c in caches) / 2**20:.0f} MiB)" + ("" if kept == n else "; the rest over the budget"))
+        return caches
+
+    def feature_cache(self, budget: int) -> FeatureCache | None:
         """The trunk cache ``--cache-features`` asks for, attached to the frozen trunk, or None (said why)."""
         cfg = self.cfg
         what = parse_freeze(cfg.freeze)
@@ -134,7 +179,6 @@ class Trainer:
                 raise DetftError(f"--cache-features {cfg.cache_features} reuses a frozen trunk: it needs --freeze "
                                  f"backbone or backbone+neck (not {cfg.freeze})")
             return None
-        budget = int(cfg.cache_budget * 2**30) if cfg.cache_budget is not None else None
         cache = FeatureCache(cfg.cache_features, self.run.feature_cache_dir(self.dist.rank), budget, cfg.cache_precision)
         cache.attach(self.model.get_submodule(trunk))
         if self.dist.main:
@@ -189,7 +233,7 @@ class Trainer:
             if self.ddp is not None:  # DDP only syncs parameters that required grad when it was built
                 self.ddp = DistributedDataParallel(self.model, device_ids=self.ddp.device_ids)
             if self.dist.main:
-                print(f"epoch {epoch}: unfroze {n:,} parameters (lr x{self.cfg.backbone_lr_factor})")
+                print(f"epoch {epoch}: unfroze {n:,} parameters (lr x{self.backbone_lr_factor:g})")
         self.model.train()
         sums: dict[str, float] = {}
         n, t0 = 0, time.perf_counter()
@@ -315,6 +359,11 @@ class Trainer:
             if self.dist.main:
                 print(self.cache.describe())
             self.cache.detach()  # its files under the run folder go too
+        for images in self.image_caches:
+            if self.dist.main:
+                print(images.describe())
+            images.close()
+        shutil.rmtree(self.run.image_cache_dir(self.dist.rank), ignore_errors=True)
         best = self.run.checkpoint_path("best")
         if self.dist.main:
             events.close()

@@ -22,8 +22,8 @@ from ..engine.metrics import overfitting, plot, write_csv
 from ..errors import DetftError
 from ..formats import yolo as yolo_format
 from ..models.labels import LabelMap
-from ..models.yolo import (freeze_layers, load_checkpoint, prepare_offline, starting_point, torch_threads_kept,
-                           verify_checkpoint)
+from ..models.yolo import (RANDOM_INIT, freeze_layers, load_checkpoint, prepare_offline, starting_point,
+                           torch_threads_kept, verify_checkpoint)
 from ..output import atomic_directory
 from ..report import Report
 from ..runs import Run, RunInfo
@@ -112,6 +112,11 @@ class YOLO:
         print(f"start: {origin}")
         task = "segment" if model.task == "segment" else "detect"
         data_dir = yolo_dataset(ds, data_source(config), task, config)
+        if config.freeze == "auto":  # resolved here, so run.yaml says what was frozen
+            scratch = RANDOM_INIT in origin
+            config = config.replace(freeze="none" if scratch else "backbone")
+            print(f"auto: --freeze {config.freeze} (" + ("random init: nothing learnt to keep" if scratch else
+                  "a pretrained start: the best of detft benchmark on BCCD, bench/RESULTS.md") + ")")
         frozen = freeze_layers(model, config.freeze)
         device = pick_device(config.device)
         if config.unfreeze_at is not None:

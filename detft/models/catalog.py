@@ -17,6 +17,7 @@ class ModelSpec:
     masks: bool
     default_weights: str = "DEFAULT"
     summary: str = ""
+    pretraining: str = "detector"  # what its DEFAULT weights learnt: 'detector' (COCO, every layer) or 'imagenet'
 
 
 REGISTRY: dict[str, ModelSpec] = {}
@@ -24,9 +25,10 @@ FAMILY_DEFAULTS: dict[str, str] = {}
 
 
 def register(name: str, family: str, masks: bool, default_weights: str = "DEFAULT", summary: str = "",
-             family_default: bool = False) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+             family_default: bool = False,
+             pretraining: str = "detector") -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        REGISTRY[name] = ModelSpec(name, family, fn, masks, default_weights, summary)
+        REGISTRY[name] = ModelSpec(name, family, fn, masks, default_weights, summary, pretraining)
         if family_default:
             FAMILY_DEFAULTS[family] = name
         return fn

