@@ -29,7 +29,7 @@ from ..errors import DetftError
 from ..evaluation.predictor_eval import evaluate_predictor
 from ..evaluation.report import EvalSettings, format_report
 from ..inference.predictor import RCNNPredictor
-from ..models.defaults import pretraining, resolve_auto
+from ..models.defaults import AUTO, pretraining, resolve_auto
 from ..models.freeze import FreezeState, freeze, param_counts, parse_freeze, unfreeze
 from ..models.heads import build_detector, set_sampling
 from ..models.labels import LabelMap
@@ -90,9 +90,8 @@ class Trainer:
         cfg = self.cfg
         if said and self.dist.main:
             print(said)
-        # a randomly initialised backbone has nothing to protect: it learns at the heads' rate unless told
         self.backbone_lr_factor = cfg.backbone_lr_factor if cfg.backbone_lr_factor is not None else \
-            (1.0 if learnt == "none" else 0.1)
+            AUTO[learnt].backbone_lr_factor
         torch.manual_seed(cfg.seed)  # the same initial heads in every run and on every DDP rank
         self.model = build_detector(self.spec, num_classes=self.labels.num_classes, weights=weights, **model_kwargs(cfg))
         set_sampling(self.model, cfg.rpn_batch, cfg.roi_batch)
@@ -152,13 +151,12 @@ class Trainer:
         if self.cfg.cache_images == "off":
             return []
         folder = self.run.image_cache_dir(self.dist.rank)
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)
         budget = min(budget, shutil.disk_usage(folder).free // 2)
         caches = []
         for name, ds in zip(("train", "val"), datasets):
             if len(ds):
-                ds.cache = ImageCache(folder / f"{name}.u8", ds.sizes, budget)
+                ds.cache = ImageCache(folder / f"{name}.u8", ds.sizes, budget)  # replaces a stale file
                 budget -= ds.cache.bytes
                 caches.append(ds.cache)
         if self.dist.main:

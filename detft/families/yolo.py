@@ -21,6 +21,7 @@ from ..engine.events import EventLog
 from ..engine.metrics import overfitting, plot, write_csv
 from ..errors import DetftError
 from ..formats import yolo as yolo_format
+from ..models.defaults import resolve_auto
 from ..models.labels import LabelMap
 from ..models.yolo import (RANDOM_INIT, freeze_layers, load_checkpoint, prepare_offline, starting_point,
                            torch_threads_kept, verify_checkpoint)
@@ -112,11 +113,10 @@ class YOLO:
         print(f"start: {origin}")
         task = "segment" if model.task == "segment" else "detect"
         data_dir = yolo_dataset(ds, data_source(config), task, config)
-        if config.freeze == "auto":  # resolved here, so run.yaml says what was frozen
-            scratch = RANDOM_INIT in origin
-            config = config.replace(freeze="none" if scratch else "backbone")
-            print(f"auto: --freeze {config.freeze} (" + ("random init: nothing learnt to keep" if scratch else
-                  "a pretrained start: the best of detft benchmark on BCCD, bench/RESULTS.md") + ")")
+        # resolved here, so run.yaml says what was frozen
+        config, said = resolve_auto(config, "none" if RANDOM_INIT in origin else "detector", fields=("freeze",))
+        if said:
+            print(said)
         frozen = freeze_layers(model, config.freeze)
         device = pick_device(config.device)
         if config.unfreeze_at is not None:

@@ -1,12 +1,13 @@
-"""What ``--freeze auto`` and ``--box-head auto`` choose for an R-CNN, by what its start has learnt.
+"""What ``--freeze auto``, ``--box-head auto`` and an unset ``--backbone-lr-factor`` mean, by what a start has
+learnt (YOLO takes the freeze column; box heads and the backbone rate are R-CNN settings).
 
 Measured, not guessed: ``bench/rcnn_defaults.py`` trains an ImageNet-only start (the packaged MobileNetV2-FPN)
 each way for the same wall-clock time on BCCD and the embedded shapes (``bench/RESULTS.md``). With backbone
 and FPN frozen and the light box head, the trunk runs once per image (the feature cache) and the head is 4x
 smaller, so the same time buys about three times the epochs, and that beat every setting that trains more
-of the network per step. A start that learnt detection (COCO weights, a detector checkpoint) keeps what it
-learnt: its backbone frozen and its own box head, which a new head would replace with random weights. From
-random init there is nothing to keep: everything trains."""
+of the network per step. A start that learnt detection (COCO weights, a detector checkpoint, a pretrained
+YOLO) keeps what it learnt: its backbone frozen and its own box head, which a new head would replace with
+random weights. From random init there is nothing to keep: everything trains, the backbone at the heads' rate."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ from ..config import TrainConfig
 class Choice:
     freeze: str
     box_head: str
+    backbone_lr_factor: float  # for backbone layers that train (a pretrained one must not be wrecked)
     why: str
 
 
 AUTO = {
-    "imagenet": Choice("backbone+neck", "light", "an ImageNet-only start: the best at an equal time budget"),
-    "detector": Choice("backbone", "default", "a start that learnt detection: its backbone and box head are kept"),
-    "none": Choice("none", "default", "random init: nothing learnt to keep"),
+    "imagenet": Choice("backbone+neck", "light", 0.1, "an ImageNet-only start: the best at an equal time budget"),
+    "detector": Choice("backbone", "default", 0.1, "a start that learnt detection: what it learnt is kept"),
+    "none": Choice("none", "default", 1.0, "random init: nothing learnt to keep"),
 }
 
 
@@ -40,11 +42,12 @@ def pretraining(weights: str | None, default: str) -> str:
     return "imagenet" if text == "backbone" or text.startswith("backbone:") else "detector"
 
 
-def resolve_auto(cfg: TrainConfig, learnt: str) -> tuple[TrainConfig, str | None]:
-    """``cfg`` with each 'auto' replaced by what suits a start that learnt ``learnt``, and a line saying so
-    (None when nothing was 'auto')."""
+def resolve_auto(cfg: TrainConfig, learnt: str,
+                 fields: tuple[str, ...] = ("freeze", "box_head")) -> tuple[TrainConfig, str | None]:
+    """``cfg`` with each of ``fields`` that is 'auto' replaced by what suits a start that learnt ``learnt``, and
+    a line saying so (None when nothing was 'auto')."""
     choice = AUTO[learnt]
-    chosen = {k: getattr(choice, k) for k in ("freeze", "box_head") if getattr(cfg, k) == "auto"}
+    chosen = {k: getattr(choice, k) for k in fields if getattr(cfg, k) == "auto"}
     if not chosen:
         return cfg, None
     said = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in chosen.items())
