@@ -155,6 +155,7 @@ class Model:
     def dataset(self, data: str | Path | None = None, data_format: str | None = None) -> Dataset:
         """``data`` read and checked (default: the data the model was trained on), with the report printed."""
         from .convert import load as load_dataset
+        from .data.loading import reuse_split
         from .report import Report
 
         if data is None:
@@ -164,6 +165,7 @@ class Model:
         ds = load_dataset(Path(data), data_format, report)
         if len(report):
             print(report.summary())
+        reuse_split(ds, self.run.info.split, data)
         return ds
 
     def export(self, out: str | Path | None = None, *, format: str = "onnx", imgsz: int | None = None,

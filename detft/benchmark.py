@@ -185,7 +185,8 @@ def benchmark(data: str | Path | None = None, candidates: list[str] | str | None
     out = Path(out)
     base = TrainConfig(data=str(data) if data is not None else None, data_format=data_format, seed=seed,
                        split_seed=seed, **train_fields)
-    dataset, _, val_images = load_data(base)  # once: the split every trial gets, and the images timed
+    loaded = load_data(base)  # once: the split every trial gets, and the images timed
+    dataset, val_images = loaded.dataset, loaded.val
     if not val_images:
         raise DetftError("the benchmark ranks by validation AP: the data needs a val split (or none, for a seeded 80/20)")
     if candidates is None:

@@ -84,6 +84,8 @@ class TrainConfig:
     patience: int | None = opt(None, "stop after this many epochs without a better mAP")
     device: str = opt("auto", "cpu, cuda, cuda:N or auto")
     workers: int = opt(2, "data-loading worker processes")
+    dist_timeout: float = opt(60.0, "several GPUs (torchrun): minutes a process waits for the others, rank 0's "
+                                    "validation included, before the job fails (NCCL's own default is 10)")
     seed: int = opt(0, "seed of splits, augmentation and initial heads")
     split_seed: int | None = opt(None, "seed of the 80/20 split made when the data has no val split (default: --seed); "
                                        "detft benchmark fixes it so every seed trains on the same split")

@@ -42,12 +42,14 @@ class RunInfo:
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # what the builder needs beyond the classes
     start: str | None = None  # the weights training started from, in words
     parameters: dict[str, int] = field(default_factory=dict)  # {"total": N, "trainable": M} when training began
+    split: dict[str, Any] | None = None  # the split training made (data/loading.make_split), None: the data's own
     detft_version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "model": self.model, "task": self.task, "classes": self.labels.to_json(),
                 "imgsz": self.imgsz, "model_kwargs": self.model_kwargs, "start": self.start,
-                "parameters": self.parameters, "detft_version": self.detft_version, "config": self.config.to_dict()}
+                "parameters": self.parameters, "split": self.split, "detft_version": self.detft_version,
+                "config": self.config.to_dict()}
 
     @classmethod
     def from_dict(cls, d: Any, source: Path | str) -> RunInfo:
@@ -60,7 +62,16 @@ class RunInfo:
                    labels=_labels(d["classes"], source), config=TrainConfig.from_dict(d["config"], source),
                    imgsz=_imgsz(d.get("imgsz"), source), model_kwargs=dict(d.get("model_kwargs") or {}),
                    start=d.get("start"), parameters=_parameters(d.get("parameters"), source),
+                   split=_split(d.get("split"), source),
                    detft_version=str(d.get("detft_version", "?")))
+
+
+def _split(v: Any, source: Path | str) -> dict[str, Any] | None:
+    if v is None:  # the data's own split (or a run written before detft recorded the one it made)
+        return None
+    if not isinstance(v, dict) or not isinstance(v.get("seed"), int) or isinstance(v.get("seed"), bool):
+        raise DetftError(f"{source}: damaged 'split' (a mapping with an integer seed, not {v!r})")
+    return dict(v)
 
 
 def _parameters(v: Any, source: Path | str) -> dict[str, int]:

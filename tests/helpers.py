@@ -71,3 +71,33 @@ def yolo_config(tmp: Path, model: str, **kw) -> TrainConfig:
                 name="y", device="cpu", augment="flip,color")
     base.update(kw)
     return TrainConfig(**base)
+
+
+def widen_images(root: Path, widths: tuple[int, ...] = (96, 160, 128, 112)) -> Path:
+    """Give the images of a ``make_data`` folder several widths (a band of noise added on the right, the objects
+    untouched), as real datasets of mixed phone photos have: batches then pad to different sizes."""
+    import json
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for ann in sorted((root / "annotations").glob("instances_*.json")):
+        doc = json.loads(ann.read_text())
+        for k, im in enumerate(doc["images"]):
+            path = root / "images" / ann.stem.removeprefix("instances_") / im["file_name"]
+            old = Image.open(path).convert("RGB")
+            wide = Image.fromarray(rng.integers(0, 255, (old.height, widths[k % len(widths)], 3), dtype=np.uint8))
+            wide.paste(old, (0, 0))
+            wide.save(path)
+            im["width"] = wide.width
+        ann.write_text(json.dumps(doc))
+    return root
+
+
+def ddp_config(data: str, out: str, **kw) -> TrainConfig:
+    """The tiny detector as each DDP rank of the gloo tests trains it."""
+    base = dict(data=data, arch="fasterrcnn", model="tiny_fasterrcnn", weights="none", epochs=1, batch=2,
+                lr=0.01, optimizer="sgd", schedule="constant", warmup_iters=0, augment="flip,color",
+                workers=0, project=out, name="ddp", imgsz=96, freeze="none", clip_grad=10.0)
+    base.update(kw)
+    return TrainConfig(**base)

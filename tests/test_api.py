@@ -145,3 +145,31 @@ def test_predict_takes_paths_arrays_and_pil_images(rcnn_run: detft.Run):
     with pytest.raises(detft.DetftError, match="RGB uint8"):
         model.predict(rgb.astype(np.float32))
     assert torch.get_num_threads() >= 1
+
+
+def test_a_run_on_data_without_a_split_evaluates_exports_and_predicts_with_no_further_flags(tmp_path: Path, capsys):
+    """Most custom datasets come without a val split: training makes a seeded 80/20 one, run.yaml keeps it, and
+    eval, export's parity check and --conf auto reuse it (and say so) instead of failing on a missing 'val'."""
+    from detft.synthetic import generate
+
+    data = tmp_path / "data"
+    generate(data, n_train=10, n_val=0, size=96, seed=3)
+    (data / "annotations" / "instances_val.json").unlink()
+    run = detft.train(config(data, tmp_path, epochs=1))
+    split = detft.Run.open(run).info.split
+    assert split["val_images"] == 2 and split["seed"] == 0 and split["images"] == 10
+    capsys.readouterr()
+    assert main(["eval", "--weights", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "using the run's own (seeded 80/20 of all images, seed 0: 2 val images, as in training)" in out
+    assert main(["export", "--weights", str(run)]) == 0
+    assert json.loads((run / "weights" / "export.json").read_text())["images"] == 2
+    assert main(["predict", "--weights", str(run), "--source", str(data / "images" / "train"), "--conf", "auto",
+                 "--out", str(tmp_path / "pred")]) == 0
+    assert len((tmp_path / "pred" / "predictions.jsonl").read_text().splitlines()) == 10
+    (data / "images" / "train" / "train_0000.jpg").unlink()  # the data changed since: said, not silent
+    doc = json.loads((data / "annotations" / "instances_train.json").read_text())
+    doc["images"] = [im for im in doc["images"] if im["file_name"] != "train_0000.jpg"]
+    (data / "annotations" / "instances_train.json").write_text(json.dumps(doc))
+    detft.load(run, device="cpu").evaluate()
+    assert "is not the data this run trained on (10 images then, 9 now" in capsys.readouterr().out

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("onnxruntime")
 
@@ -252,3 +253,30 @@ def test_a_yolo_export_leaves_the_process_thread_count_alone(runs, tmp_path: Pat
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_cuda_session_that_falls_back_to_the_cpu_is_named(tmp_path: Path, monkeypatch, capsys):
+    """onnxruntime-gpu lists its CUDA provider even where the CUDA libraries do not load, then quietly runs on
+    the CPU: --device cuda must not go on as if it had the GPU, and the provider in use is said."""
+    import onnxruntime as ort
+
+    from detft.inference.onnx_predictor import open_session
+
+    class Session:  # what onnxruntime hands back when the CUDA provider failed to load
+        def __init__(self, path, options, providers):
+            self.asked = providers
+
+        def get_providers(self):
+            return ["CPUExecutionProvider"]
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"stand-in")
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", Session)
+    with pytest.raises(DetftError, match="could not start its CUDA provider and fell back to CPUExecutionProvider"):
+        open_session(model, "cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert open_session(model, "auto").asked[0] == ("CUDAExecutionProvider", {"device_id": 0})
+    assert "CUDA provider did not start; running on CPUExecutionProvider" in capsys.readouterr().out
+    open_session(model, "cpu")
+    assert "m.onnx: onnxruntime on CPUExecutionProvider" in capsys.readouterr().out

