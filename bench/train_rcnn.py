@@ -34,8 +34,6 @@ VARIANTS: dict[str, dict | None] = {
     "detft frozen backbone (as before)": {"freeze": "backbone", "cache_features": "off", "box_head": "default"},
     "detft frozen backbone + cache": {"freeze": "backbone", "box_head": "default"},
     "detft frozen backbone+FPN": {"freeze": "backbone+neck", "cache_features": "off", "box_head": "default"},
-    "detft frozen backbone+FPN, no-grad trunk": {"freeze": "backbone+neck", "cache_features": "ram", "cache_budget": 0.0,
-                                                 "box_head": "default"},
     "detft frozen backbone+FPN + cache": {"freeze": "backbone+neck", "box_head": "default"},
     "detft defaults (+ light head)": {},  # --freeze auto, --box-head auto on an ImageNet-only start
     "  + 128 RoIs/img": {"roi_batch": 128},
