@@ -51,6 +51,23 @@ def make_voc(root: Path, n_images: int, per_image: int, seed: int = 0) -> int:
     return total
 
 
+def make_dense_coco(root: Path, boxes: int, size: int = 4000, seed: int = 0) -> int:
+    """One large image holding ``boxes`` small objects (a cell count, a shelf, an aerial scene), as COCO."""
+    import json
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 255, (size // 8, size // 8, 3), dtype=np.uint8)).resize((size, size)).save(
+        root / "images" / "dense.jpg")
+    xy = rng.uniform(0, size - 12, (boxes, 2))
+    anns = [{"id": i + 1, "image_id": 1, "category_id": 1 + i % 3, "bbox": [round(x, 1), round(y, 1), 10.0, 8.0],
+             "area": 80.0, "iscrowd": 0} for i, (x, y) in enumerate(xy.tolist())]
+    doc = {"images": [{"id": 1, "file_name": "dense.jpg", "width": size, "height": size}], "annotations": anns,
+           "categories": [{"id": i + 1, "name": n} for i, n in enumerate(CLASSES[:3])]}
+    (root / "annotations.json").write_text(json.dumps(doc))
+    return boxes
+
+
 def timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -72,6 +89,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--images", type=int, default=10_000)
     p.add_argument("--boxes-per-image", type=int, default=10)
+    p.add_argument("--dense-boxes", type=int, default=100_000, help="objects in the one-image dense row (0: no row)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -80,6 +98,10 @@ def main() -> None:
         print(f"generated {a.images} images, {total} boxes in {time.perf_counter() - t0:.1f}s")
         rows = [run_pipeline("VOC -> COCO", voc.read, d / "voc", coco.write, d / "coco"),
                 run_pipeline("COCO -> YOLO", coco.read, d / "coco", yolo.write, d / "yolo")]
+        if a.dense_boxes:  # one image, every object in it: the per-image checks must be linear in objects
+            make_dense_coco(d / "dense", a.dense_boxes)
+            rows.append(run_pipeline("dense -> YOLO", coco.read, d / "dense" / "annotations.json", yolo.write,
+                                     d / "dense_yolo"))
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     head = f"{'pipeline':<14}{'annotations':>12}{'read s':>9}{'check s':>9}{'write s':>9}{'total s':>9}{'ann/s':>10}"
     print(head)

@@ -100,6 +100,7 @@ def _check_file(image: ImageRecord, report: Report) -> bool:
 def _check_annotations(image: ImageRecord, known: set[int], min_size: float, report: Report) -> list[Annotation]:
     W, H = image.width, image.height
     out: list[Annotation] = []
+    kept = _Kept()
     for ann in image.annotations:
         where = ann.where()
         if ann.category_id not in known:
@@ -124,11 +125,31 @@ def _check_annotations(image: ImageRecord, known: set[int], min_size: float, rep
         if clipped != ann.bbox:
             report.add("clipped", "box_outside_image", where, f"{_fmt(ann.bbox)} -> {_fmt(clipped)} ({W}x{H})")
             ann = replace(ann, bbox=clipped)
-        if any(_same(ann, o) for o in out):
+        if kept.has_twin(ann):
             report.add("dropped", "duplicate_annotation", where, f"same class and box {_fmt(ann.bbox)} as another", 1)
             continue
+        kept.add(ann)
         out.append(ann)
     return out
+
+
+class _Kept:
+    """An image's annotations kept so far, by class and the pixel their box's top-left corner falls in, so the
+    duplicate check compares an object with the few that could be its twin, not with every other one (cell
+    counts, shelves and aerial scenes hold thousands of objects: 10,000 boxes were 50 million comparisons). Exact:
+    a twin's corner lies within DUPLICATE_TOL (< 1 px) of this one's, so in one of at most 2 x 2 cells."""
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[int, int, int], list[Annotation]] = {}
+
+    def has_twin(self, ann: Annotation) -> bool:
+        x, y = ann.bbox[0], ann.bbox[1]
+        cells = {(ann.category_id, math.floor(u), math.floor(v))
+                 for u in (x - DUPLICATE_TOL, x + DUPLICATE_TOL) for v in (y - DUPLICATE_TOL, y + DUPLICATE_TOL)}
+        return any(_same(ann, o) for c in cells for o in self.cells.get(c, ()))
+
+    def add(self, ann: Annotation) -> None:
+        self.cells.setdefault((ann.category_id, math.floor(ann.bbox[0]), math.floor(ann.bbox[1])), []).append(ann)
 
 
 def _clip_polygons(ann: Annotation, W: int, H: int, report: Report) -> Annotation | None:

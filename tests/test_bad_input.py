@@ -174,3 +174,29 @@ def test_cli_prints_one_line_error_without_traceback(tmp_path: Path, capsys):
     assert main(["convert", str(tmp_path / "bad.json"), str(tmp_path / "out"), "--from", "coco"]) == 1
     err = capsys.readouterr().err
     assert "bad.json:1: invalid JSON" in err and "Traceback" not in err
+
+
+def test_duplicates_are_found_among_thousands_of_objects_and_near_misses_kept():
+    """A dense image (cells, shelves, crowds): exact twins and twins within the tolerance dropped and reported,
+    a box one tolerance further, another class or a crowd region of the same box kept."""
+    from detft.check import DUPLICATE_TOL, check
+    from detft.dataset import Annotation, Category, Dataset, ImageRecord
+
+    rng = np.random.default_rng(0)
+    anns = [Annotation(1, (float(x), float(y), float(x) + 6.5, float(y) + 4.25))
+            for x, y in {(int(a), int(b)) for a, b in rng.integers(0, 990, (20_000, 2))}]
+    n = len(anns)
+    base = anns[17].bbox
+    anns += [Annotation(1, base),  # an exact twin
+             Annotation(1, tuple(v + DUPLICATE_TOL / 2 for v in base)),  # a twin within the tolerance
+             Annotation(1, tuple(v - DUPLICATE_TOL / 2 for v in anns[99].bbox)),  # across a cell edge below
+             Annotation(1, (base[0] + 3 * DUPLICATE_TOL, *base[1:])),  # not a twin: too far
+             Annotation(2, base),  # another class
+             Annotation(1, base, iscrowd=True)]  # a crowd region is not an object
+    ds = Dataset([ImageRecord("dense.jpg", 1000, 1000, annotations=anns)], [Category(1, "cell"), Category(2, "debris")])
+    report = Report()
+    out = check(ds, report, verify_images=False)
+    kept = out.images[0].annotations
+    assert len(kept) == n + 3
+    dropped = [c for c in report.changes if c.kind == "duplicate_annotation"]
+    assert sum(c.annotations_lost for c in dropped) == 3 and len(dropped) == 3
