@@ -32,9 +32,10 @@ def primary(device: str) -> str:
 
 def pick_device(device: str = "auto") -> torch.device:
     """One torch device. A list of GPUs is not one device: the R-CNN family's error says how to use them."""
-    if several(device):
+    gpus = several(device)
+    if gpus:
         raise DetftError(f"--device {device}: this trains in one process; an R-CNN uses several GPUs with one "
-                         f"process per GPU: torchrun --nproc-per-node {len(several(device))} -m detft train ... "
+                         f"process per GPU: torchrun --nproc-per-node {len(gpus)} -m detft train ... "
                          "(each process takes its own GPU), or a YOLO model trains on them with --device as given")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

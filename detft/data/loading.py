@@ -46,9 +46,10 @@ def make_split(ds: Dataset, seed: int, val_split: str = "val") -> dict[str, Any]
 def reuse_split(ds: Dataset, record: dict[str, Any] | None, source: Path | str) -> None:
     """Cut ``ds`` as the run it is evaluated for was cut, when training made the split itself (the data has no
     validation split of its own); says so, and says clearly when the images are not the ones it trained on."""
-    if not record or record.get("val_split", "val") in ds.splits():
+    val_split = (record or {}).get("val_split", "val")
+    if not record or val_split in ds.splits():
         return
-    made = make_split(ds, int(record["seed"]), record.get("val_split", "val"))
+    made = make_split(ds, int(record["seed"]), val_split)
     if made["fingerprint"] == record.get("fingerprint"):
         print(f"{source} has no validation split: using the run's own ({record['rule']}, seed {record['seed']}: "
               f"{made['val_images']} val images, as in training)")
