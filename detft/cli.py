@@ -8,7 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import DetftError, run_command
+from .errors import DetftError, OfflineStart, run_command
 from .export import TOLERANCE
 from .formats import READERS, WRITERS
 
@@ -372,10 +372,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     inputs = ", ".join(str(v) for k in ("src", "data", "weights", "source", "dets", "resume")
                        if (v := getattr(args, k, None)) is not None) or "(no input)"
-    return run_command(args.command, lambda: args.func(args), inputs, debug=args.debug)
+
+    def command() -> int:
+        try:
+            return args.func(args)
+        except OfflineStart as e:  # the offline starts installed here, as this very command line changed to use them
+            raise DetftError(e.with_commands(argv)) from None
+
+    return run_command(args.command, command, inputs, debug=args.debug)
 
 
 if __name__ == "__main__":

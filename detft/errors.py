@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import traceback
 from collections.abc import Callable
@@ -33,6 +34,34 @@ class StrictError(DetftError):
 
 class DataLossError(DetftError):
     """Raised when a read kept none of the annotations its source holds: a loss is never a success."""
+
+
+class OfflineStart(DetftError):
+    """Pretrained weights that need a download this machine could not make. ``instead`` holds, for each offline
+    start installed here, the options that select it (``{"model": "fasterrcnn_mobilenet_v2_fpn", "weights": None}``;
+    None drops an option); the CLI turns them into the exact command to run, the Python API names the keywords."""
+
+    def __init__(self, message: str, instead: list[dict[str, str | None]]) -> None:
+        self.message, self.instead = message, instead
+        keywords = [", ".join(f"{k}={v!r}" for k, v in change.items() if v is not None) for change in instead]
+        super().__init__(message + "".join(f"\n  offline start installed here: {k}" for k in keywords))
+
+    def with_commands(self, argv: list[str]) -> str:
+        """The message with each offline start as the command line ``argv`` becomes when it is selected."""
+        lines = [self.message]
+        for change in self.instead:
+            flags = {f"--{k.replace('_', '-')}" for k in change}
+            kept, skip = [], False
+            for arg in argv:
+                if skip:
+                    skip = False
+                elif arg in flags:
+                    skip = True  # the option's value follows
+                elif arg.split("=", 1)[0] not in flags:
+                    kept.append(arg)
+            added = [x for k, v in change.items() if v is not None for x in (f"--{k.replace('_', '-')}", v)]
+            lines.append(f"  offline start installed here: {shlex.join(['detft', *kept, *added])}")
+        return "\n".join(lines)
 
 
 def run_command(command: str, func: Callable[[], int], inputs: str, debug: bool = False) -> int:

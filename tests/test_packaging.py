@@ -72,6 +72,8 @@ names = [m.name for m in pkgutil.walk_packages(detft.__path__, "detft.") if not 
 for name in names:  # each in a fresh interpreter: an import that only works after another module fails here
     subprocess.run([sys.executable, "-c", f"import {name}"], check=True)
 print(len(names))
+from detft.models.yolov5_seg import CFG
+print(CFG.with_name("yolov5-seg.yaml").is_file())  # package data: the network the COCO mask start maps into
 """
     out = run_in(installed, code, tmp_path).split("\n")
     assert str(installed) in out[0] and "/work/" not in out[0].replace(str(installed), "")
@@ -79,6 +81,7 @@ print(len(names))
     n_images, n_annotations = map(int, out[2].split())
     assert n_images >= 20 and n_annotations > n_images
     assert int(out[3]) >= 50  # every module of the installed package imported on its own
+    assert out[4] == "True"
 
 
 @pytest.mark.slow

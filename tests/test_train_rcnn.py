@@ -199,6 +199,30 @@ def test_offline_pretrained_weights_give_a_clear_message(monkeypatch):
         resolve("fasterrcnn_mobilenet_v3_large_320_fpn").build(num_classes=3, weights="DEFAULT")
 
 
+def test_an_offline_coco_start_names_the_exact_command_of_each_offline_start_installed(
+        monkeypatch, tmp_path: Path, capsys):
+    from detft.cli import main
+    from detft.models import packaged
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", offline)
+    monkeypatch.setattr(packaged, "available", lambda name: name in ("mobilenet_v2", "yolo11n-coco"))
+    data = make_data(tmp_path / "data", n=2)
+    argv = ["train", "--data", str(data), "--epochs", "1", "--weights", "COCO_V1", "--project", str(tmp_path / "runs")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    # the default model, fasterrcnn_resnet50_fpn_v2, downloads its COCO weights: offline, each start that would train
+    assert "could not download pretrained weights FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1" in err
+    start = f"detft train --data {data} --epochs 1 --project {tmp_path / 'runs'}"
+    assert f"offline start installed here: {start} --model fasterrcnn_mobilenet_v2_fpn\n" in err
+    assert err.rstrip().endswith(f"offline start installed here: {start} --arch yolo")
+    assert "efficientnet" not in err
+    with pytest.raises(DetftError, match="offline start installed here: model='fasterrcnn_mobilenet_v2_fpn'"):
+        resolve("fasterrcnn_mobilenet_v3_large_320_fpn").build(num_classes=3, weights="DEFAULT")
+
+
 def test_cached_pretrained_weights_load_and_heads_are_replaced(monkeypatch):
     """Stands in for torchvision's cache: the test makes the 'downloaded' COCO weights itself."""
     from torchvision.models import detection as tvd

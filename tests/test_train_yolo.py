@@ -66,6 +66,20 @@ def test_tiny_yolo_trains_offline_and_evaluates_with_both_evaluators(tmp_path: P
     assert set(det.labels.tolist()) <= {1, 2, 3}  # the dataset's category ids, not YOLO's 0-based classes
 
 
+def test_the_same_command_trains_the_same_yolo_twice(tmp_path: Path):
+    """The start's fresh layers are initialised from --seed: ultralytics copies them into the model it trains after
+    seeding its own generator, so unseeded they made two runs of one command differ (bbox mAP50 0.16 vs 0.21)."""
+    runs = [train(yolo_config(tmp_path, "yolov8n-seg.yaml", epochs=1, name=f"r{i}", augment="none")) for i in (0, 1)]
+    a, b = (torch.load(r / "weights" / "last.pt", map_location="cpu", weights_only=False)["model"].state_dict()
+            for r in runs)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    import csv
+
+    losses = [[{k: v for k, v in row.items() if k != "time"} for row in csv.DictReader((r / "metrics.csv").open())]
+              for r in runs]
+    assert losses[0] == losses[1] and len(losses[0]) == 1
+
+
 def with_callbacks(monkeypatch, **callbacks) -> None:
     """Make detft's YOLO trainer build models that carry these ultralytics callbacks (event=function)."""
     real_load = yolo_models.load_model

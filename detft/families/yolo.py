@@ -114,7 +114,13 @@ class YOLO:
                 raise DetftError(f"cannot resume {last}: that run finished (ultralytics can only resume interrupted runs)")
             model.train(resume=True, data=ckpt["train_args"]["data"])
             return finish(model, ds, val_images, run, run.info)
-        model, origin = starting_point(config.model, config.weights, ds.has_masks(), trust_weights)
+        import torch
+
+        # ultralytics seeds its trainer, then copies every tensor of this model into the one it trains, the freshly
+        # initialised heads included: unseeded, they made every run of the same command differ
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            model, origin = starting_point(config.model, config.weights, ds.has_masks(), trust_weights)
         print(f"start: {origin}")
         task = "segment" if model.task == "segment" else "detect"
         data_dir = yolo_dataset(ds, data_source(config), task, config)

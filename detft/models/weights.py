@@ -19,7 +19,7 @@ from torch import nn
 from torchvision.models import get_model_weights
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from ..errors import DetftError
+from ..errors import DetftError, OfflineStart
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,9 @@ def _enum_member(enum: Any, name: str, model_name: str) -> Any:
 
 
 @contextlib.contextmanager
-def offline_hint(choice: WeightsChoice) -> Iterator[None]:
-    """Turn a failed download into a message that says what to fetch and where to put it."""
+def offline_hint(choice: WeightsChoice, model_name: str) -> Iterator[None]:
+    """Turn a failed download into a message that says what to fetch and where to put it, and which offline
+    start installed here would train instead."""
     try:
         yield
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
@@ -71,11 +72,24 @@ def offline_hint(choice: WeightsChoice) -> Iterator[None]:
             raise
         url = choice.value.url
         target = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
-        raise DetftError(
+        raise OfflineStart(
             f"could not download pretrained weights {choice.value} ({e.__class__.__name__}: {e}).\n"
             f"  This machine looks offline. On a connected machine download\n    {url}\n"
             f"  and copy it to\n    {target}\n"
-            f"  (or set TORCH_HOME), or train with --weights none / a local file.") from None
+            f"  (or set TORCH_HOME), or train with --weights none / a local file.", offline_starts(model_name)) from None
+
+
+def offline_starts(model_name: str) -> list[dict[str, str | None]]:
+    """The options selecting each packaged start installed here that trains what ``model_name`` would: the R-CNNs
+    on packaged ImageNet backbones of its family, and YOLO from COCO (boxes, or masks for a Mask R-CNN)."""
+    from .packaged import available
+
+    family = "maskrcnn" if model_name.startswith("maskrcnn") else "fasterrcnn"
+    starts: list[dict[str, str | None]] = [{"model": f"{family}_{backbone}_fpn", "weights": None}
+                                           for backbone in ("efficientnet_lite0", "mobilenet_v2") if available(backbone)]
+    if available("yolov5s-seg-coco" if family == "maskrcnn" else "yolo11n-coco"):
+        starts.append({"arch": "yolo", "model": None, "weights": None})
+    return starts
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:

