@@ -1,6 +1,6 @@
 """Conversion throughput on a generated dataset: annotations per second for VOC->COCO and COCO->YOLO.
 
-    python bench/convert.py [--images 10000 --boxes-per-image 10]
+    python bench/convert.py [--images 10000 --boxes-per-image 10] [--dense-boxes 100000] [--discovery-files 100000]
 
 Images are real JPEG files (one encoded frame hard-linked per image) so the checker's header probe is
 measured too. Prints a table of seconds and annotations/s per stage (read, check, write, total)."""
@@ -68,6 +68,37 @@ def make_dense_coco(root: Path, boxes: int, size: int = 4000, seed: int = 0) -> 
     return boxes
 
 
+def make_scattered(root: Path, files: int) -> list[Path]:
+    """``files`` files the way a published dataset scatters them: half images in ``IMAGES/<batch>/``, half VOC
+    XML in ``ANNOTATIONS/<batch>/``, 100 batches (hard links of one file each: the listing is what is measured)."""
+    image, xml = root / "one.jpg", root / "one.xml"
+    root.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(image)
+    xml.write_text("<annotation><filename>camera.jpg</filename></annotation>")
+    annotations = []
+    for i in range(files // 2):
+        batch = f"{i % 100:03d}"
+        for folder, src, suffix in (("IMAGES", image, ".jpg"), ("ANNOTATIONS", xml, ".xml")):
+            (root / folder / batch).mkdir(parents=True, exist_ok=True)
+            os.link(src, root / folder / batch / f"{i:07d}{suffix}")
+        annotations.append(root / "ANNOTATIONS" / batch / f"{i:07d}.xml")
+    return annotations
+
+
+def run_discovery(root: Path, annotations: list[Path]) -> dict:
+    """List every file under ``root`` and pair every annotation file with its image (the stale name inside each
+    file misses, so each pairs by its own stem, nearest in the tree)."""
+    from detft.formats import detect
+    from detft.formats.pairing import ImageIndex
+
+    fmt, t_detect = timed(lambda: detect(root))
+    index, t_index = timed(lambda: ImageIndex(root))
+    found, t_pair = timed(lambda: [index.find(a, "camera.jpg")[0] for a in annotations])
+    assert fmt == "voc" and all(p is not None and p.stem == a.stem for p, a in zip(found, annotations))
+    return {"files": 2 * len(annotations), "detect": t_detect, "index": t_index, "pair": t_pair,
+            "total": t_detect + t_index + t_pair}
+
+
 def timed(fn):
     t = time.perf_counter()
     out = fn()
@@ -90,7 +121,9 @@ def main() -> None:
     p.add_argument("--images", type=int, default=10_000)
     p.add_argument("--boxes-per-image", type=int, default=10)
     p.add_argument("--dense-boxes", type=int, default=100_000, help="objects in the one-image dense row (0: no row)")
+    p.add_argument("--discovery-files", type=int, default=100_000, help="files in the discovery row (0: no row)")
     a = p.parse_args()
+    discovery = None
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         t0 = time.perf_counter()
@@ -102,6 +135,8 @@ def main() -> None:
             make_dense_coco(d / "dense", a.dense_boxes)
             rows.append(run_pipeline("dense -> YOLO", coco.read, d / "dense" / "annotations.json", yolo.write,
                                      d / "dense_yolo"))
+        if a.discovery_files:
+            discovery = run_discovery(d / "scattered", make_scattered(d / "scattered", a.discovery_files))
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     head = f"{'pipeline':<14}{'annotations':>12}{'read s':>9}{'check s':>9}{'write s':>9}{'total s':>9}{'ann/s':>10}"
     print(head)
@@ -109,6 +144,12 @@ def main() -> None:
     for r in rows:
         print(f"{r['name']:<14}{r['annotations']:>12}{r['read']:>9.2f}{r['check']:>9.2f}{r['write']:>9.2f}"
               f"{r['total']:>9.2f}{r['annotations'] / r['total']:>10.0f}")
+    if discovery:
+        head = f"{'discovery':<14}{'files':>12}{'detect s':>9}{'index s':>9}{'pair s':>9}{'total s':>9}{'files/s':>10}"
+        print(f"\n{head}\n{'-' * len(head)}")
+        r = discovery
+        print(f"{'scattered VOC':<14}{r['files']:>12}{r['detect']:>9.2f}{r['index']:>9.2f}{r['pair']:>9.2f}"
+              f"{r['total']:>9.2f}{r['files'] / r['total']:>10.0f}")
 
 
 if __name__ == "__main__":

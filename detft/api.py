@@ -158,11 +158,13 @@ class Model:
         from .data.loading import reuse_split
         from .report import Report
 
+        images_dir = None
         if data is None:
             trained = self.run.info.config
             data, data_format = Path(trained.data) if trained.data else EMBEDDED_DATA, data_format or trained.data_format
+            images_dir = Path(trained.images_dir) if trained.images_dir else None
         report = Report()
-        ds = load_dataset(Path(data), data_format, report)
+        ds = load_dataset(Path(data), data_format, report, images_dir=images_dir)
         if len(report):
             print(report.summary())
         reuse_split(ds, self.run.info.split, data)

@@ -201,10 +201,10 @@ def _load(args: argparse.Namespace) -> Model:
 
 
 def cmd_video(args: argparse.Namespace) -> int:
-    from .inference.video import check_output_file
+    from .inference.video import VIDEO_SUFFIX, check_output_file
 
-    for target in (args.out, args.jsonl):  # before the model loads: a wrong path fails fast
-        check_output_file(target, args.overwrite)
+    check_output_file(args.out, args.overwrite, VIDEO_SUFFIX)  # before the model loads: a wrong path fails fast
+    check_output_file(args.jsonl, args.overwrite)
     _load(args).video(args.source, out=args.out, jsonl=args.jsonl, track=args.track, show=args.show,
                       fps_overlay=not args.no_fps_overlay, stats_every=args.stats_every, max_frames=args.max_frames,
                       timeout=args.timeout, max_backoff=args.max_backoff, max_retries=args.max_retries,
@@ -239,6 +239,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         saved, default = load_config(args.config).to_dict(), TrainConfig().to_dict()
         shared = {k: v for k, v in saved.items() if v != default[k] and k not in CONTROLLED}
     shared.update({k: getattr(args, k) for k in ("imgsz", "batch", "device", "workers") if getattr(args, k) is not None})
+    if args.images_dir is not None:
+        shared["images_dir"] = str(args.images_dir)
     benchmark(args.data, args.candidates, args.freeze, budget=args.budget, epochs=args.epochs, seeds=args.seeds,
               out=args.out, data_format=args.fmt, seed=args.seed, **shared)
     return 0
@@ -347,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "budget, rank them by validation AP, and keep the best run")
     p.add_argument("--data", type=Path, help="dataset in any supported format (default: the embedded datasets/shapes)")
     p.add_argument("--from", dest="fmt", choices=sorted(READERS), help="format of --data (default: detect)")
+    p.add_argument("--images-dir", type=Path, help="folder holding the images, when the annotations only name them")
     p.add_argument("--candidates", help="comma list of ARCH[:START], e.g. yolo:fall-detection,fasterrcnn_mobilenet_v2_fpn,"
                                         "yolo:yolov8n.yaml (default: every pretrained start available here, said first)")
     p.add_argument("--freeze", default="backbone,none", help="comma list of freeze policies to try (default backbone,none)")

@@ -35,6 +35,7 @@ def opt(default: Any, help: str, flag: str | None = None, choices: tuple[str, ..
 class TrainConfig:
     data: str | None = opt(None, "dataset in any supported format (default: the embedded datasets/shapes)")
     data_format: str | None = opt(None, "input format (default: detect)", flag="--from")
+    images_dir: str | None = opt(None, "folder holding the images, when the annotations only name them")
     arch: str = opt("fasterrcnn", "model family or registered model: fasterrcnn, maskrcnn, yolo, or a model name")
     model: str | None = opt(None, "R-CNN: a registered model, e.g. fasterrcnn_efficientnet_lite0_fpn (offline ImageNet "
                                   "backbone); YOLO: a model yaml or .pt (yolov8s-seg.yaml, yolo11n.pt)")

@@ -39,7 +39,7 @@ def pick_device(device: str = "auto") -> torch.device:
                          "(each process takes its own GPU), or a YOLO model trains on them with --device as given")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.strip().isdigit():
+    if device.strip().isascii() and device.strip().isdigit():
         return torch.device("cuda", int(device))
     try:
         return torch.device(device)

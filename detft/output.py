@@ -29,6 +29,7 @@ def safe_relpath(name: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
+NAME_MAX = 255  # bytes in one file name, on every common filesystem
 MAX_COMPONENT = 100  # characters: far below every filesystem's 255-byte limit, with room for suffixes
 _UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
 
@@ -54,11 +55,25 @@ def inside(root: Path, rel: PurePosixPath | str) -> Path:
     return target
 
 
+def check_target(out: Path) -> None:
+    """A path a command will create: named errors, before any work, for what would otherwise fail half-way
+    with an OS error (a parent that is a file, a link that leads nowhere)."""
+    out = Path(out)
+    for p in (out, *out.parents):
+        if p.is_symlink() and not p.exists():
+            raise DetftError(f"cannot write {out}: {p} is a link to {os.readlink(p)}, which does not exist")
+        if p != out and p.exists() and not p.is_dir():
+            raise DetftError(f"cannot write {out}: {p} is a file, not a folder")
+
+
 @contextlib.contextmanager
 def atomic_directory(out: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temp folder beside ``out``; on success it replaces ``out`` in one rename, and only then is
     the old ``out`` removed. Temp folders of earlier runs that were killed are cleaned up first."""
     out = Path(out)
+    check_target(out)
+    if out.exists() and not out.is_dir():
+        raise DetftError(f"{out} is a file: the output is a folder")
     if out.exists() and not overwrite:
         raise DetftError(f"{out} already exists (use --overwrite to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +152,10 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file through a temp name and rename, so readers never see half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    if len(os.fsencode(path.name)) > NAME_MAX:
+        raise DetftError(f"cannot write {path}: its name is {len(os.fsencode(path.name))} bytes, over the "
+                         f"filesystem's {NAME_MAX}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:32]}.", dir=path.parent)  # the full name + 9 could pass 255
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

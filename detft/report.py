@@ -15,6 +15,12 @@ from typing import Literal
 Action = Literal["dropped", "clipped", "fixed", "renamed", "converted", "warning"]
 
 
+def printable(text: str) -> str:
+    """``text`` with the bytes of a file name that were not UTF-8 (os.fsdecode's surrogate escapes) shown as
+    ``\\xe9``: a report line names such files, and printing a surrogate to a UTF-8 terminal raises."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True)
 class Change:
     action: Action
@@ -45,6 +51,7 @@ class Report:
         h.shapes += shapes
 
     def note(self, text: str) -> None:
+        text = printable(text)
         if text not in self.notes:
             self.notes.append(text)
 
@@ -55,7 +62,7 @@ class Report:
     def add(
         self, action: Action, kind: str, where: str, detail: str = "", annotations_lost: int = 0
     ) -> None:
-        self.changes.append(Change(action, kind, where, detail, annotations_lost))
+        self.changes.append(Change(action, kind, printable(where), printable(detail), annotations_lost))
 
     def extend(self, other: Report) -> None:
         self.changes.extend(other.changes)

@@ -328,6 +328,51 @@ def test_via_closed_polyline_and_images_in_a_sibling_folder(tmp_path: Path):
     assert [c.kind for c in report.changes] == ["closed_polyline_to_polygon", "unsupported_shape"]
 
 
+# an outline drawn with the line tool (ends 1.2% of its size short of its start), one drawn closed, one open line
+OUTLINES = [[(10, 10), (50, 10), (50, 40), (10, 40), (10, 10.5)],
+            [(60, 5), (75, 5), (75, 20), (60, 5)],
+            [(5, 50), (40, 52), (70, 55)]]
+
+
+def polyline_export(tool: str, root: Path) -> Path:
+    """One image with OUTLINES as polylines, in the file each tool writes."""
+    make_image(root / "img.jpg", 80, 60)
+    if tool == "via":  # VIA 2.x project export
+        regions = [{"shape_attributes": {"name": "polyline", "all_points_x": [x for x, _ in line],
+                                         "all_points_y": [y for _, y in line]}, "region_attributes": {"type": "cell"}}
+                   for line in OUTLINES]
+        doc = {"_via_settings": {}, "_via_img_metadata": {"img.jpg1234": {"filename": "img.jpg", "size": 1234,
+                                                                         "regions": regions, "file_attributes": {}}}}
+        path = root / "via_project.json"
+        path.write_text(json.dumps(doc))
+    elif tool == "labelme":
+        shapes = [{"label": "cell", "points": [list(p) for p in line], "group_id": None, "description": "",
+                   "shape_type": "linestrip", "flags": {}, "mask": None} for line in OUTLINES]
+        path = root / "img.json"
+        path.write_text(json.dumps({"version": "5.5.0", "flags": {}, "shapes": shapes, "imagePath": "img.jpg",
+                                    "imageData": None, "imageHeight": 60, "imageWidth": 80}))
+    else:  # CVAT for images 1.1
+        lines = "".join(f'    <polyline label="cell" source="manual" occluded="0" points="'
+                        f'{";".join(f"{x:.2f},{y:.2f}" for x, y in line)}" z_order="0">\n    </polyline>\n'
+                        for line in OUTLINES)
+        path = root / "annotations.xml"
+        path.write_text(f'<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1</version>\n'
+                        f'  <image id="0" name="img.jpg" width="80" height="60">\n{lines}  </image>\n</annotations>\n')
+    return path
+
+
+@pytest.mark.parametrize("tool", ["via", "labelme", "cvat"])
+def test_polylines_that_return_to_their_start_are_outlines_and_open_ones_are_dropped(tmp_path: Path, tool: str):
+    report = Report()
+    ds = load(polyline_export(tool, tmp_path), None, report)
+    anns = ds.images[0].annotations
+    assert [tuple(round(v, 1) for v in a.bbox) for a in anns] == [(10, 10, 50, 40), (60, 5, 75, 20)]
+    assert [len(a.polygons[0]) // 2 for a in anns] == [5, 3]  # the repeated closing vertex dropped, the near one kept
+    assert [c.kind for c in report.changes] == ["nearly_closed_polyline_to_polygon", "closed_polyline_to_polygon",
+                                                "unsupported_shape"]
+    assert "1.2% of its size" in report.changes[0].detail
+
+
 def test_labelme_ignore_labels_embedded_image_and_late_image_path(tmp_path: Path):
     make_image(tmp_path / "src.png", 40, 30)
     data = base64.b64encode((tmp_path / "src.png").read_bytes()).decode()
@@ -348,6 +393,25 @@ def test_labelme_ignore_labels_embedded_image_and_late_image_path(tmp_path: Path
     assert report.shapes_held == 600  # __ignore__ is not an object
     out = convert(tmp_path / "lm", tmp_path / "out", to="coco")
     assert (out.out / "images" / "train" / "photo.png").read_bytes() == (tmp_path / "src.png").read_bytes()
+
+
+def test_labelme_uses_image_data_when_the_image_file_beside_it_does_not_decode(tmp_path: Path):
+    """labelme opens imageData first; a file that is there but is no image (an interrupted copy, a placeholder)
+    must not cost the annotations when the JSON carries the picture itself."""
+    make_image(tmp_path / "src.jpg", 40, 30)
+    (tmp_path / "lm").mkdir()
+    (tmp_path / "lm" / "photo.jpg").write_bytes(b"")  # the copy failed
+    doc = {"version": "5.5.0", "flags": {}, "imagePath": "photo.jpg", "imageHeight": 30, "imageWidth": 40,
+           "imageData": base64.b64encode((tmp_path / "src.jpg").read_bytes()).decode(),
+           "shapes": [{"label": "cell", "points": [[2, 2], [20, 2], [20, 20]], "group_id": None,
+                       "shape_type": "polygon", "flags": {}}]}
+    (tmp_path / "lm" / "photo.json").write_text(json.dumps(doc))
+    report = Report()
+    ds = load(tmp_path / "lm", None, report)
+    im = ds.images[0]
+    assert im.path is None and im.data == (tmp_path / "src.jpg").read_bytes() and len(im.annotations) == 1
+    assert [c.kind for c in report.changes] == ["image_from_imageData"]
+    assert "photo.jpg" in report.changes[0].detail
 
 
 def test_palette_instance_masks_read_by_index_with_void_border(tmp_path: Path):

@@ -220,3 +220,16 @@ def test_detect_ambiguous_folder_names_both(tmp_path: Path):
         detect(tmp_path)
     with pytest.raises(DetftError, match="no known annotation format"):
         detect(tmp_path / "Annotations")
+
+
+def test_coco_category_id_given_as_a_numeric_string_is_a_reported_fix(tmp_path: Path):
+    make_image(tmp_path / "x.png", 10, 10)
+    doc = {"images": [{"id": 1, "file_name": "x.png", "width": 10, "height": 10}],
+           "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": "2", "bbox": [1, 1, 4, 4], "iscrowd": 0},
+                           {"id": 2, "image_id": 1, "category_id": 1, "bbox": [2, 2, 4, 4], "iscrowd": 0}]}
+    (tmp_path / "instances.json").write_text(json.dumps(doc))
+    report = Report()
+    ds = load(tmp_path / "instances.json", None, report)
+    assert [a.category_id for a in ds.images[0].annotations] == [2, 1]
+    assert kinds(report) == ["category_id_string"] and "'2' is a string" in report.changes[0].detail

@@ -63,8 +63,8 @@ def load_data(cfg: TrainConfig) -> TrainingData:
     """The dataset with its train and val images; without a validation split, a seeded 80/20 split of all images."""
     report = Report()
     src = data_source(cfg)
-    ds = load(src, cfg.data_format, report)
-    if len(report):
+    ds = load(src, cfg.data_format, report, images_dir=Path(cfg.images_dir) if cfg.images_dir else None)
+    if len(report) or report.notes:  # the notes say how the images were found (the pairing, split folders)
         print(report.summary())
     split = None
     if not any((im.split or "train") == cfg.val_split for im in ds.images):

@@ -114,7 +114,14 @@ def load_eval(path: Path) -> dict:
     f = path / EVAL_JSON if path.is_dir() else path
     if not f.is_file():
         raise DetftError(f"no {EVAL_JSON} at {path} (run detft eval first)")
-    return json.loads(f.read_text())
+    from ..formats.base import load_json
+
+    doc = load_json(f)
+    metrics = doc.get("metrics") if isinstance(doc, dict) else None
+    if not isinstance(metrics, dict) or not all(isinstance(m, dict) and isinstance(m.get("stats"), dict)
+                                                and isinstance(m.get("per_class"), list) for m in metrics.values()):
+        raise DetftError(f"{f} is not an eval.json that detft wrote: its 'metrics' are missing or incomplete (run detft eval to make one)")
+    return doc
 
 
 def compare(a: dict, b: dict, name_a: str, name_b: str) -> str:

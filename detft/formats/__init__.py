@@ -63,10 +63,10 @@ def _holds(path: Path, needle: bytes) -> bool:
 
 def _folder_candidates(src: Path) -> list[str]:
     found = []
-    if (yolo.find_yaml(src) or ((src / "images").is_dir() and (src / "labels").is_dir())
+    if (yolo.find_yaml(src) or ((src / "images").is_dir() and _holds_files(src / "labels", "*.txt"))
             or yolo.darknet_data(src) is not None):
         found.append("yolo")
-    if (src / "Annotations").is_dir():
+    if (src / "Annotations").is_dir() or _in_subfolder(src, voc.is_voc, "*.xml"):
         found.append("voc")
     if (src / "annotations.xml").is_file():
         found.append("cvat")
@@ -78,7 +78,29 @@ def _folder_candidates(src: Path) -> list[str]:
     for fmt in ("labelme", "via", "coco", "csv", "cvat", "voc"):
         if fmt in top.values() and fmt not in found and not (fmt == "voc" and "cvat" in found):
             found.append(fmt)
+    if not found and _in_subfolder(src, lambda f: _file_format(f) == "labelme", "*.json"):
+        found.append("labelme")
     return found
+
+
+def _holds_files(folder: Path, pattern: str) -> bool:
+    return folder.is_dir() and next(folder.rglob(pattern), None) is not None
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _in_subfolder(src: Path, is_format: Callable[[Path], bool], pattern: str, sniff: int = 3) -> bool:
+    """Files of a per-image format one or two levels under ``src``, whatever the folders are called
+    (``ANNOTATIONS/``, ``annots/``, ``Train_XML/``, ``labels/<group>/``, ``train/annots/``): judged by the first
+    files' content."""
+    for folder in _subfolders(src):
+        for inner in (folder, *_subfolders(folder)):
+            files = sorted(inner.glob(pattern))[:sniff]
+            if files and all(is_format(f) for f in files):
+                return True
+    return False
 
 
 def split_folders(src: Path) -> dict[str, Path]:

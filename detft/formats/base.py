@@ -11,7 +11,7 @@ from typing import Any
 
 from ..dataset import Annotation, Category, ImageRecord
 from ..errors import FormatError
-from ..geometry import polygons_bbox
+from ..geometry import polygons_bbox, polyline_outline
 from ..report import Report
 
 
@@ -111,6 +111,8 @@ def load_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise FormatError(path, f"invalid JSON: {e.msg} (column {e.colno})", line=e.lineno) from None
+    except ValueError as e:  # an integer past Python's 4,300-digit conversion limit
+        raise FormatError(path, f"invalid JSON: {e}") from None
     except RecursionError:
         raise FormatError(path, "invalid JSON: nested too deeply") from None
 
@@ -131,7 +133,8 @@ def as_int_id(value: Any) -> int | None:
         return value
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) < 19:
+    digits = value.strip().lstrip("-") if isinstance(value, str) else ""
+    if digits.isascii() and digits.isdigit() and len(digits) < 19:  # not '²', which isdigit() admits and int() refuses
         return int(value)
     return None
 
@@ -140,6 +143,8 @@ def declared_size(width: Any, height: Any, report: Report, where: str) -> tuple[
     """Image size as an annotation file declares it; anything not a positive whole number of pixels is
     reported and left unknown (0), to be read from the image file by the checker."""
     if width in (None, "", 0, "0") and height in (None, "", 0, "0"):
+        if width is not None or height is not None:  # written, as 0: labelling tools that never read the image
+            report.note("annotation files that declare an image size of 0 x 0: the image files' own sizes are used")
         return 0, 0
     vals = finite([width, height])
     if vals is None or not all(0 < v <= MAX_DIMENSION and float(v).is_integer() for v in vals):
@@ -251,3 +256,19 @@ def split_from_name(name: str) -> str | None:
         if key in low:
             return split
     return None
+
+
+def outline_of_polyline(points: list[float] | None, report: Report, where: str) -> list[float] | None:
+    """A polyline read as the polygon it outlines (VIA's polyline, LabelMe's linestrip, CVAT's polyline): annotators
+    draw outlines with the line tool and stop at, or a pixel or two short of, the start. Reported as a conversion;
+    None for an open line, which the caller reports dropped."""
+    found = polyline_outline(points) if points else None
+    if found is None:
+        return None
+    polygon, gap = found
+    if gap == 0:
+        report.add("converted", "closed_polyline_to_polygon", where, "a polyline that ends where it starts read as a polygon")
+    else:
+        report.add("converted", "nearly_closed_polyline_to_polygon", where,
+                   f"a polyline whose end is {gap:.1%} of its size from its start read as a polygon")
+    return polygon

@@ -132,6 +132,9 @@ def _read_file(f: Path, report: Report, images_dir: Path | None,
         if as_int_id(a.get("category_id")) not in cat_ids:
             report.add("dropped", "unknown_class", ref, f"category_id {a.get('category_id')!r} is not in 'categories'", 1)
             continue
+        if isinstance(a["category_id"], str):  # some exporters quote every number; pycocotools would not match it
+            report.add("fixed", "category_id_string", ref,
+                       f"category_id {a['category_id']!r} is a string: read as the number {as_int_id(a['category_id'])}")
         ann = _annotation(a, image, report, ref, where)
         if ann is not None:
             image.annotations.append(ann)

@@ -1,5 +1,5 @@
-"""CVAT 1.1 XML, for images and for video: boxes (rotated ones become polygons), polygons, ellipses
-(polygons), masks (CVAT's cropped RLE) and the ``occluded`` flag. Shapes sharing a ``group_id`` and label
+"""CVAT 1.1 XML, for images and for video: boxes (rotated ones become polygons), polygons, polylines that
+return to their start (polygons), ellipses (polygons), masks (CVAT's cropped RLE) and the ``occluded`` flag. Shapes sharing a ``group_id`` and label
 are one instance with several parts. Video tracks become one image per frame (``images/frame_000042.PNG``,
 as CVAT exports frames), ``outside`` shapes are absent from their frame and a track is interpolated between
 the keyframes it lists, as CVAT does. Project exports keep each image's ``subset`` and find images under
@@ -17,7 +17,8 @@ from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
 from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, encode_mask, polygons_bbox, rle_bbox, rotated_box_polygon
 from ..report import Report
-from .base import CategoryIndex, box_annotation, declared_size, finite, join_group_part, locate_image
+from .base import (CategoryIndex, box_annotation, declared_size, finite, join_group_part, locate_image,
+                   outline_of_polyline)
 from .xmlsafe import parse
 
 NAME = "cvat"
@@ -85,7 +86,7 @@ def _frame_size(root_el: Element) -> tuple[str | None, str | None, int | None]:
     size = root_el.find(".//meta//original_size")
     stop = root_el.findtext(".//meta//stop_frame")
     w, h = (size.findtext("width"), size.findtext("height")) if size is not None else (None, None)
-    return w, h, int(stop) if stop and stop.strip().isdigit() else None
+    return w, h, int(stop) if stop and stop.strip().isascii() and stop.strip().isdigit() else None
 
 
 def _track_frames(f: Path, root_el: Element, tracks: list[Element], search: list[Path], cats: CategoryIndex,
@@ -115,7 +116,7 @@ def _track_frames(f: Path, root_el: Element, tracks: list[Element], search: list
             _add_shapes(image, [(t, shape)], f"{f} track {track.get('id', t)} frame {frame}", cats, report)
     for d in dict.fromkeys(search):  # frames no track touches are negatives
         for p in sorted(d.glob("frame_*")) if d.is_dir() else []:
-            if p.stem[6:].isdigit() and p.suffix in FRAME_EXTS:
+            if p.stem[6:].isascii() and p.stem[6:].isdigit() and p.suffix in FRAME_EXTS:
                 frame_image(None, int(p.stem[6:]))
     images = sorted(frames.values(), key=lambda im: (im.split or "", im.file_name))
     report.holds(f, images=len(images), shapes=0)
@@ -175,7 +176,7 @@ def _shape(shape: Element, image: ImageRecord, cats: CategoryIndex, report: Repo
            where: SourceRef) -> Annotation | None:
     if shape.tag == "tag":  # image-level labels, not objects
         return None
-    if shape.tag not in ("box", "polygon", "mask", "ellipse"):
+    if shape.tag not in ("box", "polygon", "polyline", "mask", "ellipse"):
         report.add("dropped", "unsupported_shape", ref, f"<{shape.tag}> is not an object outline", 1)
         return None
     cat = cats.id_for(shape.get("label", ""), report, ref)
@@ -205,10 +206,14 @@ def _shape(shape: Element, image: ImageRecord, cats: CategoryIndex, report: Repo
             report.add("converted", "rotated_box_to_polygon", ref, f"box rotated {rot} degrees kept as a polygon")
             return Annotation(cat, polygons_bbox([poly]), polygons=[poly], attributes=attrs, source=where)
         return box_annotation(cat, *vals, attributes=attrs, source=where)
-    if shape.tag == "polygon":
+    if shape.tag in ("polygon", "polyline"):
         pairs = [p.split(",") for p in (shape.get("points") or "").split(";") if p.strip()]
         pts = finite([v for p in pairs for v in p]) if all(len(p) == 2 for p in pairs) else None
-        if pts is None or len(pts) < 6:
+        if shape.tag == "polyline":
+            if (pts := outline_of_polyline(pts, report, ref)) is None:
+                report.add("dropped", "unsupported_shape", ref, "an open <polyline> is not an object outline", 1)
+                return None
+        elif pts is None or len(pts) < 6:
             report.add("dropped", "bad_points", ref,
                        f"polygon needs at least 3 'x,y' points, got {(shape.get('points') or '')[:60]!r}", 1)
             return None

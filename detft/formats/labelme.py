@@ -1,7 +1,8 @@
 """LabelMe JSON, one file per image: rectangles, polygons and circles (turned into polygons).
 
 Shapes sharing a ``group_id`` and label form one instance with several parts, as LabelMe users
-draw occluded objects. Points, lines and linestrips are not objects and are reported as dropped."""
+draw occluded objects. A linestrip whose end returns to its start is the outline it was drawn as and is
+read as a polygon (reported); points, lines and open linestrips are not objects and are reported as dropped."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from pathlib import Path
 from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
 from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, polygons_bbox
+from ..images import probe
 from ..report import Report
 from ..progress import progress
 from .base import (CategoryIndex, box_annotation, declared_size, join_group_part, list_field, load_json, locate_image,
-                   point_list, relative_name, sibling_image_dirs, text_field)
+                   outline_of_polyline, point_list, relative_name, sibling_image_dirs, text_field)
+from .pairing import ImageIndex, complete
 
 NAME = "labelme"
 # labels labelme's own converters (labelme2coco, labelme2voc) treat as "not an object": skipped, not lost
@@ -34,6 +37,7 @@ def is_labelme(data: object) -> bool:
 def read(src: Path, report: Report, classes: list[str] | None = None, images_dir: Path | None = None) -> Dataset:
     root = src if src.is_dir() else src.parent
     cats = CategoryIndex(classes)
+    index = ImageIndex(root) if src.is_dir() else None
     images = []
     for f in progress(json_files(src), "reading LabelMe", unit="file"):
         data = load_json(f)
@@ -47,9 +51,10 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
             else:
                 report.add("warning", "not_labelme", str(f), "JSON without 'shapes' and 'imagePath': skipped")
             continue
-        images.append(_image(f, data, root, cats, report, images_dir))
+        images.append(_image(f, data, root, cats, report, images_dir, index))
     if not images:
         raise FormatError(src, "no LabelMe JSON files found")
+    images = complete(index, images, report)
     return Dataset(images, cats.finish(images), root=root, format=NAME)
 
 
@@ -64,8 +69,7 @@ def _embedded(text: str, f: Path) -> bytes:
         raise FormatError(f, f"'imageData' is not base64 ({e})") from None
 
 
-def _shape_polygon(shape: dict, pts: list[float]) -> list[float] | None:
-    kind = shape.get("shape_type") or "polygon"
+def _shape_polygon(kind: str, pts: list[float]) -> list[float] | None:
     if kind == "polygon" and len(pts) >= 6:
         return pts
     if kind == "circle" and len(pts) == 4:
@@ -75,18 +79,28 @@ def _shape_polygon(shape: dict, pts: list[float]) -> list[float] | None:
 
 
 def _image(f: Path, data: dict, root: Path, cats: CategoryIndex, report: Report,
-           images_dir: Path | None) -> ImageRecord:
+           images_dir: Path | None, index: ImageIndex | None = None) -> ImageRecord:
     name = text_field(data["imagePath"])
     if not name:
         raise FormatError(f, f"'imagePath' must be the image's file name, not {data['imagePath']!r:.40}")
     shapes = list_field(data, "shapes", f)
     path = locate_image(name, ([images_dir] if images_dir else []) + [f.parent, root, root / "images",
                                                                        *sibling_image_dirs(f.parent)])
+    if index is not None:
+        if path is not None:
+            index.claim(path)
+        else:  # an imagePath from the labelling machine (C:\\Users\\...), stale or without its extension
+            path, _ = index.find(f, name)
     width, height = declared_size(data.get("imageWidth"), data.get("imageHeight"), report, str(f))
+    embedded = data["imageData"] if isinstance(data.get("imageData"), str) and data["imageData"] else None
+    if embedded and path is not None and not (found := probe(path)).ok:  # labelme itself prefers imageData
+        report.add("fixed", "image_from_imageData", str(f), f"{path} is {found.error}: the image embedded in "
+                   "the JSON (imageData) is used instead, as labelme does")
+        path = None
     image = ImageRecord(relative_name(path, root, name) if path else name, width, height,
                         path=path, source=SourceRef(str(f)), origin=str(f))
-    if path is None and isinstance(data.get("imageData"), str) and data["imageData"]:
-        image.data = _embedded(data["imageData"], f)
+    if path is None and embedded:
+        image.data = _embedded(embedded, f)
         image.file_name = name.replace("\\", "/").rsplit("/", 1)[-1]
         report.note(f"images not found beside their LabelMe files are read from the JSON's imageData (e.g. {f.name})")
     ignored = [s for s in shapes if _ignored(s)]
@@ -106,6 +120,8 @@ def _image(f: Path, data: dict, root: Path, cats: CategoryIndex, report: Report,
         if pts is None or not pts:
             report.add("dropped", "bad_points", where, "points are missing or not finite numbers", 1)
             continue
+        if kind == "linestrip" and (outline := outline_of_polyline(pts, report, where)) is not None:
+            kind, pts = "polygon", outline
         if kind not in ("rectangle", "polygon", "circle"):
             report.add("dropped", "unsupported_shape", where, f"shape_type {kind!r} is not an object outline", 1)
             continue
@@ -122,7 +138,7 @@ def _image(f: Path, data: dict, root: Path, cats: CategoryIndex, report: Report,
                 continue
             ann = box_annotation(cat, *pts, attributes=attrs, source=src_ref)
         else:
-            poly = _shape_polygon(shape, pts)
+            poly = _shape_polygon(kind, pts)
             if poly is None:
                 report.add("dropped", "bad_points", where, f"{kind} with {len(pts) // 2} points", 1)
                 continue

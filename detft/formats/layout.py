@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path, PurePosixPath
 
 from ..dataset import ImageRecord
 from ..output import inside, place_image, safe_relpath
 from ..report import Report
+
+
+MAX_NAME_BYTES = 200  # a placed image's name; annotation files beside it and collision suffixes stay under 255
+_UNDECODED = re.compile("[\udc80-\udcff]")  # bytes of a file name that were not UTF-8 (os.fsdecode's escapes)
+
+
+def writable_name(part: str) -> str:
+    """``part`` as a name every writer can store: bytes that are not UTF-8 (a Latin-1 name on disk) become the
+    Latin-1 characters they stand for, and a name over :data:`MAX_NAME_BYTES` keeps its start, gains a short hash
+    of the whole (two long names that share a start stay apart) and keeps its suffix."""
+    text = _UNDECODED.sub(lambda m: chr(ord(m.group()) - 0xDC00), part)
+    if len(text.encode()) <= MAX_NAME_BYTES:
+        return text
+    stem, dot, suffix = text.rpartition(".") if "." in text[1:] else (text, "", "")
+    suffix = (dot + suffix)[:16]
+    digest = hashlib.sha1(part.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    keep = MAX_NAME_BYTES - len(suffix.encode()) - len(digest) - 1
+    return stem.encode()[:keep].decode("utf-8", "ignore") + "-" + digest + suffix
 
 
 class ImagePlacer:
@@ -24,6 +44,12 @@ class ImagePlacer:
         if rel.as_posix() != image.file_name.replace("\\", "/").removeprefix("./"):
             self.report.add("renamed", "unsafe_file_name", image.where(),
                             f"{image.file_name!r} written as {rel.as_posix()!r}")
+        writable = PurePosixPath(*(writable_name(p) for p in rel.parts))
+        if writable != rel:
+            kind = "non_utf8_file_name" if _UNDECODED.search(rel.as_posix()) else "long_file_name"
+            why = "is not UTF-8 text" if kind == "non_utf8_file_name" else f"is over {MAX_NAME_BYTES} bytes"
+            self.report.add("renamed", kind, image.where(), f"{rel.as_posix()!r} {why}: written as {writable.as_posix()!r}")
+            rel = writable
         rel = self._unique(folder, rel, image)
         if image.path is not None and self.mode in ("copy", "hardlink") and image.path.is_symlink():
             # its content is about to be copied into OUT: say where it really comes from

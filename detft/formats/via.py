@@ -1,5 +1,6 @@
 """VGG Image Annotator (VIA) 1.x/2.x JSON: rect, polygon, circle and ellipse regions (curves become
-polygons). The class is read from a region attribute (``class_attr``, default: the first one)."""
+polygons), and polylines that return to their start (outlines drawn with the line tool, read as polygons).
+The class is read from a region attribute (``class_attr``, default: the first one)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from ..errors import FormatError
 from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, polygons_bbox
 from ..images import probe
 from ..report import Report
-from .base import CategoryIndex, canonical_split, finite, load_json, locate_image, sibling_image_dirs, text_field
+from .base import (CategoryIndex, canonical_split, finite, load_json, locate_image, outline_of_polyline, sibling_image_dirs,
+                   text_field)
 
 NAME = "via"
 
@@ -85,12 +87,6 @@ def _attributes(rec: dict) -> bool:
     return any(isinstance(r, dict) and r.get("region_attributes") for r in regions)
 
 
-def _closed(shape: dict) -> bool:
-    xs, ys = shape.get("all_points_x"), shape.get("all_points_y")
-    return (isinstance(xs, list) and isinstance(ys, list) and len(xs) == len(ys) >= 4
-            and xs[0] == xs[-1] and ys[0] == ys[-1])
-
-
 def _class_name(attrs: object, class_attr: str | None) -> str:
     if not attrs or not isinstance(attrs, dict):
         return ""
@@ -107,9 +103,13 @@ def _region(region: dict, cats: CategoryIndex, class_attr: str | None, default_c
     shape = shape if isinstance(shape, dict) else {}
     kind = shape.get("name")
     ref = str(where)
-    if kind == "polyline" and _closed(shape):
-        kind = "polygon"
-        report.add("converted", "closed_polyline_to_polygon", ref, "a polyline that ends where it starts read as a polygon")
+    outline = None
+    if kind == "polyline":
+        xs, ys = shape.get("all_points_x"), shape.get("all_points_y")
+        pairs = finite([v for xy in zip(xs, ys) for v in xy]) if isinstance(xs, list) and isinstance(ys, list) \
+            and len(xs) == len(ys) else None
+        if (outline := outline_of_polyline(pairs, report, ref)) is not None:
+            kind = "polygon"
     if kind not in ("rect", "polygon", "polyline_closed", "circle", "ellipse"):
         report.add("dropped", "unsupported_shape", ref, f"region shape {kind!r} is not an object outline", 1)
         return None
@@ -137,6 +137,8 @@ def _region(region: dict, cats: CategoryIndex, class_attr: str | None, default_c
         theta = finite([shape.get("theta") or 0.0]) or [0.0]
         poly = ellipse_polygon(*vals, theta=theta[0])
         report.add("converted", f"{kind}_to_polygon", ref, f"{kind} as a {ELLIPSE_VERTICES}-gon")
+    elif outline is not None:
+        poly = outline
     else:
         xs, ys = (finite(v) if isinstance(v := shape.get(k), list) else None for k in ("all_points_x", "all_points_y"))
         if xs is None or ys is None or len(xs) != len(ys) or len(xs) < 3:

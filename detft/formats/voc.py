@@ -16,6 +16,7 @@ from ..report import Report
 from ..progress import progress
 from .base import CategoryIndex, declared_size, finite, locate_image, read_text
 from .layout import ImagePlacer
+from .pairing import ImageIndex, complete, split_of_path
 from .xmlsafe import parse
 
 NAME = "voc"
@@ -23,10 +24,22 @@ FLAGS = ("difficult", "truncated", "occluded")
 
 
 def xml_files(src: Path) -> list[Path]:
+    """``Annotations/*.xml``, else every VOC XML under ``src`` in whatever folders hold them (other XML, such as a
+    CVAT export or a tool's settings beside the data, is not VOC's and is left alone)."""
     if src.is_file():
         return [src]
-    folder = src / "Annotations" if (src / "Annotations").is_dir() else src
-    return sorted(folder.rglob("*.xml"))
+    if (src / "Annotations").is_dir():
+        return sorted((src / "Annotations").rglob("*.xml"))
+    return [f for f in sorted(src.rglob("*.xml")) if is_voc(f)]
+
+
+def is_voc(f: Path) -> bool:
+    try:
+        with open(f, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return b"<annotation" in head and b"<annotations" not in head
 
 
 def _splits(root: Path) -> dict[str, str]:
@@ -53,10 +66,12 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
     root = src if src.is_dir() else src.parent
     split_of = _splits(root)
     cats = CategoryIndex(classes)
+    index = ImageIndex(root) if src.is_dir() else None
     images: list[ImageRecord] = []
     for f in progress(files, "reading VOC", unit="file"):
-        images.append(_read_file(f, root, images_dir, split_of, cats, report))
+        images.append(_read_file(f, root, images_dir, split_of, cats, report, index))
     _report_unannotated(root, split_of, files, report)
+    images = complete(index, images, report)
     return Dataset(images, cats.finish(images), root=root, format=NAME)
 
 
@@ -81,19 +96,28 @@ def _xml_id(f: Path, root: Path) -> str:
 
 
 def _read_file(f: Path, root: Path, images_dir: Path | None, split_of: dict[str, str],
-               cats: CategoryIndex, report: Report) -> ImageRecord:
+               cats: CategoryIndex, report: Report, index: ImageIndex | None = None) -> ImageRecord:
     el = parse(f)
     if el.tag != "annotation":
         raise FormatError(f, f"root element is <{el.tag}>, expected <annotation>")
-    name = _text(el, "filename") or f.with_suffix(".jpg").name
+    written = _text(el, "filename")
+    name = written or f.with_suffix(".jpg").name
     size = el.find("size")
     w, h = declared_size(_text(size, "width"), _text(size, "height"), report, str(f)) if size is not None else (0, 0)
     search = ([images_dir] if images_dir else []) + [root / "JPEGImages", root / "images", f.parent,
                                                        f.parent.parent / "JPEGImages", root]
+    path = locate_image(name, search)
+    if index is not None:
+        if path is not None:
+            index.claim(path)
+        else:  # a stale, extension-less or misspelt <filename>, or images in a folder of another name
+            path, _ = index.find(f, written)
+            name = path.name if path is not None else name
     xml_id = _xml_id(f, root)
-    image = ImageRecord(name, w, h, path=locate_image(name, search),
-                        split=split_of.get(xml_id) or split_of.get(Path(name).stem),
-                        source=SourceRef(str(f)), origin=str(f))
+    split = split_of.get(xml_id) or split_of.get(Path(name).stem)
+    if split is None and index is not None:
+        split = split_of_path(f, root) or (split_of_path(path, root) if path is not None else None)
+    image = ImageRecord(name, w, h, path=path, split=split, source=SourceRef(str(f)), origin=str(f))
     objects = list(el.iter("object"))
     report.holds(f, shapes=len(objects))
     for i, obj in enumerate(objects):

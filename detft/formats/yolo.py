@@ -216,7 +216,7 @@ def _read_image(path: Path, root: Path, split: str, nc: int, report: Report) -> 
         tok = line.split()
         vals = finite(tok[1:])
         vals = _snap(vals) if vals is not None else None
-        if not tok[0].isdigit() or vals is None or not (len(vals) == 4 or (len(vals) >= 6 and len(vals) % 2 == 0)):
+        if not (tok[0].isascii() and tok[0].isdigit() and len(tok[0]) < 10) or vals is None or not (len(vals) == 4 or (len(vals) >= 6 and len(vals) % 2 == 0)):
             report.add("dropped", "bad_line", str(where),
                        "expected 'class cx cy w h' or 'class x1 y1 x2 y2 x3 y3 ...'", 1)
             continue

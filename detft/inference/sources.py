@@ -42,7 +42,7 @@ class SourceStats:
 
 
 def is_live(source: str) -> bool:
-    return source.isdigit() or source.lower().startswith(LIVE_SCHEMES)
+    return (source.isascii() and source.isdigit()) or source.lower().startswith(LIVE_SCHEMES)
 
 
 def is_flat(image: np.ndarray) -> bool:
@@ -112,7 +112,7 @@ class FolderSource:
 
 def open_capture(source: str, timeout_s: float) -> Any:
     """cv2.VideoCapture with open and read timeouts (FFmpeg backend) so a dead stream cannot hang a read."""
-    if source.isdigit():
+    if source.isascii() and source.isdigit():
         return cv2.VideoCapture(int(source))
     ms = int(timeout_s * 1000)
     return cv2.VideoCapture(source, cv2.CAP_FFMPEG,

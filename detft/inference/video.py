@@ -16,9 +16,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import DetftError
+from ..output import check_target
 from .predictor import Predictor
 from .sinks import ImageSink, JsonlSink, VideoSink
 from .sources import FolderSource, open_source
+
+VIDEO_SUFFIX = ".mp4"  # VideoSink writes mp4v
 
 
 @dataclass
@@ -137,8 +140,8 @@ def infer_video(predictor: Predictor, source: str, *, out: Path | None = None, j
     """``detft video`` / ``tools/infer_video.py``: a model on a video file, an image folder, a webcam index or
     a stream, into an MP4 and/or JSONL (callers check the outputs with :func:`check_output_file` before
     loading a model, so a wrong path fails fast)."""
-    for target in (out, jsonl):
-        check_output_file(target, overwrite)
+    check_output_file(out, overwrite, VIDEO_SUFFIX)
+    check_output_file(jsonl, overwrite)
     log = log or (lambda m: print(m, file=sys.stderr))
     src = open_source(source, timeout_s=timeout, backoff=(0.5, max_backoff), max_retries=max_retries)
     sinks: list[Any] = []
@@ -151,18 +154,25 @@ def infer_video(predictor: Predictor, source: str, *, out: Path | None = None, j
                max_frames=max_frames, log=log)
 
 
-def check_output_file(path: Path | None, overwrite: bool) -> None:
-    """An output file the user named: never a folder, and an existing file only with ``--overwrite``."""
+def check_output_file(path: Path | None, overwrite: bool, suffix: str | None = None) -> None:
+    """An output file the user named: never a folder, an existing file only with ``--overwrite``, and the kind
+    of file it will hold (``suffix``: OpenCV picks the container from it, and writes nothing for a .txt)."""
     if path is None:
         return
+    check_target(path)
     if path.is_dir():
-        raise DetftError(f"{path} is a folder: name the file to write (e.g. {path / 'out.mp4'})")
+        raise DetftError(f"{path} is a folder: name the file to write (e.g. {path / ('out' + (suffix or '.mp4'))})")
+    if suffix and path.suffix.lower() != suffix:
+        raise DetftError(f"{path}: the annotated video is an MP4; name it {path.with_suffix(suffix).name}")
     if path.exists() and not overwrite:
         raise DetftError(f"{path} already exists (use --overwrite to replace it)")
 
 
 def predict_images(predictor: Predictor, source: Path, out: Path) -> Path:
     """``detft predict``: annotated copies of an image or folder under ``out``, plus predictions.jsonl."""
+    check_target(out)
+    if out.exists() and not out.is_dir():
+        raise DetftError(f"{out} is a file: predict writes a folder (annotated images and predictions.jsonl)")
     images = FolderSource(source)
     root = Path(source)
     sinks = [ImageSink(out, root, images.files),

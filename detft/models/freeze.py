@@ -27,7 +27,7 @@ def parse_freeze(spec: str | int) -> str | int:
     text = ALIASES.get(str(spec).strip(), str(spec).strip())
     if text in FREEZE_CHOICES or text == "auto":
         return text
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     raise DetftError(f"--freeze {spec!r}: use auto, {', '.join(FREEZE_CHOICES)} or a number of backbone stages")
 

@@ -1,0 +1,136 @@
+"""Pairing annotation files with their images wherever a dataset's publisher put them.
+
+Published datasets name their folders as they like (``IMAGES/`` + ``ANNOTATIONS/``, ``train/images`` +
+``train/annots``, ``Validation_Images/``) and their files' own image references go stale (a VOC ``<filename>``
+keeping the camera's name after the files were renamed ``00001.jpg``, a name without its extension). The rule is
+Roboflow's uploader's: the name inside the annotation file is a hint, tried first, and otherwise the image
+whose stem is the annotation file's own stem, the one nearest to it in the folder tree. Every pairing says which
+rule made it, so ``inspect`` can show how a dataset was understood."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter, defaultdict
+from pathlib import Path, PurePosixPath
+
+from ..dataset import ImageRecord, SourceRef
+from ..errors import DetftError
+from ..images import IMAGE_SUFFIXES
+from ..report import Report
+from .base import SPLIT_ALIASES
+
+MAX_FILES = 1_000_000  # files under one dataset root: past this, a wrong root (a home folder, /) is far likelier
+RULES = {"named": "by the name in the file", "named stem": "by the name in the file, another extension",
+         "own stem": "by the annotation file's own name"}
+_TOKEN = re.compile(r"[^0-9a-z]+")
+
+
+def tree_distance(a: Path, b: Path) -> int:
+    """Folder steps from ``a`` to ``b`` (siblings: 2)."""
+    pa, pb = a.parts, b.parts
+    common = 0
+    for x, y in zip(pa, pb):
+        if x != y:
+            break
+        common += 1
+    return len(pa) + len(pb) - 2 * common
+
+
+def split_of_path(path: Path, root: Path) -> str | None:
+    """The split the folders between ``root`` and ``path`` name (``train/``, ``Validation_Images/``,
+    ``valid/annots/``): the innermost folder with a split word among its words."""
+    try:
+        folders = path.parent.relative_to(root).parts
+    except ValueError:
+        return None
+    for folder in reversed(folders):
+        for word in _TOKEN.split(folder.lower()):
+            if word in SPLIT_ALIASES:
+                return SPLIT_ALIASES[word]
+    return None
+
+
+class ImageIndex:
+    """Every image file under ``root`` (links followed only to files inside it; hidden folders skipped), by
+    stem and by name, and which of them a reader paired."""
+
+    def __init__(self, root: Path, max_files: int = MAX_FILES):
+        self.root = root
+        self.by_name: dict[str, list[Path]] = defaultdict(list)
+        self.by_stem: dict[str, list[Path]] = defaultdict(list)
+        self.paired: set[Path] = set()
+        self.rules: Counter[str] = Counter()
+        real_root, seen = os.path.realpath(root), 0
+        for folder, dirs, files in os.walk(root):  # never into linked folders: no loops, nothing outside root
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            seen += len(files)
+            if seen > max_files:
+                raise DetftError(f"{root} holds more than {max_files:,} files: is it the dataset's own folder? "
+                                 "Point detft at the folder that holds the images and annotations")
+            for name in files:
+                if PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                path = Path(folder) / name
+                if path.is_symlink() and not os.path.realpath(path).startswith(real_root + os.sep):
+                    continue
+                self.by_name[name].append(path)
+                self.by_stem[PurePosixPath(name).stem].append(path)
+
+    def find(self, annotation: Path, hint: str | None) -> tuple[Path | None, str | None]:
+        """The image ``annotation`` describes and the rule that paired it (a key of :data:`RULES`)."""
+        base = (hint or "").replace("\\", "/").rsplit("/", 1)[-1]
+        for rule, pool in (("named", self.by_name.get(base)), ("named stem", self.by_stem.get(PurePosixPath(base).stem)),
+                           ("own stem", self.by_stem.get(annotation.stem))):
+            if base or rule == "own stem":
+                if pool:
+                    image = min(pool, key=lambda p: (tree_distance(annotation.parent, p.parent), str(p)))
+                    self.paired.add(image)
+                    self.rules[rule] += 1
+                    return image, rule
+        return None, None
+
+    def claim(self, image: Path, rule: str = "named") -> None:
+        """Record an image that a reader found by its own rules (VOC's ``JPEGImages/<filename>``)."""
+        self.paired.add(image)
+        self.rules[rule] += 1
+
+    def negatives(self) -> list[Path]:
+        """Images nobody paired that lie in a folder where others were paired: the unlabelled images of a
+        labelled folder, which are negative examples (images in unrelated folders are left alone)."""
+        folders = {p.parent for p in self.paired}
+        return sorted(p for paths in self.by_name.values() for p in paths if p not in self.paired and p.parent in folders)
+
+    def summary(self, annotation_files: int, unpaired: int) -> str:
+        rules = ", ".join(f"{self.rules[r]} {text}" for r, text in RULES.items() if self.rules[r])
+        return (f"pairing under {self.root}: {sum(self.rules.values())} images paired ({rules or 'none'}), "
+                f"{len(self.negatives())} negatives (images without an annotation file), {unpaired} of "
+                f"{annotation_files} annotation files without an image")
+
+
+def complete(index: ImageIndex | None, images: list[ImageRecord], report: Report) -> list[ImageRecord]:
+    """A per-image reader's records made whole: an image that several annotation files describe (one XML per
+    class group) becomes one record with every object, and the labelled folders' unannotated images join as
+    negatives; the pairing summary is noted."""
+    if index is None:
+        return images
+    by_path: dict[Path, ImageRecord] = {}
+    joined, out = 0, []
+    for im in images:
+        first = by_path.get(im.path) if im.path is not None else None
+        if first is None:
+            if im.path is not None:
+                by_path[im.path] = im
+            out.append(im)
+            continue
+        first.annotations += im.annotations
+        joined += 1
+    if joined:
+        report.note(f"{joined} annotation file(s) describe an image another file already does: their objects are "
+                    "joined into one image (one file per class group, as some datasets ship)")
+    negatives = index.negatives()
+    for path in negatives:
+        out.append(ImageRecord(path.name, 0, 0, path=path, split=split_of_path(path, index.root),
+                               source=SourceRef(str(path))))
+    report.note(index.summary(len(images), sum(im.path is None and im.data is None for im in images)))
+    return out

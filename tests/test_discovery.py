@@ -1,0 +1,218 @@
+"""Dataset folders as they were published (#28): images and annotations paired wherever they lie, with no flags.
+
+Each fixture is one layout seen in public datasets, VOC XML as labelImg writes it (``<folder>``, ``<filename>``,
+``<path>`` from the labeller's machine, ``<size>``, ``<object>`` with ``pose/truncated/difficult``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import make_image
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from detft.cli import main
+from detft.convert import load
+from detft.errors import DetftError
+from detft.formats import detect
+from detft.formats.pairing import ImageIndex, split_of_path
+from detft.report import Report
+
+BOXES = {"000": (5, 6, 30, 40), "001": (10, 4, 50, 30), "002": (2, 2, 20, 44), "003": (30, 10, 60, 40)}
+
+
+def voc_xml(filename: str | None, boxes: list[tuple[float, ...]], size: tuple[int, int] = (64, 48),
+            label: str = "cell") -> str:
+    name = f"\t<filename>{filename}</filename>\n" if filename is not None else ""
+    objects = "".join(
+        f"\t<object>\n\t\t<name>{label}</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>0</truncated>\n"
+        f"\t\t<difficult>0</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>{b[0]}</xmin>\n\t\t\t<ymin>{b[1]}</ymin>\n"
+        f"\t\t\t<xmax>{b[2]}</xmax>\n\t\t\t<ymax>{b[3]}</ymax>\n\t\t</bndbox>\n\t</object>\n" for b in boxes)
+    return (f"<annotation>\n\t<folder>images</folder>\n{name}\t<path>C:\\Users\\me\\Desktop\\data\\{filename}</path>\n"
+            f"\t<source>\n\t\t<database>Unknown</database>\n\t</source>\n\t<size>\n\t\t<width>{size[0]}</width>\n"
+            f"\t\t<height>{size[1]}</height>\n\t\t<depth>3</depth>\n\t</size>\n\t<segmented>0</segmented>\n{objects}"
+            "</annotation>\n")
+
+
+def put(root: Path, image: str, xml: str, stem: str, filename: str | None = "same", seed: int = 0) -> None:
+    """Image ``root/image`` and, for it, ``root/xml`` holding BOXES[stem] and the given <filename>."""
+    make_image(root / image, 64, 48, seed=seed)
+    (root / xml).parent.mkdir(parents=True, exist_ok=True)
+    (root / xml).write_text(voc_xml(Path(image).name if filename == "same" else filename, [BOXES[stem]]))
+
+
+def boxes_by_image(ds) -> dict[str, list[tuple]]:
+    """Each image's boxes in VOC pixels (1-based), keyed by the image file's stem."""
+    return {Path(im.path).stem: sorted((a.bbox[0] + 1, a.bbox[1] + 1, a.bbox[2], a.bbox[3]) for a in im.annotations)
+            for im in ds.images}
+
+
+@pytest.mark.parametrize("images,annotations", [("IMAGES", "ANNOTATIONS"), ("images", "annots"),
+                                                ("Train_Img", "Train_XML")])
+def test_voc_xml_and_images_in_sibling_folders_of_any_name(tmp_path: Path, images: str, annotations: str):
+    for i, stem in enumerate(("000", "001")):
+        put(tmp_path, f"{images}/{stem}.jpg", f"{annotations}/{stem}.xml", stem, seed=i)
+    assert detect(tmp_path) == "voc"
+    ds = load(tmp_path, None, Report())
+    assert boxes_by_image(ds) == {s: [BOXES[s]] for s in ("000", "001")}
+
+
+def test_a_second_folder_pair_for_validation_is_the_val_split(tmp_path: Path):
+    put(tmp_path, "Train_Images/000.jpg", "Train_Annotations/000.xml", "000")
+    put(tmp_path, "Validation_Images/001.jpg", "Validation_Annotations/001.xml", "001", seed=1)
+    ds = load(tmp_path, None, Report())
+    assert {Path(im.path).stem: im.split for im in ds.images} == {"000": "train", "001": "val"}
+
+
+def test_split_folders_each_with_their_own_image_and_annotation_folders(tmp_path: Path):
+    put(tmp_path, "dataset/train/images/000.jpg", "dataset/train/annots/000.xml", "000")
+    put(tmp_path, "dataset/train/images/001.jpg", "dataset/train/annots/001.xml", "001", seed=1)
+    put(tmp_path, "dataset/valid/images/000.jpg", "dataset/valid/annots/000.xml", "002", seed=2)  # same stem, other split
+    ds = load(tmp_path / "dataset", None, Report())
+    got = sorted((im.split, Path(im.path).relative_to(tmp_path / "dataset").as_posix(), len(im.annotations))
+                 for im in ds.images)
+    assert got == [("train", "train/images/000.jpg", 1), ("train", "train/images/001.jpg", 1),
+                   ("val", "valid/images/000.jpg", 1)]
+    val = next(im for im in ds.images if im.split == "val")
+    assert val.annotations[0].bbox[2:] == BOXES["002"][2:]  # the valid/ XML paired with the valid/ image
+
+
+@pytest.mark.parametrize("written,file", [("DSC_0042.JPG", "00001.jpg"), ("000", "000.jpg"),
+                                          ("patches_104", "patches_104.jpg"), ("000.png", "000.jpg")])
+def test_a_filename_that_does_not_name_the_image_pairs_by_the_annotation_file(tmp_path: Path, written: str, file: str):
+    """Stale (the camera's name kept after renaming), without its extension, or with another extension."""
+    stem = Path(file).stem
+    make_image(tmp_path / "images" / file, 64, 48)
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / f"{stem}.xml").write_text(voc_xml(written, [BOXES["001"]]))
+    report = Report()
+    ds = load(tmp_path, None, report)
+    assert [Path(im.path).name for im in ds.images] == [file] and ds.images[0].file_name == file
+    rule = "by the name in the file, another extension" if Path(written).stem == stem else "by the annotation file's own name"
+    assert any(f"1 {rule}" in n for n in report.notes), report.notes
+
+
+def test_one_image_described_by_several_annotation_files_is_one_image_with_every_object(tmp_path: Path):
+    make_image(tmp_path / "images" / "000.jpg", 64, 48)
+    for group, box in (("cells", BOXES["000"]), ("platelets", BOXES["003"])):
+        (tmp_path / "labels" / group).mkdir(parents=True)
+        (tmp_path / "labels" / group / "000.xml").write_text(voc_xml("000.jpg", [box], label=group))
+    report = Report()
+    ds = load(tmp_path, None, report)
+    assert len(ds.images) == 1 and boxes_by_image(ds) == {"000": sorted([BOXES["000"], BOXES["003"]])}
+    assert sorted(c.name for c in ds.categories) == ["cells", "platelets"]
+    assert not report.changes and any("joined into one image" in n for n in report.notes)
+
+
+def test_awkward_names_png_bytes_in_a_jpg_zero_size_and_float_coordinates(tmp_path: Path):
+    from PIL import Image
+
+    folder = tmp_path / "my images"
+    folder.mkdir()
+    Image.new("RGB", (64, 48), (90, 30, 30)).save(folder / "cell (1) #2 a=b.jpg", format="PNG")  # PNG bytes
+    (tmp_path / "xml files").mkdir()
+    xml = voc_xml("cell (1) #2 a=b.jpg", [(-3, 5.5, 30.25, 40)], size=(0, 0))
+    (tmp_path / "xml files" / "cell (1) #2 a=b.xml").write_text(xml)
+    report = Report()
+    ds = load(tmp_path, None, report)
+    im = ds.images[0]
+    assert (im.width, im.height) == (64, 48) and im.path == folder / "cell (1) #2 a=b.jpg"
+    assert im.annotations[0].bbox == (0, 4.5, 30.25, 40)  # VOC's 1-based -3 clipped at the left edge, reported
+    assert [(c.action, c.kind) for c in report.changes] == [("clipped", "box_outside_image")]
+    assert any("image size of 0 x 0" in n for n in report.notes)
+
+
+def test_unannotated_images_are_negatives_and_annotations_without_an_image_are_dropped_by_name(tmp_path: Path):
+    put(tmp_path, "images/000.jpg", "annotations/000.xml", "000")
+    make_image(tmp_path / "images" / "background.jpg", 64, 48, seed=3)
+    (tmp_path / "annotations" / "001.xml").write_text(voc_xml("001.jpg", [BOXES["001"]]))
+    make_image(tmp_path / "unrelated" / "logo.png", 16, 16)  # no image of this folder is labelled: not a negative
+    report = Report()
+    ds = load(tmp_path, None, report)
+    assert sorted((Path(im.path).name, len(im.annotations)) for im in ds.images) == [("000.jpg", 1), ("background.jpg", 0)]
+    note = next(n for n in report.notes if n.startswith("pairing under"))
+    assert "1 images paired" in note and "1 negatives" in note and "1 of 2 annotation files without an image" in note
+    assert [(c.kind, c.annotations_lost) for c in report.changes if c.action == "dropped"] == [("missing_image", 1)]
+    assert any("001.jpg" in c.detail for c in report.changes)
+
+
+def test_labelme_json_whose_image_path_is_from_the_labelling_machine(tmp_path: Path):
+    make_image(tmp_path / "images" / "0001.jpg", 64, 48)
+    (tmp_path / "labels").mkdir()
+    doc = {"version": "5.5.0", "flags": {}, "imagePath": "C:\\Users\\me\\Desktop\\IMG_20240101_1200.jpg",
+           "imageData": None, "imageHeight": 48, "imageWidth": 64,
+           "shapes": [{"label": "cell", "points": [[5, 5], [30, 5], [30, 30]], "group_id": None,
+                       "shape_type": "polygon", "flags": {}}]}
+    (tmp_path / "labels" / "0001.json").write_text(json.dumps(doc))
+    report = Report()
+    ds = load(tmp_path, None, report)
+    assert ds.images[0].path == tmp_path / "images" / "0001.jpg" and len(ds.images[0].annotations) == 1
+
+
+def test_inspect_prints_how_the_images_were_paired(tmp_path: Path, capsys):
+    put(tmp_path, "IMAGES/000.jpg", "ANNOTATIONS/000.xml", "000", filename="DSC_1.JPG")
+    put(tmp_path, "IMAGES/001.jpg", "ANNOTATIONS/001.xml", "001", seed=1)
+    assert main(["inspect", str(tmp_path), "--grid", str(tmp_path / "grid.png")]) == 0
+    out = capsys.readouterr().out
+    assert "2 images paired (1 by the name in the file, 1 by the annotation file's own name)" in out
+
+
+def test_discovery_stays_inside_the_root_and_refuses_a_root_with_too_many_files(tmp_path: Path):
+    put(tmp_path / "data", "images/000.jpg", "annots/000.xml", "000")
+    make_image(tmp_path / "outside" / "001.jpg", 64, 48)
+    (tmp_path / "data" / "images" / "001.jpg").symlink_to(tmp_path / "outside" / "001.jpg")  # a link out of the root
+    (tmp_path / "data" / "loop").symlink_to(tmp_path / "data")  # a folder loop
+    index = ImageIndex(tmp_path / "data")
+    assert sorted(p.name for paths in index.by_name.values() for p in paths) == ["000.jpg"]
+    with pytest.raises(DetftError, match="more than 1 files"):
+        ImageIndex(tmp_path / "data", max_files=1)
+
+
+def test_split_words_in_folder_names():
+    root = Path("/d")
+    assert split_of_path(Path("/d/Validation_Images/a.jpg"), root) == "val"
+    assert split_of_path(Path("/d/train/annots/a.xml"), root) == "train"
+    assert split_of_path(Path("/d/Train_XML/a.xml"), root) == "train"
+    assert split_of_path(Path("/d/trainers/a.xml"), root) is None  # a word, not a substring
+    assert split_of_path(Path("/d/a.xml"), root) is None
+
+
+IMAGE_FOLDERS = ["images", "IMAGES", "JPEGImages", "imgs", "Photos"]
+XML_FOLDERS = ["annotations", "ANNOTATIONS", "annots", "xml", "Labels"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(images=st.sampled_from(IMAGE_FOLDERS), xml=st.sampled_from(XML_FOLDERS), split=st.booleans(),
+       names=st.lists(st.sampled_from(["same", "stale", "no extension"]), min_size=4, max_size=4))
+def test_a_known_dataset_moved_into_any_sibling_or_split_layout_reads_the_same(tmp_path_factory, images, xml, split,
+                                                                               names):
+    root = tmp_path_factory.mktemp("layout")
+    for i, stem in enumerate(BOXES):
+        where = (("train" if i < 3 else "valid") + "/") if split else ""
+        written = {"same": f"{stem}.jpg", "stale": f"IMG_{9000 + i}.JPG", "no extension": stem}[names[i]]
+        put(root, f"{where}{images}/{stem}.jpg", f"{where}{xml}/{stem}.xml", stem, filename=written, seed=i)
+    report = Report()
+    ds = load(root, None, report)
+    assert boxes_by_image(ds) == {s: [b] for s, b in BOXES.items()}
+    expected = {s: ("train" if i < 3 else "val") if split else None for i, s in enumerate(BOXES)}
+    assert {Path(im.path).stem: im.split for im in ds.images} == expected
+    assert not [c for c in report.changes if c.action == "dropped"]
+    shutil.rmtree(root)
+
+
+def test_train_takes_images_dir_for_images_that_lie_outside_the_dataset_folder(tmp_path: Path):
+    from detft import TrainConfig
+    from detft.data.loading import load_data
+
+    for i, stem in enumerate(("000", "001", "002", "003", "004")):
+        make_image(tmp_path / "photos" / f"{stem}.jpg", 64, 48, seed=i)
+        (tmp_path / "data" / "Annotations").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / "Annotations" / f"{stem}.xml").write_text(voc_xml(f"{stem}.jpg", [BOXES["000"]]))
+    with pytest.raises(DetftError, match="none could be kept"):
+        load_data(TrainConfig(data=str(tmp_path / "data")))
+    loaded = load_data(TrainConfig(data=str(tmp_path / "data"), images_dir=str(tmp_path / "photos")))
+    assert len(loaded.train) + len(loaded.val) == 5 and all(im.path.parent == tmp_path / "photos"
+                                                            for im in loaded.dataset.images)
