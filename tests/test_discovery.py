@@ -216,3 +216,69 @@ def test_train_takes_images_dir_for_images_that_lie_outside_the_dataset_folder(t
     loaded = load_data(TrainConfig(data=str(tmp_path / "data"), images_dir=str(tmp_path / "photos")))
     assert len(loaded.train) + len(loaded.val) == 5 and all(im.path.parent == tmp_path / "photos"
                                                             for im in loaded.dataset.images)
+
+
+def test_yolo_labels_beside_their_images_in_one_flat_folder(tmp_path: Path):
+    """A darknet-era folder: img.jpg + img.txt side by side, classes in obj.names, split lists among the labels."""
+    for i in range(4):
+        make_image(tmp_path / "plates" / f"car ({i}).jpg", 64, 48, seed=i)
+        (tmp_path / "plates" / f"car ({i}).txt").write_text("0 0.5 0.5 0.25 0.25\n")
+    (tmp_path / "plates" / "obj.names").write_text("plate\nhelmet\n")
+    (tmp_path / "plates" / "train.txt").write_text("data/obj/car (0).jpg\ndata/obj/car (1).jpg\ndata/obj/car (2).jpg\n")
+    (tmp_path / "plates" / "test.txt").write_text("data/obj/car (3).jpg\n")
+    assert detect(tmp_path / "plates") == "yolo"
+    report = Report()
+    ds = load(tmp_path / "plates", None, report)
+    assert sorted((im.file_name, im.split, len(im.annotations)) for im in ds.images) == [
+        ("car (0).jpg", "train", 1), ("car (1).jpg", "train", 1), ("car (2).jpg", "train", 1), ("car (3).jpg", "test", 1)]
+    assert [c.name for c in ds.categories] == ["plate", "helmet"]
+    assert not report.changes  # the split lists are not orphan labels
+    assert any("never used: helmet" in n for n in report.notes) and any("split lists" in n for n in report.notes)
+
+
+def test_a_dataset_one_level_down_is_named_in_the_error(tmp_path: Path):
+    put(tmp_path / "download" / "balloon", "train/images/000.jpg", "train/annots/000.xml", "000")
+    put(tmp_path / "download" / "balloon", "val/images/001.jpg", "val/annots/001.xml", "001", seed=1)
+    with pytest.raises(DetftError, match=r"download holds no dataset itself, but .*balloon \(voc\) does: pass that folder"):
+        detect(tmp_path / "download")
+    assert detect(tmp_path / "download" / "balloon") == "voc"
+
+
+def test_a_folder_that_cannot_be_listed_is_said_and_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import os
+
+    put(tmp_path, "images/000.jpg", "annots/000.xml", "000")
+    (tmp_path / "locked").mkdir()
+    real = os.scandir
+
+    def scandir(path="."):  # what a folder without read permission gives (the tests run as root, who reads all)
+        if Path(path) == tmp_path / "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = Report()
+    ds = load(tmp_path, None, report)
+    assert len(ds.images) == 1
+    assert any("1 folder(s) could not be listed" in n and "locked: Permission denied" in n for n in report.notes)
+
+
+def test_two_formats_over_the_same_images_are_never_merged(tmp_path: Path, capsys):
+    put(tmp_path / "data", "images/000.jpg", "annotations/000.xml", "000")
+    (tmp_path / "data" / "boxes.csv").write_text("filename,class,xmin,ymin,xmax,ymax\n000.jpg,cell,5,6,30,40\n")
+    assert main(["convert", str(tmp_path / "data"), str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "looks like voc and csv; choose one with --from" in err and not (tmp_path / "out").exists()
+    assert main(["convert", str(tmp_path / "data"), str(tmp_path / "out"), "--from", "voc"]) == 0
+
+
+def test_a_csv_finds_the_images_it_names_in_folders_of_any_name_below_it(tmp_path: Path):
+    make_image(tmp_path / "data" / "Photos 2023" / "a.jpg", 64, 48)
+    make_image(tmp_path / "data" / "Photos 2024" / "b.jpg", 64, 48, seed=1)
+    (tmp_path / "data" / "labels.csv").write_text("filename,class,xmin,ymin,xmax,ymax\n"
+                                                  "a.jpg,cell,5,6,30,40\nb.jpg,cell,1,1,20,20\nc.jpg,cell,1,1,9,9\n")
+    report = Report()
+    ds = load(tmp_path / "data", None, report)
+    assert sorted(im.path.parent.name for im in ds.images) == ["Photos 2023", "Photos 2024"]
+    assert any("2 images paired (2 by the name in the file), 1 of 3 image names without an image" in n
+               for n in report.notes)

@@ -64,7 +64,7 @@ def _holds(path: Path, needle: bytes) -> bool:
 def _folder_candidates(src: Path) -> list[str]:
     found = []
     if (yolo.find_yaml(src) or ((src / "images").is_dir() and _holds_files(src / "labels", "*.txt"))
-            or yolo.darknet_data(src) is not None):
+            or yolo.darknet_data(src) is not None or yolo.flat_labels(src)):
         found.append("yolo")
     if (src / "Annotations").is_dir() or _in_subfolder(src, voc.is_voc, "*.xml"):
         found.append("voc")
@@ -103,6 +103,17 @@ def _in_subfolder(src: Path, is_format: Callable[[Path], bool], pattern: str, sn
     return False
 
 
+def _datasets_below(src: Path) -> list[tuple[Path, str]]:
+    """Folders just under ``src`` that hold a dataset (a download unpacked into ``DIR/balloon/{train,val}``)."""
+    found = []
+    for child in _subfolders(src):
+        formats = _folder_candidates(child) or sorted({f for p in split_folders(child).values()
+                                                       for f in _folder_candidates(p)})
+        if len(formats) == 1:
+            found.append((child, formats[0]))
+    return found
+
+
 def split_folders(src: Path) -> dict[str, Path]:
     """``train/``, ``valid/``, ``Validation/``, ``test/``... under ``src``, by the split each names."""
     if not src.is_dir():
@@ -133,6 +144,10 @@ def detect(src: Path) -> str:
             empty = [str(folders[s]) for s, fs in per_split.items() if not fs]
             raise DetftError(f"{src}: split folder(s) {', '.join(empty)} hold no {found[0]} annotations")
     if not found:
+        below = _datasets_below(src)
+        if below:
+            raise DetftError(f"{src} holds no dataset itself, but " + " and ".join(f"{p} ({f})" for p, f in below)
+                             + f" {'does' if len(below) == 1 else 'do'}: pass {'that folder' if len(below) == 1 else 'one of them'}")
         raise DetftError(f"no known annotation format found in {src}; name it with --from ({', '.join(READERS)})")
     if len(found) > 1:
         raise DetftError(f"{src} is ambiguous: it looks like {' and '.join(found)}; choose one with --from")

@@ -15,6 +15,7 @@ from ..errors import FormatError
 from ..images import probe
 from ..report import Report
 from .base import CategoryIndex, box_annotation, declared_size, finite, locate_image, read_text
+from .pairing import ImageIndex
 
 NAME = "csv"
 FIELDS = ("filename", "class", "xmin", "ymin", "xmax", "ymax")
@@ -48,6 +49,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, columns: d
     cols = columns or parse_columns(None)
     root = f.parent
     search = ([images_dir] if images_dir else []) + [root, root / "images"]
+    index = ImageIndex(root) if src.is_dir() else None  # images in folders of any name under the CSV's own
     cats = CategoryIndex(classes)
     images: dict[str, ImageRecord] = {}
     reader = csv.DictReader(io.StringIO(read_text(f), newline=""))
@@ -70,7 +72,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, columns: d
                 report.add("dropped", "bad_row", where, "empty file name", 1)
                 continue
             if name not in images:
-                images[name] = _new_image(name, row, cols, search, f, line, report)
+                images[name] = _new_image(name, row, cols, search, f, line, report, index)
                 report.holds(f)
             image = images[name]
             box = [row.get(cols[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
@@ -88,12 +90,19 @@ def read(src: Path, report: Report, classes: list[str] | None = None, columns: d
     except csv.Error as e:
         raise FormatError(f, f"invalid CSV: {e}", line=reader.line_num) from None
     all_images = list(images.values())
+    if index is not None:
+        report.note(index.summary(len(all_images), sum(im.path is None for im in all_images), "image names"))
     return Dataset(all_images, cats.finish(all_images), root=root, format=NAME)
 
 
 def _new_image(name: str, row: dict, cols: dict[str, str], search: list[Path], f: Path, line: int,
-               report: Report) -> ImageRecord:
+               report: Report, index: ImageIndex | None) -> ImageRecord:
     path = locate_image(name, search)
+    if index is not None:
+        if path is not None:
+            index.claim(path)
+        else:
+            path, _ = index.find(f, name, own_stem=False)
     w, h = declared_size(row.get(cols["width"]), row.get(cols["height"]), report, str(SourceRef(str(f), line=line)))
     if (w, h) == (0, 0) and path is not None:
         info = probe(path)

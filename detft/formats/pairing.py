@@ -61,8 +61,10 @@ class ImageIndex:
         self.by_stem: dict[str, list[Path]] = defaultdict(list)
         self.paired: set[Path] = set()
         self.rules: Counter[str] = Counter()
+        self.unreadable: list[OSError] = []
         real_root, seen = os.path.realpath(root), 0
-        for folder, dirs, files in os.walk(root):  # never into linked folders: no loops, nothing outside root
+        # never into linked folders: no loops, nothing outside root; a folder it may not list is said, not fatal
+        for folder, dirs, files in os.walk(root, onerror=self.unreadable.append):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             seen += len(files)
             if seen > max_files:
@@ -77,11 +79,12 @@ class ImageIndex:
                 self.by_name[name].append(path)
                 self.by_stem[PurePosixPath(name).stem].append(path)
 
-    def find(self, annotation: Path, hint: str | None) -> tuple[Path | None, str | None]:
-        """The image ``annotation`` describes and the rule that paired it (a key of :data:`RULES`)."""
+    def find(self, annotation: Path, hint: str | None, own_stem: bool = True) -> tuple[Path | None, str | None]:
+        """The image ``annotation`` describes and the rule that paired it (a key of :data:`RULES`); ``own_stem``
+        False for files that describe many images (a CSV), whose own name names none of them."""
         base = (hint or "").replace("\\", "/").rsplit("/", 1)[-1]
         for rule, pool in (("named", self.by_name.get(base)), ("named stem", self.by_stem.get(PurePosixPath(base).stem)),
-                           ("own stem", self.by_stem.get(annotation.stem))):
+                           ("own stem", self.by_stem.get(annotation.stem) if own_stem else None)):
             if base or rule == "own stem":
                 if pool:
                     image = min(pool, key=lambda p: (tree_distance(annotation.parent, p.parent), str(p)))
@@ -90,10 +93,11 @@ class ImageIndex:
                     return image, rule
         return None, None
 
-    def claim(self, image: Path, rule: str = "named") -> None:
-        """Record an image that a reader found by its own rules (VOC's ``JPEGImages/<filename>``)."""
+    def claim(self, image: Path) -> None:
+        """Record an image that a reader found where its format puts images (VOC's ``JPEGImages/<filename>``):
+        paired by the name in the file."""
         self.paired.add(image)
-        self.rules[rule] += 1
+        self.rules["named"] += 1
 
     def negatives(self) -> list[Path]:
         """Images nobody paired that lie in a folder where others were paired: the unlabelled images of a
@@ -101,11 +105,15 @@ class ImageIndex:
         folders = {p.parent for p in self.paired}
         return sorted(p for paths in self.by_name.values() for p in paths if p not in self.paired and p.parent in folders)
 
-    def summary(self, annotation_files: int, unpaired: int) -> str:
+    def summary(self, described: int, unpaired: int, what: str = "annotation files", negatives: int | None = None) -> str:
+        """One line: how many images each rule paired, the negatives kept, and how many of the ``described``
+        (annotation files, a CSV's image names) found no image."""
         rules = ", ".join(f"{self.rules[r]} {text}" for r, text in RULES.items() if self.rules[r])
+        kept = f"{negatives} negatives (images without an annotation file), " if negatives is not None else ""
+        skipped = (f"; {len(self.unreadable)} folder(s) could not be listed and were skipped (e.g. "
+                   f"{self.unreadable[0].filename}: {self.unreadable[0].strerror})") if self.unreadable else ""
         return (f"pairing under {self.root}: {sum(self.rules.values())} images paired ({rules or 'none'}), "
-                f"{len(self.negatives())} negatives (images without an annotation file), {unpaired} of "
-                f"{annotation_files} annotation files without an image")
+                f"{kept}{unpaired} of {described} {what} without an image{skipped}")
 
 
 def complete(index: ImageIndex | None, images: list[ImageRecord], report: Report) -> list[ImageRecord]:
@@ -132,5 +140,6 @@ def complete(index: ImageIndex | None, images: list[ImageRecord], report: Report
     for path in negatives:
         out.append(ImageRecord(path.name, 0, 0, path=path, split=split_of_path(path, index.root),
                                source=SourceRef(str(path))))
-    report.note(index.summary(len(images), sum(im.path is None and im.data is None for im in images)))
+    report.note(index.summary(len(images), sum(im.path is None and im.data is None for im in images),
+                              negatives=len(negatives)))
     return out

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -13,11 +13,11 @@ from ..dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
 from ..geometry import (decode_mask, mask_to_polygons, merge_polygons, polygons_bbox,
                         polygons_to_mask)
-from ..images import find_images, probe
+from ..images import IMAGE_SUFFIXES, find_images, probe
 from ..output import atomic_write_text, safe_component
 from ..report import Report
 from ..progress import progress
-from .base import finite, load_yaml, read_text, text_field
+from .base import canonical_split, finite, load_yaml, read_text, text_field
 from .layout import ImagePlacer
 
 NAME = "yolo"
@@ -78,6 +78,43 @@ def _read_darknet(obj_data: Path) -> tuple[list[str], dict[str, list[Path]]]:
     if not splits:  # no lists: the obj_<subset>_data folders are the splits
         splits = {d.name[4:-5]: find_images(d) for d in sorted(root.glob("obj_*_data")) if d.is_dir()}
     return names, splits
+
+
+NAMES_FILES = ("classes.txt", "obj.names", "classes.names")  # where darknet-era exports list the classes, in order
+
+
+def _yolo_line(line: str) -> bool:
+    tok = line.split()
+    return (len(tok) >= 5 and tok[0].isascii() and tok[0].isdigit() and finite(tok[1:]) is not None
+            and len(tok) % 2 == 1)
+
+
+def flat_labels(src: Path, sniff: int = 3) -> bool:
+    """Labels beside their images in one folder (darknet's and many a published dataset's layout): the first
+    images that have a ``.txt`` of the same stem hold YOLO lines."""
+    if not src.is_dir():
+        return False
+    pairs = [p.with_suffix(".txt") for p in sorted(src.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    labels = [lbl for lbl in pairs if lbl.is_file()][:sniff]
+    return bool(labels) and all(_yolo_line(next((ln for ln in read_text(lbl).splitlines() if ln.strip()), "0 0 0 0 0"))
+                                for lbl in labels)
+
+
+def _split_lists(src: Path) -> dict[str, Path]:
+    """``train.txt``, ``val.txt``, ``test.txt`` among the label files that list images rather than hold boxes."""
+    lists = {}
+    for f in sorted(src.glob("*.txt")):
+        split = canonical_split(f.stem)
+        lines = [ln.strip() for ln in read_text(f).splitlines() if ln.strip()]
+        if split in SPLITS and lines and all(PurePosixPath(ln.replace("\\", "/")).suffix.lower() in IMAGE_SUFFIXES
+                                             for ln in lines):
+            lists[split] = f
+    return lists
+
+
+def _names_file(src: Path) -> list[str]:
+    found = [src / n for n in NAMES_FILES if (src / n).is_file()] or sorted(src.glob("*.names"))
+    return [ln.strip() for ln in read_text(found[0]).splitlines() if ln.strip()] if found else []
 
 
 def label_path(image: Path) -> Path:
@@ -157,6 +194,10 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
     elif (obj_data := darknet_data(src)) is not None:
         names, splits = _read_darknet(obj_data)
         root = obj_data.parent
+    elif flat_labels(src) and not (src / "images").is_dir():
+        root, lists = src, _split_lists(src)
+        names = classes or _names_file(src)
+        splits = _flat_splits(src, lists, report)
     else:
         root = src
         names = classes or _classes_txt(src)
@@ -176,14 +217,35 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
     if not names:
         names = [f"class{k}" for k in range(max_cls + 1)]
         report.add("warning", "no_class_names", str(root), f"no data.yaml or classes.txt; named classes {names}")
+    used = {a.category_id for im in images for a in im.annotations}
+    if unused := [n for k, n in enumerate(names) if k not in used]:
+        report.note(f"classes declared but never used: {', '.join(unused)} (kept, with no objects)")
     return Dataset(images, [Category(k, n) for k, n in enumerate(names)], root=root, format=NAME)
+
+
+def _flat_splits(src: Path, lists: dict[str, Path], report: Report) -> dict[str, list[Path]]:
+    """The images of a flat folder by split: as the split lists name them (by file name: the lists hold paths
+    from the labelling machine), the rest ``train``."""
+    images = [p for p in sorted(src.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    split_of = {}
+    for split, f in lists.items():
+        for line in read_text(f).splitlines():
+            if line.strip():
+                split_of.setdefault(line.strip().replace("\\", "/").rsplit("/", 1)[-1], split)
+    if lists:
+        report.note(f"{src}: {', '.join(f.name for f in lists.values())} are split lists, not labels")
+    splits: dict[str, list[Path]] = {}
+    for p in images:
+        splits.setdefault(split_of.get(p.name, "train"), []).append(p)
+    return splits
 
 
 def _report_orphan_labels(image_paths: list[Path], report: Report) -> None:
     """Label files in the label folders this dataset uses that no image refers to: their boxes are lost."""
     used = {label_path(p) for p in image_paths}
     for folder in sorted({lbl.parent for lbl in used}):
-        for lbl in sorted(p for p in set(folder.glob("*.txt")) - used if p.name != "classes.txt"):
+        lists = set(_split_lists(folder).values())
+        for lbl in sorted(p for p in set(folder.glob("*.txt")) - used - lists if p.name != "classes.txt"):
             n = sum(1 for ln in read_text(lbl).splitlines() if ln.strip())
             if n:
                 report.add("dropped", "orphan_label", str(lbl), "no image of this name", n)
