@@ -65,13 +65,16 @@ def train(config: TrainConfig | str | Path | None = None, *, resume: str | Path 
 
 
 def load(weights: str | Path | Run, *, device: str = "auto", conf: float | str = 0.25, max_dets: int = 100,
-         imgsz: int | None = None, trust_weights: bool = False) -> Model:
+         imgsz: int | None = None, trust_weights: bool = False, slice: int | None = None, slice_overlap: float = 0.2,
+         slice_full: bool = False) -> Model:
     """A trained model from a run folder, a checkpoint inside one, a :class:`Run`, or a ``.onnx`` file written
     by ``detft export`` (run by ONNX Runtime; the file carries its classes and input size), whatever its family.
 
     ``conf="auto"`` holds each class to its own threshold, the best-F1 one of the run's last evaluation.
     ``imgsz`` overrides the size it was trained at; YOLO checkpoints load through the restricted loader
-    unless ``trust_weights`` (an ONNX graph runs no Python code, so it needs no trust)."""
+    unless ``trust_weights`` (an ONNX graph runs no Python code, so it needs no trust). ``slice`` (pixels)
+    predicts every image window by window with ``slice_overlap``, and with ``slice_full`` also whole, merging
+    what the windows found (:mod:`detft.inference.sliced`): for small objects in large images."""
     from . import families
 
     run = Run.open(weights)
@@ -88,6 +91,10 @@ def load(weights: str | Path | Run, *, device: str = "auto", conf: float | str =
         per_class = run.thresholds() if conf == "auto" else None
         predictor = families.for_run(run).predictor(run, device=device, max_dets=max_dets, imgsz=imgsz,
                                                     trust_weights=trust_weights)
+    if slice is not None:
+        from .inference.sliced import SlicedPredictor, Slicing
+
+        predictor = SlicedPredictor(predictor, Slicing(slice, slice_overlap, slice_full))
     floor = min(per_class.values()) if per_class else float(conf)
     predictor.set_thresholds(floor, max_dets)
     if per_class:

@@ -45,10 +45,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .convert import convert
     from .split import parse_fractions
 
+    from .tiling import Tiling
+
+    tiling = Tiling(args.tile, args.tile_overlap, args.tile_min_visibility, args.tile_negatives, args.seed) \
+        if args.tile else None
     result = convert(args.src, args.out, to=args.to, fmt=args.fmt,
                      split=parse_fractions(args.split) if args.split else None, seed=args.seed,
                      strict=args.strict, overwrite=args.overwrite, image_mode=args.images, task=args.task,
-                     min_size=args.min_size, **_reader_options(args))
+                     min_size=args.min_size, tiling=tiling, **_reader_options(args))
     ds = result.dataset
     print(f"wrote {args.to} dataset to {result.out}: {len(ds.images)} images, {result.written} annotations, "
           f"{len(ds.categories)} classes, splits {', '.join(f'{s}={len(ds.images_in(s))}' for s in ds.splits())}")
@@ -120,8 +124,10 @@ def _eval_weights(args: argparse.Namespace, settings: EvalSettings) -> dict:
     from .api import load
 
     model = load(args.weights, device=args.device, conf=settings.score_threshold, max_dets=settings.max_dets,
-                 trust_weights=args.trust_weights)
+                 trust_weights=args.trust_weights, **_slicing(args))
     out = args.out or (args.weights if args.weights.is_dir() else args.weights.parent)
+    if args.slice and not args.out:  # beside, not over, the run's own eval.json (whose thresholds --conf auto uses)
+        out = out / f"eval_slice{args.slice}"
     return model.evaluate(args.data, args.split, data_format=args.fmt, out=out, conf=settings.score_threshold,
                           max_dets=settings.max_dets, backend=settings.backend,
                           target_precision=settings.target_precision).doc
@@ -175,6 +181,7 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--imgsz", type=int, help="inference size (default: what the model was trained at)")
     p.add_argument("--max-dets", type=int, default=100)
     p.add_argument("--device", default="auto")
+    add_slice_args(p)
     add_trust_arg(p)
 
 
@@ -197,7 +204,18 @@ def _load(args: argparse.Namespace) -> Model:
     from .api import load
 
     return load(args.weights, device=args.device, conf=args.conf, max_dets=args.max_dets, imgsz=args.imgsz,
-                trust_weights=args.trust_weights)
+                trust_weights=args.trust_weights, **_slicing(args))
+
+
+def _slicing(args: argparse.Namespace) -> dict:
+    return {"slice": args.slice, "slice_overlap": args.slice_overlap, "slice_full": args.slice_full}
+
+
+def add_slice_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--slice", type=int, help="predict each image window by window, this many px square (small "
+                   "objects in large images); the windows' detections are merged")
+    p.add_argument("--slice-overlap", type=float, default=0.2, help="overlap of neighbouring windows (default 0.2)")
+    p.add_argument("--slice-full", action="store_true", help="with --slice, also predict the whole image (large objects)")
 
 
 def cmd_video(args: argparse.Namespace) -> int:
@@ -263,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", choices=["symlink", "hardlink", "copy"], default="symlink",
                    help="how images get into OUT (default symlink)")
     p.add_argument("--task", choices=["detect", "segment"], help="YOLO label type (default: segment if masks exist)")
+    p.add_argument("--tile", type=int, help="cut every image and its annotations into tiles of this many px")
+    p.add_argument("--tile-overlap", type=float, default=0.2, help="overlap of neighbouring tiles (default 0.2)")
+    p.add_argument("--tile-min-visibility", type=float, default=0.3,
+                   help="fraction of an object a tile must hold to keep it (default 0.3)")
+    p.add_argument("--tile-negatives", type=float, default=0.1,
+                   help="tiles without objects kept, per tile with objects (default 0.1)")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("inspect", help="counts per class and split, box sizes, and a preview grid PNG")
@@ -296,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "precision (default: the best-F1 threshold); --conf auto then uses them")
     p.add_argument("--out", type=Path, help="folder for eval.json and plots (default: the run folder, or runs/eval)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"), help="print two evaluations side by side")
+    add_slice_args(p)
     add_trust_arg(p)
     p.set_defaults(func=cmd_eval)
 

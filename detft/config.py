@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import DetftError
+
+if TYPE_CHECKING:
+    from .tiling import Tiling
 
 
 def _embedded_data() -> Path:
@@ -36,6 +39,10 @@ class TrainConfig:
     data: str | None = opt(None, "dataset in any supported format (default: the embedded datasets/shapes)")
     data_format: str | None = opt(None, "input format (default: detect)", flag="--from")
     images_dir: str | None = opt(None, "folder holding the images, when the annotations only name them")
+    tile: int | None = opt(None, "train on tiles of this many px cut from each image (small objects in large images)")
+    tile_overlap: float = opt(0.2, "overlap of neighbouring tiles")
+    tile_min_visibility: float = opt(0.3, "fraction of an object a tile must hold to keep it")
+    tile_negatives: float = opt(0.1, "tiles without objects kept, per tile with objects")
     arch: str = opt("fasterrcnn", "model family or registered model: fasterrcnn, maskrcnn, yolo, or a model name")
     model: str | None = opt(None, "R-CNN: a registered model, e.g. fasterrcnn_efficientnet_lite0_fpn (offline ImageNet "
                                   "backbone); YOLO: a model yaml or .pt (yolov8s-seg.yaml, yolo11n.pt)")
@@ -99,6 +106,14 @@ class TrainConfig:
     conf: float = opt(0.001, "score threshold of validation detections (COCO practice: keep nearly all)")
     eval_backend: str = opt("faster", "COCO evaluator: faster-coco-eval or pycocotools (same numbers)",
                             choices=("faster", "pycocotools"))
+
+    @property
+    def tiling(self) -> Tiling | None:
+        """The tiles training cuts, or None to train on whole images."""
+        from .tiling import Tiling
+
+        return Tiling(self.tile, self.tile_overlap, self.tile_min_visibility, self.tile_negatives,
+                      self.seed) if self.tile else None
 
     @property
     def splitting_seed(self) -> int:

@@ -14,6 +14,7 @@ from .formats import WRITERS, read_dataset
 from .output import atomic_directory, check_not_source
 from .report import Report
 from .split import assign_splits
+from .tiling import Tiling, tile_dataset
 
 REPORT_NAME = "convert_report.json"
 
@@ -41,9 +42,9 @@ def load(src: Path, fmt: str | None, report: Report, *, min_size: float = 2.0,
 def convert(src: Path, out: Path, *, to: str = "coco", fmt: str | None = None,
             split: tuple[float, ...] | None = None, seed: int = 0, strict: bool = False,
             overwrite: bool = False, image_mode: str = "symlink", task: str | None = None,
-            min_size: float = 2.0, **reader_options: Any) -> ConvertResult:
-    """Convert ``src`` to ``to`` in folder ``out``. With ``strict`` any reported change is an error
-    and nothing is written."""
+            min_size: float = 2.0, tiling: Tiling | None = None, **reader_options: Any) -> ConvertResult:
+    """Convert ``src`` to ``to`` in folder ``out``; with ``tiling``, as tiles (after the split, so one image's
+    tiles share its split). With ``strict`` any reported change is an error and nothing is written."""
     if to not in WRITERS:
         raise DetftError(f"cannot write {to!r}; writable formats: {', '.join(WRITERS)}")
     out = Path(out)
@@ -52,6 +53,8 @@ def convert(src: Path, out: Path, *, to: str = "coco", fmt: str | None = None,
     dataset = load(src, fmt, report, min_size=min_size, **reader_options)
     if split is not None:
         assign_splits(dataset, split, seed)
+    if tiling is not None:
+        dataset = tile_dataset(dataset, tiling, report)
     if out.exists():  # replacing OUT must never delete the images the dataset is made of
         check_not_source(out, [im.path for im in dataset.images if im.path is not None])
     with atomic_directory(out, overwrite=overwrite) as tmp:

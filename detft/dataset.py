@@ -82,6 +82,7 @@ class ImageRecord:
     source: SourceRef | None = None
     origin: str | None = None  # the annotation file this image's objects were read from (losses are counted per file)
     data: bytes | None = None  # the encoded image when the annotations embed it (LabelMe imageData) and no file has it
+    window: tuple[int, int, int, int] | None = None  # a tile: the (x0, y0, x1, y1) of its source image it shows
 
     def where(self) -> str:
         return str(self.source) if self.source else self.file_name

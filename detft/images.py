@@ -124,6 +124,12 @@ def read_rgb(image: ImageRecord) -> np.ndarray:
             raise DetftError(f"{image.where()}: the embedded image cannot be decoded")
     else:
         bgr = read_bgr(image.path)
+    if image.window is not None:  # a tile (detft/tiling.py): its part of the source image
+        x0, y0, x1, y1 = image.window
+        if bgr.shape[0] < y1 or bgr.shape[1] < x1:
+            raise DetftError(f"{image.path or image.where()} decodes to {bgr.shape[1]}x{bgr.shape[0]}, too small for "
+                             f"its tile {image.window}")
+        bgr = bgr[y0:y1, x0:x1]
     if bgr.shape[:2] != (image.height, image.width):
         raise DetftError(f"{image.path or image.where()} decodes to {bgr.shape[1]}x{bgr.shape[0]}, annotations say {image.width}x{image.height}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

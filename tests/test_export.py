@@ -280,3 +280,16 @@ def test_a_cuda_session_that_falls_back_to_the_cpu_is_named(tmp_path: Path, monk
     assert "CUDA provider did not start; running on CPUExecutionProvider" in capsys.readouterr().out
     open_session(model, "cpu")
     assert "m.onnx: onnxruntime on CPUExecutionProvider" in capsys.readouterr().out
+
+
+def test_a_sliced_onnx_graph_predicts_what_its_sliced_source_predicts(runs, tmp_path: Path):
+    """Slicing sits in front of any Predictor: a static 64 px YOLO-seg graph takes 64 px windows of a larger image
+    (edge windows smaller) and, merged, gives the sliced PyTorch model's detections and masks."""
+    run = copy_run(runs["yolo-seg"], tmp_path)
+    graph = detft.load(run, device="cpu").export(tmp_path / "seg.onnx").path
+    image = make_image(tmp_path / "large.png", 200, 150, seed=5)
+    source = detft.load(run, device="cpu", conf=0.001, slice=64, slice_overlap=0.25)
+    exported = detft.load(graph, conf=0.001, slice=64, slice_overlap=0.25)
+    ours, theirs = source.predict(image)[0], exported.predict(image)[0]
+    assert ours.masks.shape[1:] == (150, 200) and theirs.masks.shape == ours.masks.shape
+    assert_same_detections(ours, theirs, floor=0.001)

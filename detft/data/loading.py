@@ -74,6 +74,14 @@ def load_data(cfg: TrainConfig) -> TrainingData:
         train, val = ds.images_in("train"), ds.images_in("val")
     else:
         train, val = ds.images_in(cfg.train_split), ds.images_in(cfg.val_split)
+    if cfg.tiling is not None:  # after the split: the tiles of one image never straddle train and val
+        from ..tiling import tile_dataset
+
+        report = Report()
+        ds = tile_dataset(ds, cfg.tiling, report)
+        print(report.summary())
+        train, val = ds.images_in(cfg.train_split if split is None else "train"), \
+            ds.images_in(cfg.val_split if split is None else "val")
     if not train:
         raise DetftError(f"no training images in split '{cfg.train_split}' of {src}")
     return TrainingData(ds, train, val, split)

@@ -3,13 +3,15 @@ and the benchmark all call :func:`evaluate_predictor`, so their numbers can be c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ..dataset import Dataset, ImageRecord
 from ..errors import DetftError
 from ..inference.predictor import Predictor, predict_records
+from ..inference.sliced import SlicedPredictor
 from .groundtruth import coco_groundtruth, to_results
 from .report import EvalSettings, evaluate_all, write_report
 from .worst import worst_grid
@@ -37,7 +39,12 @@ def evaluate_predictor(predictor: Predictor, dataset: Dataset, split: str | list
     data_names = [c.name for c in dataset.sorted_categories()]
     if model_names != data_names:
         raise DetftError(f"the model's classes {model_names} differ from the dataset's {data_names}")
+    started = time.perf_counter()
     dets = predict_records(predictor, images, f"eval {name}")
+    seconds = time.perf_counter() - started
+    speed = {"predict_s": round(seconds, 3), "images_per_s": round(len(images) / max(seconds, 1e-9), 3)}
+    if isinstance(predictor, SlicedPredictor):
+        speed["slicing"] = asdict(predictor.slicing)
     results = to_results(dataset, dets, predictor.labels.names_by_category())
     gt = coco_groundtruth(dataset, images)
     if out is None:
@@ -45,7 +52,7 @@ def evaluate_predictor(predictor: Predictor, dataset: Dataset, split: str | list
         stats = {t: r.stats_dict() for t, r in scored.items()}
         doc = None
     else:
-        doc = write_report(out, gt, results, settings, extra={"split": name, **(extra or {}), "out": str(out)})
+        doc = write_report(out, gt, results, settings, extra={"split": name, **(extra or {}), **speed, "out": str(out)})
         worst_grid(images, doc["worst_images"], results, {c["id"]: c["name"] for c in gt["categories"]},
                    out / "worst_images.png")
         stats = {t: m["stats"] for t, m in doc["metrics"].items()}

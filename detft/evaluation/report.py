@@ -141,4 +141,10 @@ def compare(a: dict, b: dict, name_a: str, name_b: str) -> str:
         lines.append("")
     if not lines:
         raise DetftError("the two evaluations share no IoU type")
+    if "images_per_s" in a and "images_per_s" in b:  # how each was predicted, and how fast
+        how = [f"slice {d['slicing']['size']} px, overlap {d['slicing']['overlap']}" + (" + full" if d['slicing']['full'] else "")
+               if d.get("slicing") else "whole images" for d in (a, b)]
+        lines += [f"{'predicted':<10}{how[0]:>20}{how[1]:>20}",
+                  f"{'images/s':<10}{a['images_per_s']:>20.2f}{b['images_per_s']:>20.2f}"
+                  f"{b['images_per_s'] - a['images_per_s']:>+10.2f}"]
     return "\n".join(lines).rstrip()

@@ -53,9 +53,10 @@ def augment_args(spec: str | None) -> dict[str, Any]:
     return out
 
 
-def fingerprint(src: Path, task: str, seed: int) -> str:
-    """Changes when any file under the source (annotations or images) changes size or time."""
-    h = hashlib.sha256(f"{CACHE_VERSION}|{task}|{seed}|{src.resolve()}".encode())
+def fingerprint(src: Path, task: str, seed: int, variant: str = "") -> str:
+    """Changes when any file under the source (annotations or images) changes size or time, or ``variant`` (how
+    the source is read: images folder, format, tiling) does."""
+    h = hashlib.sha256(f"{CACHE_VERSION}|{task}|{seed}|{src.resolve()}|{variant}".encode())
     files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
     for p in files:
         st = p.stat()
@@ -65,7 +66,8 @@ def fingerprint(src: Path, task: str, seed: int) -> str:
 
 def yolo_dataset(ds: Dataset, src: Path, task: str, cfg: TrainConfig) -> Path:
     """The YOLO copy of ``ds`` in the project's cache, written once per source version."""
-    out = Path(cfg.project) / ".cache" / f"yolo-{task}-{fingerprint(src, task, cfg.splitting_seed)}"
+    variant = "|".join(str(v) for v in (cfg.images_dir, cfg.data_format, cfg.tiling))
+    out = Path(cfg.project) / ".cache" / f"yolo-{task}-{fingerprint(src, task, cfg.splitting_seed, variant)}"
     if (out / "data.yaml").is_file():
         print(f"reusing converted dataset {out}")
         return out

@@ -6,8 +6,12 @@ import hashlib
 import re
 from pathlib import Path, PurePosixPath
 
+import cv2
+
 from ..dataset import ImageRecord
-from ..output import inside, place_image, safe_relpath
+from ..errors import DetftError
+from ..images import read_rgb
+from ..output import atomic_write_bytes, inside, place_image, safe_relpath
 from ..report import Report
 
 
@@ -55,7 +59,12 @@ class ImagePlacer:
             # its content is about to be copied into OUT: say where it really comes from
             self.report.add("warning", "linked_image_copied", image.where(),
                             f"{image.path} is a link to {image.path.resolve()}; its target's content is {self.mode}ed")
-        if image.path is not None and self.mode != "none":
+        if image.window is not None and self.mode != "none":  # a tile: its pixels, cut from the source image
+            ok, encoded = cv2.imencode(rel.suffix or ".png", cv2.cvtColor(read_rgb(image), cv2.COLOR_RGB2BGR))
+            if not ok:
+                raise DetftError(f"cannot encode tile {rel} as {rel.suffix}")
+            atomic_write_bytes(inside(self.out, PurePosixPath(folder) / rel), encoded.tobytes())
+        elif image.path is not None and self.mode != "none":
             place_image(image.path, inside(self.out, PurePosixPath(folder) / rel), self.mode)
         elif image.data is not None and self.mode != "none":  # embedded in the annotations: there is no file to link
             dst = inside(self.out, PurePosixPath(folder) / rel)
