@@ -105,9 +105,10 @@ def _split_lists(src: Path) -> dict[str, Path]:
     lists = {}
     for f in sorted(src.glob("*.txt")):
         split = canonical_split(f.stem)
+        if split not in SPLITS:  # only train.txt, val.txt... are read: never every label file of the folder
+            continue
         lines = [ln.strip() for ln in read_text(f).splitlines() if ln.strip()]
-        if split in SPLITS and lines and all(PurePosixPath(ln.replace("\\", "/")).suffix.lower() in IMAGE_SUFFIXES
-                                             for ln in lines):
+        if lines and all(PurePosixPath(ln.replace("\\", "/")).suffix.lower() in IMAGE_SUFFIXES for ln in lines):
             lists[split] = f
     return lists
 
