@@ -1,11 +1,12 @@
 """Small objects in large images: full-image vs sliced inference vs tiled training + sliced inference.
 
-    python bench/small_objects.py [--epochs 8] [--width 1600 --height 1200] [--tile 512] [--objects 120]
+    python bench/small_objects.py [--arch yolo rcnn] [--epochs 8] [--width 1600 --height 1200] [--tile 512]
 
 A generated benchmark: large textured scenes (1600 x 1200 by default) holding many objects of 8-24 px (circles,
 squares, triangles: COCO "small" is under 32 x 32), 6 training and 3 validation scenes, COCO JSON with polygons.
-Two YOLO11n (COCO start) trainings with the same epochs, seed and input size: on whole images resized to the
-input size, and on tiles of that size (``--tile``). Each is evaluated by detft's COCO evaluator on the full-size
+For each family, two trainings with the same epochs, seed and input size: on whole images resized to the
+input size, and on tiles of that size (``--tile``): YOLO11n from its COCO start, and Faster R-CNN on the packaged
+ImageNet MobileNetV2 backbone (frozen; no COCO R-CNN ships in a package). Each is evaluated by detft's COCO evaluator on the full-size
 validation ground truth, predicted whole and sliced (``--slice`` = the tile size, overlap 0.2). The merge column
 is what slicing costs beyond the model: cutting, shifting and merging, per image."""
 
@@ -24,6 +25,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 SHAPES = ("circle", "square", "triangle")
+FAMILIES = {  # --arch: (row label, training settings)
+    "yolo": ("YOLO11n, COCO start", dict(arch="yolo", weights="yolo11n-coco", model="yolo11n.yaml", batch=8)),
+    "rcnn": ("Faster R-CNN MNv2", dict(model="fasterrcnn_mobilenet_v2_fpn", weights="DEFAULT", batch=4, lr=0.002,
+                                       optimizer="adamw", schedule="cosine", warmup_iters=20)),
+}
 
 
 def scene(rng: random.Random, width: int, height: int, objects: int) -> tuple[Image.Image, list[dict]]:
@@ -101,6 +107,7 @@ def evaluate(run: Path, data: Path, out: Path, tile: int | None) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", nargs="+", choices=sorted(FAMILIES), default=sorted(FAMILIES, reverse=True))
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--width", type=int, default=1600)
     ap.add_argument("--height", type=int, default=1200)
@@ -114,27 +121,29 @@ def main() -> None:
     data = root / "data"
     if not (data / "annotations").is_dir():
         generate(data, a.width, a.height, a.objects)
-    common = dict(data=str(data), arch="yolo", weights="yolo11n-coco", model="yolo11n.yaml", epochs=a.epochs,
-                  imgsz=a.tile, batch=8, workers=0, device="cpu", seed=0, project=str(root / "runs"), exist_ok=True)
+    common = dict(data=str(data), epochs=a.epochs, imgsz=a.tile, workers=0, device="cpu", seed=0,
+                  project=str(root / "runs"), exist_ok=True)
     rows = []
-    for label, extra in (("whole images", {}), (f"{a.tile} px tiles", {"tile": a.tile, "tile_overlap": 0.2})):
-        t = time.perf_counter()
-        run = detft.train(name="tiles" if extra else "whole", **common, **extra).folder
-        seconds = time.perf_counter() - t
-        for how, tile in (("whole", None), (f"sliced {a.tile}", a.tile)):
-            r = evaluate(run, data, root / "eval" / f"{run.name}-{how.split()[0]}", tile)
-            rows.append((label, how, seconds, r))
-            print(label, how, r, flush=True)
+    for arch in a.arch:
+        family, settings = FAMILIES[arch]
+        for label, extra in (("whole images", {}), (f"{a.tile} px tiles", {"tile": a.tile, "tile_overlap": 0.2})):
+            t = time.perf_counter()
+            run = detft.train(name=f"{arch}-{'tiles' if extra else 'whole'}", **common, **settings, **extra).folder
+            seconds = time.perf_counter() - t
+            for how, tile in (("whole", None), (f"sliced {a.tile}", a.tile)):
+                r = evaluate(run, data, root / "eval" / f"{run.name}-{how.split()[0]}", tile)
+                rows.append((family, label, how, seconds, r))
+                print(family, label, how, r, flush=True)
     gt = json.loads((data / "annotations" / "instances_val.json").read_text())
     small = sum(a["bbox"][2] * a["bbox"][3] < 32 * 32 for a in gt["annotations"])
     print(f"\n{len(gt['images'])} val scenes {a.width}x{a.height}, {len(gt['annotations'])} objects ({small} small); "
-          f"YOLO11n COCO start, {a.epochs} epochs at {a.tile} px, seed 0; CPU ({platform.machine()}, {os.cpu_count()} "
+          f"{a.epochs} epochs at {a.tile} px, seed 0; CPU ({platform.machine()}, {os.cpu_count()} "
           "cores); detft's COCO evaluator, max 300 detections per image")
-    print(f"| {'trained on':<14} | {'predicted':<11} | {'train s':>7} | {'AP':>6} | {'AP50':>6} | {'AP_small':>8} | "
+    print(f"| {'model':<20} | {'trained on':<14} | {'predicted':<11} | {'train s':>7} | {'AP':>6} | {'AP50':>6} | {'AP_small':>8} | "
           f"{'images/s':>8} | {'merge ms/img':>12} |")
-    print(f"|{'-' * 16}|{'-' * 13}|{'-' * 9}|{'-' * 8}|{'-' * 8}|{'-' * 10}|{'-' * 10}|{'-' * 14}|")
-    for label, how, seconds, r in rows:
-        print(f"| {label:<14} | {how:<11} | {seconds:7.0f} | {r['AP']:6.4f} | {r['AP50']:6.4f} | {r['APs']:8.4f} | "
+    print(f"|{'-' * 22}|{'-' * 16}|{'-' * 13}|{'-' * 9}|{'-' * 8}|{'-' * 8}|{'-' * 10}|{'-' * 10}|{'-' * 14}|")
+    for family, label, how, seconds, r in rows:
+        print(f"| {family:<20} | {label:<14} | {how:<11} | {seconds:7.0f} | {r['AP']:6.4f} | {r['AP50']:6.4f} | {r['APs']:8.4f} | "
               f"{r['images_per_s']:8.2f} | {r['merge_ms']:12.1f} |")
 
 

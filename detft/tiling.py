@@ -60,7 +60,7 @@ def _starts(length: int, size: int, step: int) -> list[int]:
 def windows(width: int, height: int, size: int, overlap: float) -> list[tuple[int, int, int, int]]:
     """The ``(x0, y0, x1, y1)`` windows of ``size`` px covering a ``width`` x ``height`` image, row by row, the last
     row and column flush with the border (as SAHI cuts); an image no larger than a window is one window."""
-    step = max(1, int(size * (1 - overlap)))
+    step = max(1, size - int(size * overlap))  # the overlap in whole pixels, rounded down, as SAHI counts it
     return [(x, y, min(x + size, width), min(y + size, height))
             for y in _starts(height, size, step) for x in _starts(width, size, step)]
 

@@ -8,45 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import Oracle
 
 from detft.errors import DetftError
 from detft.inference.detections import Detections
-from detft.inference.sliced import SlicedPredictor, Slicing, greedy_merge
+from detft.inference.sliced import SlicedPredictor, Slicing, cut_by_window, greedy_merge
 from detft.tiling import windows
-from detft.models.labels import LabelMap
-
-
-class Oracle:
-    """A 'model' that sees exactly what is in the crop it is given: every pixel of grey value k (k = 1, 2, 3) is
-    class k; each 4-connected blob is one detection, its box, its mask, a score from its size. Whatever the
-    sliced predictor returns is then a pure function of the cutting, shifting and merging."""
-
-    def __init__(self, masks: bool = True):
-        self.labels = LabelMap((1, 2, 3), ("a", "b", "c"), background=False)
-        self.masks, self.calls, self.conf, self.max_dets = masks, [], 0.0, 100
-
-    def set_thresholds(self, conf: float, max_dets: int) -> None:
-        self.conf, self.max_dets = conf, max_dets
-
-    def predict(self, images: list[np.ndarray]) -> list[Detections]:
-        import cv2
-
-        self.calls.append([im.shape[:2] for im in images])
-        out = []
-        for im in images:
-            boxes, labels, masks = [], [], []
-            for k in (1, 2, 3):
-                n, comp = cv2.connectedComponents((im[..., 0] == k).astype(np.uint8), connectivity=4)
-                for c in range(1, n):
-                    ys, xs = np.nonzero(comp == c)
-                    boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-                    labels.append(k)
-                    masks.append(comp == c)
-            area = np.array([m.sum() for m in masks], np.float32)
-            out.append(Detections(np.array(boxes, np.float32).reshape(-1, 4), np.minimum(area / 1e4, 1.0),
-                                  np.array(labels, np.int64), np.array(masks, bool).reshape(-1, *im.shape[:2])
-                                  if self.masks else None))
-        return out
 
 
 def scene(width: int = 1000, height: int = 700) -> tuple[np.ndarray, list[tuple[int, tuple[int, int, int, int]]]]:
@@ -110,7 +77,34 @@ def test_greedy_merge_joins_one_object_s_pieces_but_never_two_classes():
     boxes = np.array([[0, 0, 10, 10], [5, 0, 20, 10], [0, 0, 10, 10], [50, 50, 60, 60]], np.float32)
     scores = np.array([0.9, 0.8, 0.95, 0.5], np.float32)
     labels = np.array([1, 1, 2, 1])
-    assert greedy_merge(boxes, scores, labels, 0.5) == [[2], [0, 1], [3]]
+    cut = np.array([True, True, False, False])  # 0 and 1: the two halves of one object a window border went through
+    groups = greedy_merge(boxes, scores, labels, 0.5, cut)
+    assert [g.members for g in groups] == [[2], [0, 1], [3]] and [g.shape for g in groups] == [[2], [0, 1], [3]]
+
+
+def test_a_piece_is_a_detection_at_a_window_border_that_is_not_the_image_s():
+    windows = np.array([[0, 0, 256, 256]] * 3 + [[204, 0, 460, 256]], np.float32)
+    boxes = np.array([[0, 0, 20, 20],  # at the image's own corner: whole
+                      [240, 10, 256, 30],  # at the window's right edge, inside the image: cut
+                      [100, 100, 120, 120],  # in the middle: whole
+                      [204, 50, 230, 70]], np.float32)  # at the second window's left edge: cut
+    assert cut_by_window(boxes, windows, 460, 256).tolist() == [False, True, False, True]
+
+
+def test_an_object_no_window_holds_whole_comes_back_as_the_union_of_its_pieces():
+    image = np.zeros((256, 460, 3), np.uint8)
+    image[100:140, 150:330] = 3  # 180 px wide across the 52 px overlap of two 256 px windows: never whole in one
+    det = SlicedPredictor(Oracle(), Slicing(256, 0.2)).predict([image])[0]
+    assert [tuple(int(v) for v in b) for b in det.boxes] == [(150, 100, 330, 140)]
+    assert det.masks[0].sum() == 40 * 180
+
+
+def test_a_low_scoring_box_over_two_neighbours_is_suppressed_and_grows_neither():
+    """What an evaluation at conf 0.001 is full of: unioning it (GREEDYNMM) would make A's box cover B too."""
+    a, b, junk = [10, 10, 20, 20], [23, 10, 33, 20], [9, 9, 34, 21]
+    boxes = np.array([a, b, junk], np.float32)
+    groups = greedy_merge(boxes, np.array([0.9, 0.8, 0.01], np.float32), np.array([1, 1, 1]), 0.5)
+    assert [g.members for g in groups] == [[0, 2], [1]] and [g.shape for g in groups] == [[0], [1]]
 
 
 def test_max_dets_holds_for_the_merged_image_not_per_window():

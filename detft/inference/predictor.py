@@ -46,7 +46,10 @@ class RCNNPredictor:
     def predict(self, images: list[np.ndarray]) -> list[Detections]:
         tensors = [torch.from_numpy(np.ascontiguousarray(im)).to(self.device).permute(2, 0, 1).float().div_(255)
                    for im in images]
-        outputs = self.model(tensors)
+        if self.device.type == "cpu":  # a batch is slower there than its images one by one (eight 512 px slice
+            outputs = [self.model([t])[0] for t in tensors]  # windows, MobileNetV2 FPN, 2 cores: 3.4-3.8 s vs 2.4-2.6 s)
+        else:
+            outputs = self.model(tensors)
         results = []
         for im, out in zip(images, outputs):
             masks = None

@@ -4,14 +4,14 @@ A model resizes its input to a few hundred pixels, so a 20 px object in a 4,000 
 gone. :class:`SlicedPredictor` wraps any :class:`Predictor`: it cuts each image into overlapping windows of
 ``size`` pixels (the last row and column flush with the border, as SAHI cuts them), predicts the windows in
 batches at the model's own resolution, shifts every detection back into the image, optionally adds a pass over
-the whole image for large objects, and merges what the overlaps found twice. The merge is SAHI's GREEDYNMM:
-per class, by falling score, every detection whose intersection-over-smaller-area with a kept one (here: with
-the union of what it has absorbed) reaches ``merge_threshold`` joins it (the union of the boxes, the kept score,
-the union of the masks), so an object cut by window borders comes back whole rather than in pieces."""
+the whole image for large objects, and merges what the overlaps found twice (:func:`greedy_merge`: SAHI's
+GREEDYNMM matching, with only the pieces a window border cut unioned into one outline, boxes and masks, so an
+object cut by window borders comes back whole and a low-scoring box never grows an object over its neighbours)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,6 +37,9 @@ class Slicing:
             raise DetftError(f"slice batch {self.batch}: at least 1")
 
 
+EDGE = 1.0  # px: a box this close to a window border that is not the image's was cut by it
+
+
 def _ios(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     """Intersection over the smaller of the two areas, of ``box`` with each of ``others``."""
     w = np.clip(np.minimum(others[:, 2], box[2]) - np.maximum(others[:, 0], box[0]), 0, None)
@@ -46,11 +49,48 @@ def _ios(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     return np.where(smaller > 0, w * h / np.maximum(smaller, 1e-9), 0.0)
 
 
-def greedy_merge(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, threshold: float) -> list[list[int]]:
-    """Groups of detection indices that are one object, the first index of each group its highest-scoring
-    member, groups in falling score. SAHI's GREEDYNMM (IOS metric), except that a group is matched by the union
-    of what it has taken so far: the pieces of an object cut by several windows all join it, whichever piece
-    happens to score highest."""
+class Group(NamedTuple):
+    members: list[int]  # detections that are this object, the highest-scoring first
+    shape: list[int]  # those whose boxes (and masks) make its outline
+
+
+def cut_by_window(boxes: np.ndarray, windows: np.ndarray, width: int, height: int, edge: float = EDGE) -> np.ndarray:
+    """Which detections touch a border of their window that is not the image's: pieces of an object the cut
+    went through. A detection away from every cut is whole as far as its window can tell."""
+    x0, y0, x1, y1 = (windows[:, k] for k in range(4))
+    return (((boxes[:, 0] <= x0 + edge) & (x0 > 0)) | ((boxes[:, 1] <= y0 + edge) & (y0 > 0))
+            | ((boxes[:, 2] >= x1 - edge) & (x1 < width)) | ((boxes[:, 3] >= y1 - edge) & (y1 < height)))
+
+
+def _clip(boxes: np.ndarray, area: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.maximum(boxes[:, :2], area[:, :2]), np.minimum(boxes[:, 2:], area[:, 2:])], axis=1)
+
+
+def _pieces_meet(piece: int, others: np.ndarray, boxes: np.ndarray, windows: np.ndarray, threshold: float) -> np.ndarray:
+    """Which ``others`` (pieces too) are the same object as ``piece``, judged where both windows saw the image:
+    two halves of an object cut by a border overlap by no more than the windows do, too little for IOS on the
+    whole boxes, but clipped to the windows' common area they coincide."""
+    common = np.concatenate([np.maximum(windows[others, :2], windows[piece, :2]),
+                             np.minimum(windows[others, 2:], windows[piece, 2:])], axis=1)
+    a, b = _clip(boxes[[piece] * len(others)], common), _clip(boxes[others], common)
+    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    area = lambda r: np.clip(r[:, 2] - r[:, 0], 0, None) * np.clip(r[:, 3] - r[:, 1], 0, None)  # noqa: E731
+    smaller = np.minimum(area(a), area(b))
+    return (smaller > 0) & (w * h >= threshold * np.maximum(smaller, 1e-9))
+
+
+def greedy_merge(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, threshold: float,
+                 cut: np.ndarray | None = None, windows: np.ndarray | None = None) -> list[Group]:
+    """The objects among detections from overlapping windows, in falling score. Per class, by falling score,
+    every detection whose intersection over the smaller box (SAHI's IOS) with the object reaches ``threshold``
+    joins it (SAHI's GREEDYNMM); a piece cut by a window border (``cut``) also joins a piece of the object that
+    it meets where both their ``windows`` saw the image. Unlike GREEDYNMM, only pieces make the outline: they are
+    unioned (and the object, grown, is matched again, so every piece of it joins), while a whole detection is the
+    outline itself and any other whole detection it absorbs is only suppressed, as NMS would. Unioning every
+    member, as GREEDYNMM does, lets the low-scoring boxes an evaluation keeps (conf 0.001) grow each object over
+    its neighbours: on dense small objects it costs most of the AP (bench/RESULTS.md)."""
+    cut = np.zeros(len(scores), bool) if cut is None else cut
     order = np.argsort(-scores, kind="stable")
     taken = np.zeros(len(scores), bool)
     groups = []
@@ -62,15 +102,32 @@ def greedy_merge(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, thre
         while True:
             rest = order[~taken[order]]
             rest = rest[labels[rest] == labels[i]]
-            joining = rest[_ios(union, boxes[rest]) >= threshold] if len(rest) else rest
+            near = _ios(union, boxes[rest]) >= threshold if len(rest) else np.zeros(0, bool)
+            if windows is not None and len(rest):
+                for m in (m for m in members if cut[m]):
+                    near |= cut[rest] & _pieces_meet(m, rest, boxes, windows, threshold)
+            joining = rest[near]
             if not len(joining):
                 break
             taken[joining] = True
             members += [int(j) for j in joining]
-            union = np.array([boxes[members, 0].min(), boxes[members, 1].min(), boxes[members, 2].max(),
-                              boxes[members, 3].max()], np.float32)
-        groups.append(members)
+            grown = _union(boxes, _shape(members, cut))
+            if np.array_equal(grown, union):
+                break  # only suppressed: nothing more can join an outline that did not change
+            union = grown
+        groups.append(Group(members, _shape(members, cut)))
     return groups
+
+
+def _shape(members: list[int], cut: np.ndarray) -> list[int]:
+    """The members that make a group's outline: its best whole detection, else all its pieces."""
+    whole = [j for j in members if not cut[j]]
+    return whole[:1] if whole else [j for j in members if cut[j]]
+
+
+def _union(boxes: np.ndarray, which: list[int]) -> np.ndarray:
+    return np.array([boxes[which, 0].min(), boxes[which, 1].min(), boxes[which, 2].max(), boxes[which, 3].max()],
+                    np.float32)
 
 
 class SlicedPredictor:
@@ -91,33 +148,34 @@ class SlicedPredictor:
     def _one(self, image: np.ndarray) -> Detections:
         height, width = image.shape[:2]
         cuts = windows(width, height, self.slicing.size, self.slicing.overlap)
-        found: list[tuple[Detections, int, int]] = []  # detections in window coordinates and the window's origin
+        found: list[tuple[Detections, tuple[int, int, int, int]]] = []  # detections in window coordinates, window
         for k in range(0, len(cuts), self.slicing.batch):
             chunk = cuts[k:k + self.slicing.batch]
             crops = [np.ascontiguousarray(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in chunk]
-            found += [(d, x0, y0) for d, (x0, y0, _, _) in zip(self.inner.predict(crops), chunk)]
+            found += list(zip(self.inner.predict(crops), chunk))
         if self.slicing.full and len(cuts) > 1:
-            found.append((self.inner.predict([image])[0], 0, 0))
+            found.append((self.inner.predict([image])[0], (0, 0, width, height)))
         return self._merged(found, height, width)
 
-    def _merged(self, found: list[tuple[Detections, int, int]], height: int, width: int) -> Detections:
-        if not any(len(d) for d, _, _ in found):
+    def _merged(self, found: list[tuple[Detections, tuple[int, int, int, int]]], height: int, width: int) -> Detections:
+        if not any(len(d) for d, _ in found):
             return Detections.empty(self.masks, height, width)
-        boxes = np.concatenate([d.boxes + np.array([x0, y0, x0, y0], np.float32) for d, x0, y0 in found])
-        scores = np.concatenate([d.scores for d, _, _ in found])
-        labels = np.concatenate([d.labels for d, _, _ in found])
-        origin = [(d, i, x0, y0) for d, x0, y0 in found for i in range(len(d))]  # where each mask lives
-        groups = greedy_merge(boxes, scores, labels, self.slicing.merge_threshold)[: self.max_dets]
-        merged = np.array([[boxes[g, 0].min(), boxes[g, 1].min(), boxes[g, 2].max(), boxes[g, 3].max()] for g in groups],
-                          np.float32)
+        boxes = np.concatenate([d.boxes + np.array(w[:2] * 2, np.float32) for d, w in found])
+        scores = np.concatenate([d.scores for d, _ in found])
+        labels = np.concatenate([d.labels for d, _ in found])
+        wins = np.array([w for d, w in found for _ in range(len(d))], np.float32).reshape(-1, 4)
+        origin = [(d, i, w[0], w[1]) for d, w in found for i in range(len(d))]  # where each mask lives
+        groups = greedy_merge(boxes, scores, labels, self.slicing.merge_threshold,
+                              cut_by_window(boxes, wins, width, height), wins)[: self.max_dets]
+        merged = np.array([_union(boxes, g.shape) for g in groups], np.float32).reshape(-1, 4)
         masks = None
         if self.masks:
             masks = np.zeros((len(groups), height, width), bool)
             for n, group in enumerate(groups):
-                for j in group:
+                for j in group.shape:
                     d, i, x0, y0 = origin[j]
                     if d.masks is not None:
                         part = d.masks[i]
                         masks[n, y0:y0 + part.shape[0], x0:x0 + part.shape[1]] |= part
-        first = [g[0] for g in groups]
+        first = [g.members[0] for g in groups]
         return Detections(merged, scores[first].astype(np.float32), labels[first].astype(np.int64), masks)
