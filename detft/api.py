@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from .inference.detections import Detections
     from .inference.predictor import Predictor
     from .inference.video import RunStats
+    from .prelabels import SavedLabels
+    from .ranking import Ranked
 
 ImageLike = Union[str, Path, np.ndarray, "Image.Image"]
 
@@ -60,7 +62,14 @@ def train(config: TrainConfig | str | Path | None = None, *, resume: str | Path 
         return families.for_run(run).train(cfg, run, resume=True, trust_weights=trust_weights)
     cfg = base.replace(**fields) if fields else base
     family = families.for_arch(cfg.arch)
+    teacher = None
+    if cfg.pseudo and not cfg.pseudo_labels:  # its errors before a run folder is made
+        from .pseudo import pseudo_conf, teacher_of, write_pseudo_labels
+
+        teacher, conf = Run.open(teacher_of(cfg)), pseudo_conf(cfg.pseudo_conf)
     run = Run.create(cfg.project, cfg.name, cfg.exist_ok)
+    if teacher is not None:
+        cfg = write_pseudo_labels(cfg, run, teacher, load(teacher, device=cfg.device, conf=conf).predictor)
     return family.train(cfg, run, resume=False, trust_weights=trust_weights)
 
 
@@ -247,6 +256,55 @@ class Model:
         from .inference.video import predict_images
 
         return predict_images(self.predictor, Path(source), Path(out))
+
+    def save_labels(self, source: str | Path, format: str, out: str | Path, *, images: str = "symlink",
+                    overwrite: bool = False, task: str | None = None) -> SavedLabels:
+        """``detft predict --save-labels``: this model's detections on ``source`` (an image or a folder) written
+        to ``out`` as a dataset in ``format`` (coco, yolo, voc, labelme, cvat, via), scores kept where the format
+        holds them: pre-labels to correct in an annotation tool. Thresholds are the ``conf`` :func:`load` had."""
+        from .prelabels import save_labels
+
+        return save_labels(self.predictor, Path(source), format, Path(out), image_mode=images, overwrite=overwrite,
+                           task=task)
+
+    def rank(self, source: str | Path, out: str | Path | None = None, *, top: int | None = None,
+             sheet: int = 25) -> list[Ranked]:
+        """``detft rank``: the images of ``source`` (unlabelled) in the order to label them, most informative
+        first (:mod:`detft.ranking`); with ``out``, ``rank.csv``, ``rank.json`` and ``contact_sheet.png`` of the
+        first ``sheet`` there. Uses the run's ``--conf auto`` thresholds and per-class AP when it was evaluated."""
+        from .evaluation.report import EVAL_JSON
+        from .formats.base import load_json
+        from .output import check_target
+        from .prelabels import source_images
+        from .ranking import FLOOR, contact_sheet, rank, write
+
+        root, files = source_images(Path(source))
+        by_name = {name: c for c, name in self.names.items()}
+        try:
+            thresholds = {by_name[n]: t for n, t in self.run.thresholds().items() if n in by_name}
+        except DetftError:
+            thresholds = {}
+            print(f"{self.run.folder} has no evaluation: every class is held to one threshold, 0.5, and weighed alike "
+                  f"(run detft eval --weights {self.run.folder} for per-class thresholds and AP)")
+        doc = load_json(self.run.folder / EVAL_JSON) if (self.run.folder / EVAL_JSON).is_file() else {}
+        per_class = ((doc.get("metrics") or {}).get("bbox") or {}).get("per_class") or []
+        class_ap = {by_name[c["name"]]: max(0.0, float(c["AP"])) for c in per_class if c.get("name") in by_name}
+        try:
+            rows = rank(self.scorer, files, root, thresholds, class_ap, self.names)[:top]
+        finally:
+            self.scorer.set_thresholds(self.conf, self.max_dets)
+        if out is not None:
+            out = Path(out)
+            check_target(out)
+            out.mkdir(parents=True, exist_ok=True)
+            write(rows, out)
+            if rows and sheet > 0:
+                self.scorer.set_thresholds(FLOOR, self.max_dets)
+                try:
+                    contact_sheet(self.scorer, rows[:sheet], root, self.names, out / "contact_sheet.png")
+                finally:
+                    self.scorer.set_thresholds(self.conf, self.max_dets)
+        return rows
 
     def video(self, source: str, **options: Any) -> RunStats:
         """``detft video``: a video file, image folder, webcam index or stream URL; ``options`` are those of

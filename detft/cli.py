@@ -41,18 +41,20 @@ def _add_reader_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    """``detft convert``, and ``merge`` and ``split``, which are conversions with several sources or a new split."""
     from .accounting import sources_table
+    from .classmap import parse_map
     from .convert import convert
     from .split import parse_fractions
-
     from .tiling import Tiling
 
-    tiling = Tiling(args.tile, args.tile_overlap, args.tile_min_visibility, args.tile_negatives, args.seed) \
-        if args.tile else None
+    tile = getattr(args, "tile", None)
+    tiling = Tiling(tile, args.tile_overlap, args.tile_min_visibility, args.tile_negatives, args.seed) if tile else None
     result = convert(args.src, args.out, to=args.to, fmt=args.fmt,
                      split=parse_fractions(args.split) if args.split else None, seed=args.seed,
                      strict=args.strict, overwrite=args.overwrite, image_mode=args.images, task=args.task,
-                     min_size=args.min_size, tiling=tiling, **_reader_options(args))
+                     min_size=args.min_size, tiling=tiling, class_map=parse_map(args.map) if args.map else None,
+                     stratify=args.stratify, group=args.group, **_reader_options(args))
     ds = result.dataset
     print(f"wrote {args.to} dataset to {result.out}: {len(ds.images)} images, {result.written} annotations, "
           f"{len(ds.categories)} classes, splits {', '.join(f'{s}={len(ds.images_in(s))}' for s in ds.splits())}")
@@ -60,6 +62,35 @@ def cmd_convert(args: argparse.Namespace) -> int:
     print(result.report.summary())
     print(f"full report: {result.out / 'convert_report.json'}")
     return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    if len(args.paths) < 3:
+        raise DetftError("detft merge A B [C ...] OUT: at least two datasets and the output folder")
+    args.src, args.out = args.paths[:-1], args.paths[-1]
+    return cmd_convert(args)
+
+
+def _add_writer_args(p: argparse.ArgumentParser, split_default: str | None = None) -> None:
+    """What convert, merge and split share: the output format and how it is written, the class map, a split."""
+    p.add_argument("--to", choices=sorted(WRITERS), default="coco")
+    _add_reader_args(p)
+    p.add_argument("--map", help="rename, join or drop classes: 'car=vehicle,truck=vehicle,drop=bicycle'")
+    if split_default is None:
+        p.add_argument("--split", help="re-split as train,val,test fractions, e.g. 0.8,0.2,0")
+    else:
+        p.add_argument("--ratios", dest="split", default=split_default,
+                       help=f"train,val,test fractions (default {split_default})")
+    p.add_argument("--stratify", action=argparse.BooleanOptionalAction, default=split_default is not None,
+                   help="keep each class in each split in proportion (default: on for split, off for --split)")
+    p.add_argument("--group", action=argparse.BooleanOptionalAction, default=split_default is not None,
+                   help="keep near-identical images (frames of one video) in one split (default: on for split)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    p.add_argument("--strict", action="store_true", help="fail, writing nothing, if anything would be dropped or changed")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--images", choices=["symlink", "hardlink", "copy"], default="symlink",
+                   help="how images get into OUT (default symlink)")
+    p.add_argument("--task", choices=["detect", "segment"], help="YOLO label type (default: segment if masks exist)")
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -231,8 +262,38 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    out = _load(args).annotate(args.source, args.out)
+    model = _load(args)
+    if args.save_labels:
+        from .prelabels import count_by_class
+
+        fmt, out = args.save_labels
+        saved = model.save_labels(args.source, fmt, out, images=args.images, overwrite=args.overwrite, task=args.task)
+        counts = count_by_class(saved.dataset)
+        print(f"wrote {fmt} pre-labels to {saved.out}: {len(saved.dataset.images)} images, "
+              f"{sum(counts.values())} detections ({', '.join(f'{n} {k}' for k, n in counts.items())}) at "
+              f"--conf {args.conf}")
+        if len(saved.report):
+            print(saved.report.summary())
+        if args.out is None:
+            return 0
+    out = model.annotate(args.source, args.out or Path("runs/predict"))
     print(f"annotated images and predictions.jsonl in {out}")
+    return 0
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    from .api import load
+
+    model = load(args.weights, device=args.device, imgsz=args.imgsz, trust_weights=args.trust_weights)
+    rows = model.rank(args.source, args.out, top=args.top, sheet=args.sheet)
+    width = max([len(r.file) for r in rows[:20]] + [4])
+    print(f"{'rank':>4}  {'file':<{width}}  {'score':>5}  {'near':>6}  {'flip':>6}  {'dets':>4}  weakest class")
+    for k, r in enumerate(rows[:20], 1):
+        print(f"{k:>4}  {r.file:<{width}}  {r.score:5.3f}  {r.near_threshold:6.2f}  {r.flip_disagreement:6.2f}  "
+              f"{r.detections:>4}  {r.weakest_class}")
+    if len(rows) > 20:
+        print(f"... {len(rows) - 20} more")
+    print(f"wrote {args.out / 'rank.csv'}, rank.json and contact_sheet.png (the first {min(args.sheet, len(rows))})")
     return 0
 
 
@@ -269,24 +330,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("convert", help="convert annotations to COCO JSON, a YOLO dataset or VOC XML")
+    p = sub.add_parser("convert", help="convert annotations to COCO, YOLO, VOC, LabelMe, CVAT or VIA")
     p.add_argument("src", type=Path, help="annotation file or dataset folder")
     p.add_argument("out", type=Path, help="output folder (created; written atomically)")
-    p.add_argument("--to", choices=sorted(WRITERS), default="coco")
-    _add_reader_args(p)
-    p.add_argument("--split", help="re-split as train,val,test fractions, e.g. 0.8,0.2,0")
-    p.add_argument("--seed", type=int, default=0, help="seed for --split (default 0)")
-    p.add_argument("--strict", action="store_true", help="fail, writing nothing, if anything would be dropped or changed")
-    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    p.add_argument("--images", choices=["symlink", "hardlink", "copy"], default="symlink",
-                   help="how images get into OUT (default symlink)")
-    p.add_argument("--task", choices=["detect", "segment"], help="YOLO label type (default: segment if masks exist)")
+    _add_writer_args(p)
     p.add_argument("--tile", type=int, help="cut every image and its annotations into tiles of this many px")
     p.add_argument("--tile-overlap", type=float, default=0.2, help="overlap of neighbouring tiles (default 0.2)")
     p.add_argument("--tile-min-visibility", type=float, default=0.3,
                    help="fraction of an object a tile must hold to keep it (default 0.3)")
     p.add_argument("--tile-negatives", type=float, default=0.1,
                    help="tiles without objects kept, per tile with objects (default 0.1)")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("merge", help="several datasets as one: classes joined by name, an image found twice "
+                                     "(identical bytes) kept once, both reported")
+    p.add_argument("paths", nargs="+", type=Path, metavar="DATA", help="two or more datasets (any format), then OUT")
+    _add_writer_args(p)
+    p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("split", help="a new train/val/test split: stratified by class, near-identical images "
+                                     "(frames of one video) kept together")
+    p.add_argument("src", type=Path, help="annotation file or dataset folder")
+    p.add_argument("out", type=Path, help="output folder (created; written atomically)")
+    _add_writer_args(p, split_default="0.8,0.2")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("inspect", help="counts per class and split, box sizes, and a preview grid PNG")
@@ -328,8 +394,29 @@ def build_parser() -> argparse.ArgumentParser:
                                        "detft video)")
     add_inference_args(p)
     p.add_argument("--source", required=True, type=Path, help="image file or folder (searched recursively)")
-    p.add_argument("--out", type=Path, default=Path("runs/predict"), help="output folder (default runs/predict)")
+    p.add_argument("--out", type=Path, help="folder for annotated images and predictions.jsonl (default "
+                   "runs/predict; with --save-labels, only when given)")
+    p.add_argument("--save-labels", nargs=2, metavar=("FORMAT", "OUT"),
+                   help=f"write the detections as a dataset to OUT, pre-labels for an annotation tool: "
+                        f"{', '.join(sorted(WRITERS))} (scores kept in coco, cvat, labelme, via)")
+    p.add_argument("--images", choices=["symlink", "hardlink", "copy"], default="symlink",
+                   help="how --save-labels places the images beside the labels (default symlink)")
+    p.add_argument("--task", choices=["detect", "segment"], help="YOLO label type for --save-labels "
+                   "(default: segment when the model predicts masks)")
+    p.add_argument("--overwrite", action="store_true", help="replace the --save-labels OUT if it exists")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("rank", help="order unlabelled images by how much a label would teach the model: label "
+                                    "the first ones next (rank.csv, rank.json, contact_sheet.png)")
+    p.add_argument("--weights", required=True, type=Path, help="run folder, checkpoint or .onnx file")
+    p.add_argument("--source", required=True, type=Path, help="unlabelled images: a folder (searched recursively)")
+    p.add_argument("--top", type=int, help="list only the first N (default: every image)")
+    p.add_argument("--sheet", type=int, default=25, help="images on the contact sheet (default 25)")
+    p.add_argument("--out", type=Path, default=Path("runs/rank"), help="output folder (default runs/rank)")
+    p.add_argument("--imgsz", type=int, help="inference size (default: what the model was trained at)")
+    p.add_argument("--device", default="auto")
+    add_trust_arg(p)
+    p.set_defaults(func=cmd_rank)
 
     p = sub.add_parser("video", help="run a trained model on a video file, an image folder, a webcam (index) or a "
                                      "stream (rtsp://, http(s)://, udp://); also tools/infer_video.py")

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .accounting import refuse_empty, refuse_total_loss
 from .check import check
+from .classmap import ClassMap, apply_map
 from .dataset import Dataset
 from .errors import DetftError, StrictError
 from .formats import WRITERS, read_dataset
 from .output import atomic_directory, check_not_source
+from .merging import merge
 from .report import Report
-from .split import assign_splits
+from .split import Splitting, split_dataset
 from .tiling import Tiling, tile_dataset
 
 REPORT_NAME = "convert_report.json"
@@ -39,20 +42,28 @@ def load(src: Path, fmt: str | None, report: Report, *, min_size: float = 2.0,
     return dataset
 
 
-def convert(src: Path, out: Path, *, to: str = "coco", fmt: str | None = None,
+def convert(src: Path | Sequence[Path], out: Path, *, to: str = "coco", fmt: str | None = None,
             split: tuple[float, ...] | None = None, seed: int = 0, strict: bool = False,
             overwrite: bool = False, image_mode: str = "symlink", task: str | None = None,
-            min_size: float = 2.0, tiling: Tiling | None = None, **reader_options: Any) -> ConvertResult:
-    """Convert ``src`` to ``to`` in folder ``out``; with ``tiling``, as tiles (after the split, so one image's
-    tiles share its split). With ``strict`` any reported change is an error and nothing is written."""
+            min_size: float = 2.0, tiling: Tiling | None = None, class_map: ClassMap | None = None,
+            stratify: bool = False, group: bool = False, **reader_options: Any) -> ConvertResult:
+    """Convert ``src`` to ``to`` in folder ``out``; several sources are merged (``detft merge``: classes joined by
+    name, an image found twice kept once); ``class_map`` renames, joins and drops classes (``--map``); ``split``
+    re-splits (``stratify`` by class, ``group`` near-identical images into one split); with ``tiling``, as tiles
+    (after the split, so one image's tiles share its split). With ``strict`` any reported change is an error and
+    nothing is written."""
     if to not in WRITERS:
         raise DetftError(f"cannot write {to!r}; writable formats: {', '.join(WRITERS)}")
+    sources = [Path(src)] if isinstance(src, (str, Path)) else [Path(s) for s in src]
     out = Path(out)
-    check_not_source(out, [Path(src)])  # before reading: OUT is, or holds, the annotations themselves
+    check_not_source(out, sources)  # before reading: OUT is, or holds, the annotations themselves
     report = Report()
-    dataset = load(src, fmt, report, min_size=min_size, **reader_options)
+    datasets = [load(s, fmt, report, min_size=min_size, **reader_options) for s in sources]
+    dataset = datasets[0] if len(datasets) == 1 else merge(datasets, report, [str(s) for s in sources])
+    if class_map is not None:
+        dataset = apply_map(dataset, class_map, report)
     if split is not None:
-        assign_splits(dataset, split, seed)
+        split_dataset(dataset, Splitting(split, seed, stratify, group), report)
     if tiling is not None:
         dataset = tile_dataset(dataset, tiling, report)
     if out.exists():  # replacing OUT must never delete the images the dataset is made of
@@ -65,7 +76,7 @@ def convert(src: Path, out: Path, *, to: str = "coco", fmt: str | None = None,
         lost_before = report.annotations_lost
         files = writer(dataset, tmp, report, **kwargs)
         written = dataset.num_annotations - (report.annotations_lost - lost_before)
-        refuse_empty(Path(src), report, written)
+        refuse_empty(sources[0], report, written)
         if strict and len(report):
             raise StrictError(f"--strict: {len(report)} change(s) would be made, nothing written\n{report.summary()}")
         report.write(tmp / REPORT_NAME)

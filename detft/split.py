@@ -1,14 +1,28 @@
 """Deterministic train/val/test splits: the same images land in the same split for the same seed,
-whatever order the files were read in (images are sorted by name before shuffling)."""
+whatever order the files were read in (images are sorted by name before shuffling).
+
+Two options a custom dataset needs (``detft split``): **stratified** by class, so a rare class is in every split
+in proportion and not, by chance, only in train; and **grouped**, so near-identical images (the frames of one
+video, bursts of one scene) stay in one split, or validation scores the model on copies of what it trained on.
+Groups are found by looking: images whose difference hashes (9x8 grey thumbnails, 64 bits) are within
+:data:`NEAR_BITS` of each other are joined, and joined chains form one group (a video drifts from frame to frame)."""
 
 from __future__ import annotations
 
 import random
+from collections import Counter
+from dataclasses import dataclass
 
-from .dataset import Dataset
+import numpy as np
+
+from .dataset import Dataset, ImageRecord
 from .errors import DetftError
+from .progress import progress
+from .report import Report
 
 SPLIT_NAMES = ("train", "val", "test")
+NEAR_BITS = 6  # of 64: frames of one video differ by fewer; two different photos by far more (bench/RESULTS.md)
+CHUNK = 256  # images of one band bucket compared at once
 
 
 def parse_fractions(spec: str) -> tuple[float, ...]:
@@ -19,6 +33,14 @@ def parse_fractions(spec: str) -> tuple[float, ...]:
     if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1) > 1e-6:
         raise DetftError(f"--split {spec!r}: give up to three non-negative fractions (train,val,test) summing to 1")
     return parts
+
+
+@dataclass(frozen=True)
+class Splitting:
+    fractions: tuple[float, ...]
+    seed: int = 0
+    stratify: bool = False  # each class in each split in proportion to the fractions
+    group: bool = False  # near-identical images kept in one split
 
 
 def assign_splits(dataset: Dataset, fractions: tuple[float, ...], seed: int = 0) -> Dataset:
@@ -35,4 +57,112 @@ def assign_splits(dataset: Dataset, fractions: tuple[float, ...], seed: int = 0)
         for im in images[start:end]:
             im.split = name
         start = end
+    return dataset
+
+
+def dhash(image: ImageRecord) -> int:
+    """64-bit difference hash of the image as displayed: each bit, whether a pixel of a 9x8 grey thumbnail is
+    brighter than its right neighbour (robust to resizing, re-encoding and small changes between frames)."""
+    from PIL import Image
+
+    from .images import read_rgb
+
+    if image.path is not None and image.window is None:
+        with Image.open(image.path) as im:
+            im.draft("L", (64, 64))  # JPEG: decode at 1/8 scale, the thumbnail needs no more
+            grey = np.asarray(im.convert("L").resize((9, 8), Image.BILINEAR), np.int16)
+    else:
+        grey = np.asarray(Image.fromarray(read_rgb(image)).convert("L").resize((9, 8), Image.BILINEAR), np.int16)
+    bits = (grey[:, 1:] > grey[:, :-1]).flatten()
+    return int(np.packbits(bits).view(">u8")[0])
+
+
+def _bands(hashes: np.ndarray, n: int) -> list[np.ndarray]:
+    """The 64 bits cut into ``n`` contiguous bands, each band's value per hash."""
+    edges = np.linspace(0, 64, n + 1).astype(int)
+    return [(hashes >> np.uint64(lo)) & np.uint64((1 << (hi - lo)) - 1) for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def near_groups(images: list[ImageRecord], near_bits: int = NEAR_BITS) -> list[int]:
+    """A group number per image: connected components of "hashes within ``near_bits`` bits of each other".
+
+    Two hashes that differ in at most ``near_bits`` bits agree exactly on at least one of ``near_bits + 1``
+    bands, so only images sharing a band value are compared: exact, and near linear in the number of images."""
+    hashes = np.array([dhash(im) for im in progress(images, "hashing images", unit="img")], np.uint64)
+    parent = list(range(len(images)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for band in _bands(hashes, near_bits + 1):
+        order = np.argsort(band, kind="stable")
+        values = band[order]
+        for members in np.split(order, np.flatnonzero(values[1:] != values[:-1]) + 1):
+            if len(members) < 2:
+                continue
+            for k in range(0, len(members), CHUNK):
+                rows = members[k:k + CHUNK]
+                close = np.bitwise_count(hashes[rows][:, None] ^ hashes[members][None, :]) <= near_bits
+                for i, j in zip(*np.nonzero(close)):
+                    a, b = find(int(rows[i])), find(int(members[j]))
+                    if a != b:
+                        parent[max(a, b)] = min(a, b)
+    return [find(i) for i in range(len(images))]
+
+
+def _quotas(total: int, fractions: tuple[float, ...]) -> list[int]:
+    bounds = np.round(np.cumsum(fractions) * total).astype(int)
+    return np.diff(np.concatenate([[0], bounds])).tolist()
+
+
+def split_dataset(dataset: Dataset, splitting: Splitting, report: Report) -> Dataset:
+    """Overwrite every image's split as ``splitting`` says; stratification and groups are reported."""
+    if not (splitting.stratify or splitting.group):
+        return assign_splits(dataset, splitting.fractions, splitting.seed)
+    images = sorted(dataset.images, key=lambda im: im.file_name)
+    group_of = near_groups(images) if splitting.group else list(range(len(images)))
+    units: dict[int, list[ImageRecord]] = {}
+    for im, g in zip(images, group_of):
+        units.setdefault(g, []).append(im)
+    order = list(units.values())
+    random.Random(splitting.seed).shuffle(order)
+    names = SPLIT_NAMES[:len(splitting.fractions)]
+    want_images = _quotas(len(images), splitting.fractions)
+    classes = Counter(a.category_id for im in images for a in im.annotations)
+    want = {c: _quotas(n, splitting.fractions) for c, n in classes.items()}
+    have_images = [0] * len(names)
+    have = {c: [0] * len(names) for c in classes}
+
+    def counts(unit: list[ImageRecord]) -> Counter:
+        return Counter(a.category_id for im in unit for a in im.annotations)
+
+    if splitting.stratify:  # the units holding the rarest class first: they are the hardest to place well
+        order.sort(key=lambda u: min((classes[c] for c in counts(u)), default=len(images) + 1))
+    for unit in order:
+        held = counts(unit)
+        open_ = [k for k in range(len(names)) if splitting.fractions[k] > 0]
+        if splitting.stratify and held:
+            rare = min(held, key=lambda c: classes[c])
+            k = max(open_, key=lambda k: (want[rare][k] - have[rare][k], want_images[k] - have_images[k], -k))
+        else:
+            k = max(open_, key=lambda k: (want_images[k] - have_images[k], -k))
+        for im in unit:
+            im.split = names[k]
+        have_images[k] += len(unit)
+        for c, n in held.items():
+            have[c][k] += n
+    if splitting.group:
+        sizes = sorted((len(u) for u in units.values()), reverse=True)
+        joined = sum(s for s in sizes if s > 1)
+        report.note(f"split by groups: {len(images)} images in {len(units)} groups; {joined} near-identical images "
+                    f"in {sum(s > 1 for s in sizes)} groups of 2 or more (largest {sizes[0]}), each kept in one split")
+    if splitting.stratify:
+        worst = max((abs(have[c][k] / max(classes[c], 1) - splitting.fractions[k]), c, k)
+                    for c in classes for k in range(len(names)))
+        cat = dataset.category_by_id()
+        report.note(f"split stratified by class: every class within {worst[0]:.1%} of its share "
+                    f"(worst: {cat[worst[1]].name if worst[1] in cat else worst[1]} in {names[worst[2]]})")
     return dataset

@@ -147,6 +147,47 @@ def test_predict_takes_paths_arrays_and_pil_images(rcnn_run: detft.Run):
     assert torch.get_num_threads() >= 1
 
 
+def test_predict_save_labels_writes_the_detections_as_a_dataset_at_the_auto_thresholds(rcnn_run: detft.Run,
+                                                                                         tmp_path: Path, capsys):
+    """``detft predict --save-labels``, the CLI over Model.save_labels: every detection kept by --conf auto comes
+    back from the written CVAT file with its score, the images beside it, nothing else written."""
+    from detft.formats import read_dataset
+    from detft.report import Report
+
+    images = Path(rcnn_run.info.config.data) / "images" / "val"
+    out = tmp_path / "cvat"
+    assert main(["predict", "--weights", str(rcnn_run), "--source", str(images), "--save-labels", "cvat", str(out),
+                 "--conf", "auto", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote cvat pre-labels to {out}" in printed and "--conf auto" in printed
+    model = detft.load(rcnn_run, conf="auto", device="cpu")
+    expected = {p.name: model.predict(p)[0] for p in sorted(images.iterdir())}
+    back = {im.file_name: im for im in read_dataset(out, "cvat", Report()).images}
+    assert set(back) == set(expected) and sum(map(len, expected.values())) > 0
+    for name, dets in expected.items():
+        got = sorted(a.attributes["score"] for a in back[name].annotations)
+        assert got == pytest.approx(sorted(round(float(s), 4) for s in dets.scores), abs=1e-4)
+    assert not (tmp_path / "runs").exists() and not Path("runs/predict").exists()  # no --out: labels only
+    with pytest.raises(SystemExit):
+        main(["predict", "--weights", str(rcnn_run), "--source", str(images), "--save-labels", "cvat"])
+
+
+def test_rank_lists_every_image_in_order_with_a_contact_sheet(rcnn_run: detft.Run, tmp_path: Path, capsys):
+    import csv
+
+    images = Path(rcnn_run.info.config.data) / "images" / "val"
+    out = tmp_path / "rank"
+    assert main(["rank", "--weights", str(rcnn_run), "--source", str(images), "--out", str(out), "--top", "3",
+                 "--device", "cpu"]) == 0
+    rows = list(csv.DictReader((out / "rank.csv").open()))
+    assert [r["rank"] for r in rows] == ["1", "2", "3"]
+    assert [float(r["score"]) for r in rows] == sorted((float(r["score"]) for r in rows), reverse=True)
+    assert {r["file"] for r in rows} <= {p.name for p in images.iterdir()}
+    assert json.loads((out / "rank.json").read_text())[0]["file"] == rows[0]["file"]
+    assert (out / "contact_sheet.png").stat().st_size > 0
+    assert "near" in capsys.readouterr().out
+
+
 def test_a_run_on_data_without_a_split_evaluates_exports_and_predicts_with_no_further_flags(tmp_path: Path, capsys):
     """Most custom datasets come without a val split: training makes a seeded 80/20 one, run.yaml keeps it, and
     eval, export's parity check and --conf auto reuse it (and say so) instead of failing on a missing 'val'."""

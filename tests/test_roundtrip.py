@@ -1,4 +1,5 @@
-"""Property tests: random datasets survive COCO->COCO, COCO->YOLO->COCO and VOC->COCO->VOC.
+"""Property tests: random datasets survive COCO->COCO, COCO->YOLO->COCO, VOC->COCO->VOC and COCO->(LabelMe, CVAT,
+VIA)->COCO.
 
 Every box must come back within 1 px and every polygon vertex within 1 px; what a format cannot
 hold (crowd regions in YOLO) must be listed in the report, never lost silently."""
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from detft.convert import load
 from detft.dataset import Annotation, Category, Dataset, ImageRecord
-from detft.formats import coco, voc, yolo
+from detft.formats import coco, cvat, labelme, via, voc, yolo
 from detft.geometry import encode_mask
 from detft.report import Report
 
@@ -110,6 +111,20 @@ def test_coco_yolo_coco_keeps_boxes_and_polygons(ds):
         crowd = sum(a.iscrowd for im in ds.images for a in im.annotations)
         assert sum(c.kind == "crowd_in_yolo" for c in r1.changes) == crowd
         assert r1.annotations_lost == crowd
+
+
+@SETTINGS
+@given(datasets(allow_crowd=False), st.sampled_from(["labelme", "cvat", "via"]))
+def test_coco_to_the_drawing_tools_and_back_keeps_boxes_and_polygons(ds, tool: str):
+    writer = {"labelme": labelme.write, "cvat": cvat.write, "via": via.write}[tool]
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        _materialise(ds, d / "src")
+        report = Report()
+        writer(ds, d / tool, report)
+        assert not report.changes, report.summary()
+        coco.write(load(d / tool, tool, report), d / "coco", report)
+        _assert_same(ds, load(d / "coco", "coco", report))
 
 
 @st.composite

@@ -12,6 +12,7 @@ from helpers import make_image
 
 from detft.cli import main
 from detft.convert import load
+from detft.formats import WRITERS
 from detft.formats.layout import MAX_NAME_BYTES
 from detft.report import Report
 
@@ -32,7 +33,7 @@ def cli(capsys, *args: object) -> tuple[int, str]:
     return code, printed.out + printed.err
 
 
-@pytest.mark.parametrize("to", ["coco", "yolo", "voc"])
+@pytest.mark.parametrize("to", sorted(WRITERS))
 def test_an_image_name_near_the_filesystem_limit_is_written_shortened_and_reported(tmp_path: Path, capsys, to: str):
     name = "a" * 250 + ".jpg"  # 254 bytes: fine on disk, but a label beside it or a temp name would pass 255
     src = coco_export(tmp_path / "src", name)
@@ -45,7 +46,7 @@ def test_an_image_name_near_the_filesystem_limit_is_written_shortened_and_report
     assert ds.num_annotations == 1
 
 
-@pytest.mark.parametrize("to", ["voc", "coco", "yolo"])
+@pytest.mark.parametrize("to", sorted(WRITERS))
 def test_a_latin1_file_name_on_disk_is_written_as_utf8_and_reported(tmp_path: Path, capsys, to: str):
     name = os.fsdecode(b"caf\xe9.jpg")  # how Python sees a name written by a Latin-1 system
     src = coco_export(tmp_path / "src", name)

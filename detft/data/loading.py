@@ -11,6 +11,7 @@ from ..config import EMBEDDED_DATA, TrainConfig
 from ..convert import load
 from ..dataset import Dataset, ImageRecord
 from ..errors import DetftError
+from ..merging import merge
 from ..report import Report
 from ..split import assign_splits
 
@@ -59,6 +60,29 @@ def reuse_split(ds: Dataset, record: dict[str, Any] | None, source: Path | str) 
               "so the val images differ from the ones training validated on and may include images it trained on")
 
 
+def with_pseudo_labels(ds: Dataset, cfg: TrainConfig, train_split: str) -> Dataset:
+    """``ds`` with the run's pseudo-labelled images added to ``train_split`` (classes joined by name; an
+    unlabelled image that is also a labelled one, in any split, is left out and reported)."""
+    folder = Path(cfg.pseudo_labels or "")
+    if not (folder / "annotations").is_dir():
+        raise DetftError(f"--pseudo-labels {folder}: not a pseudo-label folder written by detft train --pseudo")
+    report = Report()
+    pseudo = load(folder, "coco", report, min_size=0.0, verify_images=False)
+    for im in pseudo.images:
+        im.split = train_split
+    unknown = sorted({c.name for c in pseudo.categories} - {c.name for c in ds.categories})
+    if unknown:
+        raise DetftError(f"{folder}: the teacher's classes {', '.join(unknown)} are not classes of {cfg.data or 'the data'}; "
+                         "the teacher must be trained on the labelled data")
+    merged = merge([ds, pseudo], report, [str(cfg.data or "labelled data"), str(folder)])
+    if len(report):
+        print(report.summary())
+    print(f"training on {len(ds.images_in(train_split))} labelled and {len(merged.images) - len(ds.images)} "
+          f"pseudo-labelled images (validation: labelled images only)")
+    merged.root, merged.format = ds.root, ds.format
+    return merged
+
+
 def load_data(cfg: TrainConfig) -> TrainingData:
     """The dataset with its train and val images; without a validation split, a seeded 80/20 split of all images."""
     report = Report()
@@ -74,6 +98,9 @@ def load_data(cfg: TrainConfig) -> TrainingData:
         train, val = ds.images_in("train"), ds.images_in("val")
     else:
         train, val = ds.images_in(cfg.train_split), ds.images_in(cfg.val_split)
+    if cfg.pseudo_labels:  # after the split, into training only: validation never scores a model's own guesses
+        ds = with_pseudo_labels(ds, cfg, cfg.train_split if split is None else "train")
+        train = ds.images_in(cfg.train_split if split is None else "train")
     if cfg.tiling is not None:  # after the split: the tiles of one image never straddle train and val
         from ..tiling import tile_dataset
 

@@ -66,7 +66,7 @@ def fingerprint(src: Path, task: str, seed: int, variant: str = "") -> str:
 
 def yolo_dataset(ds: Dataset, src: Path, task: str, cfg: TrainConfig) -> Path:
     """The YOLO copy of ``ds`` in the project's cache, written once per source version."""
-    variant = "|".join(str(v) for v in (cfg.images_dir, cfg.data_format, cfg.tiling))
+    variant = "|".join(str(v) for v in (cfg.images_dir, cfg.data_format, cfg.tiling, cfg.pseudo_labels))
     out = Path(cfg.project) / ".cache" / f"yolo-{task}-{fingerprint(src, task, cfg.splitting_seed, variant)}"
     if (out / "data.yaml").is_file():
         print(f"reusing converted dataset {out}")

@@ -19,7 +19,8 @@ READERS: dict[str, Callable[..., Dataset]] = {
     "coco": coco.read, "yolo": yolo.read, "voc": voc.read, "labelme": labelme.read,
     "cvat": cvat.read, "via": via.read, "csv": csv.read, "masks": masks.read,
 }
-WRITERS: dict[str, Callable[..., list[Path]]] = {"coco": coco.write, "yolo": yolo.write, "voc": voc.write}
+WRITERS: dict[str, Callable[..., list[Path]]] = {"coco": coco.write, "yolo": yolo.write, "voc": voc.write,
+                                                 "labelme": labelme.write, "cvat": cvat.write, "via": via.write}
 
 
 def _sniff(path: Path, size: int = 65536) -> bytes:

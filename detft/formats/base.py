@@ -221,11 +221,12 @@ def locate_image(name: str, search: list[Path]) -> Path | None:
 
 
 def relative_name(path: Path, root: Path, fallback: str) -> str:
-    """``path`` relative to ``root`` when it lies inside, else ``fallback`` (the name as written)."""
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return fallback
+    """``path`` relative to ``root`` when it lies inside (as found: a linked image placed in a dataset folder is
+    named by where it is placed, not by its target), else ``fallback`` (the name as written)."""
+    for p, r in ((path.absolute(), root.absolute()), (path.resolve(), root.resolve())):
+        if p.is_relative_to(r):
+            return p.relative_to(r).as_posix()
+    return fallback
 
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",

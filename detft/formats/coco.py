@@ -16,6 +16,7 @@ from ..progress import progress
 from ..report import Report
 from .base import as_id, as_int_id, declared_size, finite, load_json, locate_image, split_from_name, text_field
 from .layout import ImagePlacer
+from .shapes import SCORE, other_attributes, read_score, score_of
 
 NAME = "coco"
 
@@ -173,9 +174,11 @@ def _annotation(a: dict, image: ImageRecord, report: Report, ref: str, where: So
     else:
         report.add("dropped", "bad_bbox", ref, f"bbox {a.get('bbox')!r} is not 4 finite numbers", 1)
         return None
-    attrs = a.get("attributes") if isinstance(a.get("attributes"), dict) else {}
+    attrs = dict(a.get("attributes")) if isinstance(a.get("attributes"), dict) else {}
+    if (score := read_score(a.get(SCORE))) is not None:
+        attrs[SCORE] = score
     return Annotation(as_int_id(a["category_id"]), box, polygons=polygons, rle=rle,
-                      iscrowd=bool(a.get("iscrowd", 0)), attributes=dict(attrs), source=where)
+                      iscrowd=bool(a.get("iscrowd", 0)), attributes=attrs, source=where)
 
 
 def annotation_area(ann: Annotation, height: int, width: int) -> float:
@@ -203,8 +206,10 @@ def to_coco_dict(dataset: Dataset, images: list[ImageRecord], file_names: list[s
                 d["segmentation"] = ann.rle
             elif ann.polygons:
                 d["segmentation"] = ann.polygons
-            if ann.attributes:
-                d["attributes"] = ann.attributes
+            if (score := score_of(ann)) is not None:  # a pre-label's confidence, where COCO results keep it
+                d["score"] = score
+            if attrs := other_attributes(ann):
+                d["attributes"] = attrs
             out_anns.append(d)
     cats = [{"id": cat_map[c.id], "name": c.name, "supercategory": c.supercategory}
             for c in dataset.sorted_categories()]

@@ -1,4 +1,4 @@
-"""CVAT 1.1 XML, for images and for video: boxes (rotated ones become polygons), polygons, polylines that
+"""CVAT 1.1 XML, for images and for video (read; for images, written): boxes (rotated ones become polygons), polygons, polylines that
 return to their start (polygons), ellipses (polygons), masks (CVAT's cropped RLE) and the ``occluded`` flag. Shapes sharing a ``group_id`` and label
 are one instance with several parts. Video tracks become one image per frame (``images/frame_000042.PNG``,
 as CVAT exports frames), ``outside`` shapes are absent from their frame and a track is interpolated between
@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, SubElement, tostring
 
 import numpy as np
 
 from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
 from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, encode_mask, polygons_bbox, rle_bbox, rotated_box_polygon
+from ..output import atomic_write_text, safe_component
+from ..progress import progress
 from ..report import Report
 from .base import (CategoryIndex, box_annotation, declared_size, finite, join_group_part, locate_image,
                    outline_of_polyline)
+from .layout import ImagePlacer
+from .shapes import SCORE, other_attributes, outlines, read_score, score_of
 from .xmlsafe import parse
 
 NAME = "cvat"
@@ -167,6 +171,11 @@ def _between(a: Element, b: Element | None, t: float) -> Element:
 
 def _attributes(shape: Element) -> dict:
     attrs: dict = {el.get("name", ""): (el.text or "") for el in shape.iter("attribute")}
+    if SCORE in attrs and (score := read_score(attrs[SCORE])) is not None:
+        attrs[SCORE] = score
+    for k, v in attrs.items():  # a checkbox attribute: CVAT writes true/false
+        if v in ("true", "false"):
+            attrs[k] = v == "true"
     if shape.get("occluded") is not None:
         attrs["occluded"] = int(shape.get("occluded", "0") == "1")
     return attrs
@@ -241,3 +250,99 @@ def _mask_rle(shape: Element, height: int, width: int) -> dict:
     full = np.zeros((height, width), np.uint8)
     full[top:top + h, left:left + w] = flat.reshape(h, w)
     return encode_mask(full)
+
+
+def _attribute_kinds(dataset: Dataset) -> dict[str, str]:
+    """Every annotation attribute the file will carry, with the CVAT input type that holds it: ``score`` a number
+    in [0, 1], 0/1 flags (VOC's difficult, truncated) checkboxes, anything else text. ``occluded`` is CVAT's own
+    shape flag, not an attribute."""
+    kinds: dict[str, str] = {}
+    for im in dataset.images:
+        for a in im.annotations:
+            if score_of(a) is not None:
+                kinds[SCORE] = "number"
+            for k, v in other_attributes(a).items():
+                if k != "occluded":
+                    kind = "checkbox" if v in (0, 1) else "text"
+                    kinds[k] = kind if kinds.get(k, kind) == kind else "text"
+    return kinds
+
+
+ATTRIBUTE_VALUES = {"number": "0\n1\n0.0001", "checkbox": "false", "text": ""}  # number: min, max, step
+
+
+def _label_meta(labels: Element, name: str, kinds: dict[str, str]) -> None:
+    """A ``<label>`` of the meta, as CVAT writes it, declaring the attributes: CVAT (and datumaro) keep an
+    attribute on import only when the task's label declares it too."""
+    label = SubElement(labels, "label")
+    SubElement(label, "name").text = name
+    SubElement(label, "type").text = "any"
+    attributes = SubElement(label, "attributes")
+    for attr_name, kind in kinds.items():
+        attr = SubElement(attributes, "attribute")
+        for tag, text in (("name", attr_name), ("mutable", "False"), ("input_type", kind),
+                          ("default_value", "0" if kind == "number" else ATTRIBUTE_VALUES[kind]),
+                          ("values", ATTRIBUTE_VALUES[kind])):
+            SubElement(attr, tag).text = text
+
+
+def _attribute_text(kind: str, value: object) -> str:
+    if kind == "number":
+        return f"{float(value):.4f}"  # type: ignore[arg-type]
+    if kind == "checkbox":
+        return "true" if value else "false"
+    return str(value)
+
+
+def _shape_attrs(ann: Annotation, label: str) -> dict[str, str]:
+    return {"label": label, "source": "auto" if score_of(ann) is not None else "manual",
+            "occluded": str(int(bool(ann.attributes.get("occluded", 0)))), "z_order": "0"}
+
+
+def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlink") -> list[Path]:
+    """``annotations.xml`` in CVAT for images 1.1 (what CVAT exports, and imports as a task's annotations:
+    images matched by name) with the images under ``images/`` (``images/<subset>/`` and a ``subset`` per image
+    for several splits, as CVAT's project exports): boxes, polygons (the parts of one instance share a
+    ``group_id``), the score and other attributes as ``<attribute>`` elements declared in the meta."""
+    names = {c.id: c.name for c in dataset.categories}
+    splits = dataset.splits()
+    kinds = _attribute_kinds(dataset)
+    root = Element("annotations")
+    SubElement(root, "version").text = "1.1"
+    task = SubElement(SubElement(root, "meta"), "task")
+    for tag, text in (("id", "0"), ("name", "detft"), ("size", str(len(dataset.images))), ("mode", "annotation"),
+                      ("overlap", "0")):
+        SubElement(task, tag).text = text
+    labels = SubElement(task, "labels")
+    for c in dataset.sorted_categories():
+        _label_meta(labels, c.name, kinds)
+    placer = ImagePlacer(out, image_mode, report)
+    frame, group = 0, 0
+    for split in splits:
+        folder = "images" if len(splits) == 1 else f"images/{safe_component(split, 'split name')}"
+        for im in progress(dataset.images_in(split), f"writing CVAT {split}", unit="img"):
+            el = SubElement(root, "image", {"id": str(frame), "name": placer.place(im, folder),
+                                            "width": str(im.width), "height": str(im.height)})
+            if len(splits) > 1:
+                el.set("subset", split)
+            frame += 1
+            for ann in im.annotations:
+                parts = outlines(ann, report, "CVAT")
+                attrs = _shape_attrs(ann, names[ann.category_id])
+                if parts is not None and len(parts) > 1:
+                    group += 1
+                    attrs["group_id"] = str(group)
+                shapes = []
+                if parts is None:
+                    shapes.append(SubElement(el, "box", {**attrs, **dict(zip(("xtl", "ytl", "xbr", "ybr"),
+                                                                            (f"{v:.2f}" for v in ann.bbox)))}))
+                for part in parts or ():
+                    points = ";".join(f"{x:.2f},{y:.2f}" for x, y in zip(part[0::2], part[1::2]))
+                    shapes.append(SubElement(el, "polygon", {**attrs, "points": points}))
+                values = {k: v for k, v in ann.attributes.items() if k in kinds}
+                for shape in shapes:
+                    for k, v in values.items():
+                        SubElement(shape, "attribute", {"name": k}).text = _attribute_text(kinds[k], v)
+    path = out / "annotations.xml"
+    atomic_write_text(path, '<?xml version="1.0" encoding="utf-8"?>\n' + tostring(root, encoding="unicode") + "\n")
+    return [path]

@@ -1,4 +1,4 @@
-"""LabelMe JSON, one file per image: rectangles, polygons and circles (turned into polygons).
+"""LabelMe JSON, one file per image: rectangles, polygons and circles (turned into polygons), read and written.
 
 Shapes sharing a ``group_id`` and label form one instance with several parts, as LabelMe users
 draw occluded objects. A linestrip whose end returns to its start is the outline it was drawn as and is
@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
 from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, polygons_bbox
 from ..images import probe
+from ..output import atomic_write_text, inside
 from ..report import Report
 from ..progress import progress
 from .base import (CategoryIndex, box_annotation, declared_size, join_group_part, list_field, load_json, locate_image,
                    outline_of_polyline, point_list, relative_name, sibling_image_dirs, text_field)
+from .layout import ImagePlacer
 from .pairing import ImageIndex, complete
+from .shapes import SCORE, other_attributes, outlines, read_score, report_unkept, score_of, split_folders
 
 NAME = "labelme"
 # labels labelme's own converters (labelme2coco, labelme2voc) treat as "not an object": skipped, not lost
@@ -131,6 +135,8 @@ def _image(f: Path, data: dict, root: Path, cats: CategoryIndex, report: Report,
             continue
         flags = shape.get("flags")
         attrs = {k: v for k, v in flags.items() if v} if isinstance(flags, dict) else {}
+        if (score := read_score(shape.get(SCORE))) is not None:  # a model's pre-label (detft, X-AnyLabeling)
+            attrs[SCORE] = score
         src_ref = SourceRef(str(f), index=i)
         if kind == "rectangle":
             if len(pts) != 4:
@@ -150,3 +156,42 @@ def _image(f: Path, data: dict, root: Path, cats: CategoryIndex, report: Report,
             continue
         image.annotations.append(ann)
     return image
+
+
+LABELME_VERSION = "5.5.0"  # the file layout written: labelme 5.x, which also keeps the extra "score" key
+
+
+def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlink") -> list[Path]:
+    """One LabelMe JSON beside each image (``imagePath`` its bare name, ``imageData`` null, as labelme saves
+    with "save image data" off): boxes as rectangles, polygons as polygons, the parts of one instance sharing a
+    ``group_id``, a score as the shape's ``score`` (labelme keeps keys it does not know; X-AnyLabeling reads it)."""
+    names = {c.id: c.name for c in dataset.categories}
+    placer = ImagePlacer(out, image_mode, report)
+    written = []
+    for split, folder in split_folders(dataset).items():
+        for im in progress(dataset.images_in(split), f"writing LabelMe {split}", unit="img"):
+            rel = PurePosixPath(placer.place(im, folder))
+            shapes, group = [], 0
+            for ann in im.annotations:
+                parts = outlines(ann, report, "LabelMe")
+                group_id = None
+                if parts is not None and len(parts) > 1:
+                    group += 1
+                    group_id = group
+                flags = {k: bool(v) for k, v in other_attributes(ann).items() if v in (0, 1)}  # true/false only
+                report_unkept(ann, set(flags), report, "LabelMe")
+                common = {"label": names[ann.category_id], "group_id": group_id, "description": "", "flags": flags}
+                if (score := score_of(ann)) is not None:
+                    common[SCORE] = round(score, 4)
+                if parts is None:
+                    x0, y0, x1, y1 = ann.bbox
+                    shapes.append({**common, "points": [[x0, y0], [x1, y1]], "shape_type": "rectangle"})
+                for part in parts or ():
+                    shapes.append({**common, "points": [list(p) for p in zip(part[0::2], part[1::2])],
+                                   "shape_type": "polygon"})
+            doc = {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": rel.name,
+                   "imageData": None, "imageHeight": im.height, "imageWidth": im.width}
+            path = inside(out, PurePosixPath(folder) / rel.with_suffix(".json"))
+            atomic_write_text(path, json.dumps(doc, ensure_ascii=False, indent=2))
+            written.append(path)
+    return written

@@ -1,18 +1,24 @@
 """VGG Image Annotator (VIA) 1.x/2.x JSON: rect, polygon, circle and ellipse regions (curves become
 polygons), and polylines that return to their start (outlines drawn with the line tool, read as polygons).
-The class is read from a region attribute (``class_attr``, default: the first one)."""
+The class is read from a region attribute (``class_attr``, default: the first one); the other region attributes
+are kept (a ``score`` as a number). Written as VIA 2's annotation export."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+from pathlib import Path, PurePosixPath
 
 from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
 from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, polygons_bbox
 from ..images import probe
+from ..output import atomic_write_text, inside
+from ..progress import progress
 from ..report import Report
 from .base import (CategoryIndex, canonical_split, finite, load_json, locate_image, outline_of_polyline, sibling_image_dirs,
                    text_field)
+from .layout import ImagePlacer
+from .shapes import SCORE, other_attributes, outlines, read_score, score_of, split_folders
 
 NAME = "via"
 
@@ -87,10 +93,28 @@ def _attributes(rec: dict) -> bool:
     return any(isinstance(r, dict) and r.get("region_attributes") for r in regions)
 
 
-def _class_name(attrs: object, class_attr: str | None) -> str:
+def _class_key(attrs: object, class_attr: str | None) -> str | None:
     if not attrs or not isinstance(attrs, dict):
+        return None
+    return class_attr if class_attr else next(iter(attrs))
+
+
+def _kept_attributes(attrs: object, class_attr: str | None) -> dict:
+    """The region attributes besides the class: text and numbers (checkbox/dropdown dicts are the class's kind)."""
+    if not isinstance(attrs, dict):
+        return {}
+    key = _class_key(attrs, class_attr)
+    kept = {k: v for k, v in attrs.items() if k != key and isinstance(v, (str, int, float)) and v != ""}
+    if SCORE in kept and (score := read_score(kept[SCORE])) is not None:
+        kept[SCORE] = score
+    return kept
+
+
+def _class_name(attrs: object, class_attr: str | None) -> str:
+    key = _class_key(attrs, class_attr)
+    if key is None:
         return ""
-    value = attrs.get(class_attr, "") if class_attr else next(iter(attrs.values()))
+    value = attrs.get(key, "")  # type: ignore[union-attr]
     if isinstance(value, dict):  # checkbox attribute: {"cat": true}
         picked = [k for k, v in value.items() if v]
         return picked[0] if len(picked) == 1 else ""
@@ -121,13 +145,14 @@ def _region(region: dict, cats: CategoryIndex, class_attr: str | None, default_c
     cat = cats.id_for(name, report, ref)
     if cat is None:
         return None
+    attrs = _kept_attributes(region.get("region_attributes"), class_attr)
     if kind == "rect":
         vals = finite([shape.get(k) for k in ("x", "y", "width", "height")])
         if vals is None:
             report.add("dropped", "bad_bbox", ref, "rect needs numeric x, y, width, height", 1)
             return None
         x, y, w, h = vals
-        return Annotation(cat, (x, y, x + w, y + h), source=where)
+        return Annotation(cat, (x, y, x + w, y + h), attributes=attrs, source=where)
     if kind in ("circle", "ellipse"):
         keys = ("cx", "cy", "r", "r") if kind == "circle" else ("cx", "cy", "rx", "ry")
         vals = finite([shape.get(k) for k in keys])
@@ -147,4 +172,57 @@ def _region(region: dict, cats: CategoryIndex, class_attr: str | None, default_c
         poly = [v for xy in zip(xs, ys) for v in xy]
         if len(poly) >= 8 and poly[:2] == poly[-2:]:  # closed by repeating the first vertex
             poly = poly[:-2]
-    return Annotation(cat, polygons_bbox([poly]), polygons=[poly], source=where)
+    return Annotation(cat, polygons_bbox([poly]), polygons=[poly], attributes=attrs, source=where)
+
+
+CLASS_ATTRIBUTE = "label"  # the region attribute the class is written to (read first, as VIA exports list it)
+EXPORT_NAME = "via_region_data.json"  # VIA 2's "Export annotations (as json)" name, as the balloon dataset has it
+
+
+def _size_of(placed: Path, image: ImageRecord) -> int:
+    """The byte size VIA keys a file by (``filename + size``); -1, VIA's value for a file it cannot size."""
+    for p in (placed, image.path):
+        try:
+            return p.stat().st_size if p is not None else -1
+        except OSError:
+            continue
+    return len(image.data) if image.data is not None else -1
+
+
+def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlink") -> list[Path]:
+    """``via_region_data.json`` beside the images (per split folder for several), as VIA 2 exports annotations
+    and imports them again ("Annotation > Import annotations (from json)"): boxes as ``rect``, polygons as
+    ``polygon`` (VIA has no groups: a multi-part instance becomes one region per part, reported), the class in
+    the ``label`` region attribute and the score, like any other attribute, as text beside it."""
+    names = {c.id: c.name for c in dataset.categories}
+    placer = ImagePlacer(out, image_mode, report)
+    written = []
+    for split, folder in split_folders(dataset).items():
+        records = {}
+        for im in progress(dataset.images_in(split), f"writing VIA {split}", unit="img"):
+            rel = placer.place(im, folder)
+            regions = []
+            for ann in im.annotations:
+                attrs: dict[str, object] = {CLASS_ATTRIBUTE: names[ann.category_id]}
+                attrs.update({k: v if isinstance(v, (bool, int, float)) else str(v)  # numbers stay numbers
+                              for k, v in other_attributes(ann).items() if k != CLASS_ATTRIBUTE})
+                if (score := score_of(ann)) is not None:
+                    attrs[SCORE] = f"{score:.4f}"
+                parts = outlines(ann, report, "VIA")
+                if parts is None:
+                    x0, y0, x1, y1 = ann.bbox
+                    regions.append({"shape_attributes": {"name": "rect", "x": x0, "y": y0, "width": x1 - x0,
+                                                         "height": y1 - y0}, "region_attributes": attrs})
+                    continue
+                if len(parts) > 1:
+                    report.add("converted", "instance_split", ann.where(),
+                               f"VIA has no groups: the {len(parts)} parts of this instance are written as regions")
+                regions += [{"shape_attributes": {"name": "polygon", "all_points_x": part[0::2],
+                                                  "all_points_y": part[1::2]}, "region_attributes": attrs}
+                            for part in parts]
+            size = _size_of(out / folder / rel, im)  # a placed link: its target's size
+            records[f"{rel}{size}"] = {"filename": rel, "size": size, "regions": regions, "file_attributes": {}}
+        path = inside(out, PurePosixPath(folder) / EXPORT_NAME)
+        atomic_write_text(path, json.dumps(records, ensure_ascii=False))
+        written.append(path)
+    return written

@@ -1,0 +1,137 @@
+"""Label less (#26): does training on pseudo-labels help, and does `detft rank` pick better images than chance?
+
+    python bench/label_less.py [--bccd ../shared/datasets/bccd/BCCD] [--seeds 0 1 2] [--epochs 10] [--fraction 0.2]
+
+BCCD's train split is the pool; its val split is what every run is scored on (detft's COCO evaluator, the run's
+eval.json). Per seed, a seeded ``--fraction`` of the pool is "labelled" and the rest has its labels hidden:
+
+- (a) the labelled part alone (this run is also the teacher and the ranker);
+- (b) (a)'s data plus (a)'s detections on the hidden part above its per-class best-F1 thresholds
+      (``detft train --pseudo HIDDEN --teacher RUN_A``);
+- (c) (a)'s data plus the same number of images again that ``detft rank --weights RUN_A`` puts first, labelled
+      from the hidden truth;
+- (d) (a)'s data plus as many hidden images picked at random, labelled from the hidden truth;
+- (e) the whole pool, labelled.
+
+Every run: YOLO11n from the packaged COCO start (the default), the same epochs, image size, batch and seed, so
+the arms differ in their training data alone. Each run is a subprocess of its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_BCCD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "bccd" / "BCCD"
+ARMS = {"a": "labelled part alone", "b": "+ pseudo-labels on the rest", "c": "+ as many again, picked by rank",
+        "d": "+ as many again, picked at random", "e": "the whole pool labelled"}
+
+
+def write_coco(dataset, train, val, out: Path) -> Path:
+    """A COCO folder of ``train`` + ``val`` records (images linked), the classes of ``dataset``."""
+    from detft.dataset import Dataset
+    from detft.formats import coco
+    from detft.report import Report
+
+    images = [replace(im, split="train") for im in train] + [replace(im, split="val") for im in val]
+    if not (out / "annotations").is_dir():
+        coco.write(Dataset(images, dataset.categories, root=dataset.root), out, Report())
+    return out
+
+
+def hidden_folder(records, out: Path) -> Path:
+    """The unlabelled images: links only, no annotation anywhere near them."""
+    out.mkdir(parents=True, exist_ok=True)
+    for im in records:
+        link = out / Path(im.file_name).name
+        if not link.exists():
+            link.symlink_to(im.path.resolve())
+    return out
+
+
+def train(name: str, project: Path, data: Path, a: argparse.Namespace, seed: int, **extra: str) -> dict:
+    """One training in its own process; returns its val AP and time."""
+    run = project / name
+    if not (run / "eval.json").is_file():
+        args = ["--data", str(data), "--arch", "yolo", "--epochs", str(a.epochs), "--imgsz", str(a.imgsz),
+                "--batch", str(a.batch), "--seed", str(seed), "--workers", "0", "--device", "cpu", "--project",
+                str(project), "--name", name, "--exist-ok"]
+        for k, v in extra.items():
+            args += [f"--{k.replace('_', '-')}", v]
+        t = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "detft", "train", *args], capture_output=True, text=True)
+        if proc.returncode:
+            raise SystemExit(f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        (run / "bench_seconds.txt").write_text(f"{time.perf_counter() - t:.1f}")
+    stats = json.loads((run / "eval.json").read_text())["metrics"]["bbox"]["stats"]
+    return {"AP": stats["AP"], "AP50": stats["AP50"], "s": float((run / "bench_seconds.txt").read_text())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bccd", type=Path, default=DEFAULT_BCCD)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--imgsz", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--fraction", type=float, default=0.2)
+    ap.add_argument("--project", type=Path, default=Path("/tmp/detft-label-less"))
+    a = ap.parse_args()
+    import detft
+    from detft.convert import load
+    from detft.report import Report
+
+    bccd = load(a.bccd, "voc", Report())
+    pool, val = bccd.images_in("train"), bccd.images_in("val")
+    results: dict[str, list[dict]] = {k: [] for k in ARMS}
+    picks = {}
+    for seed in a.seeds:
+        root = a.project / f"seed{seed}"
+        order = sorted(pool, key=lambda im: im.file_name)
+        random.Random(seed).shuffle(order)
+        n = round(a.fraction * len(pool))
+        labelled, hidden = order[:n], order[n:]
+        by_name = {Path(im.file_name).name: im for im in hidden}
+        runs = root / "runs"
+        data_a = write_coco(bccd, labelled, val, root / "data_a")
+        results["a"].append(train("a", runs, data_a, a, seed))
+        hidden_dir = hidden_folder(hidden, root / "hidden")
+        results["b"].append(train("b", runs, data_a, a, seed, pseudo=str(hidden_dir), teacher=str(runs / "a")))
+        if not (root / "rank" / "rank.json").is_file():
+            detft.load(runs / "a", device="cpu").rank(hidden_dir, root / "rank")
+        ranked = [r["file"] for r in json.loads((root / "rank" / "rank.json").read_text())][:n]
+        chance = random.Random(1000 + seed).sample(sorted(by_name), n)
+        picks[seed] = {"rank": ranked, "random": chance}
+        results["c"].append(train("c", runs, write_coco(bccd, labelled + [by_name[f] for f in ranked], val,
+                                                        root / "data_c"), a, seed))
+        results["d"].append(train("d", runs, write_coco(bccd, labelled + [by_name[f] for f in chance], val,
+                                                        root / "data_d"), a, seed))
+        results["e"].append(train("e", runs, write_coco(bccd, pool, val, root / "data_e"), a, seed))
+        print(seed, {k: v[-1] for k, v in results.items()}, flush=True)
+    objects = {s: {k: sum(len(by.annotations) for by in pool if Path(by.file_name).name in set(v))
+                   for k, v in p.items()} for s, p in picks.items()}
+    print(f"\nBCCD: pool = train split ({len(pool)} images), scored on val ({len(val)} images); labelled part "
+          f"{a.fraction:.0%} = {round(a.fraction * len(pool))} images; YOLO11n COCO start, {a.epochs} epochs at "
+          f"{a.imgsz} px, batch {a.batch}; seeds {a.seeds}; CPU ({platform.machine()}, {os.cpu_count()} cores)")
+    print(f"objects in the picked images (rank vs random), per seed: "
+          + ", ".join(f"{s}: {o['rank']} vs {o['random']}" for s, o in objects.items()))
+    print(f"| arm | training data                       | val AP (mean ± std)  | AP per seed              | AP50 mean | train s |")
+    print(f"|-----|-------------------------------------|----------------------|--------------------------|-----------|---------|")
+    for k, label in ARMS.items():
+        ap_ = np.array([r["AP"] for r in results[k]])
+        print(f"| {k}   | {label:<35} | {ap_.mean():.4f} ± {ap_.std():.4f}      | "
+              f"{' '.join(f'{v:.4f}' for v in ap_):<24} | {np.mean([r['AP50'] for r in results[k]]):9.4f} | "
+              f"{np.mean([r['s'] for r in results[k]]):7.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Several datasets as one (``detft merge``, and training on pseudo-labels beside real ones): classes joined by
+name, the same image found twice (by its bytes, whatever it is called) kept once and reported.
+
+The first dataset's class ids are kept as they are (a model trained on the merge still maps onto the first
+dataset's own ids, which evaluation reads); a class first met in a later dataset gets the next free id."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from .dataset import Category, Dataset, ImageRecord
+from .errors import DetftError
+from .progress import progress
+from .report import Report
+
+CHUNK = 1 << 20
+
+
+def content_hash(image: ImageRecord) -> str | None:
+    """The image's bytes hashed (tiles: their window too); None when there is neither a file nor embedded data."""
+    h = hashlib.sha1(usedforsecurity=False)
+    if image.path is not None:
+        try:
+            with open(image.path, "rb") as f:
+                while block := f.read(CHUNK):
+                    h.update(block)
+        except OSError as e:
+            raise DetftError(f"{image.path}: cannot read ({e.strerror or e})") from None
+    elif image.data is not None:
+        h.update(image.data)
+    else:
+        return None
+    if image.window is not None:
+        h.update(repr(image.window).encode())
+    return h.hexdigest()
+
+
+def merge(datasets: list[Dataset], report: Report, labels: list[str] | None = None) -> Dataset:
+    """One dataset of ``datasets`` in order; ``labels`` names each one in the report (default: its root). The
+    datasets' image records are taken over (their annotations' class ids rewritten), not copied."""
+    if not datasets:
+        raise DetftError("merge: no datasets given")
+    labels = labels or [str(ds.root or f"dataset {k + 1}") for k, ds in enumerate(datasets)]
+    ids = {c.name: c.id for c in datasets[0].categories}
+    supercategory = {c.name: c.supercategory for c in datasets[0].categories}
+    for ds in datasets[1:]:
+        for c in ds.sorted_categories():
+            if c.name not in ids:
+                ids[c.name] = max(ids.values(), default=0) + 1
+                supercategory[c.name] = c.supercategory
+    seen: dict[str, str] = {}  # content hash -> where an earlier dataset has it
+    images: list[ImageRecord] = []
+    for ds, label in zip(datasets, labels):
+        names = {c.id: c.name for c in ds.categories}
+        here: dict[str, str] = {}  # copies inside one dataset are its own business (check reports them)
+        for im in progress(ds.images, f"merging {Path(label).name}", unit="img"):
+            digest = content_hash(im)
+            if digest is not None and digest in seen:
+                lost = len(im.annotations)
+                report.add("dropped" if lost else "fixed", "duplicate_image", im.where(),
+                           f"{im.file_name} is the same image as {seen[digest]} (identical bytes): kept once, from the "
+                           "earlier dataset"
+                           + (f"; its {lost} annotation(s) here are not used" if lost else ""), lost)
+                continue
+            if digest is not None:
+                here.setdefault(digest, f"{label}: {im.file_name}")
+            for a in im.annotations:
+                a.category_id = ids[names[a.category_id]]
+            images.append(im)
+        seen.update(here)
+    categories = sorted((Category(i, n, supercategory[n]) for n, i in ids.items()), key=lambda c: c.id)
+    root = datasets[0].root if len(datasets) == 1 else None
+    return Dataset(images, categories, root=root, format="merged" if len(datasets) > 1 else datasets[0].format)

@@ -1,0 +1,120 @@
+"""A model's predictions written as a dataset in the user's own annotation format: pre-labels a person corrects
+in their tool (CVAT, LabelMe, VIA...) instead of drawing every object (``detft predict --save-labels``).
+
+Every detection becomes an annotation with its score as the ``score`` attribute (kept by COCO, CVAT, LabelMe and
+VIA, said to be dropped by YOLO and VOC); a mask becomes the polygons of its outer contours, the shape those tools
+edit. The folder is written as ``detft convert`` writes: all or nothing, with the report beside it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from .dataset import Annotation, Category, Dataset, ImageRecord
+from .errors import DetftError
+from .formats import WRITERS
+from .formats.shapes import SCORE
+from .geometry import mask_to_polygons
+from .images import find_images, probe, read_rgb
+from .inference.detections import Detections
+from .inference.predictor import Predictor
+from .output import atomic_directory, check_not_source, check_target
+from .progress import progress
+from .report import Report
+
+REPORT_NAME = "labels_report.json"
+NO_SCORES = ("yolo", "voc")  # formats with no place for a confidence
+
+
+@dataclass
+class SavedLabels:
+    dataset: Dataset
+    report: Report
+    out: Path
+    files: list[Path]
+
+
+def source_images(source: Path) -> tuple[Path, list[Path]]:
+    """The folder names are relative to, and the images: one image file, or every image below a folder."""
+    if source.is_file():
+        if not probe(source).ok:
+            raise DetftError(f"{source}: --save-labels writes labels for images; this file is not one")
+        return source.parent, [source]
+    if not source.is_dir():
+        raise DetftError(f"{source}: no such image or folder (--save-labels takes images, not videos or streams)")
+    files = find_images(source)
+    if not files:
+        raise DetftError(f"no images in {source}")
+    return source, files
+
+
+def check_out(out: Path, root: Path) -> None:
+    """OUT may neither be, hold, nor lie inside the source folder: inside it, the next ``predict --source`` over
+    that folder would predict the pre-label folder's own linked copies as more images."""
+    check_target(out)
+    check_not_source(out, [root])
+    for o in {out.absolute(), out.resolve()}:
+        for r in {root.absolute(), root.resolve()}:
+            if r in o.parents:
+                raise DetftError(f"{out} is inside the source folder {root}: write the labels outside it")
+
+
+def annotations(dets: Detections, report: Report, where: str, outlines: bool = True) -> list[Annotation]:
+    """``dets`` as annotations; with ``outlines`` each mask as its polygons (a box-only format needs none)."""
+    out = []
+    for k in range(len(dets)):
+        x0, y0, x1, y1 = (float(v) for v in dets.boxes[k])
+        polygons = None
+        if dets.masks is not None and outlines:
+            polygons = mask_to_polygons(dets.masks[k]) or None
+            if polygons is None:
+                report.add("converted", "mask_to_box", where, "a predicted mask too small to outline: its box is written")
+        out.append(Annotation(int(dets.labels[k]), (x0, y0, x1, y1), polygons=polygons,
+                              attributes={SCORE: round(float(dets.scores[k]), 4)}))
+    return out
+
+
+def predictions_dataset(predictor: Predictor, root: Path, files: list[Path], report: Report,
+                        outlines: bool = True) -> Dataset:
+    """Every image of ``files`` (named relative to ``root``) with ``predictor``'s detections as its annotations
+    (one split, ``train``)."""
+    images = []
+    for path in progress(files, "pre-labelling", unit="img"):
+        info = probe(path)
+        if not info.ok:
+            raise DetftError(f"{path}: {info.error}")
+        record = ImageRecord(path.relative_to(root).as_posix(), info.width, info.height, path=path)
+        record.annotations = annotations(predictor.predict([read_rgb(record)])[0], report, str(path), outlines)
+        images.append(record)
+    names = predictor.labels.names_by_category()
+    return Dataset(images, [Category(i, n) for i, n in sorted(names.items())], root=root, format="predictions")
+
+
+def save_labels(predictor: Predictor, source: Path, fmt: str, out: Path, *, image_mode: str = "symlink",
+                overwrite: bool = False, task: str | None = None) -> SavedLabels:
+    """Pre-labels for ``source`` in format ``fmt`` in folder ``out`` (the images linked or copied beside them)."""
+    if fmt not in WRITERS:
+        raise DetftError(f"--save-labels {fmt}: writable formats are {', '.join(sorted(WRITERS))}")
+    out = Path(out)
+    root, files = source_images(Path(source))
+    check_out(out, root)
+    report = Report()
+    dataset = predictions_dataset(predictor, root, files, report, outlines=fmt != "voc")
+    if fmt in NO_SCORES:
+        report.note(f"{fmt} labels hold no scores: the detections' confidences are not written "
+                    "(coco, cvat, labelme and via keep them)")
+    if fmt == "voc" and predictor.masks:
+        report.note("VOC XML holds boxes only: the model's masks are written as their boxes (coco, yolo, cvat, "
+                    "labelme and via keep them as polygons)")
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        kwargs = {"task": task} if fmt == "yolo" else {}
+        files = WRITERS[fmt](dataset, tmp, report, image_mode=image_mode, **kwargs)
+        report.write(tmp / REPORT_NAME)
+    return SavedLabels(dataset, report, out, [out / f.relative_to(tmp) for f in files])
+
+
+def count_by_class(dataset: Dataset) -> dict[str, int]:
+    """Annotations per class name, every class listed (a class the model never found: 0)."""
+    found = Counter(a.category_id for im in dataset.images for a in im.annotations)
+    return {c.name: found[c.id] for c in dataset.sorted_categories()}
