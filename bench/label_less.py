@@ -1,9 +1,10 @@
 """Label less (#26): does training on pseudo-labels help, and does `detft rank` pick better images than chance?
 
-    python bench/label_less.py [--bccd ../shared/datasets/bccd/BCCD] [--seeds 0 1 2] [--epochs 10] [--fraction 0.2]
+    python bench/label_less.py [--data ../shared/datasets/bccd/BCCD] [--seeds 0 1 2] [--epochs 10] [--fraction 0.2]
+    python bench/label_less.py --data datasets/shapes --epochs 15 --imgsz 160     # the embedded data, with masks
 
-BCCD's train split is the pool; its val split is what every run is scored on (detft's COCO evaluator, the run's
-eval.json). Per seed, a seeded ``--fraction`` of the pool is "labelled" and the rest has its labels hidden:
+The dataset's train split is the pool (BCCD by default); its val split is what every run is scored on (detft's
+COCO evaluator, the run's eval.json; mask AP too when the data has masks). Per seed, a seeded ``--fraction`` of the pool is "labelled" and the rest has its labels hidden:
 
 - (a) the labelled part alone (this run is also the teacher and the ranker);
 - (b) (a)'s data plus (a)'s detections on the hidden part above its per-class best-F1 thresholds
@@ -72,13 +73,15 @@ def train(name: str, project: Path, data: Path, a: argparse.Namespace, seed: int
         if proc.returncode:
             raise SystemExit(f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         (run / "bench_seconds.txt").write_text(f"{time.perf_counter() - t:.1f}")
-    stats = json.loads((run / "eval.json").read_text())["metrics"]["bbox"]["stats"]
-    return {"AP": stats["AP"], "AP50": stats["AP50"], "s": float((run / "bench_seconds.txt").read_text())}
+    metrics = json.loads((run / "eval.json").read_text())["metrics"]
+    stats, segm = metrics["bbox"]["stats"], (metrics.get("segm") or {}).get("stats", {})
+    return {"AP": stats["AP"], "AP50": stats["AP50"], "segm_AP": segm.get("AP", float("nan")),
+            "s": float((run / "bench_seconds.txt").read_text())}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--bccd", type=Path, default=DEFAULT_BCCD)
+    ap.add_argument("--data", type=Path, default=DEFAULT_BCCD, help="any dataset with train and val splits")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--imgsz", type=int, default=256)
@@ -90,8 +93,8 @@ def main() -> None:
     from detft.convert import load
     from detft.report import Report
 
-    bccd = load(a.bccd, "voc", Report())
-    pool, val = bccd.images_in("train"), bccd.images_in("val")
+    source = load(a.data, None, Report())
+    pool, val = source.images_in("train"), source.images_in("val")
     results: dict[str, list[dict]] = {k: [] for k in ARMS}
     picks = {}
     for seed in a.seeds:
@@ -102,7 +105,7 @@ def main() -> None:
         labelled, hidden = order[:n], order[n:]
         by_name = {Path(im.file_name).name: im for im in hidden}
         runs = root / "runs"
-        data_a = write_coco(bccd, labelled, val, root / "data_a")
+        data_a = write_coco(source, labelled, val, root / "data_a")
         results["a"].append(train("a", runs, data_a, a, seed))
         hidden_dir = hidden_folder(hidden, root / "hidden")
         results["b"].append(train("b", runs, data_a, a, seed, pseudo=str(hidden_dir), teacher=str(runs / "a")))
@@ -111,26 +114,30 @@ def main() -> None:
         ranked = [r["file"] for r in json.loads((root / "rank" / "rank.json").read_text())][:n]
         chance = random.Random(1000 + seed).sample(sorted(by_name), n)
         picks[seed] = {"rank": ranked, "random": chance}
-        results["c"].append(train("c", runs, write_coco(bccd, labelled + [by_name[f] for f in ranked], val,
+        results["c"].append(train("c", runs, write_coco(source, labelled + [by_name[f] for f in ranked], val,
                                                         root / "data_c"), a, seed))
-        results["d"].append(train("d", runs, write_coco(bccd, labelled + [by_name[f] for f in chance], val,
+        results["d"].append(train("d", runs, write_coco(source, labelled + [by_name[f] for f in chance], val,
                                                         root / "data_d"), a, seed))
-        results["e"].append(train("e", runs, write_coco(bccd, pool, val, root / "data_e"), a, seed))
+        results["e"].append(train("e", runs, write_coco(source, pool, val, root / "data_e"), a, seed))
         print(seed, {k: v[-1] for k, v in results.items()}, flush=True)
     objects = {s: {k: sum(len(by.annotations) for by in pool if Path(by.file_name).name in set(v))
                    for k, v in p.items()} for s, p in picks.items()}
-    print(f"\nBCCD: pool = train split ({len(pool)} images), scored on val ({len(val)} images); labelled part "
+    print(f"\n{a.data}: pool = train split ({len(pool)} images), scored on val ({len(val)} images); labelled part "
           f"{a.fraction:.0%} = {round(a.fraction * len(pool))} images; YOLO11n COCO start, {a.epochs} epochs at "
           f"{a.imgsz} px, batch {a.batch}; seeds {a.seeds}; CPU ({platform.machine()}, {os.cpu_count()} cores)")
     print(f"objects in the picked images (rank vs random), per seed: "
           + ", ".join(f"{s}: {o['rank']} vs {o['random']}" for s, o in objects.items()))
-    print(f"| arm | training data                       | val AP (mean ± std)  | AP per seed              | AP50 mean | train s |")
-    print(f"|-----|-------------------------------------|----------------------|--------------------------|-----------|---------|")
+    masks = source.has_masks()
+    print("| arm | training data                       | val AP (mean ± std)  | AP per seed              | AP50 mean |"
+          + (" mask AP (mean ± std) |" if masks else "") + " train s |")
+    print("|-----|-------------------------------------|----------------------|--------------------------|-----------|"
+          + ("----------------------|" if masks else "") + "---------|")
     for k, label in ARMS.items():
-        ap_ = np.array([r["AP"] for r in results[k]])
+        ap_, segm = np.array([r["AP"] for r in results[k]]), np.array([r["segm_AP"] for r in results[k]])
         print(f"| {k}   | {label:<35} | {ap_.mean():.4f} ± {ap_.std():.4f}      | "
-              f"{' '.join(f'{v:.4f}' for v in ap_):<24} | {np.mean([r['AP50'] for r in results[k]]):9.4f} | "
-              f"{np.mean([r['s'] for r in results[k]]):7.0f} |")
+              f"{' '.join(f'{v:.4f}' for v in ap_):<24} | {np.mean([r['AP50'] for r in results[k]]):9.4f} |"
+              + (f" {segm.mean():.4f} ± {segm.std():.4f}      |" if masks else "")
+              + f" {np.mean([r['s'] for r in results[k]]):7.0f} |")
 
 
 if __name__ == "__main__":
