@@ -272,11 +272,9 @@ class Model:
         """``detft rank``: the images of ``source`` (unlabelled) in the order to label them, most informative
         first (:mod:`detft.ranking`); with ``out``, ``rank.csv``, ``rank.json`` and ``contact_sheet.png`` of the
         first ``sheet`` there. Uses the run's ``--conf auto`` thresholds and per-class AP when it was evaluated."""
-        from .evaluation.report import EVAL_JSON
-        from .formats.base import load_json
         from .output import check_target
         from .prelabels import source_images
-        from .ranking import FLOOR, contact_sheet, rank, write
+        from .ranking import contact_sheet, rank, write
 
         root, files = source_images(Path(source))
         by_name = {name: c for c, name in self.names.items()}
@@ -286,24 +284,18 @@ class Model:
             thresholds = {}
             print(f"{self.run.folder} has no evaluation: every class is held to one threshold, 0.5, and weighed alike "
                   f"(run detft eval --weights {self.run.folder} for per-class thresholds and AP)")
-        doc = load_json(self.run.folder / EVAL_JSON) if (self.run.folder / EVAL_JSON).is_file() else {}
-        per_class = ((doc.get("metrics") or {}).get("bbox") or {}).get("per_class") or []
-        class_ap = {by_name[c["name"]]: max(0.0, float(c["AP"])) for c in per_class if c.get("name") in by_name}
-        try:
+        class_ap = {by_name[n]: ap for n, ap in self.run.class_ap().items() if n in by_name}
+        try:  # rank() reads every detection from its floor up; the sheet draws what it saw
             rows = rank(self.scorer, files, root, thresholds, class_ap, self.names)[:top]
+            if out is not None:
+                out = Path(out)
+                check_target(out)
+                out.mkdir(parents=True, exist_ok=True)
+                write(rows, out)
+                if rows and sheet > 0:
+                    contact_sheet(self.scorer, rows[:sheet], root, self.names, out / "contact_sheet.png")
         finally:
             self.scorer.set_thresholds(self.conf, self.max_dets)
-        if out is not None:
-            out = Path(out)
-            check_target(out)
-            out.mkdir(parents=True, exist_ok=True)
-            write(rows, out)
-            if rows and sheet > 0:
-                self.scorer.set_thresholds(FLOOR, self.max_dets)
-                try:
-                    contact_sheet(self.scorer, rows[:sheet], root, self.names, out / "contact_sheet.png")
-                finally:
-                    self.scorer.set_thresholds(self.conf, self.max_dets)
         return rows
 
     def video(self, source: str, **options: Any) -> RunStats:

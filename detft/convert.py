@@ -12,7 +12,7 @@ from .check import check
 from .classmap import ClassMap, apply_map
 from .dataset import Dataset
 from .errors import DetftError, StrictError
-from .formats import WRITERS, read_dataset
+from .formats import WRITERS, read_dataset, write_dataset
 from .output import atomic_directory, check_not_source
 from .merging import merge
 from .report import Report
@@ -69,12 +69,8 @@ def convert(src: Path | Sequence[Path], out: Path, *, to: str = "coco", fmt: str
     if out.exists():  # replacing OUT must never delete the images the dataset is made of
         check_not_source(out, [im.path for im in dataset.images if im.path is not None])
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        writer = WRITERS[to]
-        kwargs: dict[str, Any] = {"image_mode": image_mode}
-        if to == "yolo":
-            kwargs["task"] = task
         lost_before = report.annotations_lost
-        files = writer(dataset, tmp, report, **kwargs)
+        files = write_dataset(to, dataset, tmp, report, image_mode, task)
         written = dataset.num_annotations - (report.annotations_lost - lost_before)
         refuse_empty(sources[0], report, written)
         if strict and len(report):

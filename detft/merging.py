@@ -1,5 +1,6 @@
 """Several datasets as one (``detft merge``, and training on pseudo-labels beside real ones): classes joined by
-name, the same image found twice (by its bytes, whatever it is called) kept once and reported.
+name, the same image found twice (by its bytes, whatever it is called) kept once and reported. Only images
+whose byte size another dataset also has are read and hashed.
 
 The first dataset's class ids are kept as they are (a model trained on the merge still maps onto the first
 dataset's own ids, which evaluation reads); a class first met in a later dataset gets the next free id."""
@@ -7,6 +8,7 @@ dataset's own ids, which evaluation reads); a class first met in a later dataset
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from pathlib import Path
 
 from .dataset import Category, Dataset, ImageRecord
@@ -36,6 +38,16 @@ def content_hash(image: ImageRecord) -> str | None:
     return h.hexdigest()
 
 
+def _size_key(image: ImageRecord) -> tuple[int, tuple[int, int, int, int] | None] | None:
+    """What identical images must share before their bytes are worth hashing: byte size and tile window."""
+    if image.path is not None:
+        try:
+            return image.path.stat().st_size, image.window
+        except OSError as e:
+            raise DetftError(f"{image.path}: cannot read ({e.strerror or e})") from None
+    return (len(image.data), image.window) if image.data is not None else None
+
+
 def merge(datasets: list[Dataset], report: Report, labels: list[str] | None = None) -> Dataset:
     """One dataset of ``datasets`` in order; ``labels`` names each one in the report (default: its root). The
     datasets' image records are taken over (their annotations' class ids rewritten), not copied."""
@@ -49,13 +61,15 @@ def merge(datasets: list[Dataset], report: Report, labels: list[str] | None = No
             if c.name not in ids:
                 ids[c.name] = max(ids.values(), default=0) + 1
                 supercategory[c.name] = c.supercategory
+    keys = [[_size_key(im) for im in ds.images] for ds in datasets]
+    in_datasets = Counter(k for ks in keys for k in set(ks) if k is not None)  # a size no other dataset has: unique
     seen: dict[str, str] = {}  # content hash -> where an earlier dataset has it
     images: list[ImageRecord] = []
-    for ds, label in zip(datasets, labels):
+    for ds, label, ks in zip(datasets, labels, keys):
         names = {c.id: c.name for c in ds.categories}
         here: dict[str, str] = {}  # copies inside one dataset are its own business (check reports them)
-        for im in progress(ds.images, f"merging {Path(label).name}", unit="img"):
-            digest = content_hash(im)
+        for im, key in zip(progress(ds.images, f"merging {Path(label).name}", unit="img"), ks):
+            digest = content_hash(im) if key is not None and in_datasets[key] > 1 else None
             if digest is not None and digest in seen:
                 lost = len(im.annotations)
                 report.add("dropped" if lost else "fixed", "duplicate_image", im.where(),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .dataset import Annotation, Category, Dataset, ImageRecord
 from .errors import DetftError
-from .formats import WRITERS
+from .formats import WRITERS, write_dataset
 from .formats.shapes import SCORE
 from .geometry import mask_to_polygons
 from .images import find_images, probe, read_rgb
@@ -108,8 +108,7 @@ def save_labels(predictor: Predictor, source: Path, fmt: str, out: Path, *, imag
         report.note("VOC XML holds boxes only: the model's masks are written as their boxes (coco, yolo, cvat, "
                     "labelme and via keep them as polygons)")
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        kwargs = {"task": task} if fmt == "yolo" else {}
-        files = WRITERS[fmt](dataset, tmp, report, image_mode=image_mode, **kwargs)
+        files = write_dataset(fmt, dataset, tmp, report, image_mode, task)
         report.write(tmp / REPORT_NAME)
     return SavedLabels(dataset, report, out, [out / f.relative_to(tmp) for f in files])
 

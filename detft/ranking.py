@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DetftError
+from .evaluation.confusion import iou_xywh
 from .inference.detections import Detections
 from .inference.predictor import Predictor
 from .output import atomic_write_text
@@ -45,14 +46,8 @@ class Ranked:
     weakest_class: str
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+def _xywh(boxes: np.ndarray) -> np.ndarray:
+    return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
 
 
 def mirrored(dets: Detections, width: int) -> Detections:
@@ -69,7 +64,7 @@ def disagreement(a: Detections, b: Detections, weight: dict[int, float]) -> floa
         same = np.flatnonzero((b.labels == a.labels[i]) & ~used)
         w = weight.get(int(a.labels[i]), 1.0)
         if len(same):
-            iou = _iou(a.boxes[i:i + 1], b.boxes[same])[0]
+            iou = iou_xywh(_xywh(a.boxes[i:i + 1]), _xywh(b.boxes[same]))[0]
             j = int(np.argmax(iou))
             if iou[j] >= MATCH_IOU:
                 used[same[j]] = True

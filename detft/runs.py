@@ -196,6 +196,16 @@ class Run:
                              f"(or nothing was detected); evaluate again with a lower --target-precision or without")
         return {name: (p or t["overall"])["threshold"] for name, p in t["per_class"].items()}
 
+    def class_ap(self) -> dict[str, float]:
+        """Class name -> box AP in the run's last evaluation (eval.json); empty when it was never evaluated."""
+        from .evaluation.report import EVAL_JSON
+        from .formats.base import load_json
+
+        path = self.folder / EVAL_JSON
+        doc = load_json(path) if path.is_file() else {}
+        per_class = (((doc.get("metrics") if isinstance(doc, dict) else None) or {}).get("bbox") or {}).get("per_class")
+        return {c["name"]: max(0.0, float(c["AP"])) for c in per_class or [] if isinstance(c, dict) and "name" in c}
+
     @property
     def info(self) -> RunInfo:
         if self._info is None:

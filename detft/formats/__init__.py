@@ -23,6 +23,14 @@ WRITERS: dict[str, Callable[..., list[Path]]] = {"coco": coco.write, "yolo": yol
                                                  "labelme": labelme.write, "cvat": cvat.write, "via": via.write}
 
 
+def write_dataset(fmt: str, dataset: Dataset, out: Path, report: Report, image_mode: str = "symlink",
+                  task: str | None = None) -> list[Path]:
+    """``dataset`` written in ``fmt`` (one of :data:`WRITERS`, checked by the caller before it reads anything)
+    under ``out``; ``task`` (detect/segment) is the YOLO writer's alone."""
+    kwargs = {"task": task} if fmt == "yolo" else {}
+    return WRITERS[fmt](dataset, out, report, image_mode=image_mode, **kwargs)
+
+
 def _sniff(path: Path, size: int = 65536) -> bytes:
     with open(path, "rb") as f:
         return f.read(size)

@@ -23,7 +23,7 @@ from .base import (CategoryIndex, box_annotation, declared_size, join_group_part
                    outline_of_polyline, point_list, relative_name, sibling_image_dirs, text_field)
 from .layout import ImagePlacer
 from .pairing import ImageIndex, complete
-from .shapes import SCORE, other_attributes, outlines, read_score, report_unkept, score_of, split_folders
+from .shapes import SCORE, other_attributes, outlines, read_score, report_unkept, score_of, folder_per_split
 
 NAME = "labelme"
 # labels labelme's own converters (labelme2coco, labelme2voc) treat as "not an object": skipped, not lost
@@ -168,7 +168,7 @@ def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlin
     names = {c.id: c.name for c in dataset.categories}
     placer = ImagePlacer(out, image_mode, report)
     written = []
-    for split, folder in split_folders(dataset).items():
+    for split, folder in folder_per_split(dataset).items():
         for im in progress(dataset.images_in(split), f"writing LabelMe {split}", unit="img"):
             rel = PurePosixPath(placer.place(im, folder))
             shapes, group = [], 0

@@ -51,7 +51,7 @@ def report_unkept(ann: Annotation, kept: set[str], report: Report, tool: str) ->
         report.add("converted", "attributes_not_kept", ann.where(), f"{tool} cannot hold {', '.join(lost)}: not written")
 
 
-def split_folders(dataset: Dataset) -> dict[str, str]:
+def folder_per_split(dataset: Dataset) -> dict[str, str]:
     """Split -> folder under OUT: one split is written flat (a folder a person opens in the tool), several each
     in a folder of its name (``train/``, ``val/``), as the tools' users keep them and detft reads them."""
     splits = dataset.splits()

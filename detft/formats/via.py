@@ -18,7 +18,7 @@ from ..report import Report
 from .base import (CategoryIndex, canonical_split, finite, load_json, locate_image, outline_of_polyline, sibling_image_dirs,
                    text_field)
 from .layout import ImagePlacer
-from .shapes import SCORE, other_attributes, outlines, read_score, score_of, split_folders
+from .shapes import SCORE, other_attributes, outlines, read_score, score_of, folder_per_split
 
 NAME = "via"
 
@@ -197,7 +197,7 @@ def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlin
     names = {c.id: c.name for c in dataset.categories}
     placer = ImagePlacer(out, image_mode, report)
     written = []
-    for split, folder in split_folders(dataset).items():
+    for split, folder in folder_per_split(dataset).items():
         records = {}
         for im in progress(dataset.images_in(split), f"writing VIA {split}", unit="img"):
             rel = placer.place(im, folder)

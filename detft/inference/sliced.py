@@ -40,12 +40,12 @@ class Slicing:
 EDGE = 1.0  # px: a box this close to a window border that is not the image's was cut by it
 
 
-def _ios(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """Intersection over the smaller of the two areas, of ``box`` with each of ``others``."""
-    w = np.clip(np.minimum(others[:, 2], box[2]) - np.maximum(others[:, 0], box[0]), 0, None)
-    h = np.clip(np.minimum(others[:, 3], box[3]) - np.maximum(others[:, 1], box[1]), 0, None)
-    area = np.maximum(others[:, 2] - others[:, 0], 0) * np.maximum(others[:, 3] - others[:, 1], 0)
-    smaller = np.minimum(area, max(box[2] - box[0], 0) * max(box[3] - box[1], 0))
+def _ios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over the smaller of the two areas, of boxes ``a`` and ``b`` pairwise (either may be one box)."""
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    area = lambda r: np.clip(r[..., 2] - r[..., 0], 0, None) * np.clip(r[..., 3] - r[..., 1], 0, None)  # noqa: E731
+    smaller = np.minimum(area(a), area(b))
     return np.where(smaller > 0, w * h / np.maximum(smaller, 1e-9), 0.0)
 
 
@@ -62,22 +62,14 @@ def cut_by_window(boxes: np.ndarray, windows: np.ndarray, width: int, height: in
             | ((boxes[:, 2] >= x1 - edge) & (x1 < width)) | ((boxes[:, 3] >= y1 - edge) & (y1 < height)))
 
 
-def _clip(boxes: np.ndarray, area: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.maximum(boxes[:, :2], area[:, :2]), np.minimum(boxes[:, 2:], area[:, 2:])], axis=1)
-
-
 def _pieces_meet(piece: int, others: np.ndarray, boxes: np.ndarray, windows: np.ndarray, threshold: float) -> np.ndarray:
     """Which ``others`` (pieces too) are the same object as ``piece``, judged where both windows saw the image:
     two halves of an object cut by a border overlap by no more than the windows do, too little for IOS on the
     whole boxes, but clipped to the windows' common area they coincide."""
-    common = np.concatenate([np.maximum(windows[others, :2], windows[piece, :2]),
-                             np.minimum(windows[others, 2:], windows[piece, 2:])], axis=1)
-    a, b = _clip(boxes[[piece] * len(others)], common), _clip(boxes[others], common)
-    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    area = lambda r: np.clip(r[:, 2] - r[:, 0], 0, None) * np.clip(r[:, 3] - r[:, 1], 0, None)  # noqa: E731
-    smaller = np.minimum(area(a), area(b))
-    return (smaller > 0) & (w * h >= threshold * np.maximum(smaller, 1e-9))
+    lo = np.maximum(windows[others, :2], windows[piece, :2])
+    hi = np.minimum(windows[others, 2:], windows[piece, 2:])
+    clip = lambda b: np.concatenate([np.maximum(b[..., :2], lo), np.minimum(b[..., 2:], hi)], axis=-1)  # noqa: E731
+    return _ios(clip(boxes[piece]), clip(boxes[others])) >= threshold
 
 
 def greedy_merge(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, threshold: float,
