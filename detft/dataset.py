@@ -11,12 +11,20 @@ Conventions, fixed here so no format module has to guess:
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 Box = tuple[float, float, float, float]
+
+
+def name_key(name: str) -> str:
+    """A class name as detft compares names across datasets and in ``--map``: NFKC Unicode form (a composed and a
+    decomposed 'é', a full-width letter are one name), surrounding spaces removed. Case is kept: 'Car' and 'car'
+    may be two classes, so a difference of case alone is only said."""
+    return unicodedata.normalize("NFKC", name).strip()
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ instead of a full decode. Truncated JPEGs are caught by their missing end-of-ima
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -36,9 +37,18 @@ class ImageInfo:
         return self.error is None
 
 
-@lru_cache(maxsize=65536)
 def probe(path: Path) -> ImageInfo:
-    """Displayed size of ``path``, or the reason it cannot be used."""
+    """Displayed size of ``path``, or the reason it cannot be used (remembered until the file changes: a long-lived
+    process, the Python API's, sees a repaired image as repaired)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return _probe(path)
+    return _probe_cached(path, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=65536)
+def _probe_cached(path: Path, _mtime_ns: int, _size: int) -> ImageInfo:
     return _probe(path)
 
 
@@ -56,10 +66,16 @@ def _probe(path: Path | io.BytesIO) -> ImageInfo:
             frames = int(getattr(im, "n_frames", 1) or 1)
     except FileNotFoundError:
         return ImageInfo(error="missing")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except UnidentifiedImageError:
+        return ImageInfo(error="unreadable (not a known image format: its bytes are neither JPEG, PNG nor any "
+                               "other image kind Pillow reads)")
+    except (OSError, ValueError, SyntaxError) as e:
         return ImageInfo(error=f"unreadable ({e.__class__.__name__}: {e})")
-    except Exception as e:  # noqa: BLE001  any decoder failure means unreadable: ultralytics, once imported,
-        # replaces Image.open with a wrapper that answers an unknown file with ModuleNotFoundError (pi_heif)
+    except ImportError:  # ultralytics, once imported, replaces Image.open with a wrapper that answers a file of
+        # no known format by importing pi_heif, which is not installed: the file is simply not an image
+        return ImageInfo(error="unreadable (not a known image format: its bytes are neither JPEG, PNG nor any "
+                               "other image kind Pillow reads)")
+    except Exception as e:  # noqa: BLE001  any other decoder failure means unreadable too
         return ImageInfo(error=f"unreadable ({e.__class__.__name__}: {e})")
     if fmt == "JPEG" and isinstance(path, Path) and not _jpeg_complete(path):
         return ImageInfo(w, h, error="corrupt (truncated JPEG: no end-of-image marker)")

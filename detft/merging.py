@@ -11,7 +11,7 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
-from .dataset import Category, Dataset, ImageRecord
+from .dataset import Category, Dataset, ImageRecord, name_key
 from .errors import DetftError
 from .progress import progress
 from .report import Report
@@ -48,6 +48,19 @@ def _size_key(image: ImageRecord) -> tuple[int, tuple[int, int, int, int] | None
     return (len(image.data), image.window) if image.data is not None else None
 
 
+def _case_twins(names: list[str]) -> list[tuple[str, str]]:
+    """Pairs of names equal but for case, the first-met one first."""
+    first: dict[str, str] = {}
+    pairs = []
+    for n in names:
+        key = name_key(n).casefold()
+        if key in first:
+            pairs.append((first[key], n))
+        else:
+            first[key] = n
+    return pairs
+
+
 def merge(datasets: list[Dataset], report: Report, labels: list[str] | None = None) -> Dataset:
     """One dataset of ``datasets`` in order; ``labels`` names each one in the report (default: its root). The
     datasets' image records are taken over (their annotations' class ids rewritten), not copied."""
@@ -56,11 +69,22 @@ def merge(datasets: list[Dataset], report: Report, labels: list[str] | None = No
     labels = labels or [str(ds.root or f"dataset {k + 1}") for k, ds in enumerate(datasets)]
     ids = {c.name: c.id for c in datasets[0].categories}
     supercategory = {c.name: c.supercategory for c in datasets[0].categories}
-    for ds in datasets[1:]:
+    alias: dict[str, str] = {}  # a later dataset's name -> the name it joins
+    for ds, label in zip(datasets[1:], labels[1:]):
         for c in ds.sorted_categories():
-            if c.name not in ids:
-                ids[c.name] = max(ids.values(), default=0) + 1
-                supercategory[c.name] = c.supercategory
+            if c.name in ids or c.name in alias:
+                continue
+            same = next((n for n in ids if name_key(n) == name_key(c.name)), None)
+            if same is not None:
+                alias[c.name] = same
+                report.note(f"class {c.name!r} of {label} joined to {same!r}: the names differ only in surrounding "
+                            "spaces or Unicode form")
+                continue
+            ids[c.name] = max(ids.values(), default=0) + 1
+            supercategory[c.name] = c.supercategory
+    for a, b in _case_twins(list(ids)):
+        report.note(f"classes {a!r} and {b!r} differ only in case: kept as two classes; --map \"'{b}'='{a}'\" joins "
+                    "them")
     keys = [[_size_key(im) for im in ds.images] for ds in datasets]
     in_datasets = Counter(k for ks in keys for k in set(ks) if k is not None)  # a size no other dataset has: unique
     seen: dict[str, str] = {}  # content hash -> where an earlier dataset has it
@@ -80,7 +104,8 @@ def merge(datasets: list[Dataset], report: Report, labels: list[str] | None = No
             if digest is not None:
                 here.setdefault(digest, f"{label}: {im.file_name}")
             for a in im.annotations:
-                a.category_id = ids[names[a.category_id]]
+                name = names[a.category_id]
+                a.category_id = ids[alias.get(name, name)]
             images.append(im)
         seen.update(here)
     categories = sorted((Category(i, n, supercategory[n]) for n, i in ids.items()), key=lambda c: c.id)

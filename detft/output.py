@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
 from .errors import DetftError
@@ -66,22 +66,26 @@ def check_target(out: Path) -> None:
             raise DetftError(f"cannot write {out}: {p} is a file, not a folder")
 
 
+MARKER = ".detft-output"  # left in every folder detft publishes: what --overwrite may replace
+
+
 @contextlib.contextmanager
-def atomic_directory(out: Path, overwrite: bool = False) -> Iterator[Path]:
+def atomic_directory(out: Path, overwrite: bool = False, owned: bool = False) -> Iterator[Path]:
     """Yield a temp folder beside ``out``; on success it replaces ``out`` in one rename, and only then is
-    the old ``out`` removed. Temp folders of earlier runs that were killed are cleaned up first."""
+    the old ``out`` removed. Temp folders of earlier runs that were killed are cleaned up first.
+
+    ``overwrite`` replaces only a folder detft wrote (it holds :data:`MARKER`) or an empty one: a user's own
+    folder is never deleted because a flag was given. ``owned`` is for folders inside detft's own places (a run's
+    caches), which earlier versions wrote without the marker."""
     out = Path(out)
-    check_target(out)
-    if out.exists() and not out.is_dir():
-        raise DetftError(f"{out} is a file: the output is a folder")
-    if out.exists() and not overwrite:
-        raise DetftError(f"{out} already exists (use --overwrite to replace it)")
+    check_replaceable(out, overwrite, owned)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     try:
         yield tmp
         verify_contained(tmp)
+        (tmp / MARKER).write_text("written by detft; detft --overwrite may replace this folder\n", encoding="utf-8")
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
             os.replace(out, old / "x")
@@ -92,6 +96,19 @@ def atomic_directory(out: Path, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_replaceable(out: Path, overwrite: bool, owned: bool = False) -> None:
+    """Whether :func:`atomic_directory` may publish ``out``: named errors that commands also call before long
+    work (predicting every image), so a wrong OUT fails in a second, not after an hour."""
+    check_target(out)
+    if out.exists() and not out.is_dir():
+        raise DetftError(f"{out} is a file: the output is a folder")
+    if out.exists() and not overwrite:
+        raise DetftError(f"{out} already exists (use --overwrite to replace it)")
+    if out.is_dir() and not owned and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise DetftError(f"{out} exists and detft did not write it (no {MARKER} in it): --overwrite replaces only "
+                         "a folder detft wrote; choose another folder, or remove this one yourself")
 
 
 def verify_contained(root: Path) -> None:
@@ -132,16 +149,42 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def check_not_source(out: Path, sources: list[Path]) -> None:
-    """Refuse an output folder that is, or holds, a file or folder the input uses (as written and through
-    symlinks): replacing it would delete the user's own data. OUT inside a source folder is fine."""
-    out_abs, out_real = out.absolute(), out.resolve()
-    for src in sources:
-        for p in {src.absolute(), src.resolve()}:
-            for o in (out_abs, out_real):
-                if p == o or o in p.parents:
-                    raise DetftError(f"output {out} would replace input data ({src} is inside it); "
-                                     "choose another folder")
+def check_output(out: Path, inputs: Iterable[Path | str | None], what: str = "output",
+                 held: Iterable[Path | str | None] = ()) -> None:
+    """The one rule for where a command may write, checked before any work whatever ``--overwrite`` says:
+    ``out`` is neither, nor holds, any input (replacing it would delete the user's data), and it does not lie
+    inside an input folder that is read whole (``inputs``: a dataset root, ``--source`` images, a run folder),
+    where reading that input again would find the output as more data. ``held`` are inputs that are only
+    files and the folders holding them (annotation files, image folders): ``out`` may sit beside them."""
+    out = Path(out)
+    check_target(out)
+    outs = {out.absolute(), out.resolve()}
+    read_whole = [Path(src) for src in inputs if src is not None]
+    forms = [(src, p) for src in [*read_whole, *(Path(h) for h in held if h is not None)]
+             for p in {src.absolute(), src.resolve()}]
+    for src, p in forms:  # replacing OUT would delete this input: said first, it is the worse of the two
+        for o in outs:
+            if p == o or o in p.parents:
+                raise DetftError(f"{what} {out} would replace input data ({src} is {'it' if p == o else 'inside it'}); "
+                                 "choose another folder")
+    for src in read_whole:
+        if src.is_dir() and any(p in o.parents for p in {src.absolute(), src.resolve()} for o in outs):
+            raise DetftError(f"{what} {out} is inside the input {src}: write it outside, where reading {src} again "
+                             "cannot find it as more data")
+
+
+def free_name(default: Path) -> Path:
+    """``default`` when it does not exist yet, else the first of ``default2``, ``default3``... that does not: a
+    command's default output folder (``runs/predict``) never replaces the last run's, and needs no --overwrite."""
+    candidate, k = Path(default), 2
+    while candidate.exists() or candidate.is_symlink():
+        candidate, k = candidate.with_name(f"{Path(default).name}{k}"), k + 1
+    return candidate
+
+
+def input_folders(paths: Iterable[Path | str | None]) -> list[Path]:
+    """The distinct folders that hold ``paths`` (image and annotation files): the inputs an OUT must stay out of."""
+    return sorted({Path(p).parent for p in paths if p is not None})
 
 
 def atomic_write_text(path: Path, text: str) -> None:

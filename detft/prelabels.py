@@ -8,6 +8,7 @@ edit. The folder is written as ``detft convert`` writes: all or nothing, with th
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from .geometry import mask_to_polygons
 from .images import find_images, probe, read_rgb
 from .inference.detections import Detections
 from .inference.predictor import Predictor
-from .output import atomic_directory, check_not_source, check_target
+from .output import atomic_directory, check_output, check_replaceable
 from .progress import progress
 from .report import Report
 
@@ -36,28 +37,25 @@ class SavedLabels:
 
 
 def source_images(source: Path) -> tuple[Path, list[Path]]:
-    """The folder names are relative to, and the images: one image file, or every image below a folder."""
+    """The folder names are relative to, and the images: one image file, or every image below a folder. Every
+    image's header is read first, so a broken file is a named error before the model runs on any image."""
     if source.is_file():
-        if not probe(source).ok:
-            raise DetftError(f"{source}: --save-labels writes labels for images; this file is not one")
-        return source.parent, [source]
-    if not source.is_dir():
-        raise DetftError(f"{source}: no such image or folder (--save-labels takes images, not videos or streams)")
-    files = find_images(source)
-    if not files:
-        raise DetftError(f"no images in {source}")
-    return source, files
-
-
-def check_out(out: Path, root: Path) -> None:
-    """OUT may neither be, hold, nor lie inside the source folder: inside it, the next ``predict --source`` over
-    that folder would predict the pre-label folder's own linked copies as more images."""
-    check_target(out)
-    check_not_source(out, [root])
-    for o in {out.absolute(), out.resolve()}:
-        for r in {root.absolute(), root.resolve()}:
-            if r in o.parents:
-                raise DetftError(f"{out} is inside the source folder {root}: write the labels outside it")
+        if not (info := probe(source)).ok:
+            raise DetftError(f"{source}: this command takes images, and this file is not one ({info.error}); videos "
+                             "and streams go to detft video")
+        root, files = source.parent, [source]
+    elif source.is_dir():
+        root, files = source, find_images(source)
+        if not files:
+            raise DetftError(f"no images in {source}")
+    else:
+        raise DetftError(f"{source}: no such image or folder (images only here, not videos or streams)")
+    bad = [(f, info.error) for f in files if not (info := probe(f)).ok]
+    if bad:
+        raise DetftError(f"{len(bad)} of {len(files)} image file(s) cannot be used: "
+                         + "; ".join(f"{f}: {error}" for f, error in bad[:5]) + (" ..." if len(bad) > 5 else "")
+                         + ". Move or repair them, and run again")
+    return root, files
 
 
 def annotations(dets: Detections, report: Report, where: str, outlines: bool = True) -> list[Annotation]:
@@ -92,13 +90,15 @@ def predictions_dataset(predictor: Predictor, root: Path, files: list[Path], rep
 
 
 def save_labels(predictor: Predictor, source: Path, fmt: str, out: Path, *, image_mode: str = "symlink",
-                overwrite: bool = False, task: str | None = None) -> SavedLabels:
-    """Pre-labels for ``source`` in format ``fmt`` in folder ``out`` (the images linked or copied beside them)."""
+                overwrite: bool = False, task: str | None = None, inputs: Sequence[Path] = ()) -> SavedLabels:
+    """Pre-labels for ``source`` in format ``fmt`` in folder ``out`` (the images linked or copied beside them).
+    ``out`` stays out of the source and of ``inputs`` (the model's run)."""
     if fmt not in WRITERS:
         raise DetftError(f"--save-labels {fmt}: writable formats are {', '.join(sorted(WRITERS))}")
     out = Path(out)
     root, files = source_images(Path(source))
-    check_out(out, root)
+    check_output(out, [Path(source), *inputs], "--save-labels OUT")
+    check_replaceable(out, overwrite)
     report = Report()
     dataset = predictions_dataset(predictor, root, files, report, outlines=fmt != "voc")
     if fmt in NO_SCORES:

@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw
 
 from .dataset import Dataset, ImageRecord
 from .geometry import decode_mask, polygons_to_mask
@@ -42,6 +42,14 @@ def grid(dataset: Dataset, out: Path, n: int = 16, cell: int = 320, seed: int = 
     return len(picks)
 
 
+def fit(image: Image.Image, width: int, height: int) -> Image.Image:
+    """``image`` scaled to fit ``width`` x ``height``, keeping its shape; never thinner than a pixel (a 20000x20
+    panorama in a 316 px cell is 316x1, where Pillow's own contain() asks for a height of 0 and fails)."""
+    scale = min(width / image.width, height / image.height)
+    return image.resize((max(1, min(width, round(image.width * scale))), max(1, min(height, round(image.height * scale)))),
+                        Image.BICUBIC)
+
+
 def sheet(tiles: list[tuple[Image.Image, str]], out: Path, cell: int = 320, caption_at_top: bool = False) -> None:
     """Images fitted into square cells of a near-square grid, a caption on each, written to ``out`` as a PNG."""
     cols = max(1, int(np.ceil(np.sqrt(len(tiles)))))
@@ -50,7 +58,7 @@ def sheet(tiles: list[tuple[Image.Image, str]], out: Path, cell: int = 320, capt
     room = 4 if caption_at_top else 16  # a caption under the image needs its own line
     for k, (image, caption) in enumerate(tiles):
         x, y = (k % cols) * cell + 2, (k // cols) * cell + 2
-        page.paste(ImageOps.contain(image, (cell - 4, cell - room)), (x, y))
+        page.paste(fit(image, cell - 4, cell - room), (x, y))
         ImageDraw.Draw(page).text((x + 2, y + 2 if caption_at_top else y + cell - 16), caption, fill=(255, 255, 255))
     buf = io.BytesIO()
     page.save(buf, format="PNG")

@@ -46,6 +46,20 @@ def pseudo_conf(text: str) -> float | str:
     return value
 
 
+def check_teacher(cfg: TrainConfig, teacher: Run) -> None:
+    """The teacher knows only the data's classes: checked before it predicts a single image, since the labels it
+    writes are joined to the data by class name."""
+    from .convert import load
+    from .data.loading import data_source
+
+    data = load(data_source(cfg), cfg.data_format, Report(), verify_images=False,
+                images_dir=Path(cfg.images_dir) if cfg.images_dir else None)
+    unknown = sorted(set(teacher.info.labels.names) - {c.name for c in data.categories})
+    if unknown:
+        raise DetftError(f"teacher {teacher.folder}: its classes {', '.join(unknown)} are not classes of "
+                         f"{data_source(cfg)}; the teacher must be trained on the labelled data")
+
+
 def write_pseudo_labels(cfg: TrainConfig, run: Run, teacher: Run, predictor: Predictor) -> TrainConfig:
     """``teacher``'s pseudo-labels on ``cfg.pseudo`` (``predictor``: the teacher at ``--pseudo-conf``) written into
     ``run``; the config that trains on them."""

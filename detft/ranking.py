@@ -30,6 +30,7 @@ from .inference.detections import Detections
 from .inference.predictor import Predictor
 from .output import atomic_write_text
 from .progress import progress
+from .report import printable
 
 WIDTH = 0.25  # score distance from the threshold at which a detection stops counting as undecided
 MATCH_IOU = 0.5
@@ -137,14 +138,14 @@ def contact_sheet(predictor: Predictor, rows: list[Ranked], root: Path, names: d
     sheet(tiles, out, caption_at_top=True)
 
 
-def write(rows: list[Ranked], out: Path) -> list[Path]:
-    """``rank.csv`` and ``rank.json`` in ``out`` (rank 1 = label first)."""
+def write(rows: list[Ranked], out: Path) -> int:
+    """``rank.csv`` and ``rank.json`` in ``out`` (rank 1 = label first). A file name that is not UTF-8 is written
+    with its odd bytes as ``\\xe9`` (text files hold no other bytes); returns how many were."""
+    records = [{"rank": k, **asdict(r), "file": printable(r.file)} for k, r in enumerate(rows, 1)]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["rank", *asdict(rows[0]).keys()] if rows else ["rank"])
-    for k, r in enumerate(rows, 1):
-        writer.writerow([k, *asdict(r).values()])
+    writer.writerow(list(records[0]) if records else ["rank"])
+    writer.writerows(list(r.values()) for r in records)
     atomic_write_text(out / "rank.csv", buf.getvalue())
-    atomic_write_text(out / "rank.json", json.dumps([{"rank": k, **asdict(r)} for k, r in enumerate(rows, 1)],
-                                                    indent=1, ensure_ascii=False))
-    return [out / "rank.csv", out / "rank.json"]
+    atomic_write_text(out / "rank.json", json.dumps(records, indent=1, ensure_ascii=False))
+    return sum(r["file"] != row.file for r, row in zip(records, rows))

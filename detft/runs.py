@@ -141,6 +141,15 @@ class Run:
         """Where a training process keeps its decoded images (emptied when it starts, removed when it ends)."""
         return self.folder / f".image_cache-rank{rank}"
 
+    @property
+    def inputs(self) -> list[Path]:
+        """What a command that reads this run must never write over or into: the run folder when it is one
+        (run.yaml, or the checkpoint in its ``weights/``), else the checkpoint file alone (a bare ``best.pt`` in
+        a user's folder does not make that folder a run)."""
+        is_run = self.run_file.is_file() or (self.folder / LEGACY_YOLO_META).is_file() \
+            or self.weights.parent == self.weights_dir
+        return [self.folder, self.weights] if is_run else [self.weights]
+
     def checkpoint_path(self, which: str) -> Path:
         if which not in CHECKPOINTS:
             raise ValueError(which)
@@ -242,11 +251,54 @@ def _legacy_yolo(meta_file: Path) -> RunInfo:
                    imgsz=_imgsz(meta.get("imgsz", 640), meta_file), start=start, detft_version="0.1")
 
 
+FOREIGN = "none: trained outside detft"  # the detft_version of a checkpoint another tool wrote
+ULTRALYTICS_TASKS = {"DetectionModel": "detect", "SegmentationModel": "segment"}
+
+
+def _ultralytics(weights: Path) -> RunInfo | None:
+    """What a checkpoint plain ultralytics wrote (``yolo train``'s best.pt) says of itself, read by the inert
+    reader, which runs none of the file: its task, class names and training size. None when it is not one."""
+    from .models.inert_pickle import Inert, read_pickle
+
+    try:
+        root, _ = read_pickle(weights)
+    except DetftError:
+        return None
+    model = (root.get("ema") or root.get("model")) if isinstance(root, dict) else None
+    if not isinstance(model, Inert) or not model.qualname.startswith("ultralytics."):
+        return None
+    kind = model.qualname.rsplit(".", 1)[1]
+    if kind not in ULTRALYTICS_TASKS:
+        raise DetftError(f"{weights}: an ultralytics {kind}; detft predicts and evaluates "
+                         f"{' and '.join(ULTRALYTICS_TASKS)}s")
+    names = model.state.get("names") if isinstance(model.state, dict) else None
+    names = dict(enumerate(names)) if isinstance(names, list) else names
+    if not isinstance(names, dict) or not names or not all(isinstance(k, int) and isinstance(v, str)
+                                                           for k, v in names.items()):
+        raise DetftError(f"{weights}: an ultralytics checkpoint without its class names (model.names)")
+    classes = tuple(names[k] for k in sorted(names))
+    args = root.get("train_args") if isinstance(root.get("train_args"), dict) else {}
+    imgsz = args.get("imgsz") if isinstance(args.get("imgsz"), int) and args["imgsz"] >= 32 else 640
+    return RunInfo(family="yolo", model=weights.name, task=ULTRALYTICS_TASKS[kind],
+                   labels=LabelMap(tuple(range(1, len(classes) + 1)), classes, background=False),
+                   config=TrainConfig(arch="yolo"), imgsz=imgsz,
+                   start=f"ultralytics {root.get('version', '?')} checkpoint", detft_version=FOREIGN)
+
+
 def _from_checkpoint(weights: Path) -> RunInfo:
-    """The metadata an R-CNN checkpoint carries: this version's RunInfo, or detft 0.1's ``meta``."""
+    """The metadata an R-CNN checkpoint carries: this version's RunInfo, or detft 0.1's ``meta``; or, for a
+    checkpoint plain ultralytics trained, what it says of itself (evaluating a model trained elsewhere with
+    detft's evaluator is how tools are compared)."""
     from .engine import checkpoint
 
-    meta = checkpoint.load(weights).get("meta")
+    try:
+        ckpt = checkpoint.load(weights)
+    except DetftError:
+        foreign = _ultralytics(weights)
+        if foreign is None:
+            raise
+        return foreign
+    meta = ckpt.get("meta")
     if isinstance(meta, dict) and "model_name" in meta:  # detft 0.1
         try:
             config = TrainConfig.from_dict(meta.get("config", {}), weights)

@@ -9,6 +9,7 @@ Groups are found by looking: images whose difference hashes (9x8 grey thumbnails
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -25,13 +26,15 @@ NEAR_BITS = 6  # of 64: frames of one video differ by fewer; two different photo
 CHUNK = 256  # images of one band bucket compared at once
 
 
-def parse_fractions(spec: str) -> tuple[float, ...]:
+def parse_fractions(spec: str, flag: str = "--split") -> tuple[float, ...]:
+    """``train,val,test`` fractions given as ``flag``: up to three finite, non-negative numbers summing to 1."""
     try:
         parts = tuple(float(p) for p in spec.split(","))
     except ValueError:
-        raise DetftError(f"--split {spec!r}: expected fractions like 0.8,0.2,0") from None
-    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1) > 1e-6:
-        raise DetftError(f"--split {spec!r}: give up to three non-negative fractions (train,val,test) summing to 1")
+        raise DetftError(f"{flag} {spec!r}: expected fractions like 0.8,0.2,0") from None
+    if not 1 <= len(parts) <= 3 or any(not math.isfinite(p) or p < 0 for p in parts) or abs(sum(parts) - 1) > 1e-6:
+        raise DetftError(f"{flag} {spec!r}: give up to three finite, non-negative fractions (train,val,test) "
+                         "summing to 1")
     return parts
 
 
@@ -119,9 +122,14 @@ def _quotas(total: int, fractions: tuple[float, ...]) -> list[int]:
 
 
 def split_dataset(dataset: Dataset, splitting: Splitting, report: Report) -> Dataset:
-    """Overwrite every image's split as ``splitting`` says; stratification and groups are reported."""
+    """Overwrite every image's split as ``splitting`` says; stratification, groups and a split that had to be
+    filled are reported."""
+    names = SPLIT_NAMES[:len(splitting.fractions)]
     if not (splitting.stratify or splitting.group):
-        return assign_splits(dataset, splitting.fractions, splitting.seed)
+        assign_splits(dataset, splitting.fractions, splitting.seed)
+        _fill_empty([[im] for im in sorted(dataset.images, key=lambda im: im.file_name)], names,
+                    splitting.fractions, report)
+        return dataset
     images = sorted(dataset.images, key=lambda im: im.file_name)
     group_of = near_groups(images) if splitting.group else list(range(len(images)))
     units: dict[int, list[ImageRecord]] = {}
@@ -129,7 +137,6 @@ def split_dataset(dataset: Dataset, splitting: Splitting, report: Report) -> Dat
         units.setdefault(g, []).append(im)
     order = list(units.values())
     random.Random(splitting.seed).shuffle(order)
-    names = SPLIT_NAMES[:len(splitting.fractions)]
     want_images = _quotas(len(images), splitting.fractions)
     classes = Counter(a.category_id for im in images for a in im.annotations)
     want = {c: _quotas(n, splitting.fractions) for c, n in classes.items()}
@@ -154,15 +161,41 @@ def split_dataset(dataset: Dataset, splitting: Splitting, report: Report) -> Dat
         have_images[k] += len(unit)
         for c, n in held.items():
             have[c][k] += n
+    _fill_empty(list(units.values()), names, splitting.fractions, report)
     if splitting.group:
         sizes = sorted((len(u) for u in units.values()), reverse=True)
         joined = sum(s for s in sizes if s > 1)
         report.note(f"split by groups: {len(images)} images in {len(units)} groups; {joined} near-identical images "
                     f"in {sum(s > 1 for s in sizes)} groups of 2 or more (largest {sizes[0]}), each kept in one split")
-    if splitting.stratify:
-        worst = max((abs(have[c][k] / max(classes[c], 1) - splitting.fractions[k]), c, k)
+    if splitting.stratify and classes:
+        placed = Counter((a.category_id, im.split) for im in images for a in im.annotations)
+        worst = max((abs(placed[c, names[k]] / classes[c] - splitting.fractions[k]), c, k)
                     for c in classes for k in range(len(names)))
         cat = dataset.category_by_id()
         report.note(f"split stratified by class: every class within {worst[0]:.1%} of its share "
                     f"(worst: {cat[worst[1]].name if worst[1] in cat else worst[1]} in {names[worst[2]]})")
     return dataset
+
+
+def _fill_empty(units: list[list[ImageRecord]], names: tuple[str, ...], fractions: tuple[float, ...],
+                report: Report) -> None:
+    """A split the fractions ask for is never left empty while another holds more than one unit (an image, or a
+    group of near-identical ones): rounding a small dataset's quotas would otherwise train or validate on nothing.
+    The smallest unit of the largest split moves; each move, and each split that cannot be filled, is said."""
+    held = {n: [u for u in units if u[0].split == n] for n in names}
+    for name, fraction in zip(names, fractions):
+        if fraction <= 0 or held[name]:
+            continue
+        donors = [n for n in names if len(held[n]) > 1]
+        if not donors:
+            report.note(f"split {name} is empty: {len(units)} image(s) or group(s) cannot fill the "
+                        f"{sum(f > 0 for f in fractions)} splits the fractions ask for")
+            continue
+        donor = max(donors, key=lambda n: (sum(len(u) for u in held[n]), -names.index(n)))
+        unit = min(held[donor], key=lambda u: (len(u), u[0].file_name))
+        held[donor].remove(unit)
+        held[name].append(unit)
+        for im in unit:
+            im.split = name
+        report.note(f"split {name} would be empty at fractions {','.join(f'{f:g}' for f in fractions)} with "
+                    f"{len(units)} image(s) or group(s): {len(unit)} image(s) moved there from {donor}")

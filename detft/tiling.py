@@ -19,6 +19,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from .dataset import Annotation, Dataset, ImageRecord
+from .bounds import NONNEGATIVE, OVERLAP, SIZE, VISIBILITY
 from .errors import DetftError
 from .geometry import decode_mask, encode_mask, polygons_bbox
 from .report import Report
@@ -36,18 +37,14 @@ class Tiling:
 
     def __post_init__(self) -> None:
         check_windows(self.size, self.overlap, "--tile")
-        if not 0 < self.min_visibility <= 1:
-            raise DetftError(f"--tile-min-visibility {self.min_visibility}: above 0, at most 1")
-        if self.negatives < 0:
-            raise DetftError(f"--tile-negatives {self.negatives}: 0 or more")
+        VISIBILITY.check("--tile-min-visibility", self.min_visibility)
+        NONNEGATIVE.check("--tile-negatives", self.negatives)
 
 
 def check_windows(size: int, overlap: float, flag: str) -> None:
     """Named errors for windows that cannot cut an image: too small to hold an object, or not advancing."""
-    if not isinstance(size, int) or size < 32:
-        raise DetftError(f"{flag} {size}: a window of at least 32 px")
-    if not 0 <= overlap < 1:
-        raise DetftError(f"{flag}-overlap {overlap}: from 0 up to, not including, 1 (windows would not advance)")
+    SIZE.check(flag, size)
+    OVERLAP.check(f"{flag}-overlap", overlap)
 
 
 def _starts(length: int, size: int, step: int) -> list[int]:

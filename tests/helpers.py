@@ -136,3 +136,44 @@ class Oracle:
                                   np.array(labels, np.int64), np.array(masks, bool).reshape(-1, *im.shape[:2])
                                   if self.masks else None))
         return out
+
+
+def slice_detections(width: int, height: int, size: int, per_window: int, seed: int = 0):
+    """What a model at evaluation confidence returns over an image's windows: ``per_window`` boxes in each (10-50% of
+    its side, three classes, uniform scores), in image coordinates, with the window each came from."""
+    from detft.tiling import windows
+
+    rng = np.random.default_rng(seed)
+    wins = np.repeat(np.array(windows(width, height, size, 0.2), np.float32), per_window, axis=0)
+    wh = rng.uniform(0.1, 0.5, (len(wins), 2)) * (wins[:, 2:] - wins[:, :2])
+    xy = rng.uniform(wins[:, :2], wins[:, 2:] - wh)
+    boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+    return boxes, rng.random(len(wins)).astype(np.float32), rng.integers(0, 3, len(wins)), wins
+
+
+def pairwise_merge(boxes, scores, labels, cut, wins, threshold: float = 0.5) -> list[list[int]]:
+    """The slice merge's rule with every object compared to every detection not yet taken (the merge before its
+    grid index): the reference the indexed merge must equal, and the "before" of bench/slice_merge.py."""
+    from detft.inference.sliced import _ios, _pieces_meet, _shape, _union
+
+    order, taken, groups = np.argsort(-scores, kind="stable"), np.zeros(len(scores), bool), []
+    for i in order:
+        if taken[i]:
+            continue
+        members, union, taken[i] = [int(i)], boxes[i].copy(), True
+        while True:
+            rest = order[~taken[order]]
+            rest = rest[labels[rest] == labels[i]]
+            near = _ios(union, boxes[rest]) >= threshold if len(rest) else np.zeros(0, bool)
+            for m in (m for m in members if cut[m] and len(rest)):
+                near |= cut[rest] & _pieces_meet(m, rest, boxes, wins, threshold)
+            if not near.any():
+                break
+            taken[rest[near]] = True
+            members += [int(j) for j in rest[near]]
+            grown = _union(boxes, _shape(members, cut))
+            if np.array_equal(grown, union):
+                break
+            union = grown
+        groups.append(members)
+    return groups

@@ -118,7 +118,7 @@ def test_exif_rotated_jpeg_keeps_boxes_in_displayed_frame(tmp_path: Path):
     assert (im.width, im.height) == (20, 60)
     assert im.annotations[0].bbox == (2, 40, 15, 55)  # unchanged, not clipped to a 60x20 frame
     assert [c.kind for c in report.changes] == ["image_size"] and "EXIF" in report.changes[0].detail
-    out = tmp_path / "yolo"
+    out = tmp_path.parent / f"{tmp_path.name}-yolo"  # outside the dataset it reads
     convert(tmp_path, out, fmt="voc", to="yolo")
     line = (out / "labels" / "train" / "r.txt").read_text().split()
     assert np.allclose([float(v) for v in line[1:]], [8.5 / 20, 47.5 / 60, 13 / 20, 15 / 60])

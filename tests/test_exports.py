@@ -207,7 +207,7 @@ def test_cvat_project_export_subsets_with_the_same_image_names(tmp_path: Path):
     ds = load(tmp_path, None, Report())
     assert [(im.split, im.path.parent.name, len(im.annotations)) for im in ds.images] == [
         ("train", "Train", 1), ("val", "Validation", 1)]
-    out = convert(tmp_path, tmp_path / "yolo", to="yolo")
+    out = convert(tmp_path, tmp_path.parent / f"{tmp_path.name}-yolo", to="yolo")  # outside the data it reads
     text = (out.out / "data.yaml").read_text()
     assert "train: images/train" in text and "val: images/val" in text
 
@@ -499,14 +499,15 @@ def test_voc_id_listed_in_imagesets_without_xml_is_reported(tmp_path: Path):
 
 def test_convert_refuses_when_nothing_survives_and_names_the_fix(tmp_path: Path, capsys):
     src = balloon(tmp_path / "balloon")
+    (tmp_path / "moved").mkdir()
     for p in src.rglob("*.jpg"):
-        p.rename(tmp_path / p.name)  # images moved away: every region's image is missing
+        p.rename(tmp_path / "moved" / p.name)  # images moved away: every region's image is missing
     out = tmp_path / "out"
     assert main(["convert", str(src), str(out)]) == 1
     err = capsys.readouterr().err
     assert "3 annotation(s)" in err and "missing_image" in err and "--images-dir" in err
     assert not out.exists()
-    assert main(["convert", str(src), str(out), "--images-dir", str(tmp_path)]) == 0
+    assert main(["convert", str(src), str(out), "--images-dir", str(tmp_path / "moved")]) == 0
     assert "annotations read/kept" in capsys.readouterr().out
 
 

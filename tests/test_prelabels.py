@@ -181,14 +181,14 @@ def test_voc_asked_for_masks_writes_boxes_and_says_so(source: Path, tmp_path: Pa
 
 
 def test_bad_targets_and_sources_are_named(source: Path, tmp_path: Path):
-    with pytest.raises(DetftError, match="inside the source folder"):
+    with pytest.raises(DetftError, match="inside the input"):
         save_labels(Oracle(), source, "coco", source / "labels")
     with pytest.raises(DetftError, match="would replace input data"):
         save_labels(Oracle(), source, "coco", source)
     with pytest.raises(DetftError, match="writable formats are"):
         save_labels(Oracle(), source, "labelbox", tmp_path / "out")
     (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
-    with pytest.raises(DetftError, match="clip.mp4: --save-labels writes labels for images"):
+    with pytest.raises(DetftError, match="clip.mp4: this command takes images"):
         save_labels(Oracle(), tmp_path / "clip.mp4", "coco", tmp_path / "out")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DetftError, match="no images in"):

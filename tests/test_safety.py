@@ -17,7 +17,7 @@ from helpers import make_image
 from detft.cli import main
 from detft.convert import convert
 from detft.errors import DetftError
-from detft.output import atomic_directory, safe_component
+from detft.output import MARKER, atomic_directory, safe_component
 
 pytest.importorskip("ultralytics", reason="ultralytics is not installed")
 
@@ -412,7 +412,7 @@ def test_a_run_killed_with_sigkill_leaves_nothing_after_the_next_run(tmp_path: P
     assert len(list(tmp_path.glob(".out.tmp-*"))) == 1 and not out.exists()  # killed: no half OUT, a stale temp
     with atomic_directory(out) as tmp:
         (tmp / "whole.json").write_text("{}")
-    assert not list(tmp_path.glob(".out.tmp-*")) and [p.name for p in out.iterdir()] == ["whole.json"]
+    assert not list(tmp_path.glob(".out.tmp-*")) and sorted(p.name for p in out.iterdir()) == [MARKER, "whole.json"]
 
 
 def test_a_video_with_its_middle_cut_out_warns_with_the_frames_lost(tmp_path: Path, capsys):
@@ -435,14 +435,19 @@ def test_a_video_with_its_middle_cut_out_warns_with_the_frames_lost(tmp_path: Pa
     assert "WARNING: 5 frame(s) of the file could not be decoded" in RunStats().line(src)
 
 
-def test_out_may_live_inside_the_dataset_folder_but_never_hold_it(tmp_path: Path):
+def test_out_neither_lies_inside_nor_holds_the_dataset_folder(tmp_path: Path):
+    """Inside the dataset, the next read of it would find the output as a second annotation set (and
+    --overwrite of such an OUT replaced the dataset's own files)."""
     ds = one_image_coco(tmp_path / "ds")
-    convert(ds, ds / "converted", images_dir=ds / "images")
-    convert(ds, ds / "converted", images_dir=ds / "images", overwrite=True)  # a previous output is replaced
-    assert (ds / "converted" / "annotations" / "instances_train.json").is_file()
+    for out in (ds / "converted", ds / "images" / "converted", ds):
+        with pytest.raises(DetftError, match="inside the input|would replace input data"):
+            convert(ds, out, images_dir=ds / "images", overwrite=True)
     with pytest.raises(DetftError, match="would replace input data"):
         convert(ds, tmp_path, images_dir=ds / "images", overwrite=True)  # OUT holds the dataset
-    assert (ds / "images" / "a.jpg").is_file()
+    convert(ds, tmp_path / "converted", images_dir=ds / "images")
+    convert(ds, tmp_path / "converted", images_dir=ds / "images", overwrite=True)  # a previous output is replaced
+    assert (tmp_path / "converted" / "annotations" / "instances_train.json").is_file()
+    assert sorted(p.name for p in ds.rglob("*")) == ["a.jpg", "images", "instances.json"]
 
 
 def test_yolo_data_yaml_points_val_at_the_sanitised_folder(tmp_path: Path):
