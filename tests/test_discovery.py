@@ -282,3 +282,45 @@ def test_a_csv_finds_the_images_it_names_in_folders_of_any_name_below_it(tmp_pat
     assert sorted(im.path.parent.name for im in ds.images) == ["Photos 2023", "Photos 2024"]
     assert any("2 images paired (2 by the name in the file), 1 of 3 image names without an image" in n
                for n in report.notes)
+
+
+# ------------------------------------------------------------------ split lists read whole (#34, item 3)
+WGISD_IDS = ["CDY_2018", "CFR_1659", "SVB_1952", "SYH_2017-04-27_1332", "CSV_1873", "CDY_20180427_153201477_BURST000_COVER_TOP"]
+
+
+@pytest.mark.parametrize("ending,bom", [("\r", b""), ("\r\n", b"\xef\xbb\xbf"), ("\n", b"")])
+def test_voc_split_lists_are_read_whole_with_any_line_ending(tmp_path: Path, ending: str, bom: bytes):
+    """Ids as wgisd and RSOD commit them (one per line, no suffix), written with classic-Mac CR, CRLF with a BOM, or
+    LF; blank lines, VOC's per-class form (``id  1`` / ``id -1``) and a prefix from the author's machine
+    (``aerial/x.jpg``): each list says how many entries it had and how many matched, and every id lands in its split."""
+    for i, stem in enumerate(WGISD_IDS):
+        make_image(tmp_path / "JPEGImages" / f"{stem}.jpg", 64, 48, seed=i)
+        (tmp_path / "Annotations").mkdir(exist_ok=True)
+        (tmp_path / "Annotations" / f"{stem}.xml").write_text(voc_xml(f"{stem}.jpg", [BOXES["000"]]))
+    main_dir = tmp_path / "ImageSets" / "Main"
+    main_dir.mkdir(parents=True)
+    lists = {"train": [WGISD_IDS[0], "", WGISD_IDS[1], WGISD_IDS[2]],
+             "val": [f"{WGISD_IDS[3]}  1", f"{WGISD_IDS[4]} -1", "", "gone_id"],
+             "test": [f"aerial/{WGISD_IDS[5]}.jpg"]}
+    for split, lines in lists.items():
+        (main_dir / f"{split}.txt").write_bytes(bom + ending.join(lines).encode() + ending.encode())
+    report = Report()
+    ds = load(tmp_path, None, report)
+    splits = {Path(im.file_name).stem: im.split for im in ds.images}
+    assert splits == {**dict.fromkeys(WGISD_IDS[:3], "train"), **dict.fromkeys(WGISD_IDS[3:5], "val"),
+                      WGISD_IDS[5]: "test"}
+    notes = "\n".join(report.notes)
+    assert "train.txt: 3 entries, 3 matched" in notes and "test.txt: 1 entries, 1 matched" in notes
+    assert "val.txt: 3 entries, 2 matched an annotation file, 1 did not" in notes
+    missing = [c for c in report.changes if c.kind == "missing_annotation_file"]
+    assert len(missing) == 1 and "'gone_id'" in missing[0].detail and missing[0].where.endswith("val.txt")
+
+
+@pytest.mark.parametrize("ending", ["\r", "\r\n"])
+def test_yolo_split_lists_with_any_line_ending(tmp_path: Path, ending: str):
+    """darknet/CVAT YOLO 1.1 lists (``data/obj_train_data/x.jpg``) with CR or CRLF endings list every image."""
+    from detft.formats.base import read_list
+
+    listing = tmp_path / "train.txt"
+    listing.write_bytes(ending.join(f"data/obj_train_data/frame_{i:06d}.jpg" for i in range(29)).encode() + b"\r")
+    assert read_list(listing) == [f"data/obj_train_data/frame_{i:06d}.jpg" for i in range(29)]

@@ -14,7 +14,7 @@ from ..errors import FormatError
 from ..output import atomic_write_text, inside, safe_component
 from ..report import Report
 from ..progress import progress
-from .base import CategoryIndex, declared_size, finite, locate_image, read_text
+from .base import CategoryIndex, declared_size, finite, locate_image, read_list
 from .layout import ImagePlacer
 from .pairing import ImageIndex, complete, split_of_path
 from .xmlsafe import parse
@@ -42,16 +42,26 @@ def is_voc(f: Path) -> bool:
     return b"<annotation" in head and b"<annotations" not in head
 
 
-def _splits(root: Path) -> dict[str, str]:
+def _splits(root: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Split by id from ``ImageSets/Main/{train,val,test}.txt``, and each list's entries. An entry is also known by
+    its last path part and its stem (``aerial/x.jpg`` is ``x``): lists written on another machine carry prefixes
+    and suffixes that the annotation files do not."""
     split_of: dict[str, str] = {}
+    lists: dict[str, list[str]] = {}
     main = root / "ImageSets" / "Main"
     for split in ("train", "val", "test"):
         f = main / f"{split}.txt"
         if f.is_file():
-            for line in read_text(f).split("\n"):
-                if line.split():
-                    split_of.setdefault(line.split()[0], split)
-    return split_of
+            lists[split] = read_list(f, first_field=True)
+            for entry in lists[split]:
+                for key in _keys(entry):
+                    split_of.setdefault(key, split)
+    return split_of, lists
+
+
+def _keys(entry: str) -> list[str]:
+    path = Path(entry.replace("\\", "/"))
+    return list(dict.fromkeys([entry, path.name, path.stem]))
 
 
 def _text(el: Element, tag: str) -> str | None:
@@ -64,27 +74,32 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
     if not files:
         raise FormatError(src, "no VOC XML files found (expected Annotations/*.xml)")
     root = src if src.is_dir() else src.parent
-    split_of = _splits(root)
+    split_of, lists = _splits(root)
     cats = CategoryIndex(classes)
     index = ImageIndex(root) if src.is_dir() else None
     images: list[ImageRecord] = []
     for f in progress(files, "reading VOC", unit="file"):
         images.append(_read_file(f, root, images_dir, split_of, cats, report, index))
-    _report_unannotated(root, split_of, files, report)
+    _report_lists(root, lists, images, files, report)
     images = complete(index, images, report)
     return Dataset(images, cats.finish(images), root=root, format=NAME)
 
 
-def _report_unannotated(root: Path, split_of: dict[str, str], files: list[Path], report: Report) -> None:
-    """Ids that ImageSets/Main lists but no Annotations/<id>.xml describes: their objects are unknown and
-    lost, and the image is not in the dataset; reported per id rather than skipped."""
-    if not split_of or not (root / "Annotations").is_dir():
-        return
-    have = {_xml_id(f, root) for f in files}
-    for xml_id, split in split_of.items():
-        if xml_id not in have:
-            report.add("dropped", "missing_annotation_file", f"{root / 'ImageSets' / 'Main' / (split + '.txt')}",
-                       f"{xml_id!r} is listed but Annotations/{xml_id}.xml does not exist: the image is left out")
+def _report_lists(root: Path, lists: dict[str, list[str]], images: list[ImageRecord], files: list[Path],
+                  report: Report) -> None:
+    """How many entries of each ImageSets list matched an annotation file, said per list (a list read wrong, one
+    entry for 29, must show), and each entry that matched none named: its objects are unknown and lost, and its
+    image is not in the dataset."""
+    have = {key for f in files for key in _keys(_xml_id(f, root))} | {Path(im.file_name).stem for im in images}
+    for split, entries in lists.items():
+        listing = root / "ImageSets" / "Main" / f"{split}.txt"
+        missing = [e for e in entries if not any(k in have for k in _keys(e))]
+        report.note(f"{listing}: {len(entries)} entries, {len(entries) - len(missing)} matched an annotation file"
+                    + (f", {len(missing)} did not (named below)" if missing else ""))
+        for entry in missing:
+            report.add("dropped", "missing_annotation_file", str(listing),
+                       f"{entry!r} is listed but no annotation file is named so (Annotations/{entry}.xml): the image "
+                       "is left out")
 
 
 def _xml_id(f: Path, root: Path) -> str:
@@ -114,7 +129,7 @@ def _read_file(f: Path, root: Path, images_dir: Path | None, split_of: dict[str,
             path, _ = index.find(f, written)
             name = path.name if path is not None else name
     xml_id = _xml_id(f, root)
-    split = split_of.get(xml_id) or split_of.get(Path(name).stem)
+    split = split_of.get(xml_id) or split_of.get(Path(xml_id).name) or split_of.get(Path(name).stem)
     if split is None and index is not None:
         split = split_of_path(f, root) or (split_of_path(path, root) if path is not None else None)
     image = ImageRecord(name, w, h, path=path, split=split, source=SourceRef(str(f)), origin=str(f))

@@ -17,7 +17,7 @@ from ..images import IMAGE_SUFFIXES, find_images, probe
 from ..output import atomic_write_text, safe_component
 from ..report import Report
 from ..progress import progress
-from .base import canonical_split, finite, load_yaml, read_text, text_field
+from .base import canonical_split, finite, load_yaml, read_list, read_text, text_field
 from .layout import ImagePlacer
 
 NAME = "yolo"
@@ -74,7 +74,7 @@ def _read_darknet(obj_data: Path) -> tuple[list[str], dict[str, list[Path]]]:
         listing = _export_path(root, value)
         if not listing.is_file():
             raise FormatError(obj_data, f"{key} = {value}: the image list {listing} is not there")
-        splits[key] = [_export_path(root, ln.strip()) for ln in read_text(listing).splitlines() if ln.strip()]
+        splits[key] = [_export_path(root, ln) for ln in read_list(listing)]
     if not splits:  # no lists: the obj_<subset>_data folders are the splits
         splits = {d.name[4:-5]: find_images(d) for d in sorted(root.glob("obj_*_data")) if d.is_dir()}
     return names, splits
@@ -107,7 +107,7 @@ def _split_lists(src: Path) -> dict[str, Path]:
         split = canonical_split(f.stem)
         if split not in SPLITS:  # only train.txt, val.txt... are read: never every label file of the folder
             continue
-        lines = [ln.strip() for ln in read_text(f).splitlines() if ln.strip()]
+        lines = read_list(f)
         if lines and all(PurePosixPath(ln.replace("\\", "/")).suffix.lower() in IMAGE_SUFFIXES for ln in lines):
             lists[split] = f
     return lists
@@ -158,10 +158,9 @@ def _split_images(base: Path, entry: Any, where: Path) -> list[Path]:
         if p.is_dir():
             out += find_images(p)
         elif p.suffix == ".txt" and p.is_file():
-            for line in read_text(p).splitlines():
-                if line.strip():
-                    q = Path(line.strip())
-                    out.append(q if q.is_absolute() else (p.parent / q).resolve())
+            for line in read_list(p):
+                q = Path(line)
+                out.append(q if q.is_absolute() else (p.parent / q).resolve())
         else:
             raise FormatError(where, f"split path {e!r} is neither an image folder nor a .txt list ({p})")
     return out
