@@ -5,6 +5,7 @@ reader must end in a named error (DetftError) or a reported drop, never a traceb
 from __future__ import annotations
 
 import copy
+import math
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -395,3 +396,34 @@ def test_integer_valued_float_ids_still_match(tmp_path: Path):
         a["image_id"], a["category_id"] = float(a["image_id"]), float(a["category_id"])
     report = Report()
     assert load(coco_writer(tmp_path, doc), "coco", report).num_annotations == 3 and not report.changes
+
+
+@pytest.mark.parametrize("field,value", [("bbox", [2, float("nan"), 20, 10]), ("bbox", [2, 3, float("inf"), 10]),
+                                         ("bbox", [2, 3, -20, 10]),
+                                         ("segmentation", [[10, 10, float("nan"), 10, 30, 30, 10, 30]])])
+def test_eval_dets_names_ground_truth_with_coordinates_that_are_not_numbers(tmp_path: Path, field, value, capsys):
+    """A NaN ground-truth box is an object nothing can match: scored, it changes the AP without a word."""
+    from detft.cli import main
+
+    doc = copy.deepcopy(COCO)
+    doc["annotations"][1][field] = value
+    gt, dets = tmp_path / "gt.json", tmp_path / "dets.json"
+    gt.write_text(json.dumps(doc))  # Python writes NaN and Infinity into JSON, as many tools do
+    dets.write_text(json.dumps([GOOD_DET]))
+    assert main(["eval", "--data", str(gt), "--dets", str(dets), "--out", str(tmp_path / "e")]) == 1
+    err = capsys.readouterr().err
+    assert "gt.json (annotations[1])" in err and ("not a finite number" in err or "finite numbers" in err), err
+    assert not (tmp_path / "e").exists()
+
+
+def test_eval_data_reports_ground_truth_with_coordinates_that_are_not_numbers(tmp_path: Path):
+    """Through a reader (``eval --data``), such an object is dropped and counted like every reader's bad box."""
+    doc = copy.deepcopy(COCO)
+    doc["annotations"][0]["bbox"] = [2, float("nan"), 20, 10]
+    doc["annotations"][1]["segmentation"] = [[10, 10, float("inf"), 10, 30, 30, 10, 30]]
+    report = Report()
+    ds = load(coco_writer(tmp_path, doc), "coco", report)
+    kept = [a for im in ds.images for a in im.annotations]
+    finite = lambda values: all(math.isfinite(v) for v in values)  # noqa: E731
+    assert all(finite(a.bbox) and all(finite(p) for p in a.polygons or []) for a in kept)
+    assert report.annotations_lost >= 1 and len(kept) + report.annotations_lost == 3

@@ -33,6 +33,22 @@ def validate_groundtruth(gt: Any, path: Path) -> None:
         for i, item in enumerate(gt[key]):
             if not isinstance(item, dict) or not _int_id(item.get("id")):
                 raise FormatError(path, f"needs an integer 'id', got {item!r:.60}", obj=f"{key}[{i}]")
+    for i, a in enumerate(gt["annotations"]):  # a NaN box is scored as an object nothing can match: AP changes
+        obj = f"annotations[{i}]"
+        if not isinstance(a, dict):
+            raise FormatError(path, "is not an object", obj=obj)
+        box = a.get("bbox")
+        if box is not None and not (isinstance(box, list) and len(box) == 4 and all(_number(v) for v in box)
+                                    and box[2] >= 0 and box[3] >= 0):
+            raise FormatError(path, f"ground-truth bbox {box!r:.60} is not [x, y, width, height] with finite numbers "
+                              "and width, height >= 0: fix or remove this object (it would be scored)", obj=obj)
+        seg = a.get("segmentation")
+        if isinstance(seg, list):  # published ground truth has polygons of under 3 points: only their numbers checked
+            if not all(isinstance(part, list) and all(_number(v) for v in part) for part in seg):
+                raise FormatError(path, "ground-truth polygon with a coordinate that is not a finite number: fix or "
+                                  "remove this object (it would be scored)", obj=obj)
+        elif seg is not None:
+            _check_segmentation(seg, path, obj)
 
 
 def validate_detections(dets: Any, gt: dict, path: Path) -> None:
