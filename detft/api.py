@@ -10,6 +10,7 @@ Defaults are the CLI's: :class:`~detft.config.TrainConfig` holds them, one field
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from .evaluation.predictor_eval import Evaluation
+    from .evaluation.report import EvalSettings
+    from .tiling import Tiling
     from .inference.detections import Detections
     from .inference.predictor import Predictor
     from .inference.video import RunStats
@@ -59,7 +62,8 @@ def train(config: TrainConfig | str | Path | None = None, *, resume: str | Path 
         saved = run.info.config
         epochs = fields.get("epochs", base.epochs if config is not None else 0)
         cfg = saved.replace(epochs=max(saved.epochs, epochs), project=str(run.folder.parent), name=run.folder.name)
-        return families.for_run(run).train(cfg, run, resume=True, trust_weights=trust_weights)
+        return _score_full_images(families.for_run(run).train(cfg, run, resume=True, trust_weights=trust_weights),
+                                  trust_weights)
     cfg = base.replace(**fields) if fields else base
     cfg.check()
     family = families.for_arch(cfg.arch)
@@ -73,7 +77,28 @@ def train(config: TrainConfig | str | Path | None = None, *, resume: str | Path 
     _check_run_folder(run, cfg, teacher)
     if teacher is not None:
         cfg = write_pseudo_labels(cfg, run, teacher, load(teacher, device=cfg.device, conf=conf).predictor)
-    return family.train(cfg, run, resume=False, trust_weights=trust_weights)
+    return _score_full_images(family.train(cfg, run, resume=False, trust_weights=trust_weights), trust_weights)
+
+
+def _score_full_images(run: Run, trust_weights: bool) -> Run:
+    """A run trained on tiles is used on full images, sliced as it was tiled: its eval.json (what training prints
+    last, what ``--conf auto`` and the benchmark read) scores the full-size val images that way, with the tile-level
+    score the family just computed beside it. Scoring the tiles counts an object cut by two tiles twice."""
+    from .evaluation.report import EVAL_JSON, format_report, load_eval
+
+    cfg = run.info.config
+    if cfg.tiling is None or not (run.folder / EVAL_JSON).is_file() or os.environ.get("RANK", "0") != "0":
+        return run  # (several GPUs: rank 0 alone, as for every evaluation)
+    tile_doc = load_eval(run.folder)
+    tile_metrics = {f"{t}_{k}": m["stats"][k] for t, m in tile_doc["metrics"].items() for k in ("AP", "AP50")}
+    model = load(run, device=cfg.device, trust_weights=trust_weights, slice=cfg.tile, slice_overlap=cfg.tile_overlap)
+    print(f"\nscoring the full-size val images, predicted in {cfg.tile} px windows as the run was tiled:")
+    result = model.evaluate(split=cfg.val_split if run.info.split is None else "val", out=run.folder, conf=cfg.conf,
+                            max_dets=cfg.max_dets, backend=cfg.eval_backend, tiles=cfg.tiling,
+                            tile_metrics=tile_metrics,
+                            extra={k: tile_doc[k] for k in ("overfitting", "ultralytics") if k in tile_doc})
+    print(format_report(result.doc))
+    return run
 
 
 def _check_run_folder(run: Run, cfg: TrainConfig, teacher: Run | None) -> None:
@@ -164,24 +189,46 @@ class Model:
 
     def evaluate(self, data: str | Path | Dataset | None = None, split: str = "val", *, data_format: str | None = None,
                  out: str | Path | None = None, conf: float = 0.001, max_dets: int = 100,
-                 backend: str = "faster", target_precision: float | None = None) -> Evaluation:
+                 backend: str = "faster", target_precision: float | None = None, tiles: Tiling | None = None,
+                 tile_metrics: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Evaluation:
         """COCO mAP (bbox, and segm for masks) on a split of ``data`` (default: the data it was trained on; a
         loaded :class:`Dataset` is used as it is) with detft's evaluator; ``out`` also writes eval.json,
         detections.json, PR curves, the confusion matrix and the F1 curves there, and the per-class score
         thresholds that ``conf="auto"`` uses (best F1, or the lowest reaching ``target_precision``). Scored at
-        ``conf`` 0.001 by default (COCO practice), whatever :func:`load` was given."""
+        ``conf`` 0.001 by default (COCO practice), whatever :func:`load` was given.
+
+        ``tiles``: the model (loaded with ``slice=``) was trained on these tiles; the split is also scored as its
+        tiles, unsliced (or ``tile_metrics``, when that was just done), and recorded beside the full-image score
+        as eval.json's ``tiles``: the number training tracked, which counts an object once per tile holding it.
+        ``extra``: more keys for eval.json (training's overfitting note)."""
         from .evaluation.predictor_eval import evaluate_predictor
         from .evaluation.report import EvalSettings
 
         settings = EvalSettings(backend=backend, max_dets=max_dets, score_threshold=conf,
                                 target_precision=target_precision)
         ds = data if isinstance(data, Dataset) else self.dataset(data, data_format)
+        extra = {"weights": str(self.run.weights), "data": str(ds.root), **(extra or {})}
         self.scorer.set_thresholds(conf, max_dets)
         try:
-            return evaluate_predictor(self.scorer, ds, split, settings, Path(out) if out is not None else None,
-                                      {"weights": str(self.run.weights), "data": str(ds.root)})
+            if tiles is not None:
+                extra["tiles"] = self._tile_scores(ds, split, tiles, settings, tile_metrics)
+            return evaluate_predictor(self.scorer, ds, split, settings, Path(out) if out is not None else None, extra)
         finally:
             self.scorer.set_thresholds(self.conf, self.max_dets)
+
+    def _tile_scores(self, ds: Dataset, split: str, tiles: Tiling, settings: EvalSettings,
+                     metrics: dict[str, Any] | None) -> dict[str, Any]:
+        """The split cut into the tiles the model trained on, scored by the unsliced model: eval.json's ``tiles``."""
+        from .evaluation.predictor_eval import evaluate_predictor
+        from .inference.sliced import SlicedPredictor
+        from .report import Report
+        from .tiling import tile_dataset
+
+        tiled = tile_dataset(ds, tiles, Report()).images_in(split)  # all of it, as training did: the same tiles
+        if metrics is None:
+            plain = self.scorer.inner if isinstance(self.scorer, SlicedPredictor) else self.scorer
+            metrics = evaluate_predictor(plain, ds, tiled, settings).metrics
+        return {"size": tiles.size, "overlap": tiles.overlap, "images": len(tiled), "metrics": metrics}
 
     def dataset(self, data: str | Path | None = None, data_format: str | None = None) -> Dataset:
         """``data`` read and checked (default: the data the model was trained on), with the report printed."""

@@ -141,3 +141,35 @@ def test_training_on_tiles_keeps_each_source_image_s_tiles_in_one_split(tmp_path
     val = {tile_origin(t.file_name)[0] for t in loaded.val}
     assert train and val and not train & val
     assert all(t.width <= 96 and t.height <= 96 for t in loaded.train + loaded.val)
+
+
+def test_a_tiled_run_reports_the_full_image_score_it_is_used_at(tmp_path: Path, capsys):
+    """Training on tiles ends by scoring the full-size val images sliced as it was tiled (the number a user gets
+    with --slice), the tile-level score beside it; ``detft eval --weights RUN`` gives the same number, and so does
+    ``--slice <tile>`` on the full images."""
+
+    import tiny_models  # noqa: F401  (registers tiny_fasterrcnn)
+    from helpers import make_data
+
+    from detft.cli import main
+
+    data = make_data(tmp_path / "data", n=6, size=160, val_is_train=False)
+    run = tmp_path / "runs" / "tiled"
+    assert main(["train", "--data", str(data), "--model", "tiny_fasterrcnn", "--weights", "none", "--epochs", "1",
+                 "--batch", "2", "--workers", "0", "--imgsz", "96", "--augment", "none", "--tile", "96",
+                 "--project", str(tmp_path / "runs"), "--name", "tiled", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads((run / "eval.json").read_text())
+    assert doc["slicing"]["size"] == 96 and doc["tiles"]["size"] == 96 and doc["tiles"]["images"] > doc["n_images"]
+    ap = doc["metrics"]["bbox"]["stats"]["AP"]
+    assert "full-size images predicted in 96 px windows" in printed and "tiles of 96 px" in printed
+    assert printed.rstrip().endswith(f"run folder: {run}") and f"AP {ap:.4f}" in printed.split("scoring the full-size")[1]
+    assert main(["eval", "--weights", str(run), "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "eval.json").read_text())
+    assert again["metrics"]["bbox"]["stats"] == doc["metrics"]["bbox"]["stats"] and again["tiles"] == doc["tiles"]
+    detections = json.loads((run / "detections.json").read_text())
+    assert detections and json.loads((tmp_path / "again" / "detections.json").read_text()) == detections
+    assert main(["eval", "--weights", str(run), "--slice", "96"]) == 0
+    sliced = json.loads((run / "eval_slice96" / "eval.json").read_text())
+    assert sliced["metrics"]["bbox"]["stats"]["AP"] == ap
+    assert json.loads((run / "eval_slice96" / "detections.json").read_text()) == detections

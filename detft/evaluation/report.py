@@ -87,6 +87,14 @@ def format_report(doc: dict) -> str:
     s = doc["settings"]
     lines = [f"{doc['n_images']} images, {doc['n_ground_truth']} ground-truth objects, {doc['n_detections']} detections "
              f"(score >= {s['score_threshold']}, at most {s['max_dets']} per image, backend {s['backend']})"]
+    if doc.get("slicing"):
+        sl = doc["slicing"]
+        lines.append(f"full-size images predicted in {sl['size']} px windows (overlap {sl['overlap']:g}"
+                     f"{', and whole' if sl.get('full') else ''}) and merged")
+    if doc.get("tiles"):
+        t = doc["tiles"]
+        lines.append(f"the same split as {t['images']} tiles of {t['size']} px, the number training tracked (an object on "
+                     f"overlapping tiles counts once per tile): " + "  ".join(f"{k} {v:.4f}" for k, v in t["metrics"].items()))
     for t, m in doc["metrics"].items():
         lines.append(f"\n{t}: " + "  ".join(f"{k} {v:.4f}" for k, v in m["stats"].items()))
         width = max([len(r["name"]) for r in m["per_class"]] + [5])
