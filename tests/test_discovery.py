@@ -324,3 +324,42 @@ def test_yolo_split_lists_with_any_line_ending(tmp_path: Path, ending: str):
     listing = tmp_path / "train.txt"
     listing.write_bytes(ending.join(f"data/obj_train_data/frame_{i:06d}.jpg" for i in range(29)).encode() + b"\r")
     assert read_list(listing) == [f"data/obj_train_data/frame_{i:06d}.jpg" for i in range(29)]
+
+
+def test_a_roboflow_data_yaml_pointing_at_a_renamed_split_folder_is_read_past(tmp_path: Path):
+    """Roboflow's data.yaml as it writes it (``val: ../valid/images``, ``nc``, ``names`` as a list, a ``roboflow:``
+    block) over a dataset whose valid/ was renamed validate/: the folder the root holds is read, reported as a fix
+    naming both paths, not a stop at the first broken pointer."""
+    (tmp_path / "data.yaml").write_text(
+        "train: ../train/images\nval: ../valid/images\ntest: ../test/images\n\nnc: 2\nnames: ['CUOX', 'NOCUOX']\n\n"
+        "roboflow:\n  workspace: mineralizadosyolov3old\n  project: mineralesall\n  version: 1\n  license: CC BY 4.0\n"
+        "  url: https://universe.roboflow.com/mineralizadosyolov3old/mineralesall/dataset/1\n")
+    for split, n in (("train", 3), ("validate", 2), ("test", 1)):
+        for i in range(n):
+            stem = f"IMG_{i:04d}_jpg.rf.{split[:3]}{i}a8c1e2f3"
+            make_image(tmp_path / split / "images" / f"{stem}.jpg", 64, 48, seed=i)
+            (tmp_path / split / "labels").mkdir(parents=True, exist_ok=True)
+            (tmp_path / split / "labels" / f"{stem}.txt").write_text(f"{i % 2} 0.5 0.5 0.25 0.3\n")
+    report = Report()
+    ds = load(tmp_path, None, report)
+    assert sorted((im.split, len(im.annotations)) for im in ds.images) == [("test", 1)] + [("train", 1)] * 3 + [("val", 1)] * 2
+    fixes = [c for c in report.changes if c.kind == "split_path_not_found"]
+    assert len(fixes) == 1 and "'../valid/images' does not exist" in fixes[0].detail
+    assert str(tmp_path / "validate" / "images") in fixes[0].detail
+
+
+def test_yolo_class_ids_past_the_names_are_kept_and_mixed_rows_counted(tmp_path: Path):
+    """A names list one class short (a class added after the export) and a label folder mixing box and polygon rows:
+    every object is kept, the undeclared class under a generated name, both said."""
+    (tmp_path / "data.yaml").write_text("train: train/images\nval: train/images\n\nnc: 2\nnames: ['crack', 'dent']\n")
+    make_image(tmp_path / "train" / "images" / "a.jpg", 64, 48)
+    (tmp_path / "train" / "labels").mkdir(parents=True)
+    (tmp_path / "train" / "labels" / "a.txt").write_text(
+        "0 0.5 0.5 0.2 0.2\n2 0.3 0.3 0.1 0.1\n1 0.1 0.1 0.4 0.1 0.4 0.4 0.1 0.4\n2 0.7 0.7 0.1 0.1\n")
+    report = Report()
+    ds = load(tmp_path, None, report)
+    assert [c.name for c in ds.sorted_categories()] == ["crack", "dent", "class2"]
+    assert sorted(a.category_id for a in ds.images[0].annotations) == [0, 1, 2, 2]
+    fix = [c for c in report.changes if c.kind == "undeclared_class"]
+    assert len(fix) == 1 and "class index 2 is used by 2 object(s)" in fix[0].detail and report.annotations_lost == 0
+    assert any("3 box rows and 1 polygon rows" in n for n in report.notes)

@@ -177,12 +177,14 @@ def test_yolo_det_and_seg_lines_with_bad_lines(tmp_path: Path):
     (tmp_path / "data.yaml").write_text("train: images/train\nval: images/train\nnames: {0: a, 1: b}\n")
     report = Report()
     ds = load(tmp_path, None, report)
-    a0, a1 = ds.images[0].annotations
+    a0, a1, a7 = ds.images[0].annotations
     assert np.allclose(a0.bbox, (40, 15, 60, 35))
     assert np.allclose(a1.polygons[0], [10, 5, 30, 5, 20, 25])
+    assert a7.category_id == 7 and ds.category_by_id()[7].name == "class7"  # past the names: kept, named, said
+    assert [c.kind for c in report.changes if c.action == "fixed"] == ["undeclared_class"]
     dropped = [c for c in report.changes if c.action == "dropped"]
-    assert [c.where.rsplit(":", 1)[1] for c in dropped] == ["3", "4", "5"]
-    assert [c.kind for c in dropped] == ["unknown_class", "bad_line", "bad_line"]
+    assert [c.where.rsplit(":", 1)[1] for c in dropped] == ["4", "5"]
+    assert [c.kind for c in dropped] == ["bad_line", "bad_line"]
 
 
 def test_coco_uncompressed_rle_and_missing_bbox(tmp_path: Path):

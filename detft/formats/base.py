@@ -239,7 +239,7 @@ def relative_name(path: Path, root: Path, fallback: str) -> str:
 
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-                 "dev": "val", "test": "test", "testing": "test"}
+                 "validate": "val", "dev": "val", "test": "test", "testing": "test"}
 
 
 def canonical_split(name: str) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -148,13 +149,17 @@ def _names(raw: Any, where: Path) -> list[str]:
     return names
 
 
-def _split_images(base: Path, entry: Any, where: Path) -> list[Path]:
+def _split_images(base: Path, entry: Any, where: Path, split: str, report: Report) -> list[Path]:
     entries = entry if isinstance(entry, list) else [entry]
     out: list[Path] = []
     for e in entries:
         p = (base / str(e)).resolve() if not Path(str(e)).is_absolute() else Path(str(e))
         if not p.exists() and str(e).startswith("../"):  # ultralytics' rule, which Roboflow's data.yaml relies on
             p = (base / str(e)[3:]).resolve()
+        if not p.exists() and (found := _split_folder(where.parent, split)) is not None:
+            report.add("fixed", "split_path_not_found", str(where), f"{split}: {e!r} does not exist ({p}); read "
+                       f"{found}, the {split} folder the dataset holds")
+            p = found
         if p.is_dir():
             out += find_images(p)
         elif p.suffix == ".txt" and p.is_file():
@@ -164,6 +169,19 @@ def _split_images(base: Path, entry: Any, where: Path) -> list[Path]:
         else:
             raise FormatError(where, f"split path {e!r} is neither an image folder nor a .txt list ({p})")
     return out
+
+
+def _split_folder(root: Path, split: str) -> Path | None:
+    """The folder of ``split`` that ``root`` holds (``valid/``, ``validate/``, ``Validation/``...; its ``images/``
+    when it has one): where a data.yaml written for another layout (Roboflow's ``../valid/images`` over a renamed
+    ``validate/``) should have pointed. None unless exactly one fits."""
+    try:
+        folders = [d for d in sorted(root.iterdir()) if d.is_dir() and canonical_split(d.name) == split]
+    except OSError:
+        return None
+    if len(folders) != 1:
+        return None
+    return folders[0] / "images" if (folders[0] / "images").is_dir() else folders[0]
 
 
 def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset:
@@ -184,7 +202,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
         for s in SPLITS:
             if not cfg.get(s):
                 continue
-            paths = _split_images(base, cfg[s], yml)
+            paths = _split_images(base, cfg[s], yml, s, report)
             same = next((t for t, p in splits.items() if p == paths), None)
             if same:  # 'val: images/train' is a common idiom: one copy, not duplicates
                 report.add("warning", "split_reused", str(yml), f"{s!r} lists the same images as {same!r}; read once as {same!r}")
@@ -210,17 +228,39 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
     max_cls = -1
     for split, paths in splits.items():
         for path in progress(paths, f"reading YOLO {split}", unit="img"):
-            im, top = _read_image(path, root, split, len(names), report)
+            im, top = _read_image(path, root, split, len(classes) if classes else 0, report)
             images.append(im)
             max_cls = max(max_cls, top)
     _report_orphan_labels([p for paths in splits.values() for p in paths], report)
     if not names:
         names = [f"class{k}" for k in range(max_cls + 1)]
         report.add("warning", "no_class_names", str(root), f"no data.yaml or classes.txt; named classes {names}")
+    elif max_cls >= len(names):
+        names = _undeclared(names, max_cls, images, yml or root, report)
+    kinds = Counter("polygon" if a.polygons else "box" for im in images for a in im.annotations)
+    if len(kinds) == 2:  # each row read by its own length, not the whole file as polygons (ultralytics' rule)
+        report.note(f"{root}: {kinds['box']} box rows and {kinds['polygon']} polygon rows, both read; the dataset "
+                    "trains as boxes where an object has no polygon")
     used = {a.category_id for im in images for a in im.annotations}
     if unused := [n for k, n in enumerate(names) if k not in used]:
         report.note(f"classes declared but never used: {', '.join(unused)} (kept, with no objects)")
     return Dataset(images, [Category(k, n) for k, n in enumerate(names)], root=root, format=NAME)
+
+
+def _undeclared(names: list[str], max_cls: int, images: list[ImageRecord], where: Path, report: Report) -> list[str]:
+    """Class indices past the declared names (a names list cut short, a class added after the export) are kept
+    under a generated name, each reported with its count: dropping them would lose objects, and folding them into
+    a declared class would mislabel them."""
+    used = Counter(a.category_id for im in images for a in im.annotations if a.category_id >= len(names))
+    extended = list(names)
+    for k in range(len(names), max_cls + 1):
+        name = f"class{k}" if f"class{k}" not in extended else f"class{k}_undeclared"
+        extended.append(name)
+        if used[k]:
+            report.add("fixed", "undeclared_class", str(where), f"class index {k} is used by {used[k]} object(s) but "
+                       f"only {len(names)} names are declared: kept as {name!r} (name it in the names list, or "
+                       f"--map {name}=NAME)")
+    return extended
 
 
 def _flat_splits(src: Path, lists: dict[str, Path], report: Report) -> dict[str, list[Path]]:
@@ -229,9 +269,8 @@ def _flat_splits(src: Path, lists: dict[str, Path], report: Report) -> dict[str,
     images = [p for p in sorted(src.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
     split_of = {}
     for split, f in lists.items():
-        for line in read_text(f).splitlines():
-            if line.strip():
-                split_of.setdefault(line.strip().replace("\\", "/").rsplit("/", 1)[-1], split)
+        for line in read_list(f):
+            split_of.setdefault(line.replace("\\", "/").rsplit("/", 1)[-1], split)
     if lists:
         report.note(f"{src}: {', '.join(f.name for f in lists.values())} are split lists, not labels")
     splits: dict[str, list[Path]] = {}
