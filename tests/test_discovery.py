@@ -236,12 +236,22 @@ def test_yolo_labels_beside_their_images_in_one_flat_folder(tmp_path: Path):
     assert any("never used: helmet" in n for n in report.notes) and any("split lists" in n for n in report.notes)
 
 
-def test_a_dataset_one_level_down_is_named_in_the_error(tmp_path: Path):
+def test_the_one_dataset_one_level_down_is_read_and_several_are_listed(tmp_path: Path):
+    """``repo/balloon/{train,val}`` (Matterport's balloon download) read from ``repo/`` with a note; two datasets
+    side by side are an error that lists both with their formats and image counts."""
     put(tmp_path / "download" / "balloon", "train/images/000.jpg", "train/annots/000.xml", "000")
     put(tmp_path / "download" / "balloon", "val/images/001.jpg", "val/annots/001.xml", "001", seed=1)
-    with pytest.raises(DetftError, match=r"download holds no dataset itself, but .*balloon \(voc\) does: pass that folder"):
-        detect(tmp_path / "download")
-    assert detect(tmp_path / "download" / "balloon") == "voc"
+    (tmp_path / "download" / "README.md").write_text("balloon dataset")
+    report = Report()
+    ds = load(tmp_path / "download", None, report)
+    assert sorted((im.split, len(im.annotations)) for im in ds.images) == [("train", 1), ("val", 1)]
+    assert any("read " + str(tmp_path / "download" / "balloon") + " (voc), the one folder" in n for n in report.notes)
+    make_image(tmp_path / "download" / "cells" / "images" / "c.jpg", 64, 48)
+    (tmp_path / "download" / "cells" / "instances.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "c.jpg", "width": 64, "height": 48}], "categories": [{"id": 1, "name": "c"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 9, 9], "iscrowd": 0}]}))
+    with pytest.raises(DetftError, match=r"several folders in it do: .*balloon \(voc, 2 images\); .*cells \(coco, 1 images\)"):
+        load(tmp_path / "download", None, Report())
 
 
 def test_a_folder_that_cannot_be_listed_is_said_and_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

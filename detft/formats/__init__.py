@@ -135,6 +135,21 @@ def split_folders(src: Path) -> dict[str, Path]:
     return found
 
 
+class OneFolderDown(DetftError):
+    """``src`` holds no dataset itself but exactly one folder in it does (a download unpacked into
+    ``repo/balloon/``): :func:`read_dataset` reads that one, with a note."""
+
+    def __init__(self, src: Path, folder: Path, fmt: str):
+        super().__init__(f"{src} holds no dataset itself, but {folder} ({fmt}) does")
+        self.folder, self.fmt = folder, fmt
+
+
+def _count_images(folder: Path) -> int:
+    from ..images import IMAGE_SUFFIXES
+
+    return sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def detect(src: Path) -> str:
     """The format ``src`` holds (in itself, or in each of its split folders); a clear error when none or
     several fit."""
@@ -154,9 +169,12 @@ def detect(src: Path) -> str:
             raise DetftError(f"{src}: split folder(s) {', '.join(empty)} hold no {found[0]} annotations")
     if not found:
         below = _datasets_below(src)
+        if len(below) == 1:
+            raise OneFolderDown(src, *below[0])
         if below:
-            raise DetftError(f"{src} holds no dataset itself, but " + " and ".join(f"{p} ({f})" for p, f in below)
-                             + f" {'does' if len(below) == 1 else 'do'}: pass {'that folder' if len(below) == 1 else 'one of them'}")
+            raise DetftError(f"{src} holds no dataset itself, but several folders in it do: "
+                             + "; ".join(f"{p} ({f}, {_count_images(p)} images)" for p, f in below)
+                             + ". Pass the one to read, or merge them: detft merge A B OUT")
         raise DetftError(f"no known annotation format found in {src}; name it with --from ({', '.join(READERS)})")
     if len(found) > 1:
         raise DetftError(f"{src} is ambiguous: it looks like {' and '.join(found)}; choose one with --from")
@@ -171,7 +189,13 @@ OPTION_FLAGS = {"classes": "--classes", "images_dir": "--images-dir", "class_att
 def read_dataset(src: Path, fmt: str | None, report: Report, **options: Any) -> Dataset:
     """Read ``src`` with the named (or detected) reader. An option the reader cannot use is an error, not
     silently ignored: ``--classes`` on a format whose file names its classes would otherwise do nothing."""
-    fmt = fmt or detect(src)
+    if fmt is None:
+        try:
+            fmt = detect(src)
+        except OneFolderDown as down:
+            report.note(f"{src} holds no dataset itself: read {down.folder} ({down.fmt}), the one folder in it that "
+                        "holds one")
+            src, fmt = down.folder, down.fmt
     if fmt not in READERS:
         raise DetftError(f"unknown format {fmt!r}; known: {', '.join(READERS)}")
     reader = READERS[fmt]
