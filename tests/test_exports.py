@@ -566,3 +566,21 @@ def test_supervision_reads_the_same_boxes(tmp_path: Path, fmt: str):
     for name in ours:
         assert [b[0] for b in got[name]] == [b[0] for b in ours[name]]
         assert np.allclose([b[1:] for b in got[name]], [b[1:] for b in ours[name]], atol=1.0)
+
+
+def test_cvat_images_in_another_folder_of_the_root_pair_through_the_image_index(tmp_path: Path):
+    """A CVAT for images 1.1 XML at the root whose images sit in data/<group>/ (as a team's repository keeps them):
+    `--from cvat` finds each through the image index (the name the XML gives, anywhere under the root) instead of
+    losing every object to missing_image, and says how they were found."""
+    for i, group in enumerate(("site_a", "site_b")):
+        make_image(tmp_path / "data" / group / f"frame_{i:06d}.PNG", 64, 48, seed=i)
+    body = "".join(
+        f'<image id="{i}" name="frame_{i:06d}.PNG" width="64" height="48">'
+        f'<box label="car" source="manual" occluded="0" xtl="1.00" ytl="2.00" xbr="30.00" ybr="20.00" z_order="0">'
+        "</box></image>\n" for i in range(2))
+    (tmp_path / "annotations.xml").write_text(cvat_xml(body))
+    report = Report()
+    ds = load(tmp_path, "cvat", report)
+    assert [(im.path.parent.name, len(im.annotations)) for im in ds.images] == [("site_a", 1), ("site_b", 1)]
+    assert report.annotations_lost == 0
+    assert any("2 images paired (2 by the name in the file)" in n for n in report.notes), report.notes
