@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 SHAPES = ("circle", "square", "triangle")
+MIX = ("car", "minibus", "bus")  # --mix: aerial-like classes, the bus longer than a window
 FAMILIES = {  # --arch: (row label, training settings)
     "yolo": ("YOLO11n, COCO start", dict(arch="yolo", weights="yolo11n-coco", model="yolo11n.yaml", batch=8)),
     "rcnn": ("Faster R-CNN MNv2", dict(model="fasterrcnn_mobilenet_v2_fpn", weights="DEFAULT", batch=4, lr=0.002,
@@ -56,12 +57,37 @@ def scene(rng: random.Random, width: int, height: int, objects: int) -> tuple[Im
     return img, anns
 
 
-def generate(root: Path, width: int, height: int, objects: int, seed: int = 0) -> Path:
+def vehicles(img: Image.Image, rng: random.Random, objects: int) -> list[dict]:
+    """--mix: 3 buses of 560-760 x 150-230 px (longer than a 512 px window), 6 minibuses of 60-120 px, then up to
+    ``objects`` cars of 10-24 px where they do not overlap the others: a class mix as aerial datasets have it."""
+    draw, anns, placed = ImageDraw.Draw(img), [], []
+    for k, count, (lo, hi), aspect in ((2, 3, (560, 760), (0.25, 0.35)), (1, 6, (60, 120), (0.4, 0.6)),
+                                       (0, objects, (10, 24), (0.5, 0.8))):
+        for _ in range(count):
+            w = rng.uniform(lo, hi)
+            h = w * rng.uniform(*aspect)
+            if rng.random() < 0.5:
+                w, h = h, w
+            x, y = rng.uniform(1, img.width - w - 1), rng.uniform(1, img.height - h - 1)
+            if any(x < bx + bw + 3 and bx < x + w + 3 and y < by + bh + 3 and by < y + h + 3 for bx, by, bw, bh in placed):
+                continue
+            placed.append((x, y, w, h))
+            draw.rectangle([x, y, x + w, y + h], fill=tuple(rng.randrange(256) for _ in range(3)), outline=(20, 20, 20))
+            draw.rectangle([x + w * 0.2, y + h * 0.2, x + w * 0.8, y + h * 0.8], outline=(240, 240, 240))
+            poly = [x, y, x + w, y, x + w, y + h, x, y + h]
+            anns.append({"category_id": k + 1, "bbox": [x, y, w, h], "segmentation": [[round(v, 2) for v in poly]],
+                         "iscrowd": 0, "area": w * h})
+    return anns
+
+
+def generate(root: Path, width: int, height: int, objects: int, seed: int = 0, mix: bool = False) -> Path:
     rng = random.Random(seed)
     for split, n in (("train", 6), ("val", 3)):
         images, anns = [], []
         for i in range(n):
-            img, objs = scene(rng, width, height, objects)
+            img, objs = scene(rng, width, height, 0 if mix else objects)
+            if mix:
+                objs = vehicles(img, rng, objects)
             name = f"{split}_{i:02d}.jpg"
             (root / "images" / split).mkdir(parents=True, exist_ok=True)
             img.save(root / "images" / split / name, quality=95)
@@ -69,7 +95,7 @@ def generate(root: Path, width: int, height: int, objects: int, seed: int = 0) -
             anns += [{**a, "id": len(anns) + k + 1, "image_id": i + 1} for k, a in enumerate(objs)]
         (root / "annotations").mkdir(exist_ok=True)
         doc = {"images": images, "annotations": anns,
-               "categories": [{"id": k + 1, "name": s} for k, s in enumerate(SHAPES)]}
+               "categories": [{"id": k + 1, "name": s} for k, s in enumerate(MIX if mix else SHAPES)]}
         (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
     return root
 
@@ -90,11 +116,11 @@ class Timed:
         return out
 
 
-def evaluate(run: Path, data: Path, out: Path, tile: int | None) -> dict:
+def evaluate(run: Path, data: Path, out: Path, tile: int | None, full: bool = False) -> dict:
     import detft
     from detft.inference.sliced import SlicedPredictor
 
-    model = detft.load(run, device="cpu", conf=0.001, max_dets=300, slice=tile, slice_overlap=0.2)
+    model = detft.load(run, device="cpu", conf=0.001, max_dets=300, slice=tile, slice_overlap=0.2, slice_full=full)
     timed = None
     if isinstance(model.predictor, SlicedPredictor):
         timed = model.predictor.inner = Timed(model.predictor.inner)
@@ -102,7 +128,7 @@ def evaluate(run: Path, data: Path, out: Path, tile: int | None) -> dict:
     stats = doc["metrics"]["bbox"]["stats"]
     merge = (doc["predict_s"] - timed.seconds) / doc["n_images"] if timed else 0.0
     return {"AP": stats["AP"], "AP50": stats["AP50"], "APs": stats["APs"], "images_per_s": doc["images_per_s"],
-            "merge_ms": 1000 * merge}
+            "merge_ms": 1000 * merge, "per_class": {c["name"]: c["AP"] for c in doc["metrics"]["bbox"]["per_class"]}}
 
 
 def main() -> None:
@@ -114,13 +140,17 @@ def main() -> None:
     ap.add_argument("--objects", type=int, default=120)
     ap.add_argument("--tile", type=int, default=512)
     ap.add_argument("--project", default="/tmp/detft-small")
+    ap.add_argument("--mix", action="store_true", help="cars, minibuses and buses longer than a window, per-class AP, "
+                    "and a sliced row with the whole image too (--slice-full)")
+    ap.add_argument("--reuse", action="store_true", help="score the runs an earlier call left in --project again "
+                    "(after a change to prediction or merging) instead of training them")
     a = ap.parse_args()
     import detft
 
     root = Path(a.project)
     data = root / "data"
     if not (data / "annotations").is_dir():
-        generate(data, a.width, a.height, a.objects)
+        generate(data, a.width, a.height, a.objects, mix=a.mix)
     common = dict(data=str(data), epochs=a.epochs, imgsz=a.tile, workers=0, device="cpu", seed=0,
                   project=str(root / "runs"), exist_ok=True)
     rows = []
@@ -128,10 +158,16 @@ def main() -> None:
         family, settings = FAMILIES[arch]
         for label, extra in (("whole images", {}), (f"{a.tile} px tiles", {"tile": a.tile, "tile_overlap": 0.2})):
             t = time.perf_counter()
-            run = detft.train(name=f"{arch}-{'tiles' if extra else 'whole'}", **common, **settings, **extra).folder
-            seconds = time.perf_counter() - t
-            for how, tile in (("whole", None), (f"sliced {a.tile}", a.tile)):
-                r = evaluate(run, data, root / "eval" / f"{run.name}-{how.split()[0]}", tile)
+            name = f"{arch}-{'tiles' if extra else 'whole'}"
+            if a.reuse and (root / "runs" / name / "weights" / "best.pt").is_file():  # score again, train nothing
+                run, seconds = root / "runs" / name, float("nan")
+            else:
+                run = detft.train(name=name, **common, **settings, **extra).folder
+                seconds = time.perf_counter() - t
+            ways = [("whole", None, False), (f"sliced {a.tile}", a.tile, False)]
+            ways += [(f"sliced+full {a.tile}", a.tile, True)] if a.mix else []
+            for how, tile, full in ways:
+                r = evaluate(run, data, root / "eval" / f"{run.name}-{how.split()[0]}", tile, full)
                 rows.append((family, label, how, seconds, r))
                 print(family, label, how, r, flush=True)
     gt = json.loads((data / "annotations" / "instances_val.json").read_text())
@@ -145,6 +181,13 @@ def main() -> None:
     for family, label, how, seconds, r in rows:
         print(f"| {family:<20} | {label:<14} | {how:<11} | {seconds:7.0f} | {r['AP']:6.4f} | {r['AP50']:6.4f} | {r['APs']:8.4f} | "
               f"{r['images_per_s']:8.2f} | {r['merge_ms']:12.1f} |")
+    if a.mix:
+        sizes = {c: [x["bbox"][2] * x["bbox"][3] for x in gt["annotations"] if x["category_id"] == k + 1]
+                 for k, c in enumerate(MIX)}
+        print("\nper class (val objects: " + ", ".join(f"{len(v)} {c}" for c, v in sizes.items()) + ")")
+        print(f"| {'trained on':<14} | {'predicted':<16} | " + " | ".join(f"{c:>8}" for c in MIX) + " |")
+        for family, label, how, seconds, r in rows:
+            print(f"| {label:<14} | {how:<16} | " + " | ".join(f"{r['per_class'][c]:8.4f}" for c in MIX) + " |")
 
 
 if __name__ == "__main__":

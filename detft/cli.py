@@ -161,20 +161,25 @@ def _eval_dets(args: argparse.Namespace, settings: EvalSettings) -> dict:
 def _eval_weights(args: argparse.Namespace, settings: EvalSettings) -> dict:
     """Evaluate a trained model (any family) on a dataset split; the report goes beside what was named. A run
     trained on tiles is scored on the full images in windows of its tile size (as it is used), its tiles beside."""
-    from .api import load
+    from .api import load, run_dataset, tiled_slicing
     from .runs import Run
 
     run = Run.open(args.weights)
     tiles = run.info.config.tiling if args.slice is None and run.weights.suffix != ".onnx" else None
-    slicing = _slicing(args) if tiles is None else {
-        "slice": tiles.size, "slice_overlap": tiles.overlap if args.slice_overlap is None else args.slice_overlap,
-        "slice_full": args.slice_full}
+    data = args.data
+    if tiles is None:
+        slicing = _slicing(args)
+    else:  # as training scored it, unless --slice-overlap / --slice-full say otherwise
+        data = run_dataset(run, args.data, args.fmt)
+        slicing = tiled_slicing(tiles, data)
+        slicing["slice_overlap"] = slicing["slice_overlap"] if args.slice_overlap is None else args.slice_overlap
+        slicing["slice_full"] = slicing["slice_full"] or args.slice_full
     model = load(args.weights, device=args.device, conf=settings.score_threshold, max_dets=settings.max_dets,
                  trust_weights=args.trust_weights, **slicing)
     out = args.out or (args.weights if args.weights.is_dir() else args.weights.parent)
     if args.slice and not args.out:  # beside, not over, the run's own eval.json (whose thresholds --conf auto uses)
         out = out / f"eval_slice{args.slice}"
-    return model.evaluate(args.data, args.split, data_format=args.fmt, out=out, conf=settings.score_threshold,
+    return model.evaluate(data, args.split, data_format=args.fmt, out=out, conf=settings.score_threshold,
                           max_dets=settings.max_dets, backend=settings.backend,
                           target_precision=settings.target_precision, tiles=tiles).doc
 

@@ -154,7 +154,7 @@ def slice_detections(width: int, height: int, size: int, per_window: int, seed: 
 def pairwise_merge(boxes, scores, labels, cut, wins, threshold: float = 0.5) -> list[list[int]]:
     """The slice merge's rule with every object compared to every detection not yet taken (the merge before its
     grid index): the reference the indexed merge must equal, and the "before" of bench/slice_merge.py."""
-    from detft.inference.sliced import _ios, _pieces_meet, _shape, _union
+    from detft.inference.sliced import _absorbs, _pieces_meet, _shape, _union
 
     order, taken, groups = np.argsort(-scores, kind="stable"), np.zeros(len(scores), bool), []
     for i in order:
@@ -164,7 +164,7 @@ def pairwise_merge(boxes, scores, labels, cut, wins, threshold: float = 0.5) -> 
         while True:
             rest = order[~taken[order]]
             rest = rest[labels[rest] == labels[i]]
-            near = _ios(union, boxes[rest]) >= threshold if len(rest) else np.zeros(0, bool)
+            near = _absorbs(union, boxes[rest], threshold) if len(rest) else np.zeros(0, bool)
             for m in (m for m in members if cut[m] and len(rest)):
                 near |= cut[rest] & _pieces_meet(m, rest, boxes, wins, threshold)
             if not near.any():
