@@ -27,6 +27,7 @@ def _reader_options(args: argparse.Namespace) -> dict:
         "class_attr": args.via_class_attr,
         "default_class": args.via_default_class,
         "columns": parse_columns(args.csv_columns) if args.csv_columns else None,
+        "class_name": args.class_name,
     }
 
 
@@ -38,6 +39,8 @@ def _add_reader_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--via-class-attr", help="VIA region attribute that holds the class (default: the first)")
     p.add_argument("--via-default-class", help="class of VIA regions without attributes (default, when no region has "
                    "any: the file stem or dataset folder, announced)")
+    p.add_argument("--class-name", help="the class of one-mask-per-object data (DSB 2018, nucleus), whose files name "
+                   "none (default: the dataset folder's name)")
     p.add_argument("--min-size", type=NONNEGATIVE.argtype(), default=2.0,
                    help="drop boxes with a side under this many px (default 2)")
 

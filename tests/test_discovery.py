@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import make_image
 from hypothesis import HealthCheck, given, settings
@@ -373,3 +374,53 @@ def test_yolo_class_ids_past_the_names_are_kept_and_mixed_rows_counted(tmp_path:
     fix = [c for c in report.changes if c.kind == "undeclared_class"]
     assert len(fix) == 1 and "class index 2 is used by 2 object(s)" in fix[0].detail and report.annotations_lost == 0
     assert any("3 box rows and 1 polygon rows" in n for n in report.notes)
+
+
+# ------------------------------------------------------------------ one mask per object (#34, item 6)
+def _mask(path: Path, shape: tuple[int, int], box: tuple[int, int, int, int], value: int = 255) -> None:
+    from PIL import Image
+
+    m = np.zeros(shape, np.uint8)
+    x0, y0, x1, y1 = box
+    m[y0:y1, x0:x1] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(m).save(path)
+
+
+def test_dsb_2018_one_binary_mask_per_object_loads_with_no_flag(tmp_path: Path):
+    """Data Science Bowl 2018 / Matterport nucleus: ``<64-hex id>/images/<id>.png`` (RGBA) and ``<id>/masks/<64-hex>.png``,
+    0/255 masks, one per nucleus; one class, named after the dataset folder unless --class-name names it."""
+    from PIL import Image
+
+    root = tmp_path / "stage1_train"
+    ids = ["00071198d059ba7f5914a526d124d28e6d010c92466da21d4a04cd5413362552",
+           "003cee89357d9fe13516167fd67b609a164651b21934585648c740d2c3d86dc1"]
+    boxes = [[(2, 3, 12, 14), (30, 5, 44, 20), (10, 30, 25, 45)], [(5, 5, 15, 15)]]
+    for k, (image_id, objects) in enumerate(zip(ids, boxes)):
+        (root / image_id / "images").mkdir(parents=True)
+        Image.fromarray(np.full((48, 64, 4), 40 + k, np.uint8), "RGBA").save(root / image_id / "images" / f"{image_id}.png")
+        for j, box in enumerate(objects):
+            _mask(root / image_id / "masks" / f"{hash((k, j)) & (1 << 64) - 1:016x}.png", (48, 64), box, 255 if j else 1)
+    _mask(root / ids[1] / "masks" / "empty.png", (48, 64), (0, 0, 0, 0))
+    assert detect(root) == "object-masks"
+    report = Report()
+    ds = load(root, None, report)
+    got = sorted((Path(im.file_name).parent.parent.name[:6], sorted(tuple(int(v) for v in a.bbox) for a in im.annotations))
+                 for im in ds.images)
+    assert got == [(ids[0][:6], sorted(boxes[0])), (ids[1][:6], boxes[1])]
+    assert [c.name for c in ds.categories] == ["stage1_train"] and any("stage1_train" in n for n in report.notes)
+    assert [c.kind for c in report.changes] == ["empty_mask"] and report.annotations_lost == 1
+    assert [c.name for c in load(root, None, Report(), class_name="nucleus").categories] == ["nucleus"]
+
+
+@pytest.mark.parametrize("nested", [False, True])
+def test_masks_per_object_beside_images(tmp_path: Path, nested: bool):
+    """``images/<stem>.jpg`` with ``masks/<stem>_<n>.png`` or ``masks/<stem>/<n>.png``: an object each."""
+    for i, stem in enumerate(("cell a", "cell b")):  # names with spaces, as exports write them
+        make_image(tmp_path / "images" / f"{stem}.jpg", 64, 48, seed=i)
+        for n, box in enumerate([(4, 4, 20, 20), (30, 10, 50, 40)][: i + 1]):
+            _mask(tmp_path / "masks" / (f"{stem}/{n}.png" if nested else f"{stem}_{n}.png"), (48, 64), box)
+    (tmp_path / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    ds = load(tmp_path, None, Report(), class_name="cell")
+    assert sorted((im.file_name, len(im.annotations)) for im in ds.images) == [("images/cell a.jpg", 1),
+                                                                              ("images/cell b.jpg", 2)]

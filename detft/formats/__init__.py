@@ -12,12 +12,12 @@ from typing import Any
 from ..dataset import Category, Dataset, ImageRecord
 from ..errors import DetftError
 from ..report import Report
-from . import coco, csv, cvat, labelme, masks, via, voc, yolo
+from . import coco, csv, cvat, labelme, masks, object_masks, via, voc, yolo
 from .base import canonical_split
 
 READERS: dict[str, Callable[..., Dataset]] = {
     "coco": coco.read, "yolo": yolo.read, "voc": voc.read, "labelme": labelme.read,
-    "cvat": cvat.read, "via": via.read, "csv": csv.read, "masks": masks.read,
+    "cvat": cvat.read, "via": via.read, "csv": csv.read, "masks": masks.read, object_masks.NAME: object_masks.read,
 }
 WRITERS: dict[str, Callable[..., list[Path]]] = {"coco": coco.write, "yolo": yolo.write, "voc": voc.write,
                                                  "labelme": labelme.write, "cvat": cvat.write, "via": via.write}
@@ -83,6 +83,8 @@ def _folder_candidates(src: Path) -> list[str]:
         found.append("coco")
     if (src / "masks").is_dir() and (src / "classes.json").is_file():
         found.append("masks")
+    elif object_masks.is_object_masks(src):
+        found.append(object_masks.NAME)
     top = {p: _file_format(p) for p in sorted(src.iterdir()) if p.is_file() and p.suffix.lower() in (".json", ".csv", ".xml")}
     for fmt in ("labelme", "via", "coco", "csv", "cvat", "voc"):
         if fmt in top.values() and fmt not in found and not (fmt == "voc" and "cvat" in found):
@@ -183,7 +185,7 @@ def detect(src: Path) -> str:
 
 # reader keyword -> the CLI flag that sets it, for errors
 OPTION_FLAGS = {"classes": "--classes", "images_dir": "--images-dir", "class_attr": "--via-class-attr",
-                "default_class": "--via-default-class", "columns": "--csv-columns"}
+                "default_class": "--via-default-class", "columns": "--csv-columns", "class_name": "--class-name"}
 
 
 def read_dataset(src: Path, fmt: str | None, report: Report, **options: Any) -> Dataset:
