@@ -28,17 +28,34 @@ def _reader_options(args: argparse.Namespace) -> dict:
         "default_class": args.via_default_class,
         "columns": parse_columns(args.csv_columns) if args.csv_columns else None,
         "class_name": args.class_name,
+        "fields": args.fields,
+        "coords": args.coords,
     }
 
 
+def reader_name(text: str) -> str:
+    """``--from``: a format detft reads, one an installed package adds, or an adapter file (``my_adapter.py``)."""
+    from .formats.adapters import installed
+
+    if text in READERS or text.endswith(".py") or text in installed():
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: one of {', '.join(sorted([*READERS, *installed()]))}, or an adapter "
+                                     "file my_adapter.py defining read(root)")
+
+
 def _add_reader_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--from", dest="fmt", choices=sorted(READERS), help="input format (default: detect)")
+    p.add_argument("--from", dest="fmt", type=reader_name, help=f"input format (default: detect): "
+                   f"{', '.join(sorted(READERS))}, or my_adapter.py (a file defining read(root))")
     p.add_argument("--classes", help="fixed class list 'a,b,c' (order = ids); other names are reported and dropped")
     p.add_argument("--images-dir", type=Path, help="folder holding the images, when the annotations only name them")
     p.add_argument("--csv-columns", help="CSV column names, e.g. 'filename=image,class=label,xmin=x1'")
     p.add_argument("--via-class-attr", help="VIA region attribute that holds the class (default: the first)")
     p.add_argument("--via-default-class", help="class of VIA regions without attributes (default, when no region has "
                    "any: the file stem or dataset folder, announced)")
+    p.add_argument("--fields", help="--from text: what each column is, e.g. 'x1 y1 x2 y2 class' (fields: x1 y1 x2 "
+                   "y2 cx cy w h x y class score image, _ to skip)")
+    p.add_argument("--coords", choices=["pixel", "normalized"], help="--from text: pixels (default) or fractions of "
+                   "the image size")
     p.add_argument("--class-name", help="the class of one-mask-per-object data (DSB 2018, nucleus), whose files name "
                    "none (default: the dataset folder's name)")
     p.add_argument("--min-size", type=NONNEGATIVE.argtype(), default=2.0,
@@ -224,10 +241,10 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
                            help=help_text)
             continue
         base = next(t for t in (int, float, str) if kind in (t, t | None))
-        choices = sorted(READERS) if f.name == "data_format" else f.metadata.get("choices")
         bound = f.metadata.get("bound")
-        p.add_argument(flag, dest=f.name, type=bound.argtype() if bound else base, choices=choices,
-                       default=argparse.SUPPRESS, help=help_text)
+        kind = reader_name if f.name == "data_format" else bound.argtype() if bound else base
+        p.add_argument(flag, dest=f.name, type=kind, choices=f.metadata.get("choices"), default=argparse.SUPPRESS,
+                       help=help_text)
 
 
 def add_inference_args(p: argparse.ArgumentParser) -> None:
@@ -415,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="COCO mAP (bbox and segm), per-class table, PR curves, confusion matrix")
     p.add_argument("--weights", type=Path, help="run folder, checkpoint or .onnx export of any detft model")
     p.add_argument("--data", type=Path, help="dataset (default with --weights: the one it was trained on); COCO JSON with --dets")
-    p.add_argument("--from", dest="fmt", choices=sorted(READERS), help="format of --data (default: detect)")
+    p.add_argument("--from", dest="fmt", type=reader_name, help="format of --data (default: detect)")
     p.add_argument("--split", default="val", help="split to evaluate with --weights (default val)")
     p.add_argument("--device", default="auto")
     p.add_argument("--dets", type=Path, help="detections in COCO results format")
@@ -497,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-dets", type=COUNT.argtype(), default=100,
                    help="R-CNN: most detections per image the graph returns")
     p.add_argument("--data", type=Path, help="dataset for the parity check (default: the one it was trained on)")
-    p.add_argument("--from", dest="fmt", choices=sorted(READERS), help="format of --data (default: detect)")
+    p.add_argument("--from", dest="fmt", type=reader_name, help="format of --data (default: detect)")
     p.add_argument("--split", default="val", help="split for the parity check (default val)")
     p.add_argument("--device", default="auto", help="where the parity check runs both models (default auto)")
     p.add_argument("--tolerance", type=NONNEGATIVE.argtype(), default=TOLERANCE, help=f"largest AP difference accepted (default {TOLERANCE})")
@@ -508,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("benchmark", help="train several pretrained starts x freeze policies on the same split and "
                                          "budget, rank them by validation AP, and keep the best run")
     p.add_argument("--data", type=Path, help="dataset in any supported format (default: the embedded datasets/shapes)")
-    p.add_argument("--from", dest="fmt", choices=sorted(READERS), help="format of --data (default: detect)")
+    p.add_argument("--from", dest="fmt", type=reader_name, help="format of --data (default: detect)")
     p.add_argument("--images-dir", type=Path, help="folder holding the images, when the annotations only name them")
     p.add_argument("--candidates", help="comma list of ARCH[:START], e.g. yolo:fall-detection,fasterrcnn_mobilenet_v2_fpn,"
                                         "yolo:yolov8n.yaml (default: every pretrained start available here, said first)")

@@ -424,3 +424,102 @@ def test_masks_per_object_beside_images(tmp_path: Path, nested: bool):
     ds = load(tmp_path, None, Report(), class_name="cell")
     assert sorted((im.file_name, len(im.annotations)) for im in ds.images) == [("images/cell a.jpg", 1),
                                                                               ("images/cell b.jpg", 2)]
+
+
+# ------------------------------------------------------------------ custom text annotations (#34, item 7)
+def test_per_image_text_files_with_pixel_corners_in_a_sibling_folder_load_with_one_template(tmp_path: Path, capsys):
+    """DeepPCB's shape: ``group<id>/<id>/<id>NNN.jpg`` with ``group<id>/<id>_not/<id>NNN.txt`` of ``x1 y1 x2 y2 type``
+    lines (type 1-6, no names file): every box kept, each file paired with its image by stem, an image without a
+    file kept as a negative."""
+    rows = {"00041000": ["4 5 30 22 1", "40 8 60 30 3"], "00041001": ["10 10 20 20 6"]}
+    for i, (stem, lines) in enumerate(rows.items()):
+        make_image(tmp_path / "PCBData" / "group00041" / "00041" / f"{stem}.jpg", 64, 48, seed=i)
+        (tmp_path / "PCBData" / "group00041" / "00041_not").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "PCBData" / "group00041" / "00041_not" / f"{stem}.txt").write_text("\n".join(lines) + "\n")
+    make_image(tmp_path / "PCBData" / "group00041" / "00041" / "00041002.jpg", 64, 48, seed=9)
+    (tmp_path / "PCBData" / "trainval.txt").write_text("group00041/00041/00041000.jpg group00041/00041_not/00041000.txt\n")
+    report = Report()
+    ds = load(tmp_path / "PCBData", "text", report, fields="x1 y1 x2 y2 class")
+    got = {Path(im.file_name).stem: sorted((ds.category_by_id()[a.category_id].name, a.bbox) for a in im.annotations)
+           for im in ds.images}
+    assert got == {"00041000": [("1", (4.0, 5.0, 30.0, 22.0)), ("3", (40.0, 8.0, 60.0, 30.0))],
+                   "00041001": [("6", (10.0, 10.0, 20.0, 20.0))], "00041002": []}
+    assert report.annotations_lost == 0
+    assert main(["convert", str(tmp_path / "PCBData"), str(tmp_path / "coco"), "--from", "text", "--fields",
+                 "x1 y1 x2 y2 class"]) == 0
+    doc = json.loads((tmp_path / "coco" / "annotations" / "instances_train.json").read_text())
+    assert len(doc["annotations"]) == 3 and len(doc["images"]) == 3
+
+
+def test_one_text_file_for_all_images_with_a_header_names_file_and_normalized_centres(tmp_path: Path):
+    make_image(tmp_path / "imgs" / "a b.jpg", 100, 50)
+    make_image(tmp_path / "imgs" / "c.jpg", 100, 50, seed=1)
+    (tmp_path / "classes.txt").write_text("scratch\ndent\n")
+    (tmp_path / "all.txt").write_text(
+        "file;id;cx;cy;w;h;conf\r\n"  # a header, CRLF, semicolons
+        "a b.jpg;7;1;0.5;0.5;0.2;0.4;0.9\r\n"
+        "c.jpg;8;0;0.25;0.5;0.1;0.2;0.8\r\n"
+        "c.jpg;9;1;nan;0.5;0.1;0.2;0.7\r\n"
+        "gone.jpg;10;0;0.5;0.5;0.1;0.1;0.5\r\n")
+    report = Report()
+    ds = load(tmp_path / "all.txt", "text", report, fields="image _ class cx cy w h score", coords="normalized")
+    got = {im.file_name: [(ds.category_by_id()[a.category_id].name, a.bbox, a.attributes["score"])
+                          for a in im.annotations] for im in ds.images}
+    assert got == {"imgs/a b.jpg": [("dent", (40.0, 15.0, 60.0, 35.0), 0.9)],
+                   "imgs/c.jpg": [("scratch", (20.0, 20.0, 30.0, 30.0), 0.8)]}
+    assert any("read as a header" in n for n in report.notes)
+    assert sorted(c.kind for c in report.changes) == ["bad_line", "missing_image"]
+
+
+@pytest.mark.parametrize("fields,match", [("x1 y1 x2 class", "name one box"), ("x1 y1 x2 y2 cx class", "name one box"),
+                                          ("x1 y1 x2 y2 kind", "unknown field"), ("x y w h class class", "twice")])
+def test_a_text_template_that_cannot_be_read_is_named(tmp_path: Path, fields: str, match: str):
+    (tmp_path / "a.txt").write_text("1 2 3 4 a\n")
+    with pytest.raises(DetftError, match=match):
+        load(tmp_path, "text", Report(), fields=fields)
+
+
+def test_the_readme_adapter_example_loads_its_data(tmp_path: Path, capsys):
+    """The adapter the README shows, written to a file as a user would, read through --from my_adapter.py."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Annotations no reader knows", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    (tmp_path / "my_adapter.py").write_text(code)
+    data = tmp_path / "my_data"
+    make_image(data / "photos" / "a.jpg", 64, 48)
+    make_image(data / "photos" / "b.jpg", 64, 48, seed=1)
+    (data / "photos" / "a.boxes").write_text("crack 4 5 20 10\ndent 30 8 12 12\n")
+    (data / "photos" / "b.boxes").write_text("crack 1 1 10 10\nbroken\n")
+    with pytest.raises(DetftError, match=r"adapter .*my_adapter.py failed on .*ValueError"):  # the user's code fails
+        load(data, str(tmp_path / "my_adapter.py"), Report())
+    (data / "photos" / "b.boxes").write_text("crack 1 1 10 10\n")
+    report = Report()
+    ds = load(data, str(tmp_path / "my_adapter.py"), report)
+    got = sorted((im.file_name, ds.category_by_id()[a.category_id].name, a.bbox) for im in ds.images for a in im.annotations)
+    assert got == [("photos/a.jpg", "crack", (4.0, 5.0, 24.0, 15.0)), ("photos/a.jpg", "dent", (30.0, 8.0, 42.0, 20.0)),
+                   ("photos/b.jpg", "crack", (1.0, 1.0, 11.0, 11.0))]
+    assert main(["convert", str(data), str(tmp_path / "out"), "--from", str(tmp_path / "my_adapter.py")]) == 0
+    with pytest.raises(SystemExit):
+        main(["convert", str(data), str(tmp_path / "out2"), "--from", "nosuch"])
+    assert "or an adapter file my_adapter.py" in capsys.readouterr().err
+
+
+def test_an_installed_package_adds_a_format_by_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from importlib.metadata import EntryPoint
+
+    import detft.formats.adapters as adapters
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "shelf_reader.py").write_text(
+        "def read(root):\n    return [{'image': 'shelf.png', 'split': 'val', 'objects': [{'class': 'can', "
+        "'polygon': [2, 2, 20, 2, 20, 30, 2, 30]}]}]\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "pkg"))
+    monkeypatch.setattr(adapters, "entry_points",
+                        lambda group: [EntryPoint("shelves", "shelf_reader:read", group)] if group == adapters.GROUP else [])
+    make_image(tmp_path / "data" / "deep" / "shelf.png", 64, 48)
+    ds = load(tmp_path / "data", "shelves", Report())
+    assert [(im.split, im.annotations[0].bbox, ds.category_by_id()[im.annotations[0].category_id].name)
+            for im in ds.images] == [("val", (2.0, 2.0, 20.0, 30.0), "can")]
+    assert main(["inspect", str(tmp_path / "data"), "--from", "shelves", "--grid", str(tmp_path / "g.png")]) == 0

@@ -12,12 +12,13 @@ from typing import Any
 from ..dataset import Category, Dataset, ImageRecord
 from ..errors import DetftError
 from ..report import Report
-from . import coco, csv, cvat, labelme, masks, object_masks, via, voc, yolo
+from . import coco, csv, cvat, labelme, masks, object_masks, text, via, voc, yolo
 from .base import canonical_split
 
 READERS: dict[str, Callable[..., Dataset]] = {
     "coco": coco.read, "yolo": yolo.read, "voc": voc.read, "labelme": labelme.read,
     "cvat": cvat.read, "via": via.read, "csv": csv.read, "masks": masks.read, object_masks.NAME: object_masks.read,
+    text.NAME: text.read,
 }
 WRITERS: dict[str, Callable[..., list[Path]]] = {"coco": coco.write, "yolo": yolo.write, "voc": voc.write,
                                                  "labelme": labelme.write, "cvat": cvat.write, "via": via.write}
@@ -185,7 +186,8 @@ def detect(src: Path) -> str:
 
 # reader keyword -> the CLI flag that sets it, for errors
 OPTION_FLAGS = {"classes": "--classes", "images_dir": "--images-dir", "class_attr": "--via-class-attr",
-                "default_class": "--via-default-class", "columns": "--csv-columns", "class_name": "--class-name"}
+                "default_class": "--via-default-class", "columns": "--csv-columns", "class_name": "--class-name",
+                "fields": "--fields", "coords": "--coords"}
 
 
 def read_dataset(src: Path, fmt: str | None, report: Report, **options: Any) -> Dataset:
@@ -199,7 +201,15 @@ def read_dataset(src: Path, fmt: str | None, report: Report, **options: Any) -> 
                         "holds one")
             src, fmt = down.folder, down.fmt
     if fmt not in READERS:
-        raise DetftError(f"unknown format {fmt!r}; known: {', '.join(READERS)}")
+        from .adapters import adapter, installed, read_with
+
+        custom = adapter(fmt)
+        if custom is None:
+            raise DetftError(f"unknown format {fmt!r}; known: {', '.join([*READERS, *installed()])}, or an adapter "
+                             "file my_adapter.py")
+        if given := {OPTION_FLAGS.get(k, k) for k, v in options.items() if v is not None}:
+            raise DetftError(f"{' and '.join(sorted(given))} cannot be used with adapter {fmt}: it reads its data itself")
+        return read_with(custom, fmt, src, report)
     reader = READERS[fmt]
     accepted = inspect.signature(reader).parameters
     given = {k: v for k, v in options.items() if v is not None}
