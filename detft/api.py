@@ -30,12 +30,12 @@ if TYPE_CHECKING:
 
     from .evaluation.predictor_eval import Evaluation
     from .evaluation.report import EvalSettings
-    from .tiling import Tiling
     from .inference.detections import Detections
     from .inference.predictor import Predictor
     from .inference.video import RunStats
     from .prelabels import SavedLabels
     from .ranking import Ranked
+    from .tiling import Tiling
 
 ImageLike = Union[str, Path, np.ndarray, "Image.Image"]
 
@@ -368,14 +368,13 @@ class Model:
         first (:mod:`detft.ranking`); with ``out``, ``rank.csv``, ``rank.json`` and ``contact_sheet.png`` of the
         first ``sheet`` there, all three or none. Uses the run's ``--conf auto`` thresholds and per-class AP when
         it was evaluated."""
+        from .bounds import COUNT, NONNEGATIVE_INT
         from .output import atomic_directory, check_output, check_replaceable
         from .prelabels import source_images
         from .ranking import contact_sheet, rank, write
 
-        if top is not None and top < 1:
-            raise DetftError(f"--top {top}: list at least 1 image (leave it out for every image)")
-        if sheet < 0:
-            raise DetftError(f"--sheet {sheet}: 0 (no contact sheet) or more images")
+        COUNT.check("--top", top)
+        NONNEGATIVE_INT.check("--sheet", sheet)
         root, files = source_images(Path(source))
         if out is not None:
             check_output(Path(out), [Path(source), *self.run.inputs], "--out")

@@ -523,3 +523,26 @@ def test_an_installed_package_adds_a_format_by_entry_point(tmp_path: Path, monke
     assert [(im.split, im.annotations[0].bbox, ds.category_by_id()[im.annotations[0].category_id].name)
             for im in ds.images] == [("val", (2.0, 2.0, 20.0, 30.0), "can")]
     assert main(["inspect", str(tmp_path / "data"), "--from", "shelves", "--grid", str(tmp_path / "g.png")]) == 0
+
+
+@pytest.mark.parametrize("name", ["C:\\Users\\ana\\labelling\\frames\\f 01.jpg", "/home/ana/frames/f 01.jpg", "old/f 01.jpg"])
+def test_coco_and_via_images_named_by_a_stale_or_foreign_path_pair_through_the_image_index(tmp_path: Path, name: str):
+    """The name a COCO or VIA file gives, stale or from the author's machine, pairs with the image wherever it lies
+    under the root (here data/batch1/), counted on the pairing line."""
+    make_image(tmp_path / "data" / "batch1" / "f 01.jpg", 64, 48)
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "instances_train.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": name, "width": 64, "height": 48}], "categories": [{"id": 1, "name": "a"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 9, 9], "iscrowd": 0}]}))
+    report = Report()
+    ds = load(tmp_path, None, report)
+    assert ds.images[0].path == tmp_path / "data" / "batch1" / "f 01.jpg" and report.annotations_lost == 0
+    assert any("1 images paired (1 by the name in the file)" in n for n in report.notes)
+    via = tmp_path / "via"
+    make_image(via / "pics" / "deep" / "f 01.jpg", 64, 48)
+    (via / "via_region_data.json").write_text(json.dumps({"f 01.jpg62": {
+        "filename": name, "size": 62, "regions": [{"shape_attributes": {"name": "rect", "x": 1, "y": 1, "width": 9,
+                                                                        "height": 9}, "region_attributes": {"label": "a"}}],
+        "file_attributes": {}}}))
+    ds = load(via, "via", Report())
+    assert ds.images[0].path == via / "pics" / "deep" / "f 01.jpg" and len(ds.images[0].annotations) == 1

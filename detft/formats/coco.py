@@ -16,6 +16,7 @@ from ..progress import progress
 from ..report import Report
 from .base import as_id, as_int_id, declared_size, finite, load_json, locate_image, split_from_name, text_field
 from .layout import ImagePlacer
+from .pairing import Fallback
 from .shapes import SCORE, other_attributes, read_score, score_of
 
 NAME = "coco"
@@ -63,13 +64,15 @@ def read(src: Path, report: Report, images_dir: Path | None = None) -> Dataset:
         raise FormatError(src, "no COCO JSON found (expected a .json file or annotations/*.json)")
     merged: list[ImageRecord] = []
     categories: dict[int, Category] = {}
+    fallback = Fallback(src if src.is_dir() else None)
     for f in files:
-        images, cats = _read_file(f, report, images_dir, split_from_name(f.stem))
+        images, cats = _read_file(f, report, images_dir, split_from_name(f.stem), fallback)
         for c in cats:
             old = categories.setdefault(c.id, c)
             if old.name != c.name:
                 raise FormatError(f, f"category id {c.id} is {c.name!r} here but {old.name!r} in another file")
         merged += images
+    fallback.note(merged, report, "images the JSON names")
     root = src if src.is_dir() else src.parent
     return Dataset(merged, sorted(categories.values(), key=lambda c: c.id), root=root, format=NAME)
 
@@ -84,8 +87,8 @@ def _search_dirs(f: Path, images_dir: Path | None) -> list[Path]:
     return ([images_dir] if images_dir else []) + dirs
 
 
-def _read_file(f: Path, report: Report, images_dir: Path | None,
-               split: str | None) -> tuple[list[ImageRecord], list[Category]]:
+def _read_file(f: Path, report: Report, images_dir: Path | None, split: str | None,
+               fallback: Fallback) -> tuple[list[ImageRecord], list[Category]]:
     data = load_json(f)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise FormatError(f, "not a COCO instances file: top-level 'images' list missing")
@@ -118,7 +121,8 @@ def _read_file(f: Path, report: Report, images_dir: Path | None,
             continue
         width, height = declared_size(im.get("width"), im.get("height"), report, str(where))
         by_id[image_id] = ImageRecord(file_name=name, width=width, height=height,
-                                      path=locate_image(name, search), split=split, source=where, origin=str(f))
+                                      path=locate_image(name, search) or fallback.find(f, name), split=split,
+                                      source=where, origin=str(f))
         report.holds(f, shapes=per_image[image_id])
     report.holds(f, images=0, shapes=sum(n for k, n in per_image.items() if k not in by_id))
     for i, a in enumerate(data.get("annotations") or []):

@@ -22,7 +22,7 @@ from ..report import Report
 from .base import (CategoryIndex, box_annotation, declared_size, finite, join_group_part, locate_image,
                    outline_of_polyline)
 from .layout import ImagePlacer
-from .pairing import ImageIndex
+from .pairing import Fallback
 from .shapes import SCORE, other_attributes, outlines, read_score, score_of
 from .xmlsafe import parse
 
@@ -52,7 +52,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
     root = f.parent
     search = ([images_dir] if images_dir else []) + [root / "images", root]
     images = []
-    index: ImageIndex | None = None  # built when an image is not where CVAT puts images: the whole root searched
+    fallback = Fallback(src if src.is_dir() else None)
     for i, im_el in enumerate(root_el.iter("image")):
         name = im_el.get("name", "")
         if not name:
@@ -60,12 +60,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
         subset = im_el.get("subset") or None
         width, height = declared_size(im_el.get("width"), im_el.get("height"), report, f"{f} image {i} ({name})")
         where_dirs = ([root / "images" / subset] if subset else []) + search
-        path = locate_image(name, where_dirs)
-        if path is None and src.is_dir():  # images in another folder of the root (data/<group>/), a stale name
-            index = index or ImageIndex(src)
-            path, _ = index.find(f, name, own_stem=False)
-        elif path is not None and index is not None:
-            index.claim(path)
+        path = locate_image(name, where_dirs) or fallback.find(f, name)
         image = ImageRecord(name, width, height, path=path, split=subset,
                             source=SourceRef(str(f), index=i), origin=str(f))
         shapes = [(j, el) for j, el in enumerate(im_el) if el.tag != "tag"]
@@ -75,8 +70,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
     tracks = root_el.findall("track")
     if tracks:
         images += _track_frames(f, root_el, tracks, search, cats, report)
-    if index is not None:  # CVAT lists every image of its task: no negatives to add, only how they were found
-        report.note(index.summary(len(images), sum(im.path is None for im in images), what="images the XML names"))
+    fallback.note(images, report, "images the XML names")  # CVAT lists every image of its task: no negatives
     return Dataset(images, cats.finish(images), root=root, format=NAME)
 
 

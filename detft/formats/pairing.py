@@ -116,6 +116,27 @@ class ImageIndex:
                 f"{kept}{unpaired} of {described} {what} without an image{skipped}")
 
 
+class Fallback:
+    """The image index behind readers whose files name their images (COCO, CVAT, VIA): built the first time an
+    image is not where the format puts it, then the name the file gives is looked up anywhere under ``root``,
+    nearest first (images in another folder of the root, a stale path, an absolute path from the author's
+    machine). ``root`` None (a file given alone) looks nowhere else."""
+
+    def __init__(self, root: Path | None):
+        self.root, self.index = root, None
+
+    def find(self, annotation: Path, name: str) -> Path | None:
+        if self.root is None:
+            return None
+        self.index = self.index or ImageIndex(self.root)
+        return self.index.find(annotation, name, own_stem=False)[0]
+
+    def note(self, images: list[ImageRecord], report: Report, what: str) -> None:
+        """The pairing line, when the index was needed: how many images each rule found, and how many none."""
+        if self.index is not None:
+            report.note(self.index.summary(len(images), sum(im.path is None for im in images), what=what))
+
+
 def complete(index: ImageIndex | None, images: list[ImageRecord], report: Report) -> list[ImageRecord]:
     """A per-image reader's records made whole: an image that several annotation files describe (one XML per
     class group) becomes one record with every object, and the labelled folders' unannotated images join as

@@ -18,6 +18,7 @@ from ..report import Report
 from .base import (CategoryIndex, canonical_split, finite, load_json, locate_image, outline_of_polyline, sibling_image_dirs,
                    text_field)
 from .layout import ImagePlacer
+from .pairing import Fallback
 from .shapes import SCORE, other_attributes, outlines, read_score, score_of, folder_per_split
 
 NAME = "via"
@@ -63,13 +64,14 @@ def read(src: Path, report: Report, classes: list[str] | None = None, class_attr
         report.note(f"{f}: no region has attributes; every region is class {default_class!r} "
                     "(name it with --via-default-class)")
     images = []
+    fallback = Fallback(src if src.is_dir() else None)
     for key, rec in recs.items():
         name = text_field(rec["filename"])
         regions = rec["regions"]
         regions = list(regions.values()) if isinstance(regions, dict) else regions  # VIA 1.x used a dict
         if not name or not isinstance(regions, list):
             raise FormatError(f, "a VIA record needs a 'filename' and a list of 'regions'", obj=repr(key))
-        path = locate_image(name, search)
+        path = locate_image(name, search) or fallback.find(f, name)
         info = probe(path) if path else None
         image = ImageRecord(name, info.width if info else 0, info.height if info else 0, path=path,
                             source=SourceRef(f"{f} [{key!r}]"), origin=str(f))
@@ -83,6 +85,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, class_attr
             if ann is not None:
                 image.annotations.append(ann)
         images.append(image)
+    fallback.note(images, report, "images the JSON names")
     return Dataset(images, cats.finish(images), root=root, format=NAME)
 
 
