@@ -52,6 +52,9 @@ def _probe_cached(path: Path, _mtime_ns: int, _size: int) -> ImageInfo:
     return _probe(path)
 
 
+probe.cache_clear = _probe_cached.cache_clear  # type: ignore[attr-defined]  (as when probe was the cached function)
+
+
 def probe_bytes(data: bytes) -> ImageInfo:
     """:func:`probe` of an image held in memory (LabelMe's embedded ``imageData``)."""
     return _probe(io.BytesIO(data))

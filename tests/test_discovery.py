@@ -275,12 +275,16 @@ def test_a_folder_that_cannot_be_listed_is_said_and_skipped(tmp_path: Path, monk
 
 
 def test_two_formats_over_the_same_images_are_never_merged(tmp_path: Path, capsys):
+    """Two annotation sets of the same image: one is read (the one keeping most objects; on a tie the first
+    found), said with both counts, never both (the object would be there twice)."""
     put(tmp_path / "data", "images/000.jpg", "annotations/000.xml", "000")
     (tmp_path / "data" / "boxes.csv").write_text("filename,class,xmin,ymin,xmax,ymax\n000.jpg,cell,5,6,30,40\n")
-    assert main(["convert", str(tmp_path / "data"), str(tmp_path / "out")]) == 1
-    err = capsys.readouterr().err
-    assert "looks like voc and csv; choose one with --from" in err and not (tmp_path / "out").exists()
-    assert main(["convert", str(tmp_path / "data"), str(tmp_path / "out"), "--from", "voc"]) == 0
+    assert main(["convert", str(tmp_path / "data"), str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "read voc, which keeps the most objects with their images (voc: 1 objects on 1 images, csv: 1" in out
+    doc = json.loads((tmp_path / "out" / "annotations" / "instances_train.json").read_text())
+    assert len(doc["annotations"]) == 1
+    assert main(["convert", str(tmp_path / "data"), str(tmp_path / "out2"), "--from", "csv"]) == 0
 
 
 def test_a_csv_finds_the_images_it_names_in_folders_of_any_name_below_it(tmp_path: Path):

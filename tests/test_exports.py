@@ -584,3 +584,32 @@ def test_cvat_images_in_another_folder_of_the_root_pair_through_the_image_index(
     assert [(im.path.parent.name, len(im.annotations)) for im in ds.images] == [("site_a", 1), ("site_b", 1)]
     assert report.annotations_lost == 0
     assert any("2 images paired (2 by the name in the file)" in n for n in report.notes), report.notes
+
+
+def test_a_cvat_xml_beside_a_yolo_export_of_the_same_images_reads_the_fuller_one(tmp_path: Path):
+    """Two annotation sets over one root (the CVAT task XML with its images in data/<group>/, and a YOLO 1.1 export
+    of the same frames that lost a label): with no --from, both are read and the one keeping more objects is used,
+    said with both counts; sets that describe different images stay an error naming both."""
+    body = ""
+    for i in range(3):
+        make_image(tmp_path / "data" / "group1" / f"frame_{i:06d}.PNG", 64, 48, seed=i)
+        body += (f'<image id="{i}" name="frame_{i:06d}.PNG" width="64" height="48"><box label="car" source="manual" '
+                 'occluded="0" xtl="1.00" ytl="2.00" xbr="30.00" ybr="20.00" z_order="0"></box></image>\n')
+    (tmp_path / "annotations.xml").write_text(cvat_xml(body))
+    (tmp_path / "data.yaml").write_text("train: images/train\nval: images/train\nnames: ['car', 'person']\n")
+    for i in range(3):
+        make_image(tmp_path / "images" / "train" / f"frame_{i:06d}.PNG", 64, 48, seed=i)
+        (tmp_path / "labels" / "train").mkdir(parents=True, exist_ok=True)
+        if i:  # the export lost frame 0's label
+            (tmp_path / "labels" / "train" / f"frame_{i:06d}.txt").write_text("0 0.24 0.23 0.45 0.375\n")
+    report = Report()
+    ds = load(tmp_path, None, report)
+    assert ds.format == "cvat" and sum(len(im.annotations) for im in ds.images) == 3
+    assert any("read cvat, which keeps the most objects" in n and "yolo: 2 objects on 3 images" in n
+               for n in report.notes), report.notes
+    for i in range(3):  # now the YOLO set describes other images
+        for p in (tmp_path / "images" / "train" / f"frame_{i:06d}.PNG", tmp_path / "labels" / "train" / f"frame_{i:06d}.txt"):
+            if p.exists():
+                p.rename(p.with_name(f"other_{i}{p.suffix}"))
+    with pytest.raises(DetftError, match="of different images"):
+        load(tmp_path, None, Report())

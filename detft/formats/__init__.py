@@ -180,8 +180,48 @@ def detect(src: Path) -> str:
                              + ". Pass the one to read, or merge them: detft merge A B OUT")
         raise DetftError(f"no known annotation format found in {src}; name it with --from ({', '.join(READERS)})")
     if len(found) > 1:
-        raise DetftError(f"{src} is ambiguous: it looks like {' and '.join(found)}; choose one with --from")
+        raise Ambiguous(src, found)
     return found[0]
+
+
+class Ambiguous(DetftError):
+    """``src`` holds annotations in several formats: :func:`read_dataset` reads each and keeps the best."""
+
+    def __init__(self, src: Path, formats: list[str]):
+        super().__init__(f"{src} is ambiguous: it looks like {' and '.join(formats)}; choose one with --from")
+        self.formats = formats
+
+
+def _choose(src: Path, formats: list[str], report: Report, options: dict[str, Any]) -> Dataset:
+    """Several annotation sets over one root (a CVAT XML beside a YOLO export of the same images, two exports):
+    each is read, and the one that keeps the most objects with their images wins, said with every count. Sets that
+    describe different images are an error naming each: choosing would drop one of them."""
+    read: dict[str, tuple[Dataset, Report]] = {}
+    failed: dict[str, str] = {}
+    for fmt in formats:
+        trial = Report()
+        try:
+            read[fmt] = (read_dataset(src, fmt, trial, **options), trial)
+        except DetftError as e:
+            failed[fmt] = str(e).splitlines()[0]
+    if not read:
+        raise DetftError(f"{src} looks like {' and '.join(formats)}, and none reads: "
+                         + "; ".join(f"{f}: {e}" for f, e in failed.items()))
+    kept = {f: sum(len(im.annotations) for im in ds.images if im.path is not None or im.data is not None)
+            for f, (ds, _) in read.items()}
+    stems = {f: {Path(im.file_name).stem for im in ds.images} for f, (ds, _) in read.items()}
+    best = max(kept, key=lambda f: (kept[f], -formats.index(f)))
+    counts = ", ".join(f"{f}: {kept[f]} objects on {len(stems[f])} images" for f in read)
+    for other in read:
+        shared = len(stems[other] & stems[best]) / max(1, min(len(stems[other]), len(stems[best])))
+        if other != best and kept[other] and shared < 0.5:
+            raise DetftError(f"{src} holds annotations in {best} and {other} of different images ({counts}): choose "
+                             "one with --from, or put each in its own folder and detft merge them")
+    report.extend(read[best][1])
+    report.note(f"{src} holds {' and '.join(formats)} annotations of the same images: read {best}, which keeps the most "
+                f"objects with their images ({counts}"
+                + "".join(f"; {f} did not read: {e}" for f, e in failed.items()) + "); --from chooses another")
+    return read[best][0]
 
 
 # reader keyword -> the CLI flag that sets it, for errors
@@ -200,6 +240,8 @@ def read_dataset(src: Path, fmt: str | None, report: Report, **options: Any) -> 
             report.note(f"{src} holds no dataset itself: read {down.folder} ({down.fmt}), the one folder in it that "
                         "holds one")
             src, fmt = down.folder, down.fmt
+        except Ambiguous as several:
+            return _choose(src, several.formats, report, options)
     if fmt not in READERS:
         from .adapters import adapter, installed, read_with
 
