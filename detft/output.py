@@ -70,15 +70,14 @@ MARKER = ".detft-output"  # left in every folder detft publishes: what --overwri
 
 
 @contextlib.contextmanager
-def atomic_directory(out: Path, overwrite: bool = False, owned: bool = False) -> Iterator[Path]:
+def atomic_directory(out: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temp folder beside ``out``; on success it replaces ``out`` in one rename, and only then is
     the old ``out`` removed. Temp folders of earlier runs that were killed are cleaned up first.
 
     ``overwrite`` replaces only a folder detft wrote (it holds :data:`MARKER`) or an empty one: a user's own
-    folder is never deleted because a flag was given. ``owned`` is for folders inside detft's own places (a run's
-    caches), which earlier versions wrote without the marker."""
+    folder is never deleted because a flag was given."""
     out = Path(out)
-    check_replaceable(out, overwrite, owned)
+    check_replaceable(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
@@ -98,7 +97,7 @@ def atomic_directory(out: Path, overwrite: bool = False, owned: bool = False) ->
         raise
 
 
-def check_replaceable(out: Path, overwrite: bool, owned: bool = False) -> None:
+def check_replaceable(out: Path, overwrite: bool) -> None:
     """Whether :func:`atomic_directory` may publish ``out``: named errors that commands also call before long
     work (predicting every image), so a wrong OUT fails in a second, not after an hour."""
     check_target(out)
@@ -106,7 +105,7 @@ def check_replaceable(out: Path, overwrite: bool, owned: bool = False) -> None:
         raise DetftError(f"{out} is a file: the output is a folder")
     if out.exists() and not overwrite:
         raise DetftError(f"{out} already exists (use --overwrite to replace it)")
-    if out.is_dir() and not owned and any(out.iterdir()) and not (out / MARKER).is_file():
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise DetftError(f"{out} exists and detft did not write it (no {MARKER} in it): --overwrite replaces only "
                          "a folder detft wrote; choose another folder, or remove this one yourself")
 
