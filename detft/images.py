@@ -10,7 +10,7 @@ import io
 import os
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -20,6 +20,7 @@ from .dataset import ImageRecord
 from .errors import DetftError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+LITTER_FOLDERS = {"__MACOSX"}  # a macOS zip's AppleDouble mirror: ``._name.jpg`` files that are not images
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSED = {5, 6, 7, 8}  # orientations that swap width and height
 
@@ -154,6 +155,14 @@ def read_rgb(image: ImageRecord) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def is_image_name(name: str) -> bool:
+    """Whether a file of this name is taken for an image: an image suffix, and not hidden (macOS's AppleDouble
+    ``._photo.jpg`` beside every file of a zip made on a Mac, an editor's ``.~lock``)."""
+    return not name.startswith(".") and PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
+
+
 def find_images(folder: Path) -> list[Path]:
-    """Image files under ``folder``, recursively, in a stable order."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    """Image files under ``folder``, recursively, in a stable order; hidden folders (``.ipynb_checkpoints``) and a
+    macOS zip's ``__MACOSX`` left out: their files are copies or not images."""
+    return sorted(p for p in folder.rglob("*") if is_image_name(p.name) and p.is_file()
+                  and not any(part.startswith(".") or part in LITTER_FOLDERS for part in p.relative_to(folder).parts[:-1]))

@@ -341,6 +341,53 @@ def test_yolo_split_lists_with_any_line_ending(tmp_path: Path, ending: str):
     assert read_list(listing) == [f"data/obj_train_data/frame_{i:06d}.jpg" for i in range(29)]
 
 
+def test_a_yolo_yaml_and_lists_written_on_the_authors_machine(tmp_path: Path):
+    """The shape DocLayNet-style repositories commit: ``path:`` an absolute folder of the author's machine, ``train:
+    train.txt`` listing absolute paths (CRLF), ``val.txt`` with ``./`` entries, a Windows path and one image that is
+    gone; a page name present in both splits pairs by the end of its path, not by its name alone."""
+    names = {"train": ["page 1.jpg", "Seite_ü.jpg", "p3.jpg"], "val": ["page 1.jpg", "v2.jpg"]}
+    for split, files in names.items():
+        for i, name in enumerate(files):
+            make_image(tmp_path / "images" / split / name, 64, 48, seed=i)
+            (tmp_path / "labels" / split).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "labels" / split / Path(name).with_suffix(".txt")).write_text(f"{i % 2} 0.5 0.5 0.2 0.3\n")
+    (tmp_path / "data.yaml").write_text("path: /home/alice/datasets/doclaynet\ntrain: train.txt\nval: val.txt\n"
+                                        "test: val.txt\n\nnames:\n  0: Caption\n  1: Table\n")
+    (tmp_path / "train.txt").write_bytes(b"\r\n".join(f"/home/alice/datasets/doclaynet/images/train/{n}".encode()
+                                                      for n in names["train"]) + b"\r\n")
+    (tmp_path / "val.txt").write_text("./images/val/page 1.jpg\nC:\\Users\\alice\\doclaynet\\images\\val\\v2.jpg\n"
+                                      "./images/val/gone.jpg\n")
+    report = Report()
+    ds = load(tmp_path, None, report)
+    got = sorted((im.split, im.path.relative_to(tmp_path).as_posix()) for im in ds.images if im.path is not None)
+    assert got == sorted((s, f"images/{s}/{n}") for s, files in names.items() for n in files)
+    assert all(len(im.annotations) == 1 for im in ds.images if im.path is not None)
+    notes = "\n".join(report.notes)
+    assert "train.txt: 3 entries, 3 matched an image (3 not where the entry says" in notes
+    assert "val.txt: 3 entries, 2 matched an image (1 not where the entry says" in notes and "1 did not" in notes
+    fixes = [c for c in report.changes if c.kind == "dataset_path_not_found"]
+    assert len(fixes) == 1 and "/home/alice/datasets/doclaynet" in fixes[0].detail
+    assert any(c.kind == "split_reused" for c in report.changes)  # test: val.txt is val, said once
+    missing = [c for c in report.changes if c.kind == "missing_image"]
+    assert len(missing) == 1 and "gone.jpg" in missing[0].where + missing[0].detail
+
+
+def test_a_darknet_list_with_a_stale_prefix_pairs_by_name(tmp_path: Path):
+    """CVAT's YOLO 1.1 export re-zipped under another folder: ``train.txt`` says ``data/obj_train_data/x.jpg`` but
+    the images now lie in ``frames/``; each pairs by name, labels beside, and the list says so."""
+    for i in range(3):
+        make_image(tmp_path / "frames" / f"frame_{i:06d}.jpg", 64, 48, seed=i)
+        (tmp_path / "frames" / f"frame_{i:06d}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (tmp_path / "obj.names").write_text("car\n")
+    (tmp_path / "obj.data").write_text("classes = 1\ntrain = data/train.txt\nnames = data/obj.names\nbackup = backup/\n")
+    (tmp_path / "train.txt").write_bytes(b"\r".join(f"data/obj_train_data/frame_{i:06d}.jpg".encode() for i in range(3)))
+    report = Report()
+    ds = load(tmp_path, None, report)
+    assert sorted((im.file_name, len(im.annotations)) for im in ds.images) == [
+        (f"frame_{i:06d}.jpg", 1) for i in range(3)]
+    assert any("train.txt: 3 entries, 3 matched an image (3 not where" in n for n in report.notes)
+
+
 def test_a_roboflow_data_yaml_pointing_at_a_renamed_split_folder_is_read_past(tmp_path: Path):
     """Roboflow's data.yaml as it writes it (``val: ../valid/images``, ``nc``, ``names`` as a list, a ``roboflow:``
     block) over a dataset whose valid/ was renamed validate/: the folder the root holds is read, reported as a fix

@@ -148,9 +148,9 @@ class OneFolderDown(DetftError):
 
 
 def _count_images(folder: Path) -> int:
-    from ..images import IMAGE_SUFFIXES
+    from ..images import find_images
 
-    return sum(1 for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return len(find_images(folder))
 
 
 def detect(src: Path) -> str:

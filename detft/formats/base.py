@@ -75,13 +75,13 @@ def read_text(path: Path, max_bytes: int | None = None) -> str:
         raise FormatError(path, f"not {name} text ({e.reason} at byte {e.start}); save it as UTF-8") from None
 
 
-def read_list(path: Path, first_field: bool = False) -> list[str]:
+def read_list(path: Path) -> list[str]:
     """The entries of a split list (VOC ImageSets, YOLO/darknet ``train.txt``): lines ended any way, LF, CRLF or
     the classic Mac CR some exports still write (split on ``\\n`` alone, a CR-only list of 29 images is one entry),
-    a byte-order mark dropped, blank lines and ``#`` comments skipped. ``first_field`` keeps the first word of a
-    line: VOC's per-class form ``id  1`` / ``id -1``."""
+    a byte-order mark dropped, blank lines and ``#`` comments skipped. Lines are kept whole: a name may hold spaces,
+    and VOC's per-class form (``id  1``) is VOC's to read."""
     lines = (line.strip() for line in read_text(path).splitlines())
-    return [line.split()[0] if first_field else line for line in lines if line and not line.startswith("#")]
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 MAX_YAML_BYTES = 1 << 20  # a dataset YAML is a few lines; anything this large is not one

@@ -23,7 +23,7 @@ from .base import (CategoryIndex, box_annotation, declared_size, finite, join_gr
                    outline_of_polyline)
 from .layout import ImagePlacer
 from .pairing import Fallback
-from .shapes import SCORE, other_attributes, outlines, read_score, score_of
+from .shapes import SCORE, folder_per_split, other_attributes, outlines, read_score, score_of
 from .xmlsafe import parse
 
 NAME = "cvat"
@@ -306,10 +306,9 @@ def _shape_attrs(ann: Annotation, label: str) -> dict[str, str]:
 def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlink") -> list[Path]:
     """``annotations.xml`` in CVAT for images 1.1 (what CVAT exports, and imports as a task's annotations:
     images matched by name) with the images under ``images/`` (``images/<subset>/`` and a ``subset`` per image
-    for several splits, as CVAT's project exports): boxes, polygons (the parts of one instance share a
-    ``group_id``), the score and other attributes as ``<attribute>`` elements declared in the meta."""
+    for several splits or one other than train, as CVAT's project exports): boxes, polygons (the parts of one
+    instance share a ``group_id``), the score and other attributes as ``<attribute>`` elements declared in the meta."""
     names = {c.id: c.name for c in dataset.categories}
-    splits = dataset.splits()
     kinds = _attribute_kinds(dataset)
     root = Element("annotations")
     SubElement(root, "version").text = "1.1"
@@ -322,12 +321,12 @@ def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlin
         _label_meta(labels, c.name, kinds)
     placer = ImagePlacer(out, image_mode, report)
     frame, group = 0, 0
-    for split in splits:
-        folder = "images" if len(splits) == 1 else f"images/{safe_component(split, 'split name')}"
+    for split, sub in folder_per_split(dataset).items():
+        folder = f"images/{safe_component(sub, 'split name')}" if sub else "images"
         for im in progress(dataset.images_in(split), f"writing CVAT {split}", unit="img"):
             el = SubElement(root, "image", {"id": str(frame), "name": placer.place(im, folder),
                                             "width": str(im.width), "height": str(im.height)})
-            if len(splits) > 1:
+            if sub:
                 el.set("subset", split)
             frame += 1
             for ann in im.annotations:

@@ -22,7 +22,7 @@ from ..progress import progress
 from .base import (CategoryIndex, box_annotation, declared_size, join_group_part, list_field, load_json, locate_image,
                    outline_of_polyline, point_list, relative_name, sibling_image_dirs, text_field)
 from .layout import ImagePlacer
-from .pairing import ImageIndex, complete
+from .pairing import ImageIndex, complete, split_of_path
 from .shapes import SCORE, other_attributes, outlines, read_score, report_unkept, score_of, folder_per_split
 
 NAME = "labelme"
@@ -101,8 +101,9 @@ def _image(f: Path, data: dict, root: Path, cats: CategoryIndex, report: Report,
         report.add("fixed", "image_from_imageData", str(f), f"{path} is {found.error}: the image embedded in "
                    "the JSON (imageData) is used instead, as labelme does")
         path = None
+    split = split_of_path(f, root) or (split_of_path(path, root) if path is not None else None)
     image = ImageRecord(relative_name(path, root, name) if path else name, width, height,
-                        path=path, source=SourceRef(str(f)), origin=str(f))
+                        path=path, split=split, source=SourceRef(str(f)), origin=str(f))
     if path is None and embedded:
         image.data = _embedded(embedded, f)
         image.file_name = name.replace("\\", "/").rsplit("/", 1)[-1]

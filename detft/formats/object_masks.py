@@ -15,7 +15,7 @@ import numpy as np
 from ..dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
 from ..geometry import encode_mask, rle_bbox
-from ..images import IMAGE_SUFFIXES, decode_file, find_images, probe
+from ..images import decode_file, find_images, is_image_name, probe
 from ..progress import progress
 from ..report import Report
 
@@ -41,7 +41,7 @@ def is_object_masks(src: Path) -> bool:
     masks, images = src / "masks", src / "images"
     if not (masks.is_dir() and images.is_dir()) or (src / "classes.json").is_file():
         return False
-    stems = {p.stem for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    stems = {p.stem for p in images.iterdir() if is_image_name(p.name)}
     return any((m.is_dir() and m.name in stems) or _numbered(m.stem) in stems for m in list(masks.iterdir())[:PROBE * 4])
 
 

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from ..dataset import ImageRecord, SourceRef
 from ..errors import DetftError
-from ..images import IMAGE_SUFFIXES
+from ..images import LITTER_FOLDERS, is_image_name
 from ..report import Report
 from .base import SPLIT_ALIASES
 
@@ -65,13 +65,13 @@ class ImageIndex:
         real_root, seen = os.path.realpath(root), 0
         # never into linked folders: no loops, nothing outside root; a folder it may not list is said, not fatal
         for folder, dirs, files in os.walk(root, onerror=self.unreadable.append):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in LITTER_FOLDERS)
             seen += len(files)
             if seen > max_files:
                 raise DetftError(f"{root} holds more than {max_files:,} files: is it the dataset's own folder? "
                                  "Point detft at the folder that holds the images and annotations")
             for name in files:
-                if PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES:
+                if not is_image_name(name):
                     continue
                 path = Path(folder) / name
                 if path.is_symlink() and not os.path.realpath(path).startswith(real_root + os.sep):
@@ -163,4 +163,42 @@ def complete(index: ImageIndex | None, images: list[ImageRecord], report: Report
                                source=SourceRef(str(path))))
     report.note(index.summary(len(images), sum(im.path is None and im.data is None for im in images),
                               negatives=len(negatives)))
+    return out
+
+
+def tail_under(root: Path, written: str, min_parts: int = 1) -> Path | None:
+    """The longest end of a path written on another machine that exists under ``root``
+    (``/home/alice/data/images/train/x.jpg`` -> ``root/images/train/x.jpg``), keeping at least ``min_parts`` of its
+    parts: more exact than a file name alone where two splits hold files of one name."""
+    parts = [p for p in written.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    for i in range(len(parts) - min(min_parts, len(parts)) + 1):
+        candidate = root.joinpath(*parts[i:])
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def listed_images(listing: Path, entries: list[str], bases: list[Path], fallback: Fallback,
+                  report: Report) -> list[Path]:
+    """The images a split list names (YOLO/darknet ``train.txt``): each entry where it says, relative to the first
+    of ``bases`` that holds it, else by its file name anywhere under the root, nearest the list first (a prefix from
+    the labelling machine: ``data/obj_train_data/x.jpg``, ``aerial/x.jpg``, ``/home/me/x.jpg``, ``C:\\x.jpg``).
+    The end of the written path found under a base comes before the bare name. An entry that names no image is
+    returned as written so the check reports it missing with its objects; the list says how many matched and how."""
+    out: list[Path] = []
+    where = moved = 0
+    for entry in entries:
+        written = Path(entry.replace("\\", "/"))
+        tries = [written] if written.is_absolute() else [base / written for base in bases]
+        found = next((p for p in tries if p.is_file()), None)
+        if found is not None:
+            where += 1
+        elif (found := next(filter(None, (tail_under(base, entry) for base in bases)), None)
+              or fallback.find(listing, entry)) is not None:
+            moved += 1
+        out.append(found if found is not None else tries[0])
+    missing = len(entries) - where - moved
+    report.note(f"{listing}: {len(entries)} entries, {where + moved} matched an image"
+                + (f" ({moved} not where the entry says but by the end of its path or its file name)" if moved else "")
+                + (f", {missing} did not (reported as missing images)" if missing else ""))
     return out

@@ -52,10 +52,11 @@ def report_unkept(ann: Annotation, kept: set[str], report: Report, tool: str) ->
 
 
 def folder_per_split(dataset: Dataset) -> dict[str, str]:
-    """Split -> folder under OUT: one split is written flat (a folder a person opens in the tool), several each
-    in a folder of its name (``train/``, ``val/``), as the tools' users keep them and detft reads them."""
+    """Split -> folder under OUT: the training split alone is written flat (a folder a person opens in the tool);
+    several, or one other split (a val set alone), each in a folder of its name (``train/``, ``val/``), as the
+    tools' users keep them and detft reads them: flat, a val set would read back as training data."""
     splits = dataset.splits()
-    return {splits[0]: ""} if len(splits) == 1 else {s: s for s in splits}
+    return {"train": ""} if splits == ["train"] else {s: s for s in splits}
 
 
 def read_score(value: Any) -> float | None:

@@ -6,6 +6,7 @@ maps ``(xmin - 1, ymin - 1, xmax, ymax)`` (Detectron2's convention) and writing 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path, PurePosixPath
 from xml.etree.ElementTree import Element, SubElement, tostring
 
@@ -52,16 +53,25 @@ def _splits(root: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
     for split in ("train", "val", "test"):
         f = main / f"{split}.txt"
         if f.is_file():
-            lists[split] = read_list(f, first_field=True)
+            lists[split] = read_list(f)
             for entry in lists[split]:
                 for key in _keys(entry):
                     split_of.setdefault(key, split)
     return split_of, lists
 
 
+CLASS_FLAG = re.compile(r"^(.*\S)\s+(-1|0|1)$")  # VOC's per-class list form: ``id  1`` / ``id -1``
+
+
 def _keys(entry: str) -> list[str]:
-    path = Path(entry.replace("\\", "/"))
-    return list(dict.fromkeys([entry, path.name, path.stem]))
+    """Names an entry may mean: itself (an id may hold spaces, ``a b``), without VOC's class flag (``id  1``), and
+    each by its last path part and stem."""
+    flagged = CLASS_FLAG.match(entry)
+    keys = []
+    for e in (entry, flagged.group(1)) if flagged else (entry,):
+        path = Path(e.replace("\\", "/"))
+        keys += [e, path.name, path.stem]
+    return list(dict.fromkeys(keys))
 
 
 def _text(el: Element, tag: str) -> str | None:

@@ -14,12 +14,13 @@ from ..dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
 from ..geometry import (decode_mask, mask_to_polygons, merge_polygons, polygons_bbox,
                         polygons_to_mask)
-from ..images import IMAGE_SUFFIXES, find_images, probe
+from ..images import IMAGE_SUFFIXES, find_images, is_image_name, probe
 from ..output import atomic_write_text, safe_component
 from ..report import Report
 from ..progress import progress
 from .base import canonical_split, finite, load_yaml, read_list, read_text, text_field
 from .layout import ImagePlacer
+from .pairing import Fallback, listed_images, tail_under
 
 NAME = "yolo"
 DECIMALS = 6  # 1e-6 of a 10,000 px side is 0.01 px: far inside the 1 px round-trip promise
@@ -55,8 +56,9 @@ def _export_path(root: Path, value: str) -> Path:
     return p
 
 
-def _read_darknet(obj_data: Path) -> tuple[list[str], dict[str, list[Path]]]:
+def _read_darknet(obj_data: Path, report: Report) -> tuple[list[str], dict[str, list[Path]]]:
     root = obj_data.parent
+    fallback = Fallback(root)
     entries: dict[str, str] = {}
     for lineno, line in enumerate(read_text(obj_data).splitlines(), start=1):
         if line.strip() and not line.lstrip().startswith("#"):
@@ -75,7 +77,8 @@ def _read_darknet(obj_data: Path) -> tuple[list[str], dict[str, list[Path]]]:
         listing = _export_path(root, value)
         if not listing.is_file():
             raise FormatError(obj_data, f"{key} = {value}: the image list {listing} is not there")
-        splits[key] = [_export_path(root, ln) for ln in read_list(listing)]
+        entries = [str(_export_path(root, ln)) for ln in read_list(listing)]
+        splits[key] = listed_images(listing, entries, [root], fallback, report)
     if not splits:  # no lists: the obj_<subset>_data folders are the splits
         splits = {d.name[4:-5]: find_images(d) for d in sorted(root.glob("obj_*_data")) if d.is_dir()}
     return names, splits
@@ -95,7 +98,7 @@ def flat_labels(src: Path, sniff: int = 3) -> bool:
     images that have a ``.txt`` of the same stem hold YOLO lines."""
     if not src.is_dir():
         return False
-    pairs = [p.with_suffix(".txt") for p in sorted(src.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    pairs = [p.with_suffix(".txt") for p in sorted(src.iterdir()) if is_image_name(p.name)]
     labels = [lbl for lbl in pairs if lbl.is_file()][:sniff]
     return bool(labels) and all(_yolo_line(next((ln for ln in read_text(lbl).splitlines() if ln.strip()), "0 0 0 0 0"))
                                 for lbl in labels)
@@ -149,26 +152,44 @@ def _names(raw: Any, where: Path) -> list[str]:
     return names
 
 
-def _split_images(base: Path, entry: Any, where: Path, split: str, report: Report) -> list[Path]:
+def _split_images(base: Path, entry: Any, where: Path, split: str, fallback: Fallback,
+                  report: Report) -> list[Path]:
     entries = entry if isinstance(entry, list) else [entry]
     out: list[Path] = []
     for e in entries:
         p = (base / str(e)).resolve() if not Path(str(e)).is_absolute() else Path(str(e))
         if not p.exists() and str(e).startswith("../"):  # ultralytics' rule, which Roboflow's data.yaml relies on
             p = (base / str(e)[3:]).resolve()
+        # a folder's last part alone (``images``) could be another split's folder: at least two parts must match
+        if not p.exists() and (found := tail_under(base, str(e), min_parts=2)) is not None:
+            report.add("fixed", "split_path_not_found", str(where), f"{split}: {e!r} does not exist; read {found}, "
+                       "the end of that path under the dataset's folder")
+            p = found
         if not p.exists() and (found := _split_folder(where.parent, split)) is not None:
             report.add("fixed", "split_path_not_found", str(where), f"{split}: {e!r} does not exist ({p}); read "
                        f"{found}, the {split} folder the dataset holds")
             p = found
         if p.is_dir():
             out += find_images(p)
-        elif p.suffix == ".txt" and p.is_file():
-            for line in read_list(p):
-                q = Path(line)
-                out.append(q if q.is_absolute() else (p.parent / q).resolve())
+        elif p.suffix == ".txt" and p.is_file():  # ultralytics reads ./x relative to the list; others as the root's
+            bases = list(dict.fromkeys([p.parent, base, where.parent]))
+            out += [q.resolve() for q in listed_images(p, read_list(p), bases, fallback, report)]
         else:
             raise FormatError(where, f"split path {e!r} is neither an image folder nor a .txt list ({p})")
     return out
+
+
+def _base(path: str | None, yml: Path, report: Report) -> Path:
+    """The folder split paths are relative to: ``path:`` of the YAML, or the YAML's folder when it has none or
+    names a folder that is not here (``/home/alice/datasets/x``, ``C:\\data\\x``: the author's machine), said."""
+    if not path:
+        return yml.parent
+    base = Path(path) if Path(path).is_absolute() else (yml.parent / path).resolve()
+    if base.is_dir():
+        return base
+    report.add("fixed", "dataset_path_not_found", str(yml), f"path: {path!r} is not a folder here; split paths read "
+               f"relative to {yml.parent}, the YAML's own folder")
+    return yml.parent
 
 
 def _split_folder(root: Path, split: str) -> Path | None:
@@ -195,14 +216,13 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
         names = _names(cfg["names"], yml)
         if cfg.get("path") and not isinstance(cfg["path"], str):
             raise FormatError(yml, f"'path' must be a folder, not {cfg['path']!r:.40}")
-        base = Path(cfg["path"]) if cfg.get("path") else yml.parent
-        if not base.is_absolute():
-            base = (yml.parent / base).resolve()
+        base = _base(cfg.get("path"), yml, report)
         splits = {}
+        fallback = Fallback(yml.parent)
         for s in SPLITS:
             if not cfg.get(s):
                 continue
-            paths = _split_images(base, cfg[s], yml, s, report)
+            paths = _split_images(base, cfg[s], yml, s, fallback, report)
             same = next((t for t, p in splits.items() if p == paths), None)
             if same:  # 'val: images/train' is a common idiom: one copy, not duplicates
                 report.add("warning", "split_reused", str(yml), f"{s!r} lists the same images as {same!r}; read once as {same!r}")
@@ -210,7 +230,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
             splits[s] = paths
         root = yml.parent
     elif (obj_data := darknet_data(src)) is not None:
-        names, splits = _read_darknet(obj_data)
+        names, splits = _read_darknet(obj_data, report)
         root = obj_data.parent
     elif flat_labels(src) and not (src / "images").is_dir():
         root, lists = src, _split_lists(src)
@@ -266,11 +286,18 @@ def _undeclared(names: list[str], max_cls: int, images: list[ImageRecord], where
 def _flat_splits(src: Path, lists: dict[str, Path], report: Report) -> dict[str, list[Path]]:
     """The images of a flat folder by split: as the split lists name them (by file name: the lists hold paths
     from the labelling machine), the rest ``train``."""
-    images = [p for p in sorted(src.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    images = [p for p in sorted(src.iterdir()) if is_image_name(p.name) and p.is_file()]
+    present = {p.name for p in images}
     split_of = {}
     for split, f in lists.items():
-        for line in read_list(f):
-            split_of.setdefault(line.replace("\\", "/").rsplit("/", 1)[-1], split)
+        entries = [line.replace("\\", "/").rsplit("/", 1)[-1] for line in read_list(f)]
+        for name in entries:
+            split_of.setdefault(name, split)
+        missing = [n for n in entries if n not in present]
+        report.note(f"{f}: {len(entries)} entries, {len(entries) - len(missing)} matched an image"
+                    + (f", {len(missing)} did not (named below)" if missing else ""))
+        for name in missing:
+            report.add("dropped", "missing_image", str(f), f"{name!r} is listed but no image of that name is in {src}")
     if lists:
         report.note(f"{src}: {', '.join(f.name for f in lists.values())} are split lists, not labels")
     splits: dict[str, list[Path]] = {}
