@@ -80,7 +80,8 @@ def atomic_directory(out: Path, overwrite: bool = False) -> Iterator[Path]:
     check_replaceable(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    # absolute: writers return paths resolved by inside(), and a relative OUT must compare with them
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent)).resolve()
     try:
         yield tmp
         verify_contained(tmp)

@@ -90,6 +90,23 @@ def test_no_inference_command_replaces_or_writes_into_the_run_or_the_images(trai
     assert snapshot(run) == before_run and snapshot(images) == before_images and snapshot(data) == before_data
 
 
+def test_every_command_writes_to_an_out_named_relative_to_the_working_folder(trained, tmp_path: Path, capsys,
+                                                                          monkeypatch):
+    """``detft convert data out`` from the folder that holds both: the commonest command line there is."""
+    run, data = trained
+    unlabelled(tmp_path / "unlabelled")
+    monkeypatch.chdir(tmp_path)
+    cases = {"converted": ["convert", data, "converted", "--to", "yolo"], "split": ["split", data, "split"],
+             "merged": ["merge", data, data, "merged"], "tiles": ["convert", data, "tiles", "--tile", "64"],
+             "pre": ["predict", "--weights", run, "--source", "unlabelled", "--save-labels", "coco", "pre"],
+             "pred": ["predict", "--weights", run, "--source", "unlabelled", "--out", "pred"],
+             "ranked": ["rank", "--weights", run, "--source", "unlabelled", "--out", "ranked"]}
+    for out, argv in cases.items():
+        code, err = run_cli(capsys, *argv)
+        assert code == 0, (argv, err)
+        assert (tmp_path / out / MARKER).is_file() and not list(tmp_path.glob(f".{out}.tmp-*")), argv
+
+
 def test_a_run_folder_stays_out_of_the_data_and_the_run_it_starts_from(trained, tmp_path: Path, capsys):
     run, data = trained
     before_run, before_data = snapshot(run), snapshot(data)
