@@ -355,12 +355,13 @@ class Model:
     def save_labels(self, source: str | Path, format: str, out: str | Path, *, images: str = "symlink",
                     overwrite: bool = False, task: str | None = None) -> SavedLabels:
         """``detft predict --save-labels``: this model's detections on ``source`` (an image or a folder) written
-        to ``out`` as a dataset in ``format`` (coco, yolo, voc, labelme, cvat, via), scores kept where the format
-        holds them: pre-labels to correct in an annotation tool. Thresholds are the ``conf`` :func:`load` had."""
+        to ``out`` as a dataset in ``format`` (coco, yolo, voc, labelme, cvat, via, labelstudio, kitti, createml),
+        scores kept where the format holds them: pre-labels to correct in an annotation tool (Label Studio's tasks
+        carry them as predictions of model version = the run's name). Thresholds are the ``conf`` :func:`load` had."""
         from .prelabels import save_labels
 
         return save_labels(self.predictor, Path(source), format, Path(out), image_mode=images, overwrite=overwrite,
-                           task=task, inputs=self.run.inputs)
+                           task=task, inputs=self.run.inputs, model_version=self.run.folder.name)
 
     def rank(self, source: str | Path, out: str | Path | None = None, *, top: int | None = None,
              sheet: int = 25, overwrite: bool = False) -> list[Ranked]:

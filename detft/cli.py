@@ -458,7 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "runs/predict; with --save-labels, only when given)")
     p.add_argument("--save-labels", nargs=2, metavar=("FORMAT", "OUT"),
                    help=f"write the detections as a dataset to OUT, pre-labels for an annotation tool: "
-                        f"{', '.join(sorted(WRITERS))} (scores kept in coco, cvat, labelme, via)")
+                        f"{', '.join(sorted(WRITERS))} (scores kept in coco, cvat, labelme, via, labelstudio, kitti; "
+                        "labelstudio writes them as predictions to accept or correct)")
     p.add_argument("--images", choices=["symlink", "hardlink", "copy"], default="symlink",
                    help="how --save-labels places the images beside the labels (default symlink)")
     p.add_argument("--task", choices=["detect", "segment"], help="YOLO label type for --save-labels "

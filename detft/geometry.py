@@ -127,14 +127,17 @@ def ellipse_polygon(cx: float, cy: float, rx: float, ry: float, theta: float = 0
     return out
 
 
-def rotated_box_polygon(x0: float, y0: float, x1: float, y1: float, degrees: float) -> list[float]:
-    """Corners of an axis box rotated about its centre (CVAT's ``rotation`` attribute)."""
-    cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+def rotated_box_polygon(x0: float, y0: float, x1: float, y1: float, degrees: float,
+                        pivot: tuple[float, float] | None = None) -> list[float]:
+    """Corners of an axis box rotated clockwise on screen by ``degrees`` about its centre (CVAT's ``rotation``) or
+    about ``pivot`` (Label Studio turns a rectangle about its top-left corner)."""
+    px, py = pivot if pivot is not None else ((x0 + x1) / 2, (y0 + y1) / 2)
     t = math.radians(degrees)
     ct, st = math.cos(t), math.sin(t)
     out: list[float] = []
-    for dx, dy in ((-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh)):
-        out += [cx + dx * ct - dy * st, cy + dx * st + dy * ct]
+    for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1)):
+        dx, dy = x - px, y - py
+        out += [px + dx * ct - dy * st, py + dx * st + dy * ct]
     return out
 
 

@@ -25,7 +25,8 @@ from .progress import progress
 from .report import Report
 
 REPORT_NAME = "labels_report.json"
-NO_SCORES = ("yolo", "voc")  # formats with no place for a confidence
+NO_SCORES = ("yolo", "voc", "createml")  # formats with no place for a confidence
+BOXES_ONLY = ("voc", "kitti", "createml")  # formats with no place for a mask
 
 
 @dataclass
@@ -90,9 +91,11 @@ def predictions_dataset(predictor: Predictor, root: Path, files: list[Path], rep
 
 
 def save_labels(predictor: Predictor, source: Path, fmt: str, out: Path, *, image_mode: str = "symlink",
-                overwrite: bool = False, task: str | None = None, inputs: Sequence[Path] = ()) -> SavedLabels:
+                overwrite: bool = False, task: str | None = None, inputs: Sequence[Path] = (),
+                model_version: str = "detft") -> SavedLabels:
     """Pre-labels for ``source`` in format ``fmt`` in folder ``out`` (the images linked or copied beside them).
-    ``out`` stays out of the source and of ``inputs`` (the model's run)."""
+    ``out`` stays out of the source and of ``inputs`` (the model's run); ``model_version`` names the model to the
+    annotation tool where it has a place for it (Label Studio's predictions)."""
     if fmt not in WRITERS:
         raise DetftError(f"--save-labels {fmt}: writable formats are {', '.join(sorted(WRITERS))}")
     out = Path(out)
@@ -100,15 +103,15 @@ def save_labels(predictor: Predictor, source: Path, fmt: str, out: Path, *, imag
     check_output(out, [Path(source), *inputs], "--save-labels OUT")
     check_replaceable(out, overwrite)
     report = Report()
-    dataset = predictions_dataset(predictor, root, files, report, outlines=fmt != "voc")
+    dataset = predictions_dataset(predictor, root, files, report, outlines=fmt not in BOXES_ONLY)
     if fmt in NO_SCORES:
         report.note(f"{fmt} labels hold no scores: the detections' confidences are not written "
-                    "(coco, cvat, labelme and via keep them)")
-    if fmt == "voc" and predictor.masks:
-        report.note("VOC XML holds boxes only: the model's masks are written as their boxes (coco, yolo, cvat, "
-                    "labelme and via keep them as polygons)")
+                    "(coco, cvat, labelme, via, labelstudio and kitti keep them)")
+    if fmt in BOXES_ONLY and predictor.masks:
+        report.note(f"{fmt} holds boxes only: the model's masks are written as their boxes (coco, yolo, cvat, "
+                    "labelme, via and labelstudio keep them)")
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        files = write_dataset(fmt, dataset, tmp, report, image_mode, task)
+        files = write_dataset(fmt, dataset, tmp, report, image_mode, task, model_version=model_version)
         report.write(tmp / REPORT_NAME)
     return SavedLabels(dataset, report, out, [out / f.relative_to(tmp) for f in files])
 

@@ -24,7 +24,7 @@ from detft.prelabels import save_labels
 from detft.report import Report
 
 FORMATS = sorted(WRITERS)
-KEEP_SCORES = {"coco", "cvat", "labelme", "via"}
+KEEP_SCORES = {"coco", "cvat", "labelme", "via", "labelstudio", "kitti"}
 W, H = 120, 90
 
 
@@ -76,7 +76,8 @@ def assert_same(written, back, fmt: str, tol: float) -> None:
                 assert "score" not in b.attributes
 
 
-TOLERANCE = {"cvat": 0.005, "yolo": 1e-3}  # CVAT writes 2 decimals as CVAT does; YOLO normalised, 6 decimals
+TOLERANCE = {"cvat": 0.005, "kitti": 0.005, "yolo": 1e-3}  # CVAT and KITTI write 2 decimals as they do; YOLO
+# normalised, 6 decimals
 
 
 @pytest.mark.parametrize("masks", [False, True], ids=["boxes", "masks"])

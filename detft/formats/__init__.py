@@ -12,23 +12,27 @@ from typing import Any
 from ..dataset import Category, Dataset, ImageRecord
 from ..errors import DetftError
 from ..report import Report
-from . import coco, csv, cvat, labelme, masks, object_masks, text, via, voc, yolo
+from . import coco, createml, csv, cvat, kitti, labelme, labelstudio, masks, object_masks, text, via, voc, yolo
 from .base import canonical_split
 
 READERS: dict[str, Callable[..., Dataset]] = {
     "coco": coco.read, "yolo": yolo.read, "voc": voc.read, "labelme": labelme.read,
     "cvat": cvat.read, "via": via.read, "csv": csv.read, "masks": masks.read, object_masks.NAME: object_masks.read,
-    text.NAME: text.read,
+    text.NAME: text.read, labelstudio.NAME: labelstudio.read, kitti.NAME: kitti.read, createml.NAME: createml.read,
 }
-WRITERS: dict[str, Callable[..., list[Path]]] = {"coco": coco.write, "yolo": yolo.write, "voc": voc.write,
-                                                 "labelme": labelme.write, "cvat": cvat.write, "via": via.write}
+WRITERS: dict[str, Callable[..., list[Path]]] = {
+    "coco": coco.write, "yolo": yolo.write, "voc": voc.write, "labelme": labelme.write, "cvat": cvat.write,
+    "via": via.write, labelstudio.NAME: labelstudio.write, kitti.NAME: kitti.write, createml.NAME: createml.write}
 
 
 def write_dataset(fmt: str, dataset: Dataset, out: Path, report: Report, image_mode: str = "symlink",
-                  task: str | None = None) -> list[Path]:
+                  task: str | None = None, model_version: str | None = None) -> list[Path]:
     """``dataset`` written in ``fmt`` (one of :data:`WRITERS`, checked by the caller before it reads anything)
-    under ``out``; ``task`` (detect/segment) is the YOLO writer's alone."""
-    kwargs = {"task": task} if fmt == "yolo" else {}
+    under ``out``; ``task`` (detect/segment) is the YOLO writer's alone, ``model_version`` (the model whose
+    predictions these are: pre-labels) Label Studio's."""
+    kwargs: dict[str, Any] = {"task": task} if fmt == "yolo" else {}
+    if fmt == labelstudio.NAME:
+        kwargs["model_version"] = model_version
     return WRITERS[fmt](dataset, out, report, image_mode=image_mode, **kwargs)
 
 
@@ -50,6 +54,10 @@ def _file_format(path: Path) -> str | None:
         if b"<annotation" in head:
             return "voc"
     if suffix == ".json":
+        if labelstudio.sniff(head):
+            return labelstudio.NAME
+        if createml.sniff(head):
+            return createml.NAME
         if b'"shapes"' in head and (b'"imagePath"' in head or _holds(path, b'"imagePath"')):
             return "labelme"
         if b"_via_img_metadata" in head or (b'"regions"' in head and b'"filename"' in head):
@@ -82,12 +90,14 @@ def _folder_candidates(src: Path) -> list[str]:
         found.append("cvat")
     if (src / "annotations").is_dir() and coco.annotation_files(src):
         found.append("coco")
+    if kitti.is_kitti(src):
+        found.append(kitti.NAME)
     if (src / "masks").is_dir() and (src / "classes.json").is_file():
         found.append("masks")
     elif object_masks.is_object_masks(src):
         found.append(object_masks.NAME)
     top = {p: _file_format(p) for p in sorted(src.iterdir()) if p.is_file() and p.suffix.lower() in (".json", ".csv", ".xml")}
-    for fmt in ("labelme", "via", "coco", "csv", "cvat", "voc"):
+    for fmt in ("labelme", "via", "coco", "csv", "cvat", "voc", labelstudio.NAME, createml.NAME):
         if fmt in top.values() and fmt not in found and not (fmt == "voc" and "cvat" in found):
             found.append(fmt)
     if not found and _in_subfolder(src, lambda f: _file_format(f) == "labelme", "*.json"):

@@ -20,11 +20,13 @@ class CategoryIndex:
 
     With ``classes`` given the list and its order are fixed and other names are reported as
     unknown; otherwise names are collected and, at :meth:`finish`, numbered 1..N in sorted order so
-    the result does not depend on which file happened to be read first."""
+    the result does not depend on which file happened to be read first (after the ``declared`` names, in their
+    order, when the tool's project lists its classes)."""
 
-    def __init__(self, classes: list[str] | None = None):
+    def __init__(self, classes: list[str] | None = None, declared: list[str] | None = None):
         self.fixed = classes is not None
-        self.ids: dict[str, int] = {n: i + 1 for i, n in enumerate(classes or [])}
+        self.declared = list(dict.fromkeys(declared or []))  # a tool's own class list: its order, others after
+        self.ids: dict[str, int] = {n: i + 1 for i, n in enumerate(classes or self.declared)}
 
     def id_for(self, name: str, report: Report, where: str) -> int | None:
         name = str(name).strip()
@@ -43,7 +45,7 @@ class CategoryIndex:
     def finish(self, images: list[ImageRecord]) -> list[Category]:
         if self.fixed:
             return [Category(i, n) for n, i in self.ids.items()]
-        order = sorted(self.ids)
+        order = self.declared + sorted(set(self.ids) - set(self.declared))
         remap = {self.ids[n]: i + 1 for i, n in enumerate(order)}
         for im in images:
             for a in im.annotations:

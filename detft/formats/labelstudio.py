@@ -1,0 +1,480 @@
+"""Label Studio: its JSON export (a list of tasks, each with ``data`` naming the image and ``annotations[].result``)
+and JSON-MIN (one flat record per task), read; tasks with annotations, or with ``predictions`` a Label Studio
+project shows as pre-labels to accept or correct, written with the labelling config that imports them.
+
+Regions are in percent of the image (``original_width``/``original_height`` say which size the annotator saw):
+``rectanglelabels`` (a ``rotation`` about the top-left corner becomes a polygon), ``polygonlabels``,
+``ellipselabels`` (a polygon) and ``brushlabels`` (Label Studio's brush code, decoded exactly: :mod:`.brush`).
+A shape tag and a ``labels`` tag sharing a region id are one region; per-region choices and text become attributes.
+Keypoints, relations and task-level choices are not objects: counted and said."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote, unquote, urlparse
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..errors import FormatError
+from ..geometry import (ELLIPSE_VERTICES, decode_mask, encode_mask, ellipse_polygon, polygons_bbox, rle_bbox,
+                        rotated_box_polygon)
+from ..images import probe
+from ..output import atomic_write_text
+from ..progress import progress
+from ..report import Report
+from . import brush
+from .base import CategoryIndex, canonical_split, finite, load_json, locate_image, text_field
+from .layout import ImagePlacer
+from .pairing import Fallback, tail_under
+from .shapes import SCORE, folder_per_split, read_score, report_unkept, score_of
+from .xmlsafe import parse
+
+NAME = "labelstudio"
+TASKS_FILE = "tasks.json"
+CONFIG_FILE = "labeling_config.xml"
+LOCAL_FILES = "/data/local-files/?d="  # Label Studio's local storage URL: the path is relative to its document root
+UPLOAD = re.compile(r"^[0-9a-f]{8}-(.+)$")  # /data/upload/<project>/<8 hex>-<name>: Label Studio's upload prefix
+SHAPES = {"rectangle": "rectangle", "polygon": "polygon", "ellipse": "ellipse", "brush": "brush"}
+LABEL_KEYS = {f"{s}labels": s for s in SHAPES}  # rectanglelabels -> rectangle ...
+PER_REGION = ("choices", "textarea", "rating", "number", "taxonomy")  # attribute-like results a region may carry
+TAGS = {"rectangle": ("RectangleLabels", "label"), "polygon": ("PolygonLabels", "polygon"),
+        "brush": ("BrushLabels", "brush")}  # written region kind -> config tag and its name (from_name)
+TAGS_BY_TYPE = {f"{k}labels": k for k in TAGS}
+
+
+def is_export(data: Any) -> bool:
+    """A Label Studio JSON or JSON-MIN export: a list of tasks, each with ``data`` and annotations or predictions,
+    or flat records with ``image`` and at least one region list."""
+    if not isinstance(data, list) or not data or not all(isinstance(t, dict) for t in data):
+        return False
+    first = data[0]
+    if isinstance(first.get("data"), dict):
+        return any(k in first for k in ("annotations", "predictions", "completions"))
+    return "image" in first and any(isinstance(v, list) and v and isinstance(v[0], dict) and
+                                    ("original_width" in v[0] or set(v[0]) & set(LABEL_KEYS)) for v in first.values())
+
+
+def export_files(src: Path) -> list[Path]:
+    if src.is_file():
+        return [src]
+    found = []
+    for f in sorted(src.glob("*.json")):
+        with open(f, "rb") as fh:
+            if sniff(fh.read(65536)):
+                found.append(f)
+    return found
+
+
+def sniff(head: bytes) -> bool:
+    """Whether a JSON file's first bytes look like a Label Studio export (a list of tasks or JSON-MIN records)."""
+    head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"[") and (b'"original_width"' in head or (b'"data"' in head and (
+        b'"result"' in head or b'"predictions"' in head or b'"annotations": []' in head)))
+
+
+# ------------------------------------------------------------------------------------------------ reading
+class _Names:
+    """Where each task's image lies: Label Studio names it by a URL of its own storage."""
+
+    def __init__(self, root: Path, search: list[Path]):
+        self.root, self.search, self.fallback = root, search, Fallback(root)
+        self.rules: Counter[str] = Counter()
+
+    def find(self, f: Path, ref: str) -> tuple[str, Path | None]:
+        """The image's file name and where it is, for a ``data.image`` value."""
+        path, rule = _path_of(ref)
+        name = PurePosixPath(path).name
+        names = [name]
+        if rule == "upload" and (m := UPLOAD.match(name)):
+            names.append(m.group(1))  # downloaded from Label Studio's media folder the prefix stays; uploaded, not
+        found = None
+        for candidate in names:
+            found = (locate_image(candidate, self.search)
+                     or (tail_under(self.root, path) if rule in ("local storage", "path") else None)
+                     or self.fallback.find(f, candidate))
+            if found is not None:
+                break
+        if found is not None and found.name != name:
+            self.rules["upload prefix removed"] += 1
+        elif found is not None:
+            self.rules[rule] += 1
+        return (found.name if found is not None else names[-1]), found
+
+    def note(self, report: Report, f: Path, images: list[ImageRecord]) -> None:
+        missing = sum(im.path is None for im in images)
+        rules = ", ".join(f"{n} {r}" for r, n in sorted(self.rules.items()))
+        report.note(f"{f}: {len(images)} tasks' images found ({rules or 'none'})"
+                    + (f", {missing} not found" if missing else ""))
+
+
+def _path_of(ref: str) -> tuple[str, str]:
+    """The path an image reference names, and how it names it (a key of the pairing note)."""
+    if "?d=" in ref:
+        return unquote(ref.split("?d=", 1)[1]), "local storage"
+    parsed = urlparse(ref)
+    if parsed.scheme in ("http", "https", "s3", "gs", "azure-blob", "gcs"):
+        return unquote(parsed.path), f"{parsed.scheme} URL by file name"
+    path = unquote(ref).replace("\\", "/")
+    return path, "upload" if path.startswith("/data/upload/") or UPLOAD.match(PurePosixPath(path).name) else "path"
+
+
+def _image_ref(data: Any) -> str | None:
+    """The task's image: ``data.image``, else the first value that names an image file or a URL."""
+    if not isinstance(data, dict):
+        return None
+    if isinstance(data.get("image"), str):
+        return data["image"]
+    return next((v for v in data.values() if isinstance(v, str) and ("/" in v or "." in v)), None)
+
+
+def _annotations(task: dict) -> list:
+    found = task.get("annotations", task.get("completions"))
+    return found if isinstance(found, list) else []
+
+
+def _choose(task: dict, where: str, report: Report, counts: Counter[str], predictions: bool) -> dict | None:
+    """The annotation to read of a task several people annotated: not cancelled, ground truth first, then the one
+    updated last (each of the others counted, never merged: two annotators' boxes of one object are not two).
+    ``predictions``: a file of pre-labels, whose tasks hold predictions only: the last prediction."""
+    if predictions:
+        found = [p for p in task.get("predictions") or [] if isinstance(p, dict)]
+        if not found:
+            counts["tasks without predictions (left out)"] += 1
+        return found[-1] if found else None
+    annotations = _annotations(task)
+    if not annotations:
+        counts["tasks without annotations (not labelled: left out)"] += 1
+        return None
+    kept = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
+    if not kept:
+        report.add("dropped", "skipped_task", where, f"every annotation of this task ({len(annotations)}) was "
+                   "cancelled (the annotator skipped it): the image is left out")
+        return None
+    kept.sort(key=lambda a: (bool(a.get("ground_truth")), str(a.get("updated_at") or a.get("created_at") or ""),
+                             a.get("id") if isinstance(a.get("id"), int) else -1))
+    if len(annotations) > 1:
+        counts["tasks annotated several times (the ground truth or latest read)"] += 1
+        counts["annotations not read (earlier, cancelled or not ground truth)"] += len(annotations) - 1
+    return kept[-1]
+
+
+def _regions(results: list[Any], where: str, report: Report, unused: Counter[str]) -> list[dict]:
+    """Results grouped into regions (a shape, its label, its per-region attributes share an ``id``), in the
+    JSON-MIN shape: ``{"kind", "value", "labels", "size", "score", "attributes"}``."""
+    regions: dict[Any, dict] = {}
+    extras: dict[Any, dict] = defaultdict(dict)
+    for k, r in enumerate(results):
+        if not isinstance(r, dict):
+            report.add("dropped", "bad_result", f"{where} result {k}", f"a result must be an object, not {type(r).__name__}", 1)
+            continue
+        kind, value = str(r.get("type", "")).lower(), r.get("value") if isinstance(r.get("value"), dict) else {}
+        key = r.get("id", f"#{k}")
+        shape = LABEL_KEYS.get(kind) or SHAPES.get(kind)
+        if shape is not None:
+            region = regions.setdefault(key, {"attributes": {}})
+            region.update(kind=shape, value=value, size=(r.get("original_width"), r.get("original_height")),
+                          score=r.get("score"), where=f"{where} result {k}")
+            region.setdefault("labels", value.get(kind) if kind in LABEL_KEYS else None)
+        elif kind == "labels":
+            regions.setdefault(key, {"attributes": {}})["labels"] = value.get("labels")
+        elif kind in PER_REGION and r.get("id") is not None:
+            extras[key][str(r.get("from_name") or kind)] = _attribute(value.get(kind))
+        else:
+            unused[kind or "untyped"] += 1
+    for key, attrs in extras.items():
+        if key in regions:
+            regions[key]["attributes"].update(attrs)
+        else:
+            unused["choices/text of the task, not of a region"] += len(attrs)
+    out = []
+    for key, region in regions.items():
+        if "kind" not in region:
+            unused["labels without a shape"] += 1
+            continue
+        out.append(region)
+    return out
+
+
+def _attribute(value: Any) -> Any:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) if all(not isinstance(v, (list, dict)) for v in value) else str(value)
+    return value if isinstance(value, (str, int, float, bool)) else str(value)
+
+
+def _minimal_regions(record: dict, where: str, unused: Counter[str]) -> list[dict]:
+    """JSON-MIN: each control's results under its name, one dict per region with its label list inside."""
+    out = []
+    for field, value in record.items():
+        if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+            continue
+        for k, region in enumerate(value):
+            key = next((lk for lk in LABEL_KEYS if lk in region), None)
+            kind = LABEL_KEYS[key] if key else ("brush" if "rle" in region else "polygon" if "points" in region
+                                                 else "ellipse" if "radiusX" in region else
+                                                 "rectangle" if "width" in region else None)
+            if kind is None:
+                unused[f"{field} (not a region)"] += 1
+                continue
+            labels = region.get(key) if key else region.get("labels")
+            out.append({"kind": kind, "value": region, "labels": labels, "attributes": {}, "score": region.get("score"),
+                        "size": (region.get("original_width"), region.get("original_height")),
+                        "where": f"{where} {field}[{k}]"})
+    return out
+
+
+def _region_annotation(region: dict, image: ImageRecord, cats: CategoryIndex, report: Report,
+                       converted: Counter[str]) -> Annotation | None:
+    where = region["where"]
+    labels = region.get("labels")
+    names = [text_field(v) for v in labels] if isinstance(labels, list) else []
+    names = [n for n in names if n]
+    if not names:
+        report.add("dropped", "unlabelled_region", where, f"a {region['kind']} region with no label", 1)
+        return None
+    if len(names) > 1:
+        report.add("converted", "several_labels", where, f"labels {names}: read as {names[0]!r}")
+    cat = cats.id_for(names[0], report, where)
+    if cat is None:
+        return None
+    width, height = image.width or _int(region["size"][0]), image.height or _int(region["size"][1])
+    if not width or not height:
+        report.add("dropped", "no_image_size", where, "the image is missing and the result gives no original size", 1)
+        return None
+    value, kind = region["value"], region["kind"]
+    attrs = dict(region["attributes"])
+    if (score := read_score(region.get("score"))) is not None:
+        attrs[SCORE] = score
+    source = SourceRef(where)
+    sx, sy = width / 100, height / 100
+    if kind == "rectangle":
+        vals = finite([value.get(k) for k in ("x", "y", "width", "height")])
+        if vals is None:
+            report.add("dropped", "bad_bbox", where, "a rectangle needs numeric x, y, width, height", 1)
+            return None
+        x0, y0, x1, y1 = vals[0] * sx, vals[1] * sy, (vals[0] + vals[2]) * sx, (vals[1] + vals[3]) * sy
+        rotation = (finite([value.get("rotation") or 0]) or [0.0])[0] % 360
+        if rotation:
+            poly = rotated_box_polygon(x0, y0, x1, y1, rotation, pivot=(x0, y0))
+            converted["rotated rectangles as polygons"] += 1
+            return Annotation(cat, polygons_bbox([poly]), polygons=[poly], attributes=attrs, source=source)
+        return Annotation(cat, (x0, y0, x1, y1), attributes=attrs, source=source)
+    if kind == "polygon":
+        pts = value.get("points")
+        flat = finite([v for p in pts for v in p]) if isinstance(pts, list) and all(
+            isinstance(p, (list, tuple)) and len(p) == 2 for p in pts) else None
+        if flat is None or len(flat) < 6:
+            report.add("dropped", "bad_points", where, "a polygon needs 3+ numeric [x, y] points", 1)
+            return None
+        poly = [v * (sx if i % 2 == 0 else sy) for i, v in enumerate(flat)]
+        return Annotation(cat, polygons_bbox([poly]), polygons=[poly], attributes=attrs, source=source)
+    if kind == "ellipse":
+        vals = finite([value.get(k) for k in ("x", "y", "radiusX", "radiusY")])
+        if vals is None:
+            report.add("dropped", "bad_points", where, "an ellipse needs numeric x, y, radiusX, radiusY", 1)
+            return None
+        rotation = (finite([value.get("rotation") or 0]) or [0.0])[0]
+        poly = ellipse_polygon(vals[0] * sx, vals[1] * sy, vals[2] * sx, vals[3] * sy, theta=np.radians(rotation))
+        converted[f"ellipses as {ELLIPSE_VERTICES}-gons"] += 1
+        return Annotation(cat, polygons_bbox([poly]), polygons=[poly], attributes=attrs, source=source)
+    return _brush(value, region["size"], (width, height), cat, attrs, source, report)
+
+
+def _brush(value: dict, size: tuple[Any, Any], image_size: tuple[int, int], cat: int, attrs: dict, source: SourceRef,
+           report: Report) -> Annotation | None:
+    where = str(source)
+    w, h = _int(size[0]) or image_size[0], _int(size[1]) or image_size[1]
+    if (w, h) != image_size:
+        report.add("dropped", "brush_size_mismatch", where, f"the brush mask was drawn on a {w}x{h} image, the image "
+                   f"is {image_size[0]}x{image_size[1]}", 1)
+        return None
+    try:
+        mask = brush.decode(value.get("rle") or [], h, w)
+    except brush.BrushError as e:
+        report.add("dropped", "bad_brush", where, f"the brush code cannot be read: {e}", 1)
+        return None
+    if not mask.any():
+        report.add("dropped", "empty_mask", where, "the brush mask has no pixels", 1)
+        return None
+    rle = encode_mask(mask.astype(np.uint8))
+    return Annotation(cat, rle_bbox(rle), rle=rle, attributes=attrs, source=source)
+
+
+def _int(v: Any) -> int:
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else 0
+
+
+def config_classes(folder: Path) -> list[str]:
+    """The classes a Label Studio labelling config beside the export declares (``<Label value=...>`` of its
+    ``*Labels`` tags), in its order; [] when there is none."""
+    for f in sorted(folder.glob("*.xml")):
+        with open(f, "rb") as fh:
+            if b"<View" not in fh.read(4096):
+                continue
+        root = parse(f)
+        return list(dict.fromkeys(v for tag in root.iter() if tag.tag.endswith("Labels")
+                                  for label in tag.iter("Label") if (v := text_field(label.get("value")))))
+    return []
+
+
+def _latest_export(files: list[Path], report: Report) -> tuple[Path, Any]:
+    """The export to read among several in one folder (detft's ``tasks.json`` of pre-labels and the project's export
+    of the corrected tasks saved beside it): the one with the most annotated tasks, the newest on a tie; said."""
+    loaded = [(f, load_json(f)) for f in files]
+    if len(loaded) == 1:
+        return loaded[0]
+    def annotated(tasks: Any) -> int:
+        return sum(bool(_annotations(t)) for t in tasks if isinstance(t, dict)) if isinstance(tasks, list) else -1
+    f, tasks = max(loaded, key=lambda ft: (annotated(ft[1]), ft[0].stat().st_mtime))
+    report.note(f"{f.parent}: {len(files)} Label Studio files; read {f.name}, the one with the most annotated tasks "
+                f"({', '.join(f'{g.name}: {annotated(t)}' for g, t in loaded)}); pass a file to read another")
+    return f, tasks
+
+
+def read(src: Path, report: Report, classes: list[str] | None = None, images_dir: Path | None = None) -> Dataset:
+    files = export_files(src)
+    if not files:
+        raise FormatError(src, "no Label Studio JSON export found (a list of tasks with 'data' and 'annotations')")
+    f, tasks = _latest_export(files, report)
+    if not is_export(tasks):
+        raise FormatError(f, "not a Label Studio export: expected a list of tasks with 'data' and 'annotations', "
+                          "or JSON-MIN records with 'image'")
+    root = f.parent
+    declared = config_classes(root)
+    if declared:
+        report.note(f"classes from the labelling config beside {f.name}: {', '.join(declared)}")
+    cats = CategoryIndex(classes, declared=declared)
+    predictions = not any(_annotations(t) for t in tasks if isinstance(t.get("data"), dict)) and any(
+        t.get("predictions") for t in tasks)
+    if predictions:
+        versions = sorted({str(p.get("model_version")) for t in tasks for p in t.get("predictions") or []
+                           if isinstance(p, dict)})
+        report.note(f"{f}: no task has an annotation, only predictions: the predictions ({', '.join(versions)}) are "
+                    "read, as pre-labels (once corrected in Label Studio, export the tasks again)")
+    names = _Names(root, ([images_dir] if images_dir else []) + [root, root / "images"])
+    counts: Counter[str] = Counter()
+    unused: Counter[str] = Counter()
+    converted: Counter[str] = Counter()
+    images: list[ImageRecord] = []
+    for i, task in enumerate(progress(tasks, "reading Label Studio", unit="task")):
+        where = f"{f} task {i}"
+        minimal = not isinstance(task.get("data"), dict)
+        ref = task.get("image") if minimal else _image_ref(task.get("data"))
+        if not isinstance(ref, str) or not ref:
+            report.add("dropped", "no_image", where, "the task names no image (data.image)")
+            continue
+        if minimal:
+            regions = _minimal_regions(task, where, unused)
+        else:
+            chosen = _choose(task, where, report, counts, predictions)
+            if chosen is None:
+                continue
+            results = chosen.get("result")
+            regions = _regions(results if isinstance(results, list) else [], where, report, unused)
+        name, path = names.find(f, ref)
+        info = probe(path) if path is not None else None
+        split = (task.get("data") or {}).get("split") if not minimal else None
+        image = ImageRecord(name, info.width if info and info.ok else 0, info.height if info and info.ok else 0,
+                            path=path, split=canonical_split(split) if isinstance(split, str) else None,
+                            source=SourceRef(where), origin=str(f))
+        if not image.width:  # the annotator's size stands in for a missing image's, so its objects are counted
+            sizes = [(_int(r["size"][0]), _int(r["size"][1])) for r in regions]
+            image.width, image.height = next((s for s in sizes if all(s)), (0, 0))
+        report.holds(f, shapes=len(regions))
+        for region in regions:
+            ann = _region_annotation(region, image, cats, report, converted)
+            if ann is not None:
+                image.annotations.append(ann)
+        images.append(image)
+    if not images:
+        raise FormatError(f, "no task with an image and an annotation")
+    names.note(report, f, images)
+    for what, n in {**counts, **converted}.items():
+        report.note(f"{f}: {n} {what}")
+    if unused:
+        report.note(f"{f}: results that are not objects, not read: "
+                    + ", ".join(f"{n} {kind}" for kind, n in sorted(unused.items())))
+    return Dataset(images, cats.finish(images), root=root, format=NAME)
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def _results(ann: Annotation, name: str, width: int, height: int, report: Report) -> list[dict]:
+    """The regions of one annotation: a box, its polygon parts (one region each: Label Studio has no groups), or
+    its mask as a brush region (exact)."""
+    common = {"to_name": "image", "original_width": width, "original_height": height, "image_rotation": 0}
+    if ann.iscrowd:
+        report.add("converted", "crowd_to_object", ann.where(), "Label Studio has no crowd regions: written as an object")
+    sx, sy = 100 / width, 100 / height
+    if ann.polygons:
+        if len(ann.polygons) > 1:
+            report.add("converted", "instance_split", ann.where(), f"Label Studio has no groups: the "
+                       f"{len(ann.polygons)} parts of this instance are written as regions")
+        return [{**common, "type": "polygonlabels", "from_name": TAGS["polygon"][1],
+                 "value": {"points": [[p[i] * sx, p[i + 1] * sy] for i in range(0, len(p) - 1, 2)], "closed": True,
+                           "polygonlabels": [name]}} for p in ann.polygons]
+    if ann.rle is not None:
+        mask = decode_mask(ann.rle)
+        if mask.shape != (height, width):
+            report.add("dropped", "mask_size_mismatch", ann.where(), f"mask {mask.shape[1]}x{mask.shape[0]} on a "
+                       f"{width}x{height} image", 1)
+            return []
+        return [{**common, "type": "brushlabels", "from_name": TAGS["brush"][1],
+                 "value": {"format": "rle", "rle": brush.encode(mask), "brushlabels": [name]}}]
+    x0, y0, x1, y1 = ann.bbox
+    return [{**common, "type": "rectanglelabels", "from_name": TAGS["rectangle"][1],
+             "value": {"x": x0 * sx, "y": y0 * sy, "width": (x1 - x0) * sx, "height": (y1 - y0) * sy, "rotation": 0,
+                       "rectanglelabels": [name]}}]
+
+
+def labeling_config(names: list[str], kinds: set[str]) -> str:
+    """The labelling interface that shows these regions: an Image and one ``*Labels`` tag per region kind written,
+    each listing every class (the shape label-studio-converter's importers generate)."""
+    labels = "".join(f"    <Label value={quoteattr(n)}/>\n" for n in names)
+    tags = "".join(f'  <{TAGS[k][0]} name="{TAGS[k][1]}" toName="image">\n{labels}  </{TAGS[k][0]}>\n'
+                   for k in TAGS if k in kinds or k == "rectangle")
+    return f'<View>\n  <Image name="image" value="$image"/>\n{tags}</View>\n'
+
+
+def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlink",
+          model_version: str | None = None) -> list[Path]:
+    """``tasks.json`` (images under ``images/``, named by Label Studio's local-storage URL relative to OUT) and
+    ``labeling_config.xml``. With ``model_version`` (``detft predict --save-labels``) the regions are the tasks'
+    ``predictions``, each with its score and the task with their mean: Label Studio shows them as pre-labels to
+    accept or correct; otherwise they are ``annotations``. Several splits are kept in ``data.split``."""
+    names = {c.id: c.name for c in dataset.categories}
+    placer = ImagePlacer(out, image_mode, report)
+    folders = folder_per_split(dataset)
+    tasks, kinds = [], set()
+    for split, sub in folders.items():
+        for im in progress(dataset.images_in(split), f"writing Label Studio {split}", unit="img"):
+            folder = f"images/{sub}" if sub else "images"
+            rel = f"{folder}/{placer.place(im, folder)}"
+            data: dict[str, Any] = {"image": LOCAL_FILES + quote(rel)}
+            if len(folders) > 1 or sub:
+                data["split"] = split
+            results, scores = [], []
+            for ann in im.annotations:
+                report_unkept(ann, set(), report, "Label Studio")
+                for r in _results(ann, names[ann.category_id], im.width, im.height, report):
+                    r["id"] = f"r{len(results)}"
+                    if model_version is not None and (score := score_of(ann)) is not None:
+                        r["score"] = score
+                        scores.append(score)
+                    kinds.add(TAGS_BY_TYPE[r["type"]])
+                    results.append(r)
+            if model_version is not None:
+                prediction = {"model_version": model_version, "result": results}
+                if scores:
+                    prediction["score"] = float(np.mean(scores))
+                tasks.append({"data": data, "predictions": [prediction]})
+            else:
+                tasks.append({"data": data, "annotations": [{"result": results, "ground_truth": False}]})
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / TASKS_FILE, json.dumps(tasks, ensure_ascii=False))
+    atomic_write_text(out / CONFIG_FILE, labeling_config([names[c.id] for c in dataset.sorted_categories()], kinds))
+    return [out / TASKS_FILE, out / CONFIG_FILE]
