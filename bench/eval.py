@@ -1,6 +1,8 @@
-"""Evaluation-stage time: detft's evaluate() vs bare pycocotools and bare faster-coco-eval, same data.
+"""Evaluation-stage time: detft's evaluate() vs bare pycocotools and bare faster-coco-eval, same data; and the
+whole written evaluation (``detft eval --dets``: COCO stats, per-class table, TIDE, F1 thresholds, confusion matrix,
+worst images, plots, eval.json) as a process against a bare faster-coco-eval process reading the same two files.
 
-    python bench/eval.py [--images 5000 --gt-per-image 7 --dets-per-image 100 --classes 80]
+    python bench/eval.py [--images 5000 --gt-per-image 7 --dets-per-image 100 --classes 80] [--processes-only]
 
 The data are generated: GT boxes of mixed sizes, detections that are jittered copies of GT (some
 with the wrong class) plus random boxes, scores uniform. All three must give identical stats; the
@@ -12,9 +14,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -79,6 +86,42 @@ def bare(gt: dict, dets: list[dict], backend: str) -> tuple[list[float], float]:
     return [float(s) for s in ev.stats[:12]], time.perf_counter() - t
 
 
+BARE_PROCESS = """
+import contextlib, io, json, sys
+from faster_coco_eval import COCO, COCOeval_faster
+gt, dets = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+with contextlib.redirect_stdout(io.StringIO()):
+    coco_gt = COCO(gt)
+    ev = COCOeval_faster(coco_gt, coco_gt.loadRes(dets), "bbox")
+    ev.evaluate(); ev.accumulate(); ev.summarize()
+print(json.dumps([float(v) for v in ev.stats[:12]]))
+"""
+
+
+def processes(gt: dict, dets: list[dict], repeats: int) -> None:
+    """The whole ``detft eval --dets`` process against a bare faster-coco-eval process on the same files (each
+    starts Python, reads the JSON, evaluates; detft also writes everything eval.json holds and the plots)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        gt_file, det_file = Path(tmp) / "gt.json", Path(tmp) / "dets.json"
+        gt_file.write_text(json.dumps(gt))
+        det_file.write_text(json.dumps(dets))
+        commands = {"bare faster-coco-eval process": [sys.executable, "-c", BARE_PROCESS, gt_file, det_file],
+                    "detft eval --dets (written)": [sys.executable, "-m", "detft", "eval", "--data", gt_file, "--dets",
+                                                    det_file, "--out", Path(tmp) / "eval"]}
+        best = {}
+        for _ in range(repeats):
+            for name, cmd in commands.items():
+                t = time.perf_counter()
+                subprocess.run([str(c) for c in cmd], check=True, capture_output=True)
+                best[name] = min(best.get(name, float("inf")), time.perf_counter() - t)
+        ours = json.loads((Path(tmp) / "eval" / "eval.json").read_text())["metrics"]["bbox"]["stats"]["AP"]
+    base = best["bare faster-coco-eval process"]
+    print(f"{'process':<34}{'seconds':>9}{'vs bare':>10}   (detft AP {ours:.6f})")
+    print("-" * 60)
+    for name, secs in best.items():
+        print(f"{name:<34}{secs:>9.2f}{secs / base:>9.2f}x")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--images", type=int, default=5000)
@@ -86,9 +129,14 @@ def main() -> None:
     p.add_argument("--dets-per-image", type=int, default=100)
     p.add_argument("--classes", type=int, default=80)
     p.add_argument("--repeats", type=int, default=2, help="timed runs of each; the best is reported")
+    p.add_argument("--processes-only", action="store_true", help="only the whole-process comparison")
     a = p.parse_args()
     gt, dets = generate(a.images, a.gt_per_image, a.dets_per_image, a.classes)
     print(f"{len(gt['images'])} images, {len(gt['annotations'])} GT boxes, {len(dets)} detections, {a.classes} classes")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    processes(gt, dets, a.repeats)
+    if a.processes_only:
+        return
     rows = {}
     for name, fn in [("bare pycocotools", lambda: bare(gt, dets, "pycocotools")),
                      ("bare faster-coco-eval", lambda: bare(gt, dets, "faster")),

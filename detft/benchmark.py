@@ -404,9 +404,9 @@ def format_table(ranking: list[dict[str, Any]], rank_key: str) -> str:
 
 def plot(ranking: list[dict[str, Any]], rank_key: str, path: Path) -> None:
     """AP against inference time per image, one point per candidate x freeze (error bars: std over seeds)."""
-    from .evaluation.plots import _save, plt
+    from .evaluation.plots import figure, save
 
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = figure((7, 5))
     for i, r in enumerate(r for r in ranking if r["status"] == "ok" and r["ms_per_image"] is not None):
         ax.errorbar(r["ms_per_image"], r[rank_key], xerr=r["ms_per_image_std"], yerr=r[f"{rank_key}_std"], fmt="o",
                     color=f"C{i}", capsize=3, label=f"{r['candidate']} ({r['freeze']})")
@@ -414,4 +414,4 @@ def plot(ranking: list[dict[str, Any]], rank_key: str, path: Path) -> None:
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
-    _save(fig, path)
+    save(fig, path)

@@ -175,7 +175,8 @@ def _eval_dets(args: argparse.Namespace, settings: EvalSettings) -> dict:
     dets = load_json(args.dets)
     validate_detections(dets, gt, args.dets)
     out = args.out or Path("runs/eval")
-    return write_report(out, gt, dets, settings, extra={"data": str(args.data), "dets": str(args.dets), "out": str(out)})
+    return write_report(out, gt, dets, settings, extra={"data": str(args.data), "dets": str(args.dets), "out": str(out)},
+                        dets_file=args.dets)
 
 
 def _eval_weights(args: argparse.Namespace, settings: EvalSettings) -> dict:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DetftError
-from .evaluation.confusion import iou_xywh
+from .evaluation.matching import iou_xywh
 from .inference.detections import Detections
 from .inference.predictor import Predictor
 from .output import atomic_write_text

@@ -55,7 +55,7 @@ def test_detections_on_images_without_objects_are_background_errors():
     gt = coco([(1, 1, [0, 0, 20, 20])], images=2)
     e = error_breakdown(gt, [det(1, 1, [0, 0, 20, 20], 0.5), det(2, 1, [0, 0, 20, 20], 0.9)])
     assert e["counts"]["background"] == 1 and e["dAP"]["background"] > 0.4
-    assert tide_ap({}, {}) == 0.0
+    assert tide_ap(np.zeros(0, int), np.zeros(0), np.zeros(0, bool), {}) == 0.0
 
 
 def random_case(seed: int, images: int = 30):

@@ -62,13 +62,13 @@ def overfitting(rows: list[dict]) -> dict[str, Any] | None:
 
 def plot(run: Path, rows: list[dict]) -> None:
     """results.png: training loss (solid) and validation loss (dashed) per epoch, and validation mAP."""
-    from ..evaluation.plots import _save, plt
+    from ..evaluation.plots import figure, save
 
     if not rows:
         return
     epochs = [r["epoch"] for r in rows]
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    fig, (left, right) = figure((12, 4), columns=2)
     for i, key in enumerate(k for k in keys if k.startswith("loss")):
         colour = f"C{i}"
         left.plot(epochs, [r.get(key) for r in rows], color=colour, label=f"train {key}", lw=2 if key == "loss" else 1)
@@ -81,4 +81,4 @@ def plot(run: Path, rows: list[dict]) -> None:
         right.plot(epochs, [r.get(key) for r in rows], marker="o", label=key)
     right.set(xlabel="epoch", ylabel="COCO metric", ylim=(0, 1), title="validation mAP")
     right.legend(fontsize=7)
-    _save(fig, run / "results.png")
+    save(fig, run / "results.png")

@@ -93,8 +93,8 @@ def _prepare_dets(dets: list[dict], iou_type: str) -> list[dict]:
     box is derived from the mask, as pycocotools' loadRes does for segmentation-only results."""
     if iou_type == "segm":
         return [{k: v for k, v in d.items() if k != "bbox"} for d in dets if "segmentation" in d]
-    return [{"image_id": d["image_id"], "category_id": d["category_id"], "bbox": result_box(d), "score": d["score"]}
-            for d in dets]
+    return [{"image_id": d["image_id"], "category_id": d["category_id"], "bbox": d["bbox"] if "bbox" in d else
+             result_box(d), "score": d["score"]} for d in dets]
 
 
 def _run(gt: dict, dets: list[dict], iou_type: str, backend: str, max_dets: int):

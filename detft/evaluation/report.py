@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import DetftError
-from ..output import atomic_write_text
+from ..output import atomic_write_bytes, atomic_write_text
 from .cocoeval import IouTypeResult, evaluate
 from .confusion import confusion_matrix
+from .matching import Overlaps
 from .plots import confusion_plot, f1_curves, pr_curves
 from .thresholds import f1_thresholds, match
 from .tide import error_breakdown, format_breakdown
@@ -52,33 +56,62 @@ def evaluate_all(gt: dict, dets: list[dict], settings: EvalSettings) -> tuple[di
     return results, {"timing_s": timing, "n_detections": len(kept), "n_detections_below_threshold": len(dets) - len(kept)}
 
 
-def write_report(out: Path, gt: dict, dets: list[dict], settings: EvalSettings,
-                 extra: dict[str, Any] | None = None) -> dict:
-    """Evaluate and write eval.json, detections.json and plots into ``out``; returns eval.json's dict."""
-    results, info = evaluate_all(gt, dets, settings)
-    matrix, cat_ids = confusion_matrix(gt, dets, settings.confusion_conf, settings.confusion_iou)
-    kept = [d for d in dets if d["score"] >= settings.score_threshold]
-    matches = match(gt, kept)
+@dataclass
+class _Extras:
+    """What eval.json holds besides COCO's numbers, all from one set of overlaps."""
+
+    matrix: np.ndarray
+    cat_ids: list[int]
+    thresholds: dict
+    curves: dict
+    worst: dict
+    errors: dict
+
+
+def _extras(gt: dict, dets: list[dict], kept: list[dict], settings: EvalSettings) -> _Extras:
+    shared = Overlaps.of(gt, kept)  # every pair's IoU once, for the confusion matrix, thresholds and TIDE
+    matrix, cat_ids = confusion_matrix(gt, dets, settings.confusion_conf, settings.confusion_iou,  # kept holds all
+                                       shared=shared if settings.confusion_conf >= settings.score_threshold else None)
+    matches = match(gt, kept, shared=shared)
     thresholds = f1_thresholds(gt, matches, settings.target_precision)
     curves = thresholds.pop("curves")
+    return _Extras(matrix, cat_ids, thresholds, curves, worst_images(matches, gt, thresholds),
+                   error_breakdown(gt, kept, settings.max_dets, shared=shared))
+
+
+def write_report(out: Path, gt: dict, dets: list[dict], settings: EvalSettings,
+                 extra: dict[str, Any] | None = None, dets_file: Path | None = None) -> dict:
+    """Evaluate and write eval.json, detections.json and plots into ``out``; returns eval.json's dict.
+    ``dets_file``: the results file ``dets`` were read from, copied as detections.json rather than written again.
+    The extras are computed in a second thread while COCO's evaluation runs (their array work releases the GIL),
+    reading ``gt`` and ``dets`` only."""
+    kept = [d for d in dets if d["score"] >= settings.score_threshold]
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(_extras, gt, dets, kept, settings)
+        results, info = evaluate_all(gt, dets, settings)
+        x = pending.result()
     names = {c["id"]: c["name"] for c in gt["categories"]}
     doc = {
         "settings": vars(settings), "n_images": len(gt["images"]),
         "n_ground_truth": sum(not a.get("iscrowd", 0) for a in gt["annotations"]), **info,
         "metrics": {t: {"stats": r.stats_dict(), "per_class": r.per_class} for t, r in results.items()},
-        "confusion_matrix": {"labels": [names[c] for c in cat_ids] + ["background"], "rows_predicted": matrix.tolist(),
-                             "conf": settings.confusion_conf, "iou": settings.confusion_iou},
-        "thresholds": thresholds,
-        "worst_images": worst_images(matches, gt, thresholds),
-        "errors": error_breakdown(gt, kept, settings.max_dets),
+        "confusion_matrix": {"labels": [names[c] for c in x.cat_ids] + ["background"],
+                             "rows_predicted": x.matrix.tolist(), "conf": settings.confusion_conf,
+                             "iou": settings.confusion_iou},
+        "thresholds": x.thresholds,
+        "worst_images": x.worst,
+        "errors": x.errors,
         **(extra or {}),
     }
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "detections.json", json.dumps(dets))
+    if dets_file is not None:
+        atomic_write_bytes(out / "detections.json", dets_file.read_bytes())
+    else:
+        atomic_write_text(out / "detections.json", json.dumps(dets))
     for t, r in results.items():
         pr_curves(r.precision, [names.get(c, str(c)) for c in r.cat_ids], out / f"pr_{t}.png", f"PR curves ({t}, IoU 0.5)")
-    confusion_plot(matrix, [names[c] for c in cat_ids], out / "confusion_matrix.png")
-    f1_curves(curves, thresholds, out / "f1_curve.png")
+    confusion_plot(x.matrix, [names[c] for c in x.cat_ids], out / "confusion_matrix.png")
+    f1_curves(x.curves, x.thresholds, out / "f1_curve.png")
     atomic_write_text(out / EVAL_JSON, json.dumps(doc, indent=1) + "\n")
     return doc
 

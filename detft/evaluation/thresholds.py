@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .cocoeval import result_box
-from .confusion import iou_xywh
+from .matching import Overlaps, greedy, segment_max
 
 MATCH_IOU = 0.5
 
@@ -29,38 +28,25 @@ class Matches:
     objects: dict[tuple[int, int], int]  # (image id, category id) -> ground-truth objects
 
 
-def match(gt: dict, dets: list[dict], iou: float = MATCH_IOU) -> Matches:
+def match(gt: dict, dets: list[dict], iou: float = MATCH_IOU, shared: Overlaps | None = None) -> Matches:
     """Each detection, in descending score order within its image and class, takes the most overlapping free
     object (IoU >= ``iou``); one that matches only a crowd region is neither right nor wrong and is dropped.
-    Greedy by score, so the matches above any threshold are those a cut at that threshold would get."""
-    objects: dict[tuple[int, int], list[dict]] = defaultdict(list)
-    for a in gt["annotations"]:
-        objects[(a["image_id"], a["category_id"])].append(a)
-    preds: dict[tuple[int, int], list[dict]] = defaultdict(list)
-    for d in dets:
-        preds[(d["image_id"], d["category_id"])].append(d)
-    rows: list[tuple[int, int, float, bool]] = []
-    for (image, cat), p in preds.items():
-        g = objects.get((image, cat))
-        if not g:  # nothing to match (most groups on large sets): every detection is a false positive
-            rows += [(image, cat, d["score"], False) for d in p]
-            continue
-        p = sorted(p, key=lambda d: -d["score"])
-        crowd = np.array([bool(a.get("iscrowd", 0)) for a in g], bool)
-        raw = iou_xywh(np.array([result_box(d) for d in p], float), np.array([a["bbox"] for a in g], float))
-        over = raw >= iou
-        taken = crowd.copy()
-        for i, d in enumerate(p):
-            free = np.flatnonzero(~taken & over[i])
-            if free.size:
-                taken[free[np.argmax(raw[i, free])]] = True
-                rows.append((image, cat, d["score"], True))
-            elif not (crowd & over[i]).any():
-                rows.append((image, cat, d["score"], False))
-    table = np.array(rows, float).reshape(-1, 4)
-    table = table[np.argsort(-table[:, 2], kind="stable")]
-    counts = {key: sum(not a.get("iscrowd", 0) for a in g) for key, g in objects.items()}
-    return Matches(table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), table[:, 2], table[:, 3] > 0, counts)
+    Greedy by score, so the matches above any threshold are those a cut at that threshold would get. Rows are by
+    score, equal scores in file order. ``shared``: the overlaps of ``gt`` and ``dets``, when the caller made them
+    for the other rules too."""
+    o = shared or Overlaps.of(gt, dets)
+    t, p = o.table, o.pairs
+    close = o.same_class & (p.iou >= iou)
+    tp = greedy(p, close & ~o.crowd, t.gt_crowd.copy()) >= 0
+    kept = tp | ~(segment_max((close & o.crowd).astype(float), p)[0] > 0)
+    rows, tp = o.dets[kept], tp[kept]
+    order = np.lexsort((rows, -t.det_score[rows]))
+    counts: dict[tuple[int, int], int] = {}
+    for a, crowd in zip(gt["annotations"], t.gt_crowd.tolist()):
+        key = (a["image_id"], a["category_id"])
+        counts[key] = counts.get(key, 0) + (not crowd)
+    image_ids = np.array(t.image_ids)[t.det_image[rows[order]]] if len(rows) else np.zeros(0)
+    return Matches(image_ids.astype(np.int64), t.det_cat[rows[order]], t.det_score[rows[order]], tp[order], counts)
 
 
 def operating_points(rows: np.ndarray, n_true: int) -> dict[str, np.ndarray]:

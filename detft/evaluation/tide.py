@@ -22,172 +22,153 @@ detft's thresholds, so it gets no error type. dAP values are on detft's 0..1 sca
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from .cocoeval import result_box
-from .confusion import iou_xywh
+from .matching import Overlaps, greedy, segment_max
 
 POS_IOU, BG_IOU = 0.5, 0.1
 MAIN = ("classification", "localisation", "both", "duplicate", "background", "missed")
-
-
-@dataclass
-class _Error:
-    kind: str
-    category: int  # the class its data point is counted under when unfixed (missed: its object's class)
-    score: float = 0.0
-    obj: int | None = None  # the object a classification/localisation fix would turn it into a true positive of
-    fix_category: int | None = None
+CLS, LOC, BOTH, DUPE, BKG, MISS = range(len(MAIN))
 
 
 @dataclass
 class _Breakdown:
-    tp: list[tuple[int, float]] = field(default_factory=list)  # (category, score) of every true positive
-    errors: list[_Error] = field(default_factory=list)
-    positives: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # category -> objects
-    missed: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # category -> unmatched objects
-    best: dict[int, int] = field(default_factory=dict)  # object -> index of its highest-scoring fixable error
+    """Every true positive and every error as arrays, each in the order TIDE meets them (image by image: its
+    detections by score, then its missed objects), which breaks ties between equal scores."""
+
+    tp_cat: np.ndarray
+    tp_score: np.ndarray
+    kind: np.ndarray  # index into MAIN
+    cat: np.ndarray  # the class its data point is counted under when unfixed (missed: its object's class)
+    score: np.ndarray
+    obj: np.ndarray  # the object a classification/localisation fix would make it a true positive of; -1: none
+    fix_cat: np.ndarray
+    best: np.ndarray  # the highest-scoring fixable error of its object: the one a fix keeps
+    positives: Counter[int]  # category -> objects
+    missed: Counter[int]  # category -> unmatched objects
+
+    @cached_property
+    def by_score(self) -> np.ndarray:
+        """The data points (errors, then true positives) by descending score, equal scores in the order met."""
+        return np.lexsort((np.arange(len(self.score) + len(self.tp_score)), -np.r_[self.score, self.tp_score]))
 
 
-def tide_ap(points: dict[int, list[tuple[float, bool]]], positives: dict[int, int]) -> float:
-    """TIDE's AP: per class, precision made monotone, read at 101 recall points (searchsorted, as tidecv
-    does), averaged over every class that has objects or detections (a class with detections and no objects
-    scores 0)."""
+def tide_ap(category: np.ndarray, score: np.ndarray, tp: np.ndarray, positives: dict[int, int],
+            by_score: bool = False) -> float:
+    """TIDE's AP over data points given in the order they were met (``by_score``: already sorted by descending
+    score, equal scores in that order): per class, precision made monotone, read at 101 recall points
+    (searchsorted, as tidecv does), averaged over every class that has objects or detections (a class with
+    detections and no objects scores 0); equal scores keep their order, as tidecv's list sort."""
+    category = np.asarray(category)
+    order = (np.argsort(category, kind="stable") if by_score
+             else np.lexsort((np.arange(len(score)), -np.asarray(score, float), category)))
+    category, tp = np.asarray(category)[order], np.asarray(tp, bool)[order]
+    classes, first = np.unique(category, return_index=True)
+    bounds = dict(zip(classes.tolist(), zip(first.tolist(), [*first[1:].tolist(), len(category)])))
     aps = []
-    for cat in set(points) | {c for c, n in positives.items() if n}:
-        pts, n = points.get(cat, []), positives.get(cat, 0)
-        if not pts and not n:
+    for cat in sorted(set(bounds) | {c for c, n in positives.items() if n}):
+        lo, hi = bounds.get(cat, (0, 0))
+        n = positives.get(cat, 0)
+        if hi == lo and not n:
             continue
         if not n:
             aps.append(0.0)
             continue
-        arr = np.array(pts, float).reshape(-1, 2)
-        order = np.argsort(-arr[:, 0], kind="stable")  # ties keep their order, as tidecv's list sort
-        tp = np.cumsum(arr[order, 1])
-        precision = np.maximum.accumulate((tp / np.arange(1, len(order) + 1))[::-1])[::-1]  # no temporary dips
-        idx = np.searchsorted(tp / n, np.arange(101) / 100, side="left")
+        hits = np.cumsum(tp[lo:hi])
+        precision = np.maximum.accumulate((hits / np.arange(1, hi - lo + 1))[::-1])[::-1]  # no temporary dips
+        idx = np.searchsorted(hits / n, np.arange(101) / 100, side="left")
         y = np.zeros(101)
-        y[idx < len(order)] = precision[idx[idx < len(order)]]
+        y[idx < hi - lo] = precision[idx[idx < hi - lo]]
         aps.append(float(np.mean(y)))
     return float(np.mean(aps)) if aps else 0.0
 
 
-def _classify(gt: dict, dets: list[dict], max_dets: int) -> _Breakdown:
-    objects: dict[int, list[dict]] = defaultdict(list)
-    for a in gt["annotations"]:
-        objects[a["image_id"]].append(a)
-    preds: dict[int, list[dict]] = defaultdict(list)
-    for d in dets:
-        preds[d["image_id"]].append(d)
-    out = _Breakdown()
-    next_object = 0
-    for image in [im["id"] for im in gt["images"]]:
-        anns = objects.get(image, [])
-        real = [a for a in anns if not a.get("iscrowd", 0)]
-        crowd = [a for a in anns if a.get("iscrowd", 0)]
-        ids = list(range(next_object, next_object + len(real)))
-        next_object += len(real)
-        for a in real:
-            out.positives[a["category_id"]] += 1
-        p = sorted(preds.get(image, []), key=lambda d: -d["score"])[:max_dets]
-        used = np.zeros(len(real), bool)
-        if not p:
-            for a, oid in zip(real, ids):
-                out.missed[a["category_id"]] += 1
-                out.errors.append(_Error("missed", a["category_id"], obj=oid))
-            continue
-        boxes = np.array([result_box(d) for d in p], float).reshape(-1, 4)
-        pcls = np.array([d["category_id"] for d in p])
-        gcls = np.array([a["category_id"] for a in real])
-        iou = iou_xywh(boxes, np.array([a["bbox"] for a in real], float).reshape(-1, 4)) if real else np.zeros((len(p), 0))
-        same = pcls[:, None] == gcls[None, :]
-        cls_iou = iou * same
-        buffer = cls_iou.copy()
-        matched = np.zeros(len(p), bool)
-        for i in range(len(p) if real else 0):  # highest score first, each to its most-overlapping free object of its class
-            j = int(np.argmax(buffer[i]))
-            if buffer[i, j] >= POS_IOU:
-                matched[i], used[j] = True, True
-                buffer[:, j] = 0
-        ignored = np.zeros(len(p), bool)
-        if crowd:  # a detection mostly inside a crowd region of its class is neither right nor wrong
-            covered = iou_xywh(boxes, np.array([a["bbox"] for a in crowd], float), crowd=np.ones(len(crowd), bool))
-            ignored = ~matched & ((covered > POS_IOU) & (pcls[:, None] == np.array([a["category_id"] for a in crowd]))).any(1)
-        other_cls = iou * ~same
-        used_cls = cls_iou * used[None, :]
-        fixable: dict[int, list[int]] = defaultdict(list)
-        for i, d in enumerate(p):
-            cat, score = int(pcls[i]), float(d["score"])
-            if matched[i]:
-                out.tp.append((cat, score))
-                continue
-            if ignored[i]:
-                continue
-            if not real:
-                out.errors.append(_Error("background", cat, score))
-                continue
-            j, k = int(np.argmax(cls_iou[i])), int(np.argmax(other_cls[i]))
-            if BG_IOU <= cls_iou[i, j] <= POS_IOU:
-                err = _Error("localisation", cat, score, None if used[j] else ids[j], cat)
-            elif other_cls[i, k] >= POS_IOU:
-                err = _Error("classification", cat, score, None if used[k] else ids[k], int(gcls[k]))
-            elif used_cls[i].max() >= POS_IOU:
-                err = _Error("duplicate", cat, score)
-            elif iou[i].max() <= BG_IOU:
-                err = _Error("background", cat, score)
-            else:
-                err = _Error("both", cat, score)
-            if err.obj is not None:
-                fixable[err.obj].append(len(out.errors))
-            out.errors.append(err)
-        for oid, errs in fixable.items():  # the highest-scoring error per object is the one a fix keeps
-            out.best[oid] = max(errs, key=lambda e: out.errors[e].score)
-        for a, oid, u in zip(real, ids, used):
-            if not u:
-                out.missed[a["category_id"]] += 1
-                if oid not in fixable:
-                    out.errors.append(_Error("missed", a["category_id"], obj=oid))
-    return out
+def _classify(o: Overlaps, max_dets: int) -> _Breakdown:
+    t, p = o.table, o.pairs
+    in_top = np.zeros(len(t.det_cat), bool)
+    in_top[t.ranked(np.ones(len(t.det_cat), bool), max_dets, listed=True)] = True
+    top = in_top[o.dets]  # per detection of o.dets: among its image's max_dets best, of a listed image
+    real, same = ~o.crowd, o.same_class
+    taken = np.zeros(len(t.gt_cat), bool)
+    matched = greedy(p, p.spread(top) & real & same & (p.iou >= POS_IOU), taken) >= 0
+    covered = segment_max((o.crowd & same & (p.crowd_overlap() > POS_IOU)).astype(float), p)[0] > 0
+    ignored = ~matched & covered  # mostly inside a crowd region of its class: neither right nor wrong
+    iou = np.where(real, p.iou, 0.0)
+    best_cls, j = segment_max(np.where(same, iou, 0.0), p)
+    best_other, k = segment_max(np.where(same, 0.0, iou), p)
+    best_used = segment_max(np.where(same & taken[p.gt], iou, 0.0), p)[0]
+    best_any = segment_max(iou, p)[0]
+    loc = (BG_IOU <= best_cls) & (best_cls <= POS_IOU)
+    cls = ~loc & (best_other >= POS_IOU)
+    dupe = ~loc & ~cls & (best_used >= POS_IOU)
+    bkg = ~loc & ~cls & ~dupe & (best_any <= BG_IOU)
+    kind = np.select([loc, cls, dupe, bkg], [LOC, CLS, DUPE, BKG], BOTH)
+    target = np.where(loc, j, np.where(cls, k, -1))
+    free, gt_cat = np.r_[~taken, False], np.r_[t.gt_cat, -1]  # index -1 (no object) reads the appended entry
+    obj = np.where(free[target], target, -1)
+    fix_cat = np.where(cls, gt_cat[k], t.det_cat[o.dets])
+    wrong = top & ~matched & ~ignored
+    objects = np.flatnonzero((t.gt_image < t.n_listed) & ~t.gt_crowd)
+    fixable = np.zeros(len(t.gt_cat), bool)
+    fixable[obj[wrong & (obj >= 0)]] = True
+    lost = objects[~taken[objects] & ~fixable[objects]]
+    # errors in TIDE's order: per image, its detections by score, then its missed objects
+    rows = o.dets[wrong]
+    order = np.lexsort((np.r_[np.flatnonzero(wrong), lost], np.r_[np.zeros(len(rows), int), np.ones(len(lost), int)],
+                        np.r_[t.det_image[rows], t.gt_image[lost]]))
+    b_kind = np.r_[kind[wrong], np.full(len(lost), MISS)][order]
+    b_obj = np.r_[obj[wrong], lost][order]
+    b_score = np.r_[t.det_score[rows], np.zeros(len(lost))][order]
+    best = np.zeros(len(b_kind), bool)
+    fix = np.flatnonzero(np.isin(b_kind, (CLS, LOC)) & (b_obj >= 0))
+    if len(fix):  # the highest-scoring fixable error of each object (the first among equals)
+        fix = fix[np.lexsort((fix, -b_score[fix], b_obj[fix]))]
+        best[fix[np.r_[True, b_obj[fix][1:] != b_obj[fix][:-1]]]] = True
+    hits = o.dets[top & matched]
+    return _Breakdown(t.det_cat[hits], t.det_score[hits], b_kind, np.r_[t.det_cat[rows], t.gt_cat[lost]][order],
+                      b_score, b_obj, np.r_[fix_cat[wrong], t.gt_cat[lost]][order], best,
+                      Counter(t.gt_cat[objects].tolist()), Counter(t.gt_cat[objects[~taken[objects]]].tolist()))
 
 
-def _ap_with(b: _Breakdown, fixed: str | None = None, scores_fixed: bool = False, found_missed: bool = False) -> float:
+def _ap_with(b: _Breakdown, fixed: int | None = None, scores_fixed: bool = False, found_missed: bool = False) -> float:
     """AP50 with the errors of type ``fixed`` corrected (or TIDE's two special corrections)."""
-    positives = dict(b.positives)
-    points: dict[int, list[tuple[float, bool]]] = defaultdict(list)
-    for index, e in enumerate(b.errors):
-        if e.kind == fixed:
-            if e.kind == "missed":
-                positives[e.category] -= 1
-            elif e.kind in ("classification", "localisation") and e.obj is not None and b.best.get(e.obj) == index:
-                points[e.fix_category].append((e.score, True))
-            continue
-        if e.kind != "missed":
-            points[e.category].append((0.0 if scores_fixed else e.score, False))
-    for cat, score in b.tp:
-        points[cat].append((1.0 if scores_fixed else score, True))
+    positives = Counter(b.positives)
+    keep = b.kind != MISS
+    cat, tp = b.cat.copy(), np.zeros(len(b.kind), bool)
+    if fixed is not None:
+        if fixed == MISS:
+            positives.subtract(Counter(b.cat[b.kind == MISS].tolist()))
+        to_tp = (b.kind == fixed) & np.isin(b.kind, (CLS, LOC)) & (b.obj >= 0) & b.best
+        keep = (keep & (b.kind != fixed)) | to_tp
+        cat[to_tp], tp[to_tp] = b.fix_cat[to_tp], True
     if found_missed:
-        positives = {c: n - b.missed.get(c, 0) for c, n in positives.items()}
-    return tide_ap(points, positives)
+        positives.subtract(b.missed)
+    n_tp = len(b.tp_cat)
+    if scores_fixed:  # every false positive below every true one: a new order
+        return tide_ap(np.r_[cat[keep], b.tp_cat], np.r_[np.zeros(int(keep.sum())), np.ones(n_tp)],
+                       np.r_[tp[keep], np.ones(n_tp, bool)], positives)
+    points = b.by_score[np.r_[keep, np.ones(n_tp, bool)][b.by_score]]  # the kept ones, still by score
+    return tide_ap(np.r_[cat, b.tp_cat][points], np.r_[b.score, b.tp_score][points],
+                   np.r_[tp, np.ones(n_tp, bool)][points], positives, by_score=True)
 
 
-def error_breakdown(gt: dict, dets: list[dict], max_dets: int = 100) -> dict[str, Any]:
+def error_breakdown(gt: dict, dets: list[dict], max_dets: int = 100, shared: Overlaps | None = None) -> dict[str, Any]:
     """eval.json's ``errors``: AP50 as TIDE computes it, the dAP of each error type, the two special dAPs
-    (perfect precision, perfect recall) and how many detections or objects fell in each type (bbox IoU)."""
-    b = _classify(gt, dets, max_dets)
+    (perfect precision, perfect recall) and how many detections or objects fell in each type (bbox IoU).
+    ``shared``: the overlaps of ``gt`` and ``dets``, when the caller made them for the other rules too."""
+    b = _classify(shared or Overlaps.of(gt, dets), max_dets)
     base = _ap_with(b)
-    counts = {k: 0 for k in MAIN}
-    for e in b.errors:
-        counts[e.kind] += 1
     return {
         "method": "TIDE (Bolya et al. 2020), bbox", "pos_iou": POS_IOU, "bg_iou": BG_IOU, "ap50": round(base, 6),
-        "dAP": {k: round(max(_ap_with(b, k) - base, 0.0), 6) for k in MAIN},
+        "dAP": {name: round(max(_ap_with(b, k) - base, 0.0), 6) for k, name in enumerate(MAIN)},
         "special": {"false_positives": round(_ap_with(b, scores_fixed=True) - base, 6),
                     "false_negatives": round(_ap_with(b, found_missed=True) - base, 6)},
-        "counts": counts}
+        "counts": {name: int((b.kind == k).sum()) for k, name in enumerate(MAIN)}}
 
 
 def format_breakdown(e: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluation.confusion import iou_xywh
+from ..evaluation.matching import iou_xywh
 
 MATCH_IOU = 0.5  # two detections of the same class on the same image are "the same" above this overlap
 
