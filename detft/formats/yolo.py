@@ -179,6 +179,12 @@ def _split_images(base: Path, entry: Any, where: Path, split: str, fallback: Fal
     return out
 
 
+def _named_split(entry: Any) -> str | None:
+    """The split a split entry's own path names (``images/test``, ``../test/images``), if one does."""
+    parts = Path(str(entry).replace("\\", "/")).parts if isinstance(entry, str) else ()
+    return next((canonical_split(part) for part in reversed(parts) if canonical_split(part) in SPLITS), None)
+
+
 def _base(path: str | None, yml: Path, report: Report) -> Path:
     """The folder split paths are relative to: ``path:`` of the YAML, or the YAML's folder when it has none or
     names a folder that is not here (``/home/alice/datasets/x``, ``C:\\data\\x``: the author's machine), said."""
@@ -224,8 +230,12 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
                 continue
             paths = _split_images(base, cfg[s], yml, s, fallback, report)
             same = next((t for t, p in splits.items() if p == paths), None)
-            if same:  # 'val: images/train' is a common idiom: one copy, not duplicates
-                report.add("warning", "split_reused", str(yml), f"{s!r} lists the same images as {same!r}; read once as {same!r}")
+            if same:  # 'val: images/train' is a common idiom: one copy, not duplicates, under the folder's own split
+                keep = s if _named_split(cfg[s]) == s else same
+                report.add("warning", "split_reused", str(yml), f"{s!r} lists the same images as {same!r}; read once "
+                           f"as {keep!r}" + (" (the split its folder names)" if keep != same else ""))
+                if keep != same:
+                    splits[keep] = splits.pop(same)
                 continue
             splits[s] = paths
         root = yml.parent
