@@ -148,9 +148,22 @@ def _check_run_folder(run: Run, cfg: TrainConfig, teacher: Run | None) -> None:
                               *(p for start in starts for p in start.inputs)], "the run folder")
 
 
+def _run_slicing(run: Run) -> tuple[int, float, bool] | None:
+    """The windows a run trained on tiles predicts full images in: those its last evaluation used (eval.json's
+    ``slicing``), else its tile size and overlap; None for a run trained on whole images or an ONNX file."""
+    from .evaluation.report import EVAL_JSON, load_eval
+
+    tiling = run.info.config.tiling if run.weights.suffix != ".onnx" and run.info.config is not None else None
+    if tiling is None:
+        return None
+    if (run.folder / EVAL_JSON).is_file() and (done := load_eval(run.folder).get("slicing")):
+        return int(done["size"]), float(done["overlap"]), bool(done.get("full"))
+    return tiling.size, tiling.overlap, False
+
+
 def load(weights: str | Path | Run, *, device: str = "auto", conf: float | str = 0.25, max_dets: int = 100,
-         imgsz: int | None = None, trust_weights: bool = False, slice: int | None = None, slice_overlap: float = 0.2,
-         slice_full: bool = False) -> Model:
+         imgsz: int | None = None, trust_weights: bool = False, slice: int | str | None = "auto",
+         slice_overlap: float = 0.2, slice_full: bool = False) -> Model:
     """A trained model from a run folder, a checkpoint inside one, a :class:`Run`, or a ``.onnx`` file written
     by ``detft export`` (run by ONNX Runtime; the file carries its classes and input size), whatever its family.
 
@@ -158,10 +171,14 @@ def load(weights: str | Path | Run, *, device: str = "auto", conf: float | str =
     ``imgsz`` overrides the size it was trained at; YOLO checkpoints load through the restricted loader
     unless ``trust_weights`` (an ONNX graph runs no Python code, so it needs no trust). ``slice`` (pixels)
     predicts every image window by window with ``slice_overlap``, and with ``slice_full`` also whole, merging
-    what the windows found (:mod:`detft.inference.sliced`): for small objects in large images."""
+    what the windows found (:mod:`detft.inference.sliced`): for small objects in large images. ``"auto"`` (the
+    default): a run trained on tiles predicts in its tile-size windows, as its evaluation did (``model.slicing``
+    says so); None: whole images always."""
     from . import families
 
     run = Run.open(weights)
+    if slice == "auto":
+        slice, slice_overlap, slice_full = _run_slicing(run) or (None, slice_overlap, slice_full)
     per_class: dict[str, float] | None = None
     if run.weights.suffix == ".onnx":
         from .inference.onnx_predictor import OnnxPredictor
@@ -210,6 +227,11 @@ class Model:
     @property
     def masks(self) -> bool:
         return self.predictor.masks
+
+    @property
+    def slicing(self) -> Any:
+        """The windows each image is predicted in (:class:`~detft.inference.sliced.Slicing`), None for whole images."""
+        return getattr(self.scorer, "slicing", None)
 
     def predict(self, images: ImageLike | Sequence[ImageLike]) -> list[Detections]:
         """Detections for an image file, an RGB uint8 array (H, W, 3), a PIL image, or a list of them;
@@ -305,7 +327,7 @@ class Model:
                   f"{', fp16' if graph.half else ''}; checking it against {self.run.weights.name}")
             # the source at the export's input size, so the two see the same pixels
             source = load(self.run.weights, device=device, imgsz=info.imgsz if info.imgsz != self.run.info.imgsz else None,
-                          trust_weights=trust_weights)
+                          trust_weights=trust_weights, slice=None)  # the network itself, as the graph holds it
             exported = load(tmp, device=device)
             dataset = source.dataset(data, data_format)
             theirs = exported.evaluate(dataset, split, max_dets=max_dets)

@@ -186,7 +186,8 @@ def _eval_weights(args: argparse.Namespace, settings: EvalSettings) -> dict:
     from .runs import Run
 
     run = Run.open(args.weights)
-    tiles = run.info.config.tiling if args.slice is None and run.weights.suffix != ".onnx" else None
+    trained_on = run.info.config.tiling if run.weights.suffix != ".onnx" else None
+    tiles = trained_on if args.slice is None and not args.no_slice else None
     data = args.data
     if tiles is None:
         slicing = _slicing(args)
@@ -200,6 +201,8 @@ def _eval_weights(args: argparse.Namespace, settings: EvalSettings) -> dict:
     out = args.out or (args.weights if args.weights.is_dir() else args.weights.parent)
     if args.slice and not args.out:  # beside, not over, the run's own eval.json (whose thresholds --conf auto uses)
         out = out / f"eval_slice{args.slice}"
+    elif args.no_slice and trained_on is not None and not args.out:
+        out = out / "eval_whole"
     return model.evaluate(data, args.split, data_format=args.fmt, out=out, conf=settings.score_threshold,
                           max_dets=settings.max_dets, backend=settings.backend,
                           target_precision=settings.target_precision, tiles=tiles).doc
@@ -279,15 +282,23 @@ def _load(args: argparse.Namespace) -> Model:
     """The model of ``--weights`` for predict and video (the API is imported here, keeping --help fast)."""
     from .api import load
 
-    return load(args.weights, device=args.device, conf=args.conf, max_dets=args.max_dets, imgsz=args.imgsz,
-                trust_weights=args.trust_weights, **_slicing(args))
+    model = load(args.weights, device=args.device, conf=args.conf, max_dets=args.max_dets, imgsz=args.imgsz,
+                 trust_weights=args.trust_weights, **_slicing(args))
+    if args.slice is None and (sl := model.slicing) is not None:
+        print(f"note: {args.weights} was trained on {sl.size} px tiles: each image is predicted in {sl.size} px windows"
+              f" (overlap {sl.overlap:g}{', and whole' if sl.full else ''}), as its evaluation did; --no-slice for "
+              "whole images", file=sys.stderr)
+    return model
 
 
 def _slicing(args: argparse.Namespace) -> dict:
     if args.slice is None and (args.slice_overlap is not None or args.slice_full):
         raise DetftError("--slice-overlap and --slice-full shape the windows of --slice, which is not given")
-    return {"slice": args.slice, "slice_overlap": 0.2 if args.slice_overlap is None else args.slice_overlap,
-            "slice_full": args.slice_full}
+    if args.slice is not None and getattr(args, "no_slice", False):
+        raise DetftError("--slice and --no-slice: choose one")
+    auto = None if getattr(args, "no_slice", False) else "auto"  # a run trained on tiles slices as it was tiled
+    return {"slice": auto if args.slice is None else args.slice,
+            "slice_overlap": 0.2 if args.slice_overlap is None else args.slice_overlap, "slice_full": args.slice_full}
 
 
 def add_slice_args(p: argparse.ArgumentParser) -> None:
@@ -295,6 +306,8 @@ def add_slice_args(p: argparse.ArgumentParser) -> None:
                    "(small objects in large images); the windows' detections are merged")
     p.add_argument("--slice-overlap", type=OVERLAP.argtype(), help="overlap of neighbouring windows (default 0.2)")
     p.add_argument("--slice-full", action="store_true", help="with --slice, also predict the whole image (large objects)")
+    p.add_argument("--no-slice", action="store_true", help="whole images even for a run trained on tiles (which "
+                   "otherwise predicts in its tile-size windows)")
 
 
 def cmd_video(args: argparse.Namespace) -> int:
@@ -359,7 +372,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .api import load
 
-    model = load(args.weights, device="cpu", trust_weights=args.trust_weights)
+    model = load(args.weights, device="cpu", trust_weights=args.trust_weights, slice=None)
     result = model.export(args.out, format=args.format, imgsz=args.imgsz, dynamic=args.dynamic, half=args.half,
                           opset=args.opset, max_dets=args.max_dets, data=args.data, data_format=args.fmt,
                           split=args.split, device=args.device, tolerance=args.tolerance, strict=args.strict,

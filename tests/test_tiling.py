@@ -173,3 +173,17 @@ def test_a_tiled_run_reports_the_full_image_score_it_is_used_at(tmp_path: Path, 
     sliced = json.loads((run / "eval_slice96" / "eval.json").read_text())
     assert sliced["metrics"]["bbox"]["stats"]["AP"] == ap
     assert json.loads((run / "eval_slice96" / "detections.json").read_text()) == detections
+    # used as it was evaluated: predict, rank, video and the API slice a tiled run unless told not to
+    import detft
+
+    assert detft.load(run).slicing.size == 96 and detft.load(run, slice=None).slicing is None
+    capsys.readouterr()
+    assert main(["predict", "--weights", str(run), "--source", str(data / "images" / "val"), "--out",
+                 str(tmp_path / "pred")]) == 0
+    assert "predicted in 96 px windows" in capsys.readouterr().err
+    assert main(["predict", "--weights", str(run), "--source", str(data / "images" / "val"), "--out",
+                 str(tmp_path / "whole"), "--no-slice"]) == 0
+    assert "windows" not in capsys.readouterr().err
+    assert main(["eval", "--weights", str(run), "--no-slice"]) == 0
+    whole = json.loads((run / "eval_whole" / "eval.json").read_text())
+    assert "slicing" not in whole and json.loads((run / "eval.json").read_text())["slicing"]["size"] == 96
