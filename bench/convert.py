@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from detft.check import check
+from detft.annotations.check import check
+from detft.annotations.images import probe
+from detft.annotations.report import Report
 from detft.formats import coco, voc, yolo
-from detft.images import probe
-from detft.report import Report
 
 W, H = 640, 480
 CLASSES = [f"class{i}" for i in range(20)]

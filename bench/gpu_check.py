@@ -43,7 +43,7 @@ def detft(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -
 
 
 def shapes(folder: Path, n: int, size: int) -> Path:
-    from detft.synthetic import generate
+    from detft.operations.synthetic import generate
 
     if not (folder / "annotations").is_dir():
         generate(folder, n_train=n, n_val=max(4, n // 4), size=size, seed=0)

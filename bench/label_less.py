@@ -39,9 +39,9 @@ ARMS = {"a": "labelled part alone", "b": "+ pseudo-labels on the rest", "c": "+ 
 
 def write_coco(dataset, train, val, out: Path) -> Path:
     """A COCO folder of ``train`` + ``val`` records (images linked), the classes of ``dataset``."""
-    from detft.dataset import Dataset
+    from detft.annotations.dataset import Dataset
+    from detft.annotations.report import Report
     from detft.formats import coco
-    from detft.report import Report
 
     images = [replace(im, split="train") for im in train] + [replace(im, split="val") for im in val]
     if not (out / "annotations").is_dir():
@@ -90,8 +90,8 @@ def main() -> None:
     ap.add_argument("--project", type=Path, default=Path("/tmp/detft-label-less"))
     a = ap.parse_args()
     import detft
-    from detft.convert import load
-    from detft.report import Report
+    from detft.annotations.report import Report
+    from detft.operations.convert import load
 
     source = load(a.data, None, Report())
     pool, val = source.images_in("train"), source.images_in("val")

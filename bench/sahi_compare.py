@@ -113,8 +113,8 @@ def main() -> None:
 
     import detft
     from detft.inference.sliced import SlicedPredictor
-    from detft.images import read_rgb
-    from detft.tiling import windows
+    from detft.annotations.images import read_rgb
+    from detft.operations.tiling import windows
 
     ours = detft.load(a.weights, device="cpu", conf=a.conf, max_dets=a.max_dets, slice=a.slice,
                       slice_overlap=a.overlap)

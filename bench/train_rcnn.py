@@ -49,9 +49,9 @@ def peak_mb(device: torch.device) -> float:
 
 def subset(data: str, n_train: int, n_val: int, out: Path) -> Path:
     """The first images of each split as a COCO dataset (images linked, not copied)."""
-    from detft.convert import load
+    from detft.annotations.report import Report
     from detft.formats import coco
-    from detft.report import Report
+    from detft.operations.convert import load
 
     ds = load(Path(data), None, Report())
     train, val = ds.images_in("train")[:n_train], ds.images_in("val")[:n_val]
@@ -86,11 +86,11 @@ def run_reference(data: str, a: argparse.Namespace) -> dict:
     from PIL import Image
     from torchvision.transforms.functional import hflip, to_tensor
 
-    from detft.convert import load
+    from detft.annotations.report import Report
     from detft.engine.trainer import Trainer
     from detft.models.rcnn import image_sizes
     from detft.models.registry import resolve
-    from detft.report import Report
+    from detft.operations.convert import load
 
     dev = torch.device(a.device if a.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     ds = load(Path(data), None, Report())

@@ -14,9 +14,9 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 from .api import Model, load, train  # noqa: E402
 from .benchmark import benchmark  # noqa: E402
 from .config import TrainConfig  # noqa: E402
-from .dataset import Annotation, Category, Dataset, ImageRecord, SourceRef  # noqa: E402
+from .annotations.dataset import Annotation, Category, Dataset, ImageRecord, SourceRef  # noqa: E402
 from .errors import DetftError, FormatError  # noqa: E402
-from .report import Report  # noqa: E402
+from .annotations.report import Report  # noqa: E402
 from .runs import Run  # noqa: E402
 from .version import __version__  # noqa: E402
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
+from .annotations.dataset import Dataset
 from .config import EMBEDDED_DATA, TrainConfig, load_config
-from .dataset import Dataset
 from .errors import DetftError
 from .export import TOLERANCE
 from .runs import Run
@@ -33,9 +33,9 @@ if TYPE_CHECKING:
     from .inference.detections import Detections
     from .inference.predictor import Predictor
     from .inference.video import RunStats
-    from .prelabels import SavedLabels
-    from .ranking import Ranked
-    from .tiling import Tiling
+    from .labelling.prelabels import SavedLabels
+    from .labelling.ranking import Ranked
+    from .operations.tiling import Tiling
 
 ImageLike = Union[str, Path, np.ndarray, "Image.Image"]
 
@@ -69,7 +69,7 @@ def train(config: TrainConfig | str | Path | None = None, *, resume: str | Path 
     family = families.for_arch(cfg.arch)
     teacher = None
     if cfg.pseudo and not cfg.pseudo_labels:  # its errors before a run folder is made
-        from .pseudo import check_teacher, pseudo_conf, teacher_of, write_pseudo_labels
+        from .labelling.pseudo import check_teacher, pseudo_conf, teacher_of, write_pseudo_labels
 
         teacher, conf = Run.open(teacher_of(cfg)), pseudo_conf(cfg.pseudo_conf)
         check_teacher(cfg, teacher)
@@ -107,9 +107,9 @@ def _score_full_images(run: Run, trust_weights: bool) -> Run:
 def run_dataset(run: Run, data: str | Path | None = None, data_format: str | None = None) -> Dataset:
     """``data`` read and checked (default: the data ``run`` was trained on, split as training split it), with the
     report printed."""
-    from .convert import load as load_dataset
+    from .annotations.report import Report
     from .data.loading import reuse_split
-    from .report import Report
+    from .operations.convert import load as load_dataset
     from .runs import FOREIGN
 
     images_dir = None
@@ -139,7 +139,7 @@ def tiled_slicing(tiles: Tiling, ds: Dataset) -> dict[str, Any]:
 def _check_run_folder(run: Run, cfg: TrainConfig, teacher: Run | None) -> None:
     """The run folder stays out of everything training reads: the data, its images, the pseudo-labelled images and
     the runs it starts from (``--exist-ok`` into the run of ``--weights`` would write over the start it loads)."""
-    from .output import check_output
+    from .util.output import check_output
 
     starts = [teacher] if teacher is not None else []
     if cfg.weights and Path(cfg.weights).exists():
@@ -276,10 +276,10 @@ class Model:
     def _tile_scores(self, ds: Dataset, split: str, tiles: Tiling, settings: EvalSettings,
                      metrics: dict[str, Any] | None) -> dict[str, Any]:
         """The split cut into the tiles the model trained on, scored by the unsliced model: eval.json's ``tiles``."""
+        from .annotations.report import Report
         from .evaluation.predictor_eval import evaluate_predictor
         from .inference.sliced import SlicedPredictor
-        from .report import Report
-        from .tiling import tile_dataset
+        from .operations.tiling import tile_dataset
 
         tiled = tile_dataset(ds, tiles, Report()).images_in(split)  # all of it, as training did: the same tiles
         if metrics is None:
@@ -306,8 +306,8 @@ class Model:
         from . import families
         from .export import EXPORT_JSON, FORMATS, metadata, staged
         from .export.parity import ap_gaps, format_parity, match_detections
-        from .output import atomic_write_text, check_output
         from .runs import FOREIGN
+        from .util.output import atomic_write_text, check_output
 
         if format not in FORMATS:
             raise DetftError(f"--format {format!r}: detft exports {', '.join(FORMATS)}")
@@ -363,8 +363,8 @@ class Model:
         """``detft predict``: annotated copies of an image or a folder of images, and predictions.jsonl, in ``out``
         (written whole or not at all; an existing ``out`` is replaced only with ``overwrite``, if detft wrote it)."""
         from .inference.video import predict_images
-        from .output import atomic_directory, check_output, check_replaceable
-        from .prelabels import source_images
+        from .labelling.prelabels import source_images
+        from .util.output import atomic_directory, check_output, check_replaceable
 
         out = Path(out)
         check_output(out, [Path(source), *self.run.inputs], "--out")
@@ -380,7 +380,7 @@ class Model:
         to ``out`` as a dataset in ``format`` (coco, yolo, voc, labelme, cvat, via, labelstudio, kitti, createml),
         scores kept where the format holds them: pre-labels to correct in an annotation tool (Label Studio's tasks
         carry them as predictions of model version = the run's name). Thresholds are the ``conf`` :func:`load` had."""
-        from .prelabels import save_labels
+        from .labelling.prelabels import save_labels
 
         return save_labels(self.predictor, Path(source), format, Path(out), image_mode=images, overwrite=overwrite,
                            task=task, inputs=self.run.inputs, model_version=self.run.folder.name)
@@ -388,13 +388,13 @@ class Model:
     def rank(self, source: str | Path, out: str | Path | None = None, *, top: int | None = None,
              sheet: int = 25, overwrite: bool = False) -> list[Ranked]:
         """``detft rank``: the images of ``source`` (unlabelled) in the order to label them, most informative
-        first (:mod:`detft.ranking`); with ``out``, ``rank.csv``, ``rank.json`` and ``contact_sheet.png`` of the
+        first (:mod:`detft.labelling.ranking`); with ``out``, ``rank.csv``, ``rank.json`` and ``contact_sheet.png`` of the
         first ``sheet`` there, all three or none. Uses the run's ``--conf auto`` thresholds and per-class AP when
         it was evaluated."""
-        from .bounds import COUNT, NONNEGATIVE_INT
-        from .output import atomic_directory, check_output, check_replaceable
-        from .prelabels import source_images
-        from .ranking import contact_sheet, rank, write
+        from .labelling.prelabels import source_images
+        from .labelling.ranking import contact_sheet, rank, write
+        from .util.bounds import COUNT, NONNEGATIVE_INT
+        from .util.output import atomic_directory, check_output, check_replaceable
 
         COUNT.check("--top", top)
         NONNEGATIVE_INT.check("--sheet", sheet)
@@ -433,7 +433,7 @@ class Model:
 
 def _rgb(image: ImageLike) -> np.ndarray:
     if isinstance(image, (str, Path)):
-        from .images import read_bgr
+        from .annotations.images import read_bgr
 
         return np.ascontiguousarray(read_bgr(Path(image))[..., ::-1])
     if isinstance(image, np.ndarray):

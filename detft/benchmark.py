@@ -25,7 +25,7 @@ from typing import Any
 
 from .config import TrainConfig
 from .errors import DetftError
-from .output import atomic_write_text
+from .util.output import atomic_write_text
 
 BENCHMARK_JSON, BENCHMARK_CSV, BENCHMARK_PNG = "benchmark.json", "benchmark.csv", "benchmark.png"
 CONTROLLED = {"data", "data_format", "arch", "model", "weights", "freeze", "epochs", "time_budget", "seed", "split_seed",
@@ -240,7 +240,7 @@ def benchmark(data: str | Path | None = None, candidates: list[str] | str | None
 
 def _speed_images(images: list, n: int) -> list:
     """The first ``n`` val images, decoded once (RGB) so the timing measures the model, not JPEG decoding."""
-    from .images import read_rgb
+    from .annotations.images import read_rgb
 
     return [read_rgb(im) for im in images[: n + 1]]
 

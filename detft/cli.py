@@ -8,7 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .bounds import COUNT, FRACTION, NONNEGATIVE, NONNEGATIVE_INT, OVERLAP, POSITIVE, SIZE, VISIBILITY
+from .util.bounds import COUNT, FRACTION, NONNEGATIVE, NONNEGATIVE_INT, OVERLAP, POSITIVE, SIZE, VISIBILITY
 from .errors import DetftError, OfflineStart, run_command
 from .export import TOLERANCE
 from .formats import READERS, WRITERS
@@ -64,11 +64,11 @@ def _add_reader_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     """``detft convert``, and ``merge`` and ``split``, which are conversions with several sources or a new split."""
-    from .accounting import sources_table
-    from .classmap import parse_map
-    from .convert import convert
-    from .split import parse_fractions
-    from .tiling import Tiling
+    from .annotations.accounting import sources_table
+    from .operations.classmap import parse_map
+    from .operations.convert import convert
+    from .operations.split import parse_fractions
+    from .operations.tiling import Tiling
 
     tile = getattr(args, "tile", None)
     shape = {k: getattr(args, f"tile_{k}", None) for k in ("overlap", "min_visibility", "negatives")}
@@ -122,10 +122,10 @@ def _add_writer_args(p: argparse.ArgumentParser, split_default: str | None = Non
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .convert import load
-    from .preview import grid
-    from .report import Report
-    from .stats import class_table, size_histogram, unlabeled_images
+    from .operations.convert import load
+    from .annotations.preview import grid
+    from .annotations.report import Report
+    from .annotations.stats import class_table, size_histogram, unlabeled_images
 
     report = Report()
     ds = load(args.data, args.fmt, report, min_size=args.min_size, **_reader_options(args))
@@ -312,7 +312,7 @@ def add_slice_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_video(args: argparse.Namespace) -> int:
     from .inference.video import VIDEO_SUFFIX, check_output_file
-    from .output import check_output
+    from .util.output import check_output
     from .runs import Run
 
     for flag, path, suffix in (("--out", args.out, VIDEO_SUFFIX), ("--jsonl", args.jsonl, None)):
@@ -328,11 +328,11 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .output import free_name
+    from .util.output import free_name
 
     model = _load(args)
     if args.save_labels:
-        from .prelabels import count_by_class
+        from .labelling.prelabels import count_by_class
 
         fmt, out = args.save_labels
         saved = model.save_labels(args.source, fmt, out, images=args.images, overwrite=args.overwrite, task=args.task)
@@ -351,8 +351,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_rank(args: argparse.Namespace) -> int:
     from .api import load
-    from .output import free_name
-    from .report import printable
+    from .util.output import free_name
+    from .annotations.report import printable
 
     model = load(args.weights, device=args.device, imgsz=args.imgsz, trust_weights=args.trust_weights)
     out = args.out or free_name(Path("runs/rank"))

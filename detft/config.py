@@ -9,12 +9,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .bounds import COUNT, FRACTION, NONNEGATIVE, NONNEGATIVE_INT, OVERLAP, POSITIVE, SIZE, \
+from .util.bounds import COUNT, FRACTION, NONNEGATIVE, NONNEGATIVE_INT, OVERLAP, POSITIVE, SIZE, \
     VISIBILITY, Bound
 from .errors import DetftError
 
 if TYPE_CHECKING:
-    from .tiling import Tiling
+    from .operations.tiling import Tiling
 
 
 def _embedded_data() -> Path:
@@ -150,7 +150,7 @@ class TrainConfig:
     @property
     def tiling(self) -> Tiling | None:
         """The tiles training cuts, or None to train on whole images."""
-        from .tiling import Tiling
+        from .operations.tiling import Tiling
 
         return Tiling(self.tile, self.tile_overlap, self.tile_min_visibility, self.tile_negatives,
                       self.seed) if self.tile is not None else None

@@ -21,7 +21,7 @@ import yaml
 from .config import TrainConfig
 from .errors import DetftError
 from .models.labels import LabelMap
-from .output import atomic_write_text, safe_component
+from .util.output import atomic_write_text, safe_component
 from .version import __version__
 
 RUN_FILE = "run.yaml"

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from detft.annotations.dataset import Annotation, Category, Dataset, ImageRecord
 from detft.config import TrainConfig
-from detft.dataset import Annotation, Category, Dataset, ImageRecord
 from detft.inference.detections import Detections
 from detft.models.labels import LabelMap
 
@@ -30,7 +30,7 @@ def make_image(path: Path, width: int, height: int, seed: int = 0, exif_orientat
 
 def tiny_dataset(root: Path, n_images: int = 3, size: tuple[int, int] = (64, 48)) -> Dataset:
     """Images on disk with two classes, a polygon, a crowd RLE and an empty image."""
-    from detft.geometry import encode_mask
+    from detft.annotations.geometry import encode_mask
 
     w, h = size
     images = []
@@ -49,7 +49,7 @@ def tiny_dataset(root: Path, n_images: int = 3, size: tuple[int, int] = (64, 48)
 
 def make_data(root: Path, n: int = 8, size: int = 96, seed: int = 1, val_is_train: bool = True) -> Path:
     """Synthetic shapes; with ``val_is_train`` the val split holds copies of the training images."""
-    from detft.synthetic import generate
+    from detft.operations.synthetic import generate
 
     generate(root, n_train=n, n_val=0 if val_is_train else 4, size=size, seed=seed)
     if val_is_train:
@@ -141,7 +141,7 @@ class Oracle:
 def slice_detections(width: int, height: int, size: int, per_window: int, seed: int = 0):
     """What a model at evaluation confidence returns over an image's windows: ``per_window`` boxes in each (10-50% of
     its side, three classes, uniform scores), in image coordinates, with the window each came from."""
-    from detft.tiling import windows
+    from detft.operations.tiling import windows
 
     rng = np.random.default_rng(seed)
     wins = np.repeat(np.array(windows(width, height, size, 0.2), np.float32), per_window, axis=0)

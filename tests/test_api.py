@@ -151,8 +151,8 @@ def test_predict_save_labels_writes_the_detections_as_a_dataset_at_the_auto_thre
                                                                                          tmp_path: Path, capsys):
     """``detft predict --save-labels``, the CLI over Model.save_labels: every detection kept by --conf auto comes
     back from the written CVAT file with its score, the images beside it, nothing else written."""
+    from detft.annotations.report import Report
     from detft.formats import read_dataset
-    from detft.report import Report
 
     images = Path(rcnn_run.info.config.data) / "images" / "val"
     out = tmp_path / "cvat"
@@ -191,7 +191,7 @@ def test_rank_lists_every_image_in_order_with_a_contact_sheet(rcnn_run: detft.Ru
 def test_a_run_on_data_without_a_split_evaluates_exports_and_predicts_with_no_further_flags(tmp_path: Path, capsys):
     """Most custom datasets come without a val split: training makes a seeded 80/20 one, run.yaml keeps it, and
     eval, export's parity check and --conf auto reuse it (and say so) instead of failing on a missing 'val'."""
-    from detft.synthetic import generate
+    from detft.operations.synthetic import generate
 
     data = tmp_path / "data"
     generate(data, n_train=10, n_val=0, size=96, seed=3)

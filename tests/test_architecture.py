@@ -174,9 +174,9 @@ def test_inspect_previews_and_predictions_share_colours(tmp_path: Path):
     from helpers import make_image
     from PIL import Image
 
-    from detft.dataset import Annotation, ImageRecord
+    from detft.annotations.dataset import Annotation, ImageRecord
+    from detft.annotations.preview import render
     from detft.inference.detections import Detections
-    from detft.preview import render
 
     path = make_image(tmp_path / "a.png", 64, 48)
     record = ImageRecord("a.png", 64, 48, path=path, annotations=[Annotation(2, [10.0, 10.0, 40.0, 30.0])])

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from helpers import make_image
 
+from detft.annotations.report import Report
 from detft.cli import main
-from detft.convert import convert, load
 from detft.errors import DataLossError, DetftError, FormatError, StrictError
-from detft.report import Report
+from detft.operations.convert import convert, load
 
 
 def voc_xml(filename: str, w: int, h: int, boxes: list[tuple], extra: str = "") -> str:
@@ -179,8 +179,8 @@ def test_cli_prints_one_line_error_without_traceback(tmp_path: Path, capsys):
 def test_duplicates_are_found_among_thousands_of_objects_and_near_misses_kept():
     """A dense image (cells, shelves, crowds): exact twins and twins within the tolerance dropped and reported,
     a box one tolerance further, another class or a crowd region of the same box kept."""
-    from detft.check import DUPLICATE_TOL, check
-    from detft.dataset import Annotation, Category, Dataset, ImageRecord
+    from detft.annotations.check import DUPLICATE_TOL, check
+    from detft.annotations.dataset import Annotation, Category, Dataset, ImageRecord
 
     rng = np.random.default_rng(0)
     anns = [Annotation(1, (float(x), float(y), float(x) + 6.5, float(y) + 4.25))

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from detft.annotations.report import Report
 from detft.config import TrainConfig
-from detft.convert import load
 from detft.engine.trainer import Trainer
 from detft.evaluation import evaluate
 from detft.evaluation.groundtruth import coco_groundtruth, to_results
 from detft.inference.predictor import RCNNPredictor, predict_records
-from detft.report import Report
+from detft.operations.convert import load
 
 
 def packaged_or_skip(name: str) -> None:

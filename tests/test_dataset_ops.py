@@ -13,14 +13,14 @@ import pytest
 from helpers import make_image
 from PIL import Image
 
-from detft.classmap import parse_map
+from detft.annotations.dataset import Annotation, Category, Dataset, ImageRecord
+from detft.annotations.report import Report
 from detft.cli import main
-from detft.convert import convert, load
-from detft.dataset import Annotation, Category, Dataset, ImageRecord
 from detft.errors import DataLossError, DetftError
 from detft.formats import coco
-from detft.report import Report
-from detft.split import Splitting, near_groups, split_dataset
+from detft.operations.classmap import parse_map
+from detft.operations.convert import convert, load
+from detft.operations.split import Splitting, near_groups, split_dataset
 
 
 def coco_dataset(root: Path, names: list[str], images: list[tuple[str, list[tuple[int, tuple]]]],
@@ -126,7 +126,7 @@ def test_a_grouped_split_keeps_the_frames_of_one_video_in_one_split(tmp_path: Pa
 
 
 def test_near_groups_find_exactly_the_pairs_a_brute_force_comparison_finds(monkeypatch):
-    import detft.split as split
+    import detft.operations.split as split
 
     rng = np.random.default_rng(0)
     hashes = [int(h) for h in rng.integers(0, 2**63, 400, dtype=np.int64)]

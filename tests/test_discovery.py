@@ -15,12 +15,12 @@ from helpers import make_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from detft.annotations.report import Report
 from detft.cli import main
-from detft.convert import load
 from detft.errors import DetftError
 from detft.formats import detect
 from detft.formats.pairing import ImageIndex, split_of_path
-from detft.report import Report
+from detft.operations.convert import load
 
 BOXES = {"000": (5, 6, 30, 40), "001": (10, 4, 50, 30), "002": (2, 2, 20, 44), "003": (30, 10, 60, 40)}
 

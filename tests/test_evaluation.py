@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from helpers import tiny_dataset
 
+from detft.annotations.geometry import decode_mask, polygons_to_mask
 from detft.cli import main
 from detft.evaluation import evaluate
 from detft.evaluation.confusion import confusion_matrix
 from detft.evaluation.groundtruth import coco_groundtruth, to_results
-from detft.geometry import decode_mask, polygons_to_mask
 from detft.inference import Detections
 
 

@@ -15,12 +15,12 @@ import pytest
 from helpers import make_image
 from PIL import Image
 
+from detft.annotations.geometry import polygons_to_mask
+from detft.annotations.report import Report
 from detft.cli import main
-from detft.convert import convert, load
 from detft.errors import DataLossError, DetftError, FormatError
 from detft.formats import detect
-from detft.geometry import polygons_to_mask
-from detft.report import Report
+from detft.operations.convert import convert, load
 
 CLASSES = ["Platelets", "RBC", "WBC"]
 # split folder as Roboflow names it -> [(image name, w, h, [(class, x0, y0, x1, y1)])]
@@ -458,7 +458,7 @@ def test_yolo_boxes_on_the_border_by_rounding_are_not_clipped(tmp_path: Path):
 
 
 def test_coco_multipart_polygons_join_like_ultralytics_not_traced(tmp_path: Path):
-    from detft.dataset import Annotation, Category, Dataset, ImageRecord
+    from detft.annotations.dataset import Annotation, Category, Dataset, ImageRecord
 
     p = make_image(tmp_path / "a.png", 100, 80)
     parts = [[10.0, 10.0, 40.0, 10.0, 40.0, 40.0, 10.0, 40.0], [40.0, 20.0, 70.0, 20.0, 70.0, 60.0, 40.0, 60.0]]

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from detft.geometry import canonical_rle, decode_mask, encode_mask, merge_polygons, polygons_to_mask, rle_bbox
+from detft.annotations.geometry import (
+    canonical_rle,
+    decode_mask,
+    encode_mask,
+    merge_polygons,
+    polygons_to_mask,
+    rle_bbox,
+)
 
 
 def square(x: int, y: int, s: int) -> list[float]:
@@ -52,9 +59,9 @@ def test_encode_decode_roundtrip():
 def test_yolo_writer_traces_overlapping_parts(tmp_path):
     from helpers import make_image
 
-    from detft.dataset import Annotation, Category, Dataset, ImageRecord
+    from detft.annotations.dataset import Annotation, Category, Dataset, ImageRecord
+    from detft.annotations.report import Report
     from detft.formats import yolo
-    from detft.report import Report
 
     make_image(tmp_path / "a.png", 50, 50)
     parts = [square(5, 5, 20), square(15, 15, 20)]  # overlapping
@@ -74,7 +81,7 @@ def test_one_rle_encoder_for_one_mask_and_many():
     import numpy as np
     from pycocotools import mask as mask_utils
 
-    from detft.geometry import decode_mask, encode_mask, encode_masks
+    from detft.annotations.geometry import decode_mask, encode_mask, encode_masks
 
     rng = np.random.default_rng(0)
     masks = rng.random((3, 17, 23)) > 0.6

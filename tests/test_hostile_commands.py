@@ -111,7 +111,7 @@ HOSTILE: dict[str, Callable[[Path], Path]] = {
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     """A tiny R-CNN trained for one step on clean data: what eval, predict and video load."""
-    from detft.synthetic import generate
+    from detft.operations.synthetic import generate
 
     root = tmp_path_factory.mktemp("model")
     generate(root / "data", n_train=4, n_val=2, size=96, seed=1)

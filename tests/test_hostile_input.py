@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from helpers import make_image
 
-from detft.convert import load
+from detft.operations.convert import load
 from detft.errors import DetftError
-from detft.report import Report
+from detft.annotations.report import Report
 
 BIG = "9" * 400
 HOSTILE_JSON: list[Any] = [float("nan"), float("inf"), -float("inf"), 1e308 * 10, int(BIG), "x1", "", [1], {"a": 1},

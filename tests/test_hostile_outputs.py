@@ -15,13 +15,13 @@ from conftest import snapshot
 from helpers import make_image, pairwise_merge, slice_detections
 
 from detft.cli import main
-from detft.output import MARKER
+from detft.util.output import MARKER
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     """A tiny R-CNN trained for one step, and the COCO dataset it was trained on (annotations/ + images/)."""
-    from detft.synthetic import generate
+    from detft.operations.synthetic import generate
 
     root = tmp_path_factory.mktemp("trained")
     generate(root / "data", n_train=4, n_val=2, size=96, seed=1)
@@ -192,7 +192,7 @@ def _coco(folder: Path, names: list[str], n: int = 2, seed: int = 0) -> Path:
 
 
 def test_merge_joins_names_that_differ_in_spaces_or_unicode_form_and_says_case_twins(tmp_path: Path, capsys):
-    from detft.convert import convert
+    from detft.operations.convert import convert
 
     a = _coco(tmp_path / "a", ["Circle", "square", "caf\u00e9"])
     b = _coco(tmp_path / "b", ["circle", "square ", "cafe\u0301"], seed=5)
@@ -216,7 +216,7 @@ def test_merge_joins_names_that_differ_in_spaces_or_unicode_form_and_says_case_t
 
 @pytest.mark.parametrize("stratify", [True, False])
 def test_a_split_the_ratios_ask_for_is_never_left_empty_when_the_images_allow(tmp_path: Path, stratify: bool):
-    from detft.convert import convert
+    from detft.operations.convert import convert
 
     data = _coco(tmp_path / "two", ["a"], n=2)
     result = convert(data, tmp_path / "out", split=(0.5, 0.5), stratify=stratify)
@@ -254,7 +254,7 @@ def test_rank_is_whole_or_absent_and_handles_odd_names_and_panoramas(trained, tm
     def broken_sheet(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr("detft.ranking.contact_sheet", broken_sheet)
+    monkeypatch.setattr("detft.labelling.ranking.contact_sheet", broken_sheet)
     assert main(["rank", "--weights", str(run), "--source", str(images), "--out", str(tmp_path / "r2")]) != 0
     assert not (tmp_path / "r2").exists()  # rank.csv and rank.json are not left without their sheet
 
@@ -274,12 +274,12 @@ def test_a_teacher_of_other_classes_is_refused_before_it_predicts(trained, tmp_p
     run, _ = trained
     other = _coco(tmp_path / "other", ["cat", "dog"], n=4)
     pool = unlabelled(tmp_path / "pool")
-    import detft.prelabels
+    import detft.labelling.prelabels
 
     def never(*a, **k):
         raise AssertionError("the teacher predicted before its classes were checked")
 
-    monkeypatch.setattr(detft.prelabels, "predictions_dataset", never)
+    monkeypatch.setattr(detft.labelling.prelabels, "predictions_dataset", never)
     code, err = run_cli(capsys, "train", "--data", other, "--pseudo", pool, "--teacher", run, "--model",
                         "tiny_fasterrcnn", "--weights", "none", "--epochs", "1", "--project", tmp_path / "runs",
                         "--device", "cpu")
@@ -289,7 +289,7 @@ def test_a_teacher_of_other_classes_is_refused_before_it_predicts(trained, tmp_p
 
 # ------------------------------------------------------------------ messages that name the real cause
 def test_random_bytes_named_jpg_are_not_an_image_format_not_a_missing_module(tmp_path: Path):
-    from detft.images import probe
+    from detft.annotations.images import probe
     from detft.models.yolo import prepare_offline
 
     prepare_offline()

@@ -14,12 +14,12 @@ from helpers import config, make_data
 from torch.utils.data import DataLoader
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-from detft.convert import load
+from detft.annotations.report import Report
 from detft.data.image_cache import ImageCache, shrink_image, shrink_targets, shrunk_size
 from detft.data.torch_dataset import DetectionDataset, collate
 from detft.engine.trainer import Trainer
 from detft.models.labels import LabelMap
-from detft.report import Report
+from detft.operations.convert import load
 
 
 @pytest.mark.parametrize("shape", [(480, 640), (3000, 4000), (1000, 333), (97, 1203), (64, 80)])

@@ -15,14 +15,14 @@ from helpers import Oracle, make_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from detft.annotations.dataset import Annotation, Category, Dataset, ImageRecord
+from detft.annotations.geometry import decode_mask, encode_mask
+from detft.annotations.report import Report
 from detft.config import EMBEDDED_DATA
-from detft.convert import convert, load
-from detft.dataset import Annotation, Category, Dataset, ImageRecord
 from detft.formats import brush, detect, write_dataset
 from detft.formats.xmlsafe import parse
-from detft.geometry import decode_mask, encode_mask
-from detft.prelabels import save_labels
-from detft.report import Report
+from detft.labelling.prelabels import save_labels
+from detft.operations.convert import convert, load
 
 
 # ------------------------------------------------------------------------------------------ brush codec

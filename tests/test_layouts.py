@@ -16,10 +16,10 @@ from helpers import make_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detft.convert import load
-from detft.dataset import Annotation, Category, Dataset, ImageRecord
+from detft.annotations.dataset import Annotation, Category, Dataset, ImageRecord
+from detft.annotations.report import Report
 from detft.formats import write_dataset
-from detft.report import Report
+from detft.operations.convert import load
 
 AUTHOR = "/home/alice/datasets/cells"  # where the files were written: not on this machine
 NAMES = ["a b.jpg", "Zelle_ü.jpg", "IMG_0001.JPG", "frame (2).png", "x.jpeg", "0042.jpg"]

@@ -62,8 +62,8 @@ def test_the_wheel_carries_the_default_data_and_every_module_imports_alone(insta
 import importlib, pkgutil, subprocess, sys
 import detft
 from detft.config import EMBEDDED_DATA
-from detft.convert import load
-from detft.report import Report
+from detft.operations.convert import load
+from detft.annotations.report import Report
 print(detft.__file__)
 print(EMBEDDED_DATA)
 ds = load(EMBEDDED_DATA, None, Report())

@@ -15,13 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from detft.annotations.geometry import polygons_bbox
+from detft.annotations.report import Report
 from detft.errors import DetftError
 from detft.formats import WRITERS, read_dataset
 from detft.formats.xmlsafe import parse
-from detft.geometry import polygons_bbox
 from detft.inference.detections import Detections
-from detft.prelabels import save_labels
-from detft.report import Report
+from detft.labelling.prelabels import save_labels
 
 FORMATS = sorted(WRITERS)
 KEEP_SCORES = {"coco", "cvat", "labelme", "via", "labelstudio", "kitti"}
@@ -202,7 +202,7 @@ def test_bad_targets_and_sources_are_named(source: Path, tmp_path: Path):
 @pytest.mark.parametrize("fmt", ["cvat", "labelme", "via"])
 def test_bccd_goes_to_each_drawing_tool_and_back_with_its_boxes_and_flags(bccd: Path, fmt: str, tmp_path: Path):
     """Real data: BCCD's VOC (with difficult/truncated flags) written for the tool and read back unchanged."""
-    from detft.convert import convert, load
+    from detft.operations.convert import convert, load
 
     result = convert(bccd, tmp_path / fmt, to=fmt, fmt="voc")
     assert not [c for c in result.report.changes if c.kind == "attributes_not_kept"]

@@ -19,7 +19,7 @@ from detft.errors import DetftError
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory) -> tuple[detft.Run, Path, Path]:
-    from detft.synthetic import generate
+    from detft.operations.synthetic import generate
 
     root = tmp_path_factory.mktemp("pseudo")
     data = make_data(root / "data", n=6)

@@ -11,7 +11,7 @@ from helpers import Oracle
 from PIL import Image
 
 from detft.inference.detections import Detections
-from detft.ranking import disagreement, mirrored, near_threshold, percentile, rank
+from detft.labelling.ranking import disagreement, mirrored, near_threshold, percentile, rank
 
 
 def dets(boxes, scores, labels) -> Detections:

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from helpers import make_image
 
-from detft.convert import load
+from detft.annotations.geometry import decode_mask, polygons_to_mask
+from detft.annotations.report import Report
 from detft.errors import DetftError
 from detft.formats import detect
-from detft.geometry import decode_mask, polygons_to_mask
-from detft.report import Report
+from detft.operations.convert import load
 
 
 def kinds(report: Report) -> list[str]:

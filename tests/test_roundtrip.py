@@ -14,11 +14,11 @@ from helpers import make_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detft.convert import load
-from detft.dataset import Annotation, Category, Dataset, ImageRecord
+from detft.annotations.dataset import Annotation, Category, Dataset, ImageRecord
+from detft.annotations.geometry import encode_mask
+from detft.annotations.report import Report
 from detft.formats import coco, cvat, labelme, via, voc, yolo
-from detft.geometry import encode_mask
-from detft.report import Report
+from detft.operations.convert import load
 
 TOL = 1.0
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,9 +15,9 @@ import torch
 from helpers import make_image
 
 from detft.cli import main
-from detft.convert import convert
 from detft.errors import DetftError
-from detft.output import MARKER, atomic_directory, safe_component
+from detft.operations.convert import convert
+from detft.util.output import MARKER, atomic_directory, safe_component
 
 pytest.importorskip("ultralytics", reason="ultralytics is not installed")
 
@@ -315,7 +315,7 @@ def latin1_name(folder: Path, stem: bytes, suffix: str) -> Path:
 def test_non_utf8_file_names_never_reach_opencv(tmp_path: Path):
     """cv2.imread on such a name kills the process (signal 11): images decode from bytes read in Python,
     and a video, which OpenCV must open by name, is a named error."""
-    from detft.images import read_bgr
+    from detft.annotations.images import read_bgr
     from detft.inference.sources import FileSource
 
     path = latin1_name(tmp_path, b"caf\xe9", ".png")
@@ -328,8 +328,8 @@ def test_non_utf8_file_names_never_reach_opencv(tmp_path: Path):
 
 
 def test_masks_reader_reads_a_latin1_named_mask(tmp_path: Path):
-    from detft.convert import load
-    from detft.report import Report
+    from detft.annotations.report import Report
+    from detft.operations.convert import load
 
     img = latin1_name(tmp_path / "images", b"z\xfcrich", ".png")
     make_image(img, 20, 10)
@@ -354,7 +354,7 @@ def test_a_decompression_bomb_is_refused_before_decoding(tmp_path: Path):
     bomb = tmp_path / "bomb.png"  # a header that claims 30000x30000 RGB (2.7 GB decoded)
     bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
                      + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
-    from detft.images import read_bgr
+    from detft.annotations.images import read_bgr
 
     with pytest.raises(DetftError, match=r"bomb\.png.*DecompressionBomb"):
         read_bgr(bomb)
@@ -363,7 +363,7 @@ def test_a_decompression_bomb_is_refused_before_decoding(tmp_path: Path):
 @pytest.mark.parametrize("orientation", range(1, 9))
 @pytest.mark.parametrize("fmt", ["jpg", "png", "tif"])
 def test_every_exif_orientation_probes_to_the_size_opencv_decodes(tmp_path: Path, fmt: str, orientation: int):
-    from detft.images import probe, read_bgr
+    from detft.annotations.images import probe, read_bgr
 
     path = make_image(tmp_path / f"o.{fmt}", 50, 30, exif_orientation=orientation)
     info = probe(path)
@@ -374,9 +374,9 @@ def test_every_exif_orientation_probes_to_the_size_opencv_decodes(tmp_path: Path
 def test_a_multi_frame_image_uses_the_first_frame_and_says_so(tmp_path: Path):
     from PIL import Image
 
-    from detft.convert import load
-    from detft.images import read_bgr
-    from detft.report import Report
+    from detft.annotations.images import read_bgr
+    from detft.annotations.report import Report
+    from detft.operations.convert import load
 
     frames = [Image.fromarray(np.full((30, 40, 3), 40 * i, np.uint8)) for i in range(3)]
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
@@ -402,7 +402,7 @@ def test_a_run_killed_with_sigkill_leaves_nothing_after_the_next_run(tmp_path: P
     import sys
 
     out = tmp_path / "out"
-    code = ("import sys, time\nfrom pathlib import Path\nfrom detft.output import atomic_directory\n"
+    code = ("import sys, time\nfrom pathlib import Path\nfrom detft.util.output import atomic_directory\n"
             f"with atomic_directory(Path({str(out)!r})) as tmp:\n"
             "    (tmp / 'half.json').write_text('{')\n    print('writing', flush=True)\n    time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -452,9 +452,9 @@ def test_out_neither_lies_inside_nor_holds_the_dataset_folder(tmp_path: Path):
 
 def test_yolo_data_yaml_points_val_at_the_sanitised_folder(tmp_path: Path):
     """No val split: data.yaml's val falls back to a folder that exists, under its safe name."""
-    from detft.dataset import Annotation, Category, Dataset, ImageRecord
+    from detft.annotations.dataset import Annotation, Category, Dataset, ImageRecord
+    from detft.annotations.report import Report
     from detft.formats import yolo
-    from detft.report import Report
 
     make_image(tmp_path / "a.jpg", 40, 30)
     ds = Dataset([ImageRecord("a.jpg", 40, 30, path=tmp_path / "a.jpg", split="my/split",

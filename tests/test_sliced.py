@@ -13,7 +13,7 @@ from helpers import Oracle
 from detft.errors import DetftError
 from detft.inference.detections import Detections
 from detft.inference.sliced import SlicedPredictor, Slicing, cut_by_window, greedy_merge
-from detft.tiling import windows
+from detft.operations.tiling import windows
 
 
 def scene(width: int = 1000, height: int = 700) -> tuple[np.ndarray, list[tuple[int, tuple[int, int, int, int]]]]:

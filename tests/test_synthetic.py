@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from detft.cli import main
-from detft.synthetic import generate
+from detft.operations.synthetic import generate
 
 EMBEDDED = Path(__file__).resolve().parents[1] / "datasets" / "shapes"
 

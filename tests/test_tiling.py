@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from helpers import make_image
 
-from detft.dataset import Annotation, Category, Dataset, ImageRecord
+from detft.annotations.dataset import Annotation, Category, Dataset, ImageRecord
+from detft.annotations.geometry import decode_mask, encode_mask, polygons_to_mask
+from detft.annotations.report import Report
 from detft.errors import DetftError
-from detft.geometry import decode_mask, encode_mask, polygons_to_mask
-from detft.report import Report
-from detft.tiling import Tiling, clip_polygon, tile_dataset, tile_name, tile_origin
+from detft.operations.tiling import Tiling, clip_polygon, tile_dataset, tile_name, tile_origin
 
 
 def shoelace(p: list[float]) -> float:
@@ -109,7 +109,7 @@ def test_convert_tile_writes_each_tile_as_its_own_crop_and_reads_back(tmp_path: 
     from PIL import Image
 
     from detft.cli import main
-    from detft.convert import load
+    from detft.operations.convert import load
 
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(tmp_path / "frame.png")

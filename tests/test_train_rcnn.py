@@ -85,9 +85,9 @@ def test_overfits_eight_images(tmp_path: Path, model: str):
         assert (run / f).is_file(), f
     # the checkpoint predicts through the shared Predictor interface
     pred = detft.load(run, device="cpu", conf=0.5).predictor
-    from detft.convert import load
-    from detft.images import read_rgb
-    from detft.report import Report
+    from detft.annotations.images import read_rgb
+    from detft.annotations.report import Report
+    from detft.operations.convert import load
 
     image = load(data, None, Report()).images[0]
     det = pred.predict([read_rgb(image)])[0]

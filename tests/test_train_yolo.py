@@ -158,7 +158,7 @@ def test_missing_yolo_weights_say_what_to_download(tmp_path: Path):
 
 
 def test_converted_dataset_is_cached_until_the_source_changes(tmp_path: Path):
-    from detft.synthetic import generate
+    from detft.operations.synthetic import generate
 
     src = tmp_path / "data"
     generate(src, n_train=4, n_val=2, size=64)
@@ -183,11 +183,11 @@ def test_device_strings_mean_the_same_gpu_for_ultralytics(monkeypatch, tmp_path:
     import numpy as np
     from ultralytics import YOLO as UltralyticsYOLO
 
-    from detft.devices import pick_device, ultralytics_device
     from detft.families import yolo as yolo_family
     from detft.families.yolo import evaluate_run
     from detft.inference.yolo_predictor import YOLOPredictor
     from detft.models.labels import LabelMap
+    from detft.util.devices import pick_device, ultralytics_device
 
     assert ultralytics_device("cpu") == "cpu"
     assert ultralytics_device(torch.device("cuda:1")) == ultralytics_device("1") == 1  # was 0 in evaluation

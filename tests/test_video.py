@@ -21,8 +21,8 @@ from helpers import config, make_data
 
 import detft
 from detft import train
+from detft.annotations.images import find_images
 from detft.cli import main as detft_main
-from detft.images import find_images
 from detft.inference.detections import Detections
 from detft.inference.sources import LiveSource, is_flat
 from detft.inference.tracking import ByteTrack

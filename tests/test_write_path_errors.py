@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from helpers import make_image
 
+from detft.annotations.report import Report
 from detft.cli import main
-from detft.convert import load
 from detft.formats import WRITERS
 from detft.formats.layout import MAX_NAME_BYTES
-from detft.report import Report
+from detft.operations.convert import load
 
 
 def coco_export(folder: Path, name: str = "x.jpg", bbox: str = "[1, 1, 5, 5]") -> Path:

@@ -7,13 +7,13 @@ import hashlib
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..annotations.dataset import Dataset, ImageRecord
+from ..annotations.report import Report
 from ..config import EMBEDDED_DATA, TrainConfig
-from ..convert import load
-from ..dataset import Dataset, ImageRecord
 from ..errors import DetftError
-from ..merging import merge
-from ..report import Report
-from ..split import assign_splits
+from ..operations.convert import load
+from ..operations.merging import merge
+from ..operations.split import assign_splits
 
 MADE_SPLIT = (0.8, 0.2)  # train, val: what a dataset without a validation split is cut into
 
@@ -102,7 +102,7 @@ def load_data(cfg: TrainConfig) -> TrainingData:
         ds = with_pseudo_labels(ds, cfg, cfg.train_split if split is None else "train")
         train = ds.images_in(cfg.train_split if split is None else "train")
     if cfg.tiling is not None:  # after the split: the tiles of one image never straddle train and val
-        from ..tiling import tile_dataset
+        from ..operations.tiling import tile_dataset
 
         report = Report()
         ds = tile_dataset(ds, cfg.tiling, report)

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
-from ..dataset import ImageRecord
-from ..geometry import decode_mask, polygons_to_mask
-from ..images import read_rgb
+from ..annotations.dataset import ImageRecord
+from ..annotations.geometry import decode_mask, polygons_to_mask
+from ..annotations.images import read_rgb
 from ..models.labels import LabelMap
 from . import transforms as T
 from .image_cache import ImageCache, Size, shrink_image, shrink_targets, shrunk_size

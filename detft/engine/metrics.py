@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ..output import atomic_write_text
+from ..util.output import atomic_write_text
 
 RISE = 0.02  # val loss this far (relative) above its minimum at the last epoch counts as rising
 

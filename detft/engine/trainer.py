@@ -24,7 +24,6 @@ from ..config import TrainConfig
 from ..data.image_cache import ImageCache
 from ..data.loading import load_data
 from ..data.transforms import RCNN_AUGMENTATIONS, parse_augment
-from ..devices import pick_device
 from ..errors import DetftError
 from ..evaluation.predictor_eval import evaluate_predictor
 from ..evaluation.report import EvalSettings, format_report
@@ -36,8 +35,9 @@ from ..models.labels import LabelMap
 from ..models.rcnn import image_sizes
 from ..models.registry import ModelSpec, resolve
 from ..models.weights import load_into
-from ..progress import progress
 from ..runs import Run, RunInfo
+from ..util.devices import pick_device
+from ..util.progress import progress
 from . import checkpoint, distributed
 from .events import EventLog
 from .feature_cache import FeatureStore, FrozenTrunk, default_budget

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..output import atomic_write_bytes
+from ..util.output import atomic_write_bytes
 
 # matplotlib's tab20, so curves look as they did; ColorBrewer's Blues for the heat map
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),

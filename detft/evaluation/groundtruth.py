@@ -5,7 +5,7 @@ reference scripts decode every image to build it, which dominates their evaluati
 
 from __future__ import annotations
 
-from ..dataset import Dataset, ImageRecord
+from ..annotations.dataset import Dataset, ImageRecord
 from ..formats.coco import to_coco_dict
 from ..inference.detections import Detections
 

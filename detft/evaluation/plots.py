@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..output import atomic_write_bytes
+from ..util.output import atomic_write_bytes
 from .charts import Series, heat_map, line_chart
 
 MAX_CLASS_CURVES = 20

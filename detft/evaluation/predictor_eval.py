@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..dataset import Dataset, ImageRecord
+from ..annotations.dataset import Dataset, ImageRecord
 from ..errors import DetftError
 from ..inference.predictor import Predictor, predict_records
 from ..inference.sliced import SlicedPredictor

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DetftError
-from ..output import atomic_write_bytes, atomic_write_text
+from ..util.output import atomic_write_bytes, atomic_write_text
 from .cocoeval import IouTypeResult, evaluate
 from .confusion import confusion_matrix
 from .matching import Overlaps

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..dataset import ImageRecord
-from ..images import read_rgb
-from ..preview import sheet
-from ..render import draw
+from ..annotations.dataset import ImageRecord
+from ..annotations.images import read_rgb
+from ..annotations.preview import sheet
+from ..annotations.render import draw
 from .cocoeval import result_box
 from .thresholds import Matches
 

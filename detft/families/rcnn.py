@@ -49,8 +49,8 @@ class RCNN:
 
     def predictor(self, run: Run, *, device: str = "auto", conf: float = 0.25, max_dets: int = 100,
                   imgsz: int | None = None, trust_weights: bool = False) -> Predictor:
-        from ..devices import pick_device
         from ..inference.predictor import RCNNPredictor
+        from ..util.devices import pick_device
 
         return RCNNPredictor(_model(run, imgsz), run.info.labels, pick_device(device), conf, max_dets)
 

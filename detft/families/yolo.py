@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ..config import TrainConfig
 from ..data.loading import data_source, load_data
 from ..data.transforms import AUGMENTATIONS, parse_augment
-from ..dataset import Dataset
-from ..devices import pick_device, primary, several, ultralytics_device
+from ..annotations.dataset import Dataset
+from ..util.devices import pick_device, primary, several, ultralytics_device
 from ..engine.events import EventLog
 from ..engine.metrics import overfitting, plot, write_csv
 from ..errors import DetftError
@@ -26,8 +26,8 @@ from ..models.defaults import resolve_auto
 from ..models.labels import LabelMap
 from ..models.yolo import (RANDOM_INIT, determinism_kept, freeze_layers, load_checkpoint, prepare_offline, starting_point,
                            torch_threads_kept, verify_checkpoint)
-from ..output import atomic_directory
-from ..report import Report
+from ..util.output import atomic_directory
+from ..annotations.report import Report
 from ..runs import Run, RunInfo
 
 if TYPE_CHECKING:

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..dataset import Category, Dataset, ImageRecord
+from ..annotations.dataset import Category, Dataset, ImageRecord
+from ..annotations.report import Report
 from ..errors import DetftError
-from ..report import Report
 from . import coco, createml, csv, cvat, kitti, labelme, labelstudio, masks, object_masks, text, via, voc, yolo
 from .base import canonical_split
 
@@ -158,7 +158,7 @@ class OneFolderDown(DetftError):
 
 
 def _count_images(folder: Path) -> int:
-    from ..images import find_images
+    from ..annotations.images import find_images
 
     return len(find_images(folder))
 

@@ -1,7 +1,7 @@
 """A user's own reader: ``--from my_adapter.py`` (a file defining ``read(root)``), or a format a package adds by
 installing an entry point in the ``detft.formats`` group (``name = "package.module:read"``).
 
-``read(root)`` returns a :class:`~detft.dataset.Dataset`, or an iterable of plain records, one per image::
+``read(root)`` returns a :class:`~detft.annotations.dataset.Dataset`, or an iterable of plain records, one per image::
 
     {"image": "photos/a.jpg",            # a path (relative to root or absolute), or a file name found under root
      "split": "train",                   # optional
@@ -20,11 +20,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..annotations.dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..annotations.geometry import polygons_bbox
+from ..annotations.images import probe
+from ..annotations.report import Report
 from ..errors import DetftError
-from ..geometry import polygons_bbox
-from ..images import probe
-from ..report import Report
 from .base import CategoryIndex, finite
 from .pairing import ImageIndex
 

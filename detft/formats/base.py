@@ -9,10 +9,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..dataset import Annotation, Category, ImageRecord
+from ..annotations.dataset import Annotation, Category, ImageRecord
+from ..annotations.geometry import polygons_bbox, polyline_outline
+from ..annotations.report import Report
 from ..errors import FormatError
-from ..geometry import polygons_bbox, polyline_outline
-from ..report import Report
 
 
 class CategoryIndex:

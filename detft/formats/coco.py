@@ -8,12 +8,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
+from ..annotations.dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
+from ..annotations.geometry import canonical_rle, polygons_area, polygons_bbox, rle_area, rle_bbox
+from ..annotations.report import Report
 from ..errors import FormatError
-from ..geometry import canonical_rle, polygons_area, polygons_bbox, rle_area, rle_bbox
-from ..output import atomic_write_text, inside, safe_component
-from ..progress import progress
-from ..report import Report
+from ..util.output import atomic_write_text, inside, safe_component
+from ..util.progress import progress
 from .base import as_id, as_int_id, declared_size, finite, load_json, locate_image, split_from_name, text_field
 from .layout import ImagePlacer
 from .pairing import Fallback

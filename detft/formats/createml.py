@@ -9,12 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..annotations.dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..annotations.images import probe
+from ..annotations.report import Report
 from ..errors import FormatError
-from ..images import probe
-from ..output import atomic_write_text
-from ..progress import progress
-from ..report import Report
+from ..util.output import atomic_write_text
+from ..util.progress import progress
 from .base import CategoryIndex, finite, load_json, locate_image, sibling_image_dirs, text_field
 from .layout import ImagePlacer
 from .pairing import Fallback

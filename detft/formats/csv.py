@@ -10,10 +10,10 @@ import csv
 import io
 from pathlib import Path
 
-from ..dataset import Dataset, ImageRecord, SourceRef
+from ..annotations.dataset import Dataset, ImageRecord, SourceRef
+from ..annotations.images import probe
+from ..annotations.report import Report
 from ..errors import FormatError
-from ..images import probe
-from ..report import Report
 from .base import CategoryIndex, box_annotation, declared_size, finite, locate_image, read_text
 from .pairing import ImageIndex
 

@@ -13,12 +13,12 @@ from xml.etree.ElementTree import Element, SubElement, tostring
 
 import numpy as np
 
-from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..annotations.dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
-from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, encode_mask, polygons_bbox, rle_bbox, rotated_box_polygon
-from ..output import atomic_write_text, safe_component
-from ..progress import progress
-from ..report import Report
+from ..annotations.geometry import ELLIPSE_VERTICES, ellipse_polygon, encode_mask, polygons_bbox, rle_bbox, rotated_box_polygon
+from ..util.output import atomic_write_text, safe_component
+from ..util.progress import progress
+from ..annotations.report import Report
 from .base import (CategoryIndex, box_annotation, declared_size, finite, join_group_part, locate_image,
                    outline_of_polyline)
 from .layout import ImagePlacer

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..annotations.dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..annotations.images import IMAGE_SUFFIXES, probe
+from ..annotations.report import Report
 from ..errors import FormatError
-from ..images import IMAGE_SUFFIXES, probe
-from ..output import atomic_write_text
-from ..progress import progress
-from ..report import Report
+from ..util.output import atomic_write_text
+from ..util.progress import progress
 from .base import CategoryIndex, finite, read_text
 from .layout import ImagePlacer
 from .pairing import ImageIndex, complete, split_of_path

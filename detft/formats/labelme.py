@@ -12,13 +12,13 @@ import json
 import math
 from pathlib import Path, PurePosixPath
 
-from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..annotations.dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
-from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, polygons_bbox
-from ..images import probe
-from ..output import atomic_write_text, inside
-from ..report import Report
-from ..progress import progress
+from ..annotations.geometry import ELLIPSE_VERTICES, ellipse_polygon, polygons_bbox
+from ..annotations.images import probe
+from ..util.output import atomic_write_text, inside
+from ..annotations.report import Report
+from ..util.progress import progress
 from .base import (CategoryIndex, box_annotation, declared_size, join_group_part, list_field, load_json, locate_image,
                    outline_of_polyline, point_list, relative_name, sibling_image_dirs, text_field)
 from .layout import ImagePlacer

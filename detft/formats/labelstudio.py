@@ -20,14 +20,14 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..annotations.dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
-from ..geometry import (ELLIPSE_VERTICES, decode_mask, encode_mask, ellipse_polygon, polygons_bbox, rle_bbox,
+from ..annotations.geometry import (ELLIPSE_VERTICES, decode_mask, encode_mask, ellipse_polygon, polygons_bbox, rle_bbox,
                         rotated_box_polygon)
-from ..images import probe
-from ..output import atomic_write_text
-from ..progress import progress
-from ..report import Report
+from ..annotations.images import probe
+from ..util.output import atomic_write_text
+from ..util.progress import progress
+from ..annotations.report import Report
 from . import brush
 from .base import CategoryIndex, canonical_split, finite, load_json, locate_image, text_field
 from .layout import ImagePlacer

@@ -8,11 +8,11 @@ from pathlib import Path, PurePosixPath
 
 import cv2
 
-from ..dataset import ImageRecord
+from ..annotations.dataset import ImageRecord
 from ..errors import DetftError
-from ..images import read_rgb
-from ..output import atomic_write_bytes, inside, place_image, safe_relpath
-from ..report import Report
+from ..annotations.images import read_rgb
+from ..util.output import atomic_write_bytes, inside, place_image, safe_relpath
+from ..annotations.report import Report
 
 
 MAX_NAME_BYTES = 200  # a placed image's name; annotation files beside it and collision suffixes stay under 255

@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..annotations.dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
-from ..geometry import encode_mask, rle_bbox
-from ..images import decode_file, find_images, probe
-from ..report import Report
-from ..progress import progress
+from ..annotations.geometry import encode_mask, rle_bbox
+from ..annotations.images import decode_file, find_images, probe
+from ..annotations.report import Report
+from ..util.progress import progress
 from .base import CategoryIndex, load_json
 
 NAME = "masks"

@@ -12,12 +12,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
+from ..annotations.dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
+from ..annotations.geometry import encode_mask, rle_bbox
+from ..annotations.images import decode_file, find_images, is_image_name, probe
+from ..annotations.report import Report
 from ..errors import FormatError
-from ..geometry import encode_mask, rle_bbox
-from ..images import decode_file, find_images, is_image_name, probe
-from ..progress import progress
-from ..report import Report
+from ..util.progress import progress
 
 NAME = "object-masks"
 PROBE = 8  # folders looked at to recognise the per-id layout: a DSB download holds hundreds

@@ -14,10 +14,10 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 
-from ..dataset import ImageRecord, SourceRef
+from ..annotations.dataset import ImageRecord, SourceRef
+from ..annotations.images import LITTER_FOLDERS, is_image_name
+from ..annotations.report import Report
 from ..errors import DetftError
-from ..images import LITTER_FOLDERS, is_image_name
-from ..report import Report
 from .base import SPLIT_ALIASES
 
 MAX_FILES = 1_000_000  # files under one dataset root: past this, a wrong root (a home folder, /) is far likelier

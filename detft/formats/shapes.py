@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..dataset import Annotation, Dataset
-from ..geometry import decode_mask, mask_to_polygons
-from ..report import Report
+from ..annotations.dataset import Annotation, Dataset
+from ..annotations.geometry import decode_mask, mask_to_polygons
+from ..annotations.report import Report
 
 SCORE = "score"  # the attribute a prediction's confidence travels in, in every format that can hold one
 

@@ -22,11 +22,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..annotations.dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..annotations.images import probe
+from ..annotations.report import Report
 from ..errors import DetftError, FormatError
-from ..images import probe
-from ..progress import progress
-from ..report import Report
+from ..util.progress import progress
 from .base import CategoryIndex, finite, read_text
 from .pairing import ImageIndex, complete, split_of_path
 

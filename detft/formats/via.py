@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path, PurePosixPath
 
-from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..annotations.dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
-from ..geometry import ELLIPSE_VERTICES, ellipse_polygon, polygons_bbox
-from ..images import probe
-from ..output import atomic_write_text, inside
-from ..progress import progress
-from ..report import Report
+from ..annotations.geometry import ELLIPSE_VERTICES, ellipse_polygon, polygons_bbox
+from ..annotations.images import probe
+from ..util.output import atomic_write_text, inside
+from ..util.progress import progress
+from ..annotations.report import Report
 from .base import (CategoryIndex, canonical_split, finite, load_json, locate_image, outline_of_polyline, sibling_image_dirs,
                    text_field)
 from .layout import ImagePlacer

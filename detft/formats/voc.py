@@ -10,11 +10,11 @@ import re
 from pathlib import Path, PurePosixPath
 from xml.etree.ElementTree import Element, SubElement, tostring
 
-from ..dataset import Annotation, Dataset, ImageRecord, SourceRef
+from ..annotations.dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
-from ..output import atomic_write_text, inside, safe_component
-from ..report import Report
-from ..progress import progress
+from ..util.output import atomic_write_text, inside, safe_component
+from ..annotations.report import Report
+from ..util.progress import progress
 from .base import CategoryIndex, declared_size, finite, locate_image, read_list
 from .layout import ImagePlacer
 from .pairing import ImageIndex, complete, split_of_path

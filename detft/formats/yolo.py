@@ -10,14 +10,14 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
+from ..annotations.dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
-from ..geometry import (decode_mask, mask_to_polygons, merge_polygons, polygons_bbox,
+from ..annotations.geometry import (decode_mask, mask_to_polygons, merge_polygons, polygons_bbox,
                         polygons_to_mask)
-from ..images import IMAGE_SUFFIXES, find_images, is_image_name, probe
-from ..output import atomic_write_text, safe_component
-from ..report import Report
-from ..progress import progress
+from ..annotations.images import IMAGE_SUFFIXES, find_images, is_image_name, probe
+from ..util.output import atomic_write_text, safe_component
+from ..annotations.report import Report
+from ..util.progress import progress
 from .base import canonical_split, finite, load_yaml, read_list, read_text, text_field
 from .layout import ImagePlacer
 from .pairing import Fallback, listed_images, tail_under

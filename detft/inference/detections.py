@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..geometry import encode_masks
+from ..annotations.geometry import encode_masks
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Detections:
     def draw(self, image: np.ndarray, names: dict[int, str], bgr: bool = True, fps: float | None = None) -> np.ndarray:
         """A copy of ``image`` (BGR frames by default, RGB with ``bgr=False``) with these detections drawn;
         colours follow the class, or the track when a tracker ran."""
-        from ..render import draw
+        from ..annotations.render import draw
 
         keys = self.track_ids if self.track_ids is not None else self.labels
         texts = [f"{names.get(int(label), label)} {score:.2f}" for label, score in zip(self.labels, self.scores)]

@@ -101,7 +101,7 @@ class ClassThresholds:
 
 def predict_records(predictor: Predictor, images: list, desc: str = "predict") -> list[Detections]:
     """Detections for dataset images, one at a time with a progress bar (decoded as displayed)."""
-    from ..images import read_rgb
-    from ..progress import progress
+    from ..annotations.images import read_rgb
+    from ..util.progress import progress
 
     return [predictor.predict([read_rgb(im)])[0] for im in progress(images, desc, unit="img")]

@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..output import atomic_write_bytes, inside, safe_relpath
+from ..util.output import atomic_write_bytes, inside, safe_relpath
 from .detections import Detections
 from .sources import Frame
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import DetftError
-from ..tiling import check_windows, windows
+from ..operations.tiling import check_windows, windows
 from .detections import Detections
 from .predictor import Predictor
 

@@ -18,8 +18,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..annotations.images import IMAGE_SUFFIXES, find_images, native_path, read_bgr
 from ..errors import DetftError
-from ..images import IMAGE_SUFFIXES, find_images, native_path, read_bgr
 
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://", "rtmp://")
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DetftError
-from ..output import check_target
+from ..util.output import check_target
 from .predictor import Predictor
 from .sinks import ImageSink, JsonlSink, VideoSink
 from .sources import FolderSource, open_source
@@ -80,7 +80,7 @@ def run(predictor: Predictor, source: Any, sinks: list[Any], track: bool = False
         fps_overlay: bool = True, stats_every: float = 5.0, max_frames: int | None = None,
         stop: threading.Event | None = None, log: Callable[[str], None] = print) -> RunStats:
     """Run ``predictor`` over every frame ``source`` hands out; sinks are closed whatever happens."""
-    from ..progress import progress
+    from ..util.progress import progress
 
     stop = stop or threading.Event()
     names = predictor.labels.names_by_category()

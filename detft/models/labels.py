@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..dataset import Category, Dataset
+from ..annotations.dataset import Category, Dataset
 
 
 @dataclass(frozen=True)

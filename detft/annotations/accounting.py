@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from ..errors import DataLossError
 from .dataset import Dataset
-from .errors import DataLossError
 from .report import Change, Report
 
 # the option that fixes the usual cause of each kind of loss

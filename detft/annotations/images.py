@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import DetftError
 from .dataset import ImageRecord
-from .errors import DetftError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 LITTER_FOLDERS = {"__MACOSX"}  # a macOS zip's AppleDouble mirror: ``._name.jpg`` files that are not images

@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .accounting import refuse_empty, refuse_total_loss
-from .check import check
+from ..annotations.accounting import refuse_empty, refuse_total_loss
+from ..annotations.check import check
+from ..annotations.dataset import Dataset
+from ..annotations.report import Report
+from ..errors import DetftError, StrictError
+from ..formats import WRITERS, read_dataset, write_dataset
+from ..util.output import atomic_directory, check_output, input_folders
 from .classmap import ClassMap, apply_map
-from .dataset import Dataset
-from .errors import DetftError, StrictError
-from .formats import WRITERS, read_dataset, write_dataset
-from .output import atomic_directory, check_output, input_folders
 from .merging import merge
-from .report import Report
 from .split import Splitting, split_dataset
 from .tiling import Tiling, tile_dataset
 

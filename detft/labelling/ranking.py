@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DetftError
-from .evaluation.matching import iou_xywh
-from .inference.detections import Detections
-from .inference.predictor import Predictor
-from .output import atomic_write_text
-from .progress import progress
-from .report import printable
+from ..annotations.report import printable
+from ..errors import DetftError
+from ..evaluation.matching import iou_xywh
+from ..inference.detections import Detections
+from ..inference.predictor import Predictor
+from ..util.output import atomic_write_text
+from ..util.progress import progress
 
 WIDTH = 0.25  # score distance from the threshold at which a detection stops counting as undecided
 MATCH_IOU = 0.5
@@ -98,7 +98,7 @@ def percentile(values: np.ndarray) -> np.ndarray:
 def rank(predictor: Predictor, files: list[Path], root: Path, thresholds: dict[int, float],
          class_ap: dict[int, float], names: dict[int, str]) -> list[Ranked]:
     """``files`` in falling order of how informative a label would be (see the module docstring)."""
-    from .images import read_bgr
+    from ..annotations.images import read_bgr
 
     if not files:
         raise DetftError(f"no images to rank in {root}")
@@ -127,8 +127,8 @@ def contact_sheet(predictor: Predictor, rows: list[Ranked], root: Path, names: d
     each caption: what a person is about to label."""
     from PIL import Image
 
-    from .images import read_bgr
-    from .preview import sheet
+    from ..annotations.images import read_bgr
+    from ..annotations.preview import sheet
 
     tiles = []
     for k, r in enumerate(rows, 1):

@@ -12,17 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dataset import Annotation, Category, Dataset, ImageRecord
-from .errors import DetftError
-from .formats import WRITERS, write_dataset
-from .formats.shapes import SCORE
-from .geometry import mask_to_polygons
-from .images import find_images, probe, read_rgb
-from .inference.detections import Detections
-from .inference.predictor import Predictor
-from .output import atomic_directory, check_output, check_replaceable
-from .progress import progress
-from .report import Report
+from ..annotations.dataset import Annotation, Category, Dataset, ImageRecord
+from ..annotations.geometry import mask_to_polygons
+from ..annotations.images import find_images, probe, read_rgb
+from ..annotations.report import Report
+from ..errors import DetftError
+from ..formats import WRITERS, write_dataset
+from ..formats.shapes import SCORE
+from ..inference.detections import Detections
+from ..inference.predictor import Predictor
+from ..util.output import atomic_directory, check_output, check_replaceable
+from ..util.progress import progress
 
 REPORT_NAME = "labels_report.json"
 NO_SCORES = ("yolo", "voc", "createml")  # formats with no place for a confidence

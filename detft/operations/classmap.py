@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .dataset import Category, Dataset, name_key
-from .errors import DetftError
-from .report import Report
+from ..annotations.dataset import Category, Dataset, name_key
+from ..annotations.report import Report
+from ..errors import DetftError
 
 DROP = "drop"
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import DetftError
+from ..errors import DetftError
 
 
 @dataclass(frozen=True)

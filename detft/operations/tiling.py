@@ -18,11 +18,11 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from .dataset import Annotation, Dataset, ImageRecord
-from .bounds import NONNEGATIVE, OVERLAP, SIZE, VISIBILITY
-from .errors import DetftError
-from .geometry import decode_mask, encode_mask, polygons_bbox
-from .report import Report
+from ..annotations.dataset import Annotation, Dataset, ImageRecord
+from ..annotations.geometry import decode_mask, encode_mask, polygons_bbox
+from ..annotations.report import Report
+from ..errors import DetftError
+from ..util.bounds import NONNEGATIVE, OVERLAP, SIZE, VISIBILITY
 
 TILE_NAME = re.compile(r"^(?P<stem>.+)__x(?P<x>\d+)_y(?P<y>\d+)$")
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from ..errors import DetftError
+from ..formats.base import canonical_split
+from ..util.output import safe_component
 from .dataset import Annotation, Dataset, ImageRecord
-from .errors import DetftError
-from .formats.base import canonical_split
 from .geometry import polygons_area
 from .images import probe, probe_bytes
-from .output import safe_component
 from .report import Report
 
 DUPLICATE_TOL = 1e-6

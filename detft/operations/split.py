@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dataset import Dataset, ImageRecord
-from .errors import DetftError
-from .progress import progress
-from .report import Report
+from ..annotations.dataset import Dataset, ImageRecord
+from ..annotations.report import Report
+from ..errors import DetftError
+from ..util.progress import progress
 
 SPLIT_NAMES = ("train", "val", "test")
 NEAR_BITS = 6  # of 64: frames of one video differ by fewer; two different photos by far more (bench/RESULTS.md)
@@ -68,7 +68,7 @@ def dhash(image: ImageRecord) -> int:
     brighter than its right neighbour (robust to resizing, re-encoding and small changes between frames)."""
     from PIL import Image
 
-    from .images import read_rgb
+    from ..annotations.images import read_rgb
 
     if image.path is not None and image.window is None:
         with Image.open(image.path) as im:

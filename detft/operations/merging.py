@@ -11,10 +11,10 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
-from .dataset import Category, Dataset, ImageRecord, name_key
-from .errors import DetftError
-from .progress import progress
-from .report import Report
+from ..annotations.dataset import Category, Dataset, ImageRecord, name_key
+from ..annotations.report import Report
+from ..errors import DetftError
+from ..util.progress import progress
 
 CHUNK = 1 << 20
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import TrainConfig
-from .errors import DetftError
-from .inference.predictor import Predictor
-from .output import atomic_write_text
-from .report import Report
-from .runs import Run
+from ..annotations.report import Report
+from ..config import TrainConfig
+from ..errors import DetftError
+from ..inference.predictor import Predictor
+from ..runs import Run
+from ..util.output import atomic_write_text
 
 FOLDER = "pseudo"
 SUMMARY = "pseudo.json"
@@ -49,8 +49,8 @@ def pseudo_conf(text: str) -> float | str:
 def check_teacher(cfg: TrainConfig, teacher: Run) -> None:
     """The teacher knows only the data's classes: checked before it predicts a single image, since the labels it
     writes are joined to the data by class name."""
-    from .convert import load
-    from .data.loading import data_source
+    from ..data.loading import data_source
+    from ..operations.convert import load
 
     data = load(data_source(cfg), cfg.data_format, Report(), verify_images=False,
                 images_dir=Path(cfg.images_dir) if cfg.images_dir else None)

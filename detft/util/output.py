@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
-from .errors import DetftError
+from ..errors import DetftError
 
 
 def safe_relpath(name: str) -> PurePosixPath:

@@ -1,7 +1,7 @@
 """The embedded default dataset: coloured shapes on textured backgrounds, generated here so that
 detft's main commands work on a fresh offline machine, with boxes and exact polygon masks.
 
-Deterministic for a seed: the same annotations every time (``python -m detft.synthetic OUT``)."""
+Deterministic for a seed: the same annotations every time (``python -m detft.operations.synthetic OUT``)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .dataset import Annotation, Category, Dataset, ImageRecord
-from .formats.coco import to_coco_dict
-from .geometry import ellipse_polygon, polygons_bbox
-from .output import atomic_directory
+from ..annotations.dataset import Annotation, Category, Dataset, ImageRecord
+from ..annotations.geometry import ellipse_polygon, polygons_bbox
+from ..formats.coco import to_coco_dict
+from ..util.output import atomic_directory
 
 CLASSES = ("circle", "square", "triangle")
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..util.output import atomic_write_bytes
 from .dataset import Dataset, ImageRecord
 from .geometry import decode_mask, polygons_to_mask
 from .images import read_rgb
-from .output import atomic_write_bytes
 from .render import draw
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import DetftError
+from ..errors import DetftError
 
 
 def several(device: str | torch.device) -> list[int] | None:
