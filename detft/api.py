@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .inference.predictor import Predictor
     from .inference.video import RunStats
     from .labelling.prelabels import SavedLabels
+    from .labelling.pseudo import PseudoLabels
     from .labelling.ranking import Ranked
     from .operations.tiling import Tiling
 
@@ -67,17 +68,43 @@ def train(config: TrainConfig | str | Path | None = None, *, resume: str | Path 
     cfg = base.replace(**fields) if fields else base
     cfg.check()
     family = families.for_arch(cfg.arch)
-    teacher = None
-    if cfg.pseudo and not cfg.pseudo_labels:  # its errors before a run folder is made
-        from .labelling.pseudo import check_teacher, pseudo_conf, teacher_of, write_pseudo_labels
+    if cfg.pseudo and not cfg.pseudo_labels:
+        return _train_with_pseudo_labels(cfg, family, trust_weights)
+    from .data.loading import pseudo_provenance
 
-        teacher, conf = Run.open(teacher_of(cfg)), pseudo_conf(cfg.pseudo_conf)
-        check_teacher(cfg, teacher)
+    run = Run.create(cfg.project, cfg.name, cfg.exist_ok)
+    _check_run_folder(run, cfg, None)
+    return _score_full_images(family.train(pseudo_provenance(cfg), run, resume=False, trust_weights=trust_weights),
+                              trust_weights)
+
+
+def _train_with_pseudo_labels(cfg: TrainConfig, family: Any, trust_weights: bool) -> Run:
+    """``--pseudo UNLABELLED``, the shortcut over the two steps: the teacher's pseudo-labels written into
+    ``RUN/pseudo/`` (``detft pseudo``), then training on them (``--pseudo-labels``). The teacher is ``--teacher``, or
+    ``--weights`` when that is a run or a checkpoint (the student then starts from the teacher's weights, as
+    self-training does). Every check runs before the run folder is made."""
+    from .annotations.report import Report
+    from .data.loading import data_source
+    from .labelling.pseudo import check_classes, pseudo_conf
+    from .operations.convert import load as load_dataset
+
+    source = cfg.teacher or (cfg.weights if cfg.weights and Path(cfg.weights).exists() else None)
+    if source is None:
+        raise DetftError(f"--pseudo {cfg.pseudo}: pseudo-labels need a teacher, a run trained on the labelled data "
+                         "(--teacher RUN, or --weights RUN to also start from it)")
+    teacher, conf = Run.open(source), pseudo_conf(cfg.pseudo_conf)
+    data = load_dataset(data_source(cfg), cfg.data_format, Report(), verify_images=False,
+                        images_dir=Path(cfg.images_dir) if cfg.images_dir else None)
+    check_classes(teacher.folder, teacher.info.labels.names, data_source(cfg), [c.name for c in data.categories])
     run = Run.create(cfg.project, cfg.name, cfg.exist_ok)
     _check_run_folder(run, cfg, teacher)
-    if teacher is not None:
-        cfg = write_pseudo_labels(cfg, run, teacher, load(teacher, device=cfg.device, conf=conf).predictor)
-    return _score_full_images(family.train(cfg, run, resume=False, trust_weights=trust_weights), trust_weights)
+    model = load(teacher, device=cfg.device, conf=conf)
+    pseudo = model.pseudo_label(cfg.pseudo, run.pseudo_labels_dir, overwrite=True)
+    changes: dict[str, Any] = {"pseudo_labels": str(pseudo.folder)}
+    if cfg.weights and Path(cfg.weights).exists() and Run.open(cfg.weights).folder == teacher.folder:
+        changes["weights"] = str(teacher.weights)  # the checkpoint itself: what a family's --weights takes
+    return _score_full_images(family.train(cfg.replace(**changes), run, resume=False, trust_weights=trust_weights),
+                              trust_weights)
 
 
 def _score_full_images(run: Run, trust_weights: bool) -> Run:
@@ -384,6 +411,22 @@ class Model:
 
         return save_labels(self.predictor, Path(source), format, Path(out), image_mode=images, overwrite=overwrite,
                            task=task, inputs=self.run.inputs, model_version=self.run.folder.name)
+
+    def pseudo_label(self, source: str | Path, out: str | Path, *, overwrite: bool = False) -> PseudoLabels:
+        """``detft pseudo``: this model, the teacher, labels the unlabelled images of ``source``; its detections at
+        the thresholds :func:`load` gave it (``conf="auto"``: its per-class best-F1 ones) are written to ``out`` as
+        a COCO dataset with ``pseudo.json`` (teacher, source, thresholds, counts). Train on them beside labelled data
+        with ``train(data=..., pseudo_labels=out)``: they join the training split only."""
+        from .inference.predictor import ClassThresholds
+        from .labelling.pseudo import write_pseudo_labels
+
+        if isinstance(self.predictor, ClassThresholds):
+            conf: float | str = "auto"
+            thresholds = {self.names[c]: t for c, t in self.predictor.thresholds.items()}
+        else:
+            conf, thresholds = self.conf, {name: self.conf for name in self.classes}
+        return write_pseudo_labels(self.predictor, self.run.weights, Path(source), Path(out), conf=conf,
+                                   thresholds=thresholds, inputs=self.run.inputs, overwrite=overwrite)
 
     def rank(self, source: str | Path, out: str | Path | None = None, *, top: int | None = None,
              sheet: int = 25, overwrite: bool = False) -> list[Ranked]:

@@ -369,6 +369,22 @@ def cmd_rank(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pseudo(args: argparse.Namespace) -> int:
+    from .annotations.report import Report
+    from .api import load
+    from .labelling.pseudo import check_classes
+    from .operations.convert import load as load_dataset
+
+    model = load(args.weights, device=args.device, conf=args.conf, imgsz=args.imgsz, trust_weights=args.trust_weights)
+    if args.data is not None:  # before a single image is predicted: the labels join the data by class name
+        data = load_dataset(args.data, args.data_format, Report(), verify_images=False)
+        check_classes(model.run.folder, model.classes, args.data, [c.name for c in data.categories])
+    pseudo = model.pseudo_label(args.source, args.out, overwrite=args.overwrite)
+    print(f"train on them beside the labelled data: detft train --data {args.data or 'DATA'} "
+          f"--pseudo-labels {pseudo.folder} (training split only; validation stays labelled)")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .api import load
 
@@ -495,6 +511,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     add_trust_arg(p)
     p.set_defaults(func=cmd_rank)
+
+    p = sub.add_parser("pseudo", help="a teacher's confident detections on unlabelled images, written as a COCO "
+                                      "dataset to train on beside labelled data (train --pseudo-labels OUT)")
+    p.add_argument("--weights", required=True, type=Path, help="the teacher: a run folder, checkpoint or .onnx file")
+    p.add_argument("--source", required=True, type=Path, help="unlabelled images: a folder (searched recursively)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (a COCO dataset and pseudo.json)")
+    p.add_argument("--conf", type=conf_value, default="auto", help="score a detection needs to become a label: auto "
+                   "(default: each class's best-F1 threshold from the teacher's eval.json) or a score")
+    p.add_argument("--data", type=Path, help="the labelled data, to check first that the teacher knows its classes")
+    p.add_argument("--from", dest="data_format", metavar="FMT", help="format of --data (default: detected)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists and detft wrote it")
+    p.add_argument("--imgsz", type=SIZE.argtype(), help="inference size (default: what the model was trained at)")
+    p.add_argument("--device", default="auto")
+    add_trust_arg(p)
+    p.set_defaults(func=cmd_pseudo)
 
     p = sub.add_parser("video", help="run a trained model on a video file, an image folder, a webcam (index) or a "
                                      "stream (rtsp://, http(s)://, udp://); also tools/infer_video.py")

@@ -57,13 +57,14 @@ class TrainConfig:
     tile_negatives: float = opt(0.1, "tiles without objects kept, per tile with objects",
             bound=NONNEGATIVE)
     pseudo: str | None = opt(None, "unlabelled images to also train on, with the teacher's detections on them as "
-                                   "pseudo-labels (training images only; validation stays labelled)")
+                                   "pseudo-labels (training images only; validation stays labelled): detft pseudo into "
+                                   "RUN/pseudo, then --pseudo-labels RUN/pseudo")
     teacher: str | None = opt(None, "run whose detections are the --pseudo labels (default: --weights, when it is a "
                                     "run: the student then starts from the teacher)")
     pseudo_conf: str = opt("auto", "score a teacher detection needs to be a pseudo-label: auto (the teacher's per-class "
                                    "best-F1 thresholds) or a number")
-    pseudo_labels: str | None = opt(None, "a pseudo-label folder written by an earlier --pseudo run (RUN/pseudo), to "
-                                          "train on again without re-predicting (set by --pseudo)")
+    pseudo_labels: str | None = opt(None, "pseudo-labels to train on beside the data (training split only): a folder "
+                                          "written by detft pseudo, or by an earlier --pseudo run (RUN/pseudo)")
     arch: str = opt("fasterrcnn", "model family or registered model: fasterrcnn, maskrcnn, yolo, or a model name")
     model: str | None = opt(None, "R-CNN: a registered model, e.g. fasterrcnn_efficientnet_lite0_fpn (offline ImageNet "
                                   "backbone); YOLO: a model yaml or .pt (yolov8s-seg.yaml, yolo11n.pt)")

@@ -133,6 +133,11 @@ class Run:
     def metrics_csv(self) -> Path:
         return self.folder / "metrics.csv"
 
+    @property
+    def pseudo_labels_dir(self) -> Path:
+        """Where ``train --pseudo`` writes the teacher's pseudo-labels (run.yaml's ``pseudo_labels`` names it)."""
+        return self.folder / "pseudo"
+
     def feature_cache_dir(self, rank: int = 0) -> Path:
         """Where a training process spills cached trunk features (emptied when it starts, removed when it ends)."""
         return self.folder / f".feature_cache-rank{rank}"

@@ -63,3 +63,37 @@ def test_pseudo_labels_at_auto_thresholds_need_an_evaluated_teacher_and_bad_sett
     summary = json.loads((run.folder / "pseudo" / "pseudo.json").read_text())
     assert summary["conf"] == "auto" and summary["thresholds"] == run_t.thresholds()
     assert yaml.safe_load((run.folder / "run.yaml").read_text())["config"]["weights"] == "none"  # --teacher: own start
+
+
+def test_pseudo_labels_are_a_data_step_that_training_takes_like_any_data(teacher, tmp_path: Path, capsys):
+    """`detft pseudo` writes the teacher's labels as a dataset; `train --pseudo-labels` takes them, and run.yaml says
+    which images and teacher they came from, as it does for the --pseudo shortcut."""
+    from detft.annotations.report import Report
+    from detft.cli import main
+    from detft.operations.convert import load
+
+    run_t, data, unlabelled = teacher
+    out = tmp_path / "pseudo_out"
+    assert main(["pseudo", "--weights", str(run_t.folder), "--source", str(unlabelled), "--out", str(out),
+                 "--conf", "0.0", "--data", str(data), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert f"--pseudo-labels {out}" in printed
+    summary = json.loads((out / "pseudo.json").read_text())
+    assert summary["conf"] == 0.0 and summary["images"] == 5 and summary["teacher"] == str(run_t.weights)
+    labels = load(out, None, Report())  # a dataset like any other: read back with no flag
+    assert len(labels.images) == 5 and sum(len(im.annotations) for im in labels.images) == sum(summary["detections"].values())
+
+    run = detft.train(config(data, tmp_path, epochs=1, name="two-step", pseudo_labels=str(out)))
+    assert "training on 6 labelled and 3 pseudo-labelled images" in capsys.readouterr().out
+    saved = yaml.safe_load((run.folder / "run.yaml").read_text())["config"]
+    assert saved["pseudo_labels"] == str(out) and saved["pseudo"] == str(unlabelled)
+    assert saved["teacher"] == str(run_t.weights) and not (run.folder / "pseudo").exists()
+
+    other = tmp_path / "other"
+    make_data(other, n=2)
+    for labels in (other / "annotations").glob("*.json"):
+        labels.write_text(labels.read_text().replace('"circle"', '"wheel"'))
+    refused = tmp_path / "refused"
+    assert main(["pseudo", "--weights", str(run_t.folder), "--source", str(unlabelled), "--out", str(refused),
+                 "--data", str(other), "--device", "cpu"]) == 1
+    assert "its classes circle are not classes of" in capsys.readouterr().err and not refused.exists()

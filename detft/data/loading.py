@@ -11,11 +11,13 @@ from ..annotations.dataset import Dataset, ImageRecord
 from ..annotations.report import Report
 from ..config import EMBEDDED_DATA, TrainConfig
 from ..errors import DetftError
+from ..formats.base import load_json
 from ..operations.convert import load
 from ..operations.merging import merge
 from ..operations.split import assign_splits
 
 MADE_SPLIT = (0.8, 0.2)  # train, val: what a dataset without a validation split is cut into
+PSEUDO_SUMMARY = "pseudo.json"  # beside pseudo-labels: their teacher, source, thresholds and counts
 
 
 class TrainingData(NamedTuple):
@@ -60,12 +62,25 @@ def reuse_split(ds: Dataset, record: dict[str, Any] | None, source: Path | str) 
               "so the val images differ from the ones training validated on and may include images it trained on")
 
 
+def pseudo_provenance(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` saying where its ``--pseudo-labels`` came from (the unlabelled images and the teacher that
+    ``pseudo.json`` names), so run.yaml records it whichever way they were written."""
+    summary_path = Path(cfg.pseudo_labels or "") / PSEUDO_SUMMARY
+    if cfg.pseudo or not summary_path.is_file():
+        return cfg
+    summary = load_json(summary_path)
+    if not isinstance(summary, dict) or not all(isinstance(summary.get(k), str) for k in ("source", "teacher")):
+        raise DetftError(f"{summary_path}: not the summary detft pseudo writes (source and teacher missing)")
+    return cfg.replace(pseudo=summary["source"], teacher=summary["teacher"], pseudo_conf=str(summary.get("conf")))
+
+
 def with_pseudo_labels(ds: Dataset, cfg: TrainConfig, train_split: str) -> Dataset:
     """``ds`` with the run's pseudo-labelled images added to ``train_split`` (classes joined by name; an
     unlabelled image that is also a labelled one, in any split, is left out and reported)."""
     folder = Path(cfg.pseudo_labels or "")
     if not (folder / "annotations").is_dir():
-        raise DetftError(f"--pseudo-labels {folder}: not a pseudo-label folder written by detft train --pseudo")
+        raise DetftError(f"--pseudo-labels {folder}: not a pseudo-label folder (written by detft pseudo or "
+                         "detft train --pseudo)")
     report = Report()
     pseudo = load(folder, "coco", report, min_size=0.0, verify_images=False)
     for im in pseudo.images:
