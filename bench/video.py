@@ -12,7 +12,7 @@ In one run, on the same video (Debian opencv-doc's vtest.avi, 768x576, people wa
 - live: ffmpeg serves the video as HTTP MJPEG on 127.0.0.1 at its real 10 fps; detft's live reader +
   YOLO for ``--live-seconds``; capture -> result latency percentiles, processed FPS, dropped frames.
 
-Needs ``pip install 'detft[offline-weights]'`` (the YOLO checkpoint) and Debian's ffmpeg and opencv-doc."""
+Needs ``pip install 'detft[yolo-weights]'`` (the YOLO checkpoint) and Debian's ffmpeg and opencv-doc."""
 
 from __future__ import annotations
 

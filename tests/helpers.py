@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -177,3 +178,40 @@ def pairwise_merge(boxes, scores, labels, cut, wins, threshold: float = 0.5) -> 
             union = grown
         groups.append(members)
     return groups
+
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNNABLE = "<!-- runnable"
+
+
+@dataclass(frozen=True)
+class DocBlock:
+    """A fenced code block of the documentation marked ``<!-- runnable -->`` (run by tests/test_docs.py) or
+    ``<!-- runnable by tests/X.py -->`` (run, with assertions of its own, by that test file)."""
+
+    page: str
+    line: int
+    lang: str
+    code: str
+    runner: str | None
+
+
+def doc_blocks() -> list[DocBlock]:
+    blocks = []
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        lines = page.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            if not line.startswith(RUNNABLE):
+                continue
+            fence = lines[i + 1]
+            assert fence.startswith("```"), f"{page.name}:{i + 1}: the runnable marker must precede a code fence"
+            end = lines.index("```", i + 2)
+            runner = line.removeprefix(RUNNABLE).removesuffix("-->").strip().removeprefix("by ").strip() or None
+            blocks.append(DocBlock(page.name, i + 2, fence[3:].strip(), "\n".join(lines[i + 2:end]) + "\n", runner))
+    return blocks
+
+
+def doc_block(page: str, runner: str) -> DocBlock:
+    """The one block of ``page`` that the test file ``runner`` runs."""
+    (block,) = [b for b in doc_blocks() if b.page == page and b.runner == runner]
+    return block

@@ -4,7 +4,6 @@ reproduce from run.yaml, and run folders in detft 0.1's layout still load."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -12,26 +11,18 @@ import pytest
 import tiny_models  # noqa: F401  (registers tiny_fasterrcnn / tiny_maskrcnn)
 import torch
 import yaml
-from helpers import config, make_data
+from helpers import config, doc_block, make_data
 
 import detft
 from detft.cli import main
 from detft.engine import checkpoint
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def readme_example() -> str:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("## Python API", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
-
-
-def test_the_readme_example_runs_as_written(tmp_path: Path, monkeypatch, capsys):
+def test_the_documented_example_runs_as_written(tmp_path: Path, monkeypatch, capsys):
     pytest.importorskip("ultralytics")
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(compile(readme_example(), "README.md", "exec"), scope)  # noqa: S102  (our own README)
+    block = doc_block("api.md", "tests/test_api.py")
+    exec(compile(block.code, "docs/api.md", "exec"), scope)  # noqa: S102  (our own docs)
     out = capsys.readouterr().out
     assert "['circle', 'square', 'triangle']" in out
     run, model, report = scope["run"], scope["model"], scope["report"]

