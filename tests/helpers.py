@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,3 +219,30 @@ def doc_block(page: str, runner: str) -> DocBlock:
     """The one block of ``page`` that the test file ``runner`` runs."""
     (block,) = [b for b in doc_blocks() if b.page == page and b.runner == runner]
     return block
+
+
+# a fresh interpreter's preamble: the import hook that refuses ultralytics and records who asked
+BLOCKER = textwrap.dedent("""
+    import importlib.abc, json, pathlib, sys, traceback
+    sys.path.insert(0, {tests!r})
+    ASKED = []
+
+    class NoUltralytics(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name.partition(".")[0] in ("ultralytics", "lap"):
+                caller = [f for f in traceback.extract_stack() if "importlib" not in f.filename][-1]
+                ASKED.append(f"{{name}} from {{caller.filename}}:{{caller.lineno}}")
+                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+            return None
+
+    sys.meta_path.insert(0, NoUltralytics())
+""").format(tests=str(Path(__file__).parent))
+
+
+def run_without_ultralytics(body: str, cwd: Path) -> dict:
+    """Run ``body`` in a fresh interpreter where every ultralytics (and lap) import is refused and recorded in
+    ``ASKED``; ``body`` prints one JSON line last, which is returned."""
+    script = BLOCKER + textwrap.dedent(body)
+    done = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -6,39 +6,12 @@ asked, so a lazy import deep in a code path shows as well as one at the top of a
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import run_without_ultralytics
 
-TESTS = Path(__file__).parent
 YOLO_ONLY = {"detft.models.yolo_trainers"}  # ultralytics' trainer subclasses: imported only behind the family
-
-BLOCKER = textwrap.dedent("""
-    import importlib.abc, json, pathlib, sys, traceback
-    sys.path.insert(0, {tests!r})
-    ASKED = []
-
-    class NoUltralytics(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name.partition(".")[0] in ("ultralytics", "lap"):
-                caller = [f for f in traceback.extract_stack() if "importlib" not in f.filename][-1]
-                ASKED.append(f"{{name}} from {{caller.filename}}:{{caller.lineno}}")
-                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-            return None
-
-    sys.meta_path.insert(0, NoUltralytics())
-""").format(tests=str(TESTS))
-
-
-def run_without_ultralytics(body: str, cwd: Path) -> dict:
-    script = BLOCKER + textwrap.dedent(body)
-    done = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_every_core_module_imports_without_ultralytics(tmp_path: Path):

@@ -293,3 +293,20 @@ def test_a_sliced_onnx_graph_predicts_what_its_sliced_source_predicts(runs, tmp_
     ours, theirs = source.predict(image)[0], exported.predict(image)[0]
     assert ours.masks.shape[1:] == (150, 200) and theirs.masks.shape == ours.masks.shape
     assert_same_detections(ours, theirs, floor=0.001)
+
+
+def test_a_yolo_graph_predicts_without_ultralytics(runs, data: Path, tmp_path: Path):
+    """Letterbox, NMS and masks around the graph are detft's own (inference/yolo_graph.py): the core predicts with a
+    YOLO .onnx file where ultralytics is not installed, the same detections as with it."""
+    from helpers import run_without_ultralytics
+
+    graph = detft.load(copy_run(runs["yolo-seg"], tmp_path), device="cpu").export(tmp_path / "m.onnx").path
+    image = sorted((data / "images" / "val").iterdir())[0]
+    expected = detft.load(graph, device="cpu", conf=0.001).predict(image)[0]
+    out = run_without_ultralytics(f"""
+        import detft
+        det = detft.load({str(graph)!r}, device="cpu", conf=0.001).predict({str(image)!r})[0]
+        print(json.dumps({{"asked": ASKED, "boxes": det.boxes.tolist(), "pixels": int(det.masks.sum())}}))
+    """, tmp_path)
+    assert out["asked"] == [] and len(out["boxes"]) == len(expected) > 0
+    assert out["boxes"] == expected.boxes.tolist() and out["pixels"] == int(expected.masks.sum())

@@ -26,7 +26,7 @@ class Graph:
     ``rcnn``: torchvision's graph, one float RGB image (3, H, W) in [0, 1] of any size; resizing, box decoding,
     NMS and mask pasting happen inside, and it returns every detection scoring above ``score_floor``, at most
     ``max_dets``. ``yolo``: ultralytics' graph, a letterboxed (1, 3, S, S) batch in (any S, multiple of ``stride``,
-    when ``dynamic``), raw per-anchor predictions out; NMS and masks are computed outside, as ultralytics does."""
+    when ``dynamic``), raw per-anchor predictions out; NMS and masks are computed outside (inference/yolo_graph.py)."""
 
     kind: str
     imgsz: int

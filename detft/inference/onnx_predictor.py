@@ -19,6 +19,7 @@ import torch
 from ..errors import DetftError
 from ..export.metadata import parse, require, thresholds
 from .detections import Detections
+from .yolo_graph import Letterbox, masks_in_image, select
 
 
 def open_session(path: Path, device: str = "auto") -> Any:
@@ -70,10 +71,6 @@ class OnnxPredictor:
         self.session = open_session(self.path, device)
         props = self.session.get_modelmeta().custom_metadata_map
         self.info, self.graph = parse(props, self.path)
-        if self.graph.kind != "rcnn":
-            from ..models.yolo import prepare_offline
-
-            prepare_offline(purpose=f"{self.path.name} (a YOLO graph: its letterbox and NMS are ultralytics')")
         self.class_thresholds = thresholds(props, self.path)  # --conf auto's, when exported with them
         self.labels = self.info.labels
         self.masks = self.info.task == "segment"
@@ -124,30 +121,21 @@ class OnnxPredictor:
         return Detections(out["boxes"][keep].astype(np.float32), out["scores"][keep].astype(np.float32),
                           self.lut[out["labels"][keep].astype(np.int64)], masks)
 
-    # ------------------------------------------------------------------ ultralytics graph
+    # ------------------------------------------------------------------ YOLO graph
     def _yolo(self, image: np.ndarray) -> Detections:
-        """ultralytics' predictor around our session: its letterbox, its NMS, its retina-mask assembly."""
-        from ultralytics.data.augment import LetterBox
-        from ultralytics.utils import nms, ops
-
+        """Letterbox, the graph, NMS and the mapping back to the image (yolo_graph.py; no ultralytics)."""
         g = self.graph
-        boxed = LetterBox((self.imgsz, self.imgsz), auto=g.dynamic, stride=g.stride)(image=image)
-        x = np.ascontiguousarray(boxed.transpose(2, 0, 1)[None], dtype=self.dtype) / np.array(255, self.dtype)
-        raw = self.session.run(self.outputs, {self.input.name: x})
-        preds = torch.from_numpy(raw[0]).float()
-        det = nms.non_max_suppression(preds, self.conf, self.iou, None, False, max_det=self.max_dets,
-                                      nc=len(self.labels.names) if self.masks else 0, end2end=g.end2end)[0]
-        det[:, :4] = ops.scale_boxes(boxed.shape[:2], det[:, :4], image.shape)
+        height, width = image.shape[:2]
+        box = Letterbox.fit(height, width, self.imgsz, g.stride, tight=g.dynamic)
+        raw = self.session.run(self.outputs, {self.input.name: box.apply(image, self.dtype)})
+        classes = len(self.labels.names) if self.masks else raw[0].shape[1] - 4  # after them: mask coefficients
+        det = select(raw[0], self.conf, self.iou, self.max_dets, classes, g.end2end)
+        box.boxes_to_image(det[:, :4], height, width)
         masks = None
         if self.masks:
-            if len(det):
-                m = ops.process_mask_native(torch.from_numpy(raw[1][0]).float(), det[:, 6:], det[:, :4], image.shape[:2])
-                keep = m.amax((-2, -1)) > 0  # ultralytics drops detections whose mask is empty
-                det, m = det[keep], m[keep]
-                masks = m.numpy().astype(bool)
-            else:
-                masks = np.zeros((0, *image.shape[:2]), bool)
+            masks = masks_in_image(raw[1], det[:, 6:], det[:, :4], box, height, width)
+            keep = masks.any((1, 2))  # a detection whose mask is empty is dropped, as the PyTorch predictor does
+            det, masks = det[torch.from_numpy(keep)], masks[keep]
         det = det.numpy()
         return Detections(det[:, :4].astype(np.float32), det[:, 4].astype(np.float32),
                           self.lut[det[:, 5].astype(np.int64)], masks)
-
