@@ -33,6 +33,13 @@ def test_a_runnable_block_runs_as_written(block, tmp_path: Path):
     assert done.returncode == 0, f"docs/{block.page}:{block.line} failed:\n{done.stderr[-3000:]}"
 
 
+def test_the_test_command_is_the_same_in_the_readme_the_site_and_ci():
+    def commands(path: Path) -> list[str]:
+        return [line for line in path.read_text(encoding="utf-8").splitlines() if "-m pytest" in line]
+
+    assert commands(ROOT / "README.md") == commands(ROOT / "docs" / "index.md") == commands(ROOT / ".ci" / "run") != []
+
+
 def test_the_readme_stays_short_and_links_into_the_site():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(readme.splitlines()) < 150
