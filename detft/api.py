@@ -83,19 +83,16 @@ def _train_with_pseudo_labels(cfg: TrainConfig, family: Any, trust_weights: bool
     ``RUN/pseudo/`` (``detft pseudo``), then training on them (``--pseudo-labels``). The teacher is ``--teacher``, or
     ``--weights`` when that is a run or a checkpoint (the student then starts from the teacher's weights, as
     self-training does). Every check runs before the run folder is made."""
-    from .annotations.report import Report
     from .data.loading import data_source
     from .labelling.pseudo import check_classes, pseudo_conf
-    from .operations.convert import load as load_dataset
 
     source = cfg.teacher or (cfg.weights if cfg.weights and Path(cfg.weights).exists() else None)
     if source is None:
         raise DetftError(f"--pseudo {cfg.pseudo}: pseudo-labels need a teacher, a run trained on the labelled data "
                          "(--teacher RUN, or --weights RUN to also start from it)")
     teacher, conf = Run.open(source), pseudo_conf(cfg.pseudo_conf)
-    data = load_dataset(data_source(cfg), cfg.data_format, Report(), verify_images=False,
-                        images_dir=Path(cfg.images_dir) if cfg.images_dir else None)
-    check_classes(teacher.folder, teacher.info.labels.names, data_source(cfg), [c.name for c in data.categories])
+    check_classes(teacher.folder, teacher.info.labels.names, data_source(cfg), cfg.data_format,
+                  Path(cfg.images_dir) if cfg.images_dir else None)
     run = Run.create(cfg.project, cfg.name, cfg.exist_ok)
     _check_run_folder(run, cfg, teacher)
     model = load(teacher, device=cfg.device, conf=conf)

@@ -370,15 +370,12 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 
 def cmd_pseudo(args: argparse.Namespace) -> int:
-    from .annotations.report import Report
     from .api import load
     from .labelling.pseudo import check_classes
-    from .operations.convert import load as load_dataset
 
     model = load(args.weights, device=args.device, conf=args.conf, imgsz=args.imgsz, trust_weights=args.trust_weights)
     if args.data is not None:  # before a single image is predicted: the labels join the data by class name
-        data = load_dataset(args.data, args.data_format, Report(), verify_images=False)
-        check_classes(model.run.folder, model.classes, args.data, [c.name for c in data.categories])
+        check_classes(model.run.folder, model.classes, args.data, args.data_format)
     pseudo = model.pseudo_label(args.source, args.out, overwrite=args.overwrite)
     print(f"train on them beside the labelled data: detft train --data {args.data or 'DATA'} "
           f"--pseudo-labels {pseudo.folder} (training split only; validation stays labelled)")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..annotations.dataset import Dataset
+from ..annotations.report import Report
 from ..data.loading import PSEUDO_SUMMARY
 from ..errors import DetftError
 from ..inference.predictor import Predictor
@@ -48,10 +49,14 @@ def pseudo_conf(text: str) -> float | str:
     return value
 
 
-def check_classes(teacher: str | Path, teacher_classes: Iterable[str], data: str | Path, classes: Iterable[str]) -> None:
-    """The teacher knows only the data's classes: checked before it predicts a single image, since the labels it
-    writes are joined to the data by class name."""
-    unknown = sorted(set(teacher_classes) - set(classes))
+def check_classes(teacher: str | Path, teacher_classes: Iterable[str], data: Path, data_format: str | None = None,
+                  images_dir: Path | None = None) -> None:
+    """The teacher knows only the classes of the labelled ``data``: checked before it predicts a single image, since
+    the labels it writes are joined to the data by class name."""
+    from ..operations.convert import load
+
+    classes = {c.name for c in load(data, data_format, Report(), verify_images=False, images_dir=images_dir).categories}
+    unknown = sorted(set(teacher_classes) - classes)
     if unknown:
         raise DetftError(f"teacher {teacher}: its classes {', '.join(unknown)} are not classes of {data}; the teacher "
                          "must be trained on the labelled data")
