@@ -125,7 +125,7 @@ def main() -> None:
     print(f"\n{a.data}: pool = train split ({len(pool)} images), scored on val ({len(val)} images); labelled part "
           f"{a.fraction:.0%} = {round(a.fraction * len(pool))} images; YOLO11n COCO start, {a.epochs} epochs at "
           f"{a.imgsz} px, batch {a.batch}; seeds {a.seeds}; CPU ({platform.machine()}, {os.cpu_count()} cores)")
-    print(f"objects in the picked images (rank vs random), per seed: "
+    print("objects in the picked images (rank vs random), per seed: "
           + ", ".join(f"{s}: {o['rank']} vs {o['random']}" for s, o in objects.items()))
     masks = source.has_masks()
     print("| arm | training data                       | val AP (mean ± std)  | AP per seed              | AP50 mean |"

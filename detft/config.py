@@ -107,7 +107,9 @@ class TrainConfig:
                         choices=("auto", "default", "twomlp", "light", "convfc"))
     rpn_batch: int | None = opt(None, "R-CNN: anchors sampled per image for the RPN loss (default: torchvision's 256)",
             bound=COUNT)
-    roi_batch: int | None = opt(None, "R-CNN: proposals sampled per image for the box head (default: torchvision's 512)",
+    roi_batch: int | None = opt(None, "R-CNN: proposals sampled per image for the box head (default: 128 for an "
+                                      "ImageNet-only start, whose heads are most of a cached step; torchvision's 512 "
+                                      "otherwise)",
             bound=COUNT)
     cache_features: str = opt("auto", "R-CNN: compute a frozen trunk once per image and flip, reuse it every epoch: auto "
                                       "(when --freeze backbone or backbone+neck: RAM within --cache-budget, then disk under "
@@ -122,6 +124,11 @@ class TrainConfig:
                                choices=("fp16", "fp32"))
     augment: str | None = opt(None, "comma list of flip, scale, color, mosaic (YOLO only), or none "
                                     "(default: every one the family supports)")
+    augment_views: int | None = opt(None, "R-CNN: fixed augmented views per image, one shown each epoch, so a frozen "
+                                          "trunk's features of each are computed once and cached; 0: a fresh draw "
+                                          "every epoch (default: 4 when backbone and neck are frozen and cached and "
+                                          "--augment has scale or color, else 0)",
+            bound=NONNEGATIVE_INT)
     amp: bool | None = opt(None, "mixed precision (default: on for CUDA)")
     clip_grad: float = opt(10.0, "R-CNN: max gradient norm (0: off)",
             bound=NONNEGATIVE)

@@ -9,14 +9,18 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from detft.annotations.dataset import Annotation, Category, Dataset, ImageRecord
+from detft.annotations.report import Report
 from detft.config import TrainConfig
+from detft.data.torch_dataset import DetectionDataset
 from detft.inference.detections import Detections
 from detft.models.labels import LabelMap
+from detft.operations.convert import load
 
 
 def make_image(path: Path, width: int, height: int, seed: int = 0, exif_orientation: int | None = None) -> Path:
@@ -63,6 +67,12 @@ def make_data(root: Path, n: int = 8, size: int = 96, seed: int = 1, val_is_trai
             shutil.copy(p, root / "images" / "val" / p.name)
         shutil.copy(root / "annotations" / "instances_train.json", root / "annotations" / "instances_val.json")
     return root
+
+
+def training_set(root: Path, **kw: Any) -> DetectionDataset:
+    """The training split of the dataset at ``root`` as the R-CNN trainer's torch Dataset (``kw``: its options)."""
+    ds = load(root, None, Report())
+    return DetectionDataset(ds.images_in("train"), LabelMap.from_dataset(ds), **kw)
 
 
 def config(data: Path, tmp: Path, **kw) -> TrainConfig:

@@ -1,5 +1,5 @@
-"""A frozen trunk computed once per image and flip: the same losses as computing it every epoch, augmented
-samples bypass it, unfreezing drops it; box heads that fit the data."""
+"""A frozen trunk computed once per image and flip (or augmented view): the same losses as computing it every
+epoch, fresh augmented draws bypass it, unfreezing drops it; box heads that fit the data."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import tiny_models  # noqa: F401  (registers tiny_fasterrcnn / tiny_maskrcnn)
 import torch
-from helpers import config, make_data, widen_images
+from helpers import config, make_data, training_set, widen_images
 
 import detft
 from detft.engine import checkpoint
+from detft.data.transforms import DEFAULT_VIEWS, UNCACHEABLE, view_of
+from detft.engine.feature_cache import FeatureStore
 from detft.engine.trainer import Trainer
 from detft.errors import DetftError
 
@@ -34,14 +36,21 @@ def losses(trainer: Trainer) -> list[float]:
     return [r[k] for r in trainer.rows for k in ("loss", "val_loss")]
 
 
-@pytest.mark.parametrize("augment,mode", [("flip", "auto"), ("flip,color", "auto"), ("flip", "disk")])
-def test_cached_training_has_the_losses_of_uncached_training(data: Path, tmp_path: Path, augment: str, mode: str):
-    plain = fit(data, tmp_path, name="plain", augment=augment, cache_features="off")
-    cached = fit(data, tmp_path, name="cached", augment=augment, cache_features=mode, cache_precision="fp32")
+@pytest.mark.parametrize("augment,mode,views", [("flip", "auto", None), ("flip,color", "auto", 0),
+                                                ("flip", "disk", None), ("flip,scale,color", "ram", 2)])
+def test_cached_training_has_the_losses_of_uncached_training(data: Path, tmp_path: Path, augment: str, mode: str,
+                                                             views: int | None):
+    kw = dict(augment=augment, augment_views=views, epochs=3 if views else 2)
+    plain = fit(data, tmp_path, name="plain", cache_features="off", **kw)
+    cached = fit(data, tmp_path, name="cached", cache_features=mode, cache_precision="fp32", **kw)
     assert plain.cache is None and cached.cache is not None and plain.trunk is not None  # off: the same trunk, no store
     assert cached.cache.hits > 0  # later epochs reused features computed in earlier ones
-    if "color" in augment:
-        assert cached.cache.bypassed > 0  # colour-jittered samples ran the trunk as usual
+    if views == 0:
+        assert cached.cache.bypassed > 0  # fresh colour-jittered draws ran the trunk as usual
+    if views:  # every sample was one of an image's views: none bypassed, at most `views` computed per image
+        assert cached.cache.bypassed == 0 and cached.cache.misses <= views * len(cached.train_set)
+        assert cached.cache.hits == 3 * len(cached.train_set) - cached.cache.misses
+        assert detft.Run.open(cached.run.folder).info.config.augment_views == views  # a resume continues them
     assert losses(cached) == pytest.approx(losses(plain), abs=1e-5)
     assert not cached.run.feature_cache_dir().exists()  # spilled files go when training ends
     first = cached.model.backbone.body
@@ -63,6 +72,51 @@ def test_on_images_of_several_sizes_the_cache_changes_nothing(mixed: Path, tmp_p
     cached = fit(mixed, tmp_path, name="cached", cache_features="ram", cache_precision="fp32", **kw)
     assert cached.cache.hits > 0
     assert losses(cached) == pytest.approx(losses(plain), abs=1e-5)
+
+
+def test_each_view_repeats_its_pixels_and_boxes_and_shows_once_per_cycle(data: Path):
+    """What makes a view cacheable: the same key always carries the same pixels and boxes; and what keeps the
+    augmentation's worth: every view is shown once per cycle, and views differ from each other."""
+    ds = training_set(data, augment="flip,scale,color", seed=3)
+    ds.use_views(3, until=6)
+    for index in range(len(ds)):
+        seen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        cycles = [[view_of(3, epoch, index, 3) for epoch in range(c, c + 3)] for c in (0, 3)]
+        assert sorted(cycles[0]) == sorted(cycles[1]) == [0, 1, 2]
+        for epoch in range(6):
+            image, target = ds[(epoch, index)]
+            key = int(target["cache_key"][1])
+            if key in seen:
+                assert torch.equal(seen[key][0], image) and torch.equal(seen[key][1], target["boxes"])
+            seen[key] = image, target["boxes"]
+        assert len(seen) > 1
+        fresh = [int(ds[(epoch, index)][1]["cache_key"][1]) for epoch in range(6, 12)]  # past `until`
+        assert all(k in (0, 1, UNCACHEABLE) for k in fresh)
+
+
+def test_default_views_follow_the_cache(data: Path, tmp_path: Path):
+    """Unset, --augment-views is 4 where a store keeps the features of backbone and neck and a pixel-changing
+    augmentation is on, 0 elsewhere; run.yaml records what was used, so a resume continues it."""
+    cases = [(dict(augment="flip,scale,color"), DEFAULT_VIEWS), (dict(augment="flip"), 0),
+             (dict(augment="flip,scale,color", freeze="backbone"), 0),
+             (dict(augment="flip,color", cache_features="off"), 0), (dict(augment="color", freeze="none"), 0),
+             (dict(augment="color", freeze="none", augment_views=3), 3)]
+    for kw, views in cases:
+        trainer = Trainer(config(data, tmp_path, freeze=kw.pop("freeze", "backbone+neck"), **kw))
+        trainer.setup()
+        assert (trainer.cfg.augment_views, trainer.train_set.views) == (views, views), kw
+    with pytest.raises(DetftError, match="--augment-views"):
+        config(data, tmp_path, augment_views=-1).check()
+
+
+def test_spilled_files_stop_at_their_disk_budget(tmp_path: Path):
+    """Views multiply what a cache holds: past its disk budget a map is handed back, not written."""
+    store = FeatureStore("auto", tmp_path / "cache", budget_bytes=0, precision="fp32", disk_bytes=3 * 4 * 16)
+    maps = {"0": torch.ones(1, 4, 4)}
+    for view in range(5):
+        assert torch.equal(store.put((0, view), maps)["0"], maps["0"])
+    assert store.on_disk == {(0, 0), (0, 1), (0, 2)} and store.disk_bytes == 3 * 4 * 16
+    assert store.get((0, 2)) is not None and store.get((0, 3)) is None
 
 
 def test_an_fp16_cache_stays_close(data: Path, tmp_path: Path):

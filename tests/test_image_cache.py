@@ -10,16 +10,13 @@ import numpy as np
 import pytest
 import tiny_models  # noqa: F401  (registers tiny_fasterrcnn)
 import torch
-from helpers import config, make_data
+from helpers import config, make_data, training_set
 from torch.utils.data import DataLoader
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-from detft.annotations.report import Report
 from detft.data.image_cache import ImageCache, shrink_image, shrink_targets, shrunk_size
 from detft.data.torch_dataset import DetectionDataset, collate
 from detft.engine.trainer import Trainer
-from detft.models.labels import LabelMap
-from detft.operations.convert import load
 
 
 @pytest.mark.parametrize("shape", [(480, 640), (3000, 4000), (1000, 333), (97, 1203), (64, 80)])
@@ -59,9 +56,7 @@ def data(tmp_path_factory) -> Path:
 
 
 def dataset(root: Path, resize=(64, 100), augment="flip") -> DetectionDataset:
-    ds = load(root, None, Report())
-    images = ds.images_in("train")
-    return DetectionDataset(images, LabelMap.from_dataset(ds), augment=augment, seed=0, resize=resize)
+    return training_set(root, augment=augment, seed=0, resize=resize)
 
 
 def items(ds: DetectionDataset, epoch: int, workers: int) -> list:

@@ -205,10 +205,12 @@ def test_auto_gives_an_imagenet_start_its_measured_defaults(tmp_path: Path):
     from detft.models.defaults import AUTO
 
     trainer = Trainer(config(make_data(tmp_path / "data", n=4), tmp_path, model="fasterrcnn_mobilenet_v2_fpn",
-                             weights=None, lr=0.01))
+                             weights=None, lr=0.01, augment=None))
     trainer.setup()
     assert (trainer.cfg.freeze, trainer.cfg.box_head) == (AUTO["imagenet"].freeze, AUTO["imagenet"].box_head)
     assert trainer.info().model_kwargs["box_head"] == AUTO["imagenet"].box_head  # predict/export rebuild it
     assert trainer.backbone_lr_factor == 0.1
+    assert trainer.cfg.roi_batch == trainer.model.roi_heads.fg_bg_sampler.batch_size_per_image == 128
+    assert trainer.cfg.augment_views == trainer.train_set.views == 4  # cached trunk, default flip,scale,color
     lrs = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
     assert lrs["trainable"] == pytest.approx(0.01) and all(lrs[k] == pytest.approx(0.001) for k in lrs if k != "trainable")

@@ -147,6 +147,7 @@ def test_freeze_auto_follows_what_the_start_learnt(tmp_path: Path):
     trainer.setup()
     assert trainer.cfg.freeze == "none" and trainer.info().config.freeze == "none"  # run.yaml says what it was
     assert trainer.cfg.box_head == "default" and "box_head" not in trainer.info().model_kwargs
+    assert trainer.cfg.roi_batch is None  # the model's own sampling: only an ImageNet start changes it
     assert {g["name"]: g["lr"] for g in trainer.optimizer.param_groups} == \
         {"trainable": pytest.approx(0.004), "backbone": pytest.approx(0.004)}  # nothing learnt to protect
 

@@ -37,6 +37,7 @@ class DetectionDataset(TorchDataset):
         self.images, self.labels, self.masks = images, labels, masks
         self.transform = T.build(augment)
         self.seed, self.epoch = seed, 0
+        self.views, self.views_until = 0, None  # fresh draws every epoch (see use_views)
         self.sizes: list[Size] = [shrunk_size(im.height, im.width, *resize) if resize else (im.height, im.width)
                                   for im in images]
         self.cache: ImageCache | None = None
@@ -52,6 +53,12 @@ class DetectionDataset(TorchDataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def use_views(self, views: int, until: int | None = None) -> None:
+        """Show each image one of ``views`` fixed augmented views per epoch (transforms.py) before epoch ``until``
+        (the epoch a frozen trunk thaws: past it nothing is cached, and fresh draws see more), fresh draws
+        after. Set before a DataLoader's workers start: they take the dataset as it is then."""
+        self.views, self.views_until = views, until
 
     def __len__(self) -> int:
         return len(self.images)
@@ -70,12 +77,14 @@ class DetectionDataset(TorchDataset):
         masks = instance_masks(image, anns) if self.masks else None
         boxes, masks = shrink_targets(boxes, masks, (image.height, image.width), self.sizes[index])
         applied: list[str] = []
+        view = None
         if self.transform is not None:
-            rgb, boxes, labels, masks, applied = T.apply(self.transform, rgb, boxes, labels, masks,
-                                                         (self.seed, epoch, index))
+            views = self.views if self.views_until is None or epoch < self.views_until else 0
+            seed, view = T.draw_seed(self.seed, epoch, index, views)
+            rgb, boxes, labels, masks, applied = T.apply(self.transform, rgb, boxes, labels, masks, seed)
         target = {"boxes": torch.from_numpy(boxes).reshape(-1, 4), "labels": torch.from_numpy(labels),
                   "image_id": torch.tensor(index),
-                  "cache_key": torch.tensor([index, T.variant(applied)])}  # the trainer takes it off for its cache
+                  "cache_key": torch.tensor([index, T.variant(applied, view)])}  # the trainer takes it off for its cache
         if masks is not None:
             target["masks"] = torch.from_numpy(np.ascontiguousarray(masks))
         img = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255)

@@ -1,6 +1,13 @@
 """Training augmentation with albumentations: boxes and masks move together, and every random
 choice is seeded from (seed, epoch, image index) so a resumed run sees the same augmentations
-whatever the number of workers."""
+whatever the number of workers.
+
+With ``views`` (R-CNN over a cached frozen trunk), an image does not get a fresh draw every epoch: it has
+``views`` fixed draws of the same pipeline, seeded from (seed, image index, view), and each epoch shows one of
+them, every view once per cycle of ``views`` epochs in an order seeded per image and cycle. Each view is an
+honest draw of flip, scale and colour (the same distribution a fresh draw has), but its pixels repeat, so the
+frozen trunk's features of a view are computed once and cached like those of a flip: the trunk runs ``views``
+times per image in a run instead of about every epoch."""
 
 from __future__ import annotations
 
@@ -48,17 +55,37 @@ def build(spec: str | None = "none") -> A.Compose | None:
 
 
 FLIP = "HorizontalFlip"
+DEFAULT_VIEWS = 4  # --augment-views over a cached trunk: bench/rcnn_defaults.py --study views (bench/RESULTS.md)
+UNCACHEABLE = -1  # the variant of a fresh draw whose pixels a random scale or colour changed
+VIEW_SALT = 719  # keeps the seeds of views apart from those of (seed, epoch, index) draws
 
 
-def variant(applied: list[str]) -> int:
-    """The input's variant for the feature cache: 0 as read, 1 flipped, -1 changed by a random scale or colour."""
+def variant(applied: list[str], view: int | None = None) -> int:
+    """The input's variant for the feature cache: 0 as read, 1 flipped; when a random scale or colour changed it,
+    2 + its view (a view's pixels repeat), or UNCACHEABLE for a fresh draw. A view that came out as read or only
+    flipped shares the key of the image or its flip, so its trunk runs once for both."""
     if any(name != FLIP for name in applied):
-        return -1
+        return UNCACHEABLE if view is None else 2 + view
     return int(FLIP in applied)
 
 
+def view_of(seed: int, epoch: int, index: int, views: int) -> int:
+    """Which of image ``index``'s ``views`` views epoch ``epoch`` shows: each once per cycle of ``views`` epochs,
+    in an order seeded per image and cycle (a resumed run, or any number of workers, shows the same)."""
+    cycle, turn = divmod(epoch, views)
+    return int(np.random.default_rng([seed, index, cycle, VIEW_SALT]).permutation(views)[turn])
+
+
+def draw_seed(seed: int, epoch: int, index: int, views: int) -> tuple[tuple[int, ...], int | None]:
+    """The seed of the augmentation draw for image ``index`` in ``epoch``, and its view (None: fresh draws)."""
+    if views <= 0:
+        return (seed, epoch, index), None
+    view = view_of(seed, epoch, index, views)
+    return (seed, index, view, VIEW_SALT), view
+
+
 def apply(transform: A.Compose, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
-          masks: np.ndarray | None, seed: tuple[int, int, int]
+          masks: np.ndarray | None, seed: tuple[int, ...]
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, list[str]]:
     """Run ``transform`` with randomness fixed by ``seed``; masks of boxes that fell out go too. Also returns the
     names of the ops that fired."""

@@ -1,11 +1,12 @@
 """A frozen trunk runs once per image, not once per epoch.
 
 When the backbone (or backbone+FPN) is frozen, its output for an image depends only on the pixels it is
-given. With augmentations that have a few fixed outcomes (none, or a horizontal flip), those pixels repeat
-every epoch, so the trunk's features are computed the first time an (image, variant) is seen, kept (fp16 by
-default) and handed to the trainable heads from then on; only the heads run forward and backward. Samples
-that a random scale or colour change altered get no key and run the trunk as usual. Peers freeze the
-same layers and still run them every epoch.
+given. With augmentations that have a few fixed outcomes (none, a horizontal flip, or an image's fixed
+augmented views: data/transforms.py), those pixels repeat across epochs, so the trunk's features are computed
+the first time an (image, variant) is seen, kept (fp16 by default) and handed to the trainable heads from then
+on; only the heads run forward and backward. Samples that a fresh random scale or colour draw altered
+(``--augment-views 0``) get no key and run the trunk as usual. Peers freeze the same layers and still run them
+every epoch.
 
 A frozen trunk always runs each image by itself at its own extent (its size rounded up to the transform's
 ``size_divisible``), not on the padded batch, and its maps are zero-padded to the batch they join. A map
@@ -17,7 +18,8 @@ off`` runs the same per-extent trunk, storing nothing), in whatever batch, on ev
 the same as one-image inference sees.
 
 The store lives in RAM within a byte budget; ``auto`` spills what does not fit to files under the run
-folder (removed when training ends), ``ram`` stops storing at the budget, ``disk`` keeps everything on disk.
+folder (removed when training ends), ``ram`` stops storing at the budget, ``disk`` keeps everything on disk;
+files stop at half the disk space that was free (each map is small, a dataset's views are not).
 The trunk module is not wrapped (checkpoints keep their keys): its ``forward`` is replaced on the instance
 while attached, and restored by :meth:`FrozenTrunk.detach` (unfreezing drops it)."""
 
@@ -34,13 +36,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.transforms import UNCACHEABLE
 from ..errors import DetftError
 
 MODES = ("auto", "ram", "disk", "off")
 PRECISIONS = {"fp16": torch.float16, "fp32": torch.float32}
-UNCACHEABLE = -1  # the variant of a sample whose pixels a random augmentation changed
 
-Key = tuple[int, int]  # (image index in the training set, variant: 0 as is, 1 flipped)
+Key = tuple[int, int]  # (image index in the training set, variant: see data.transforms.variant)
 Maps = dict[str, torch.Tensor]
 
 
@@ -56,10 +58,20 @@ def default_budget() -> int:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") * 0.5)
 
 
+def free_disk(folder: Path) -> int:
+    """Bytes free on the disk ``folder`` is (or will be) on."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
 class FeatureStore:
     """Per-image trunk maps by (image, variant) key, in RAM within a budget, then (``auto``/``disk``) on disk."""
 
-    def __init__(self, mode: str, folder: Path, budget_bytes: int | None = None, precision: str = "fp16"):
+    def __init__(self, mode: str, folder: Path, budget_bytes: int | None = None, precision: str = "fp16",
+                 disk_bytes: int | None = None):
+        """``disk_bytes``: what spilled files may take (default: half the disk space free under ``folder`` now);
+        past it a map is computed every time it is needed rather than fill the disk."""
         if mode not in MODES or mode == "off":
             raise DetftError(f"--cache-features {mode!r}: a cache needs one of auto, ram, disk")
         if precision not in PRECISIONS:
@@ -67,9 +79,10 @@ class FeatureStore:
         self.mode, self.folder, self.dtype = mode, folder, PRECISIONS[precision]
         shutil.rmtree(folder, ignore_errors=True)  # left by an interrupted run: stale if the data changed since
         self.budget = default_budget() if budget_bytes is None else budget_bytes
+        self.disk_budget = free_disk(folder) // 2 if disk_bytes is None else disk_bytes
         self.ram: dict[Key, Maps] = {}
         self.on_disk: set[Key] = set()
-        self.bytes = 0
+        self.bytes = self.disk_bytes = 0
         self.hits = self.misses = self.bypassed = 0
 
     def get(self, key: Key) -> Maps | None:
@@ -88,10 +101,11 @@ class FeatureStore:
         if self.mode != "disk" and self.bytes + size <= self.budget:
             self.ram[key] = stored
             self.bytes += size
-        elif self.mode != "ram":
+        elif self.mode != "ram" and self.disk_bytes + size <= self.disk_budget:
             self.folder.mkdir(parents=True, exist_ok=True)
             torch.save(stored, self._file(key))
             self.on_disk.add(key)
+            self.disk_bytes += size
         return stored
 
     def _file(self, key: Key) -> Path:
@@ -114,7 +128,7 @@ class FrozenTrunk:
     when there is one (keys from :meth:`next_keys`)."""
 
     def __init__(self, model: nn.Module, trunk: str, store: FeatureStore | None = None):
-        self.store = store
+        self.store, self.name = store, trunk
         self.trunk: nn.Module | None = model.get_submodule(trunk)
         self.divisible = int(getattr(model.transform, "size_divisible", 1))
         self.sizes: list[tuple[int, int]] | None = None  # the batch's image sizes, from the transform's output

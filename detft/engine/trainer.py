@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from ..config import TrainConfig
 from ..data.image_cache import ImageCache
 from ..data.loading import load_data
-from ..data.transforms import RCNN_AUGMENTATIONS, parse_augment
+from ..data.transforms import DEFAULT_VIEWS, RCNN_AUGMENTATIONS, parse_augment
 from ..errors import DetftError
 from ..evaluation.predictor_eval import evaluate_predictor
 from ..evaluation.report import EvalSettings, format_report
@@ -40,7 +40,7 @@ from ..util.devices import pick_device
 from ..util.progress import progress
 from . import checkpoint, distributed
 from .events import EventLog
-from .feature_cache import FeatureStore, FrozenTrunk, default_budget
+from .feature_cache import FeatureStore, FrozenTrunk, default_budget, free_disk
 from .metrics import overfitting, plot, write_csv
 from .optim import build_optimizer, build_scheduler, param_groups
 
@@ -88,7 +88,8 @@ class Trainer:
         learnt = pretraining(self.start, self.spec.pretraining)
         if resume:  # the head the network was built with (a config saved before --box-head existed lacks it)
             cfg = cfg.replace(box_head=self.run.info.model_kwargs.get("box_head", "default"))
-        self.cfg, said = resolve_auto(cfg, learnt)  # here, so run.yaml says what was chosen
+        # here, so run.yaml says what was chosen; a run resumed from before the RoI default keeps torchvision's
+        self.cfg, said = resolve_auto(cfg, learnt, ("freeze", "box_head") + (() if resume else ("roi_batch",)))
         cfg = self.cfg
         if said and self.dist.main:
             print(said)
@@ -125,6 +126,9 @@ class Trainer:
         budget //= self.dist.local_world_size
         self.image_caches = self.image_cache([self.train_set, val_set], budget // 2)
         self.trunk = self.frozen_trunk(budget - sum(c.bytes for c in self.image_caches))
+        self.cfg = cfg = cfg.replace(augment_views=self.augment_views(resumed=resume is not None))  # run.yaml says it
+        self.train_set.use_views(cfg.augment_views, cfg.unfreeze_at)
+        self.describe_cache()
         # a DataLoader iterator draws its workers' base seed from the global RNG, which the model's proposal
         # sampling uses; persistent workers draw it in a process's first epoch only, so a resumed run would draw
         # where the uninterrupted one did not. Its own generator keeps the global RNG for the model alone (the
@@ -200,16 +204,37 @@ class Trainer:
                              f"backbone or backbone+neck (not {cfg.freeze})")
         if trunk is None or not self.freeze_state.active:  # nothing frozen, or a resume past --unfreeze-at
             return None
+        folder = self.run.feature_cache_dir(self.dist.rank)
         store = None if cfg.cache_features == "off" else \
-            FeatureStore(cfg.cache_features, self.run.feature_cache_dir(self.dist.rank), budget, cfg.cache_precision)
-        if store is not None and self.dist.main:
-            changing = [a for a in parse_augment(cfg.augment, RCNN_AUGMENTATIONS, "R-CNN") if a != "flip"]
-            print(f"feature cache ({cfg.cache_features}, {cfg.cache_precision}, RAM budget {store.budget / 2**30:.1f} GiB"
-                  f"{' per process' if self.dist.enabled else ''}): the frozen {trunk} runs once per image and flip, "
-                  "its features are reused every epoch"
-                  + (f"; samples that --augment {','.join(changing)} changes run it as usual" if changing else "")
-                  + (f"; dropped at --unfreeze-at {cfg.unfreeze_at}" if cfg.unfreeze_at is not None else ""))
+            FeatureStore(cfg.cache_features, folder, budget, cfg.cache_precision,
+                         free_disk(folder) // 2 // self.dist.local_world_size)
         return FrozenTrunk(self.model, trunk, store)
+
+    def describe_cache(self) -> None:
+        """Say what the feature cache keeps, once the augmentation views are settled."""
+        cfg, store = self.cfg, self.cache
+        if store is None or not self.dist.main:
+            return
+        changing = [a for a in parse_augment(cfg.augment, RCNN_AUGMENTATIONS, "R-CNN") if a != "flip"]
+        views = f"{cfg.augment_views} augmented views" if changing and cfg.augment_views else "flip"
+        print(f"feature cache ({cfg.cache_features}, {cfg.cache_precision}, RAM budget {store.budget / 2**30:.1f} GiB"
+              f"{' per process' if self.dist.enabled else ''}): the frozen {self.trunk.name} runs once per image and "
+              f"{views}, its features are reused every epoch"
+              + (f"; samples that fresh --augment {','.join(changing)} draws change run it as usual"
+                 if changing and not cfg.augment_views else "")
+              + (f"; dropped at --unfreeze-at {cfg.unfreeze_at}" if cfg.unfreeze_at is not None else ""))
+
+    def augment_views(self, resumed: bool) -> int:
+        """``--augment-views``, unset resolved: views pay where a store keeps the features of backbone and neck
+        (with the FPN training, its backward through RoIAlign is most of a step and the cache saves little:
+        bench/RESULTS.md), and only for an augmentation that changes pixels beyond a flip (a flip's two outcomes
+        are cached already); fresh draws otherwise, as every run resumed from before views existed had."""
+        cfg = self.cfg
+        if cfg.augment_views is not None:
+            return cfg.augment_views
+        changing = any(a != "flip" for a in parse_augment(cfg.augment, RCNN_AUGMENTATIONS, "R-CNN"))
+        whole = self.trunk is not None and self.trunk.name == "backbone"  # backbone+neck: a cached step is heads only
+        return DEFAULT_VIEWS if changing and whole and self.cache is not None and not resumed else 0
 
     @property
     def cache(self) -> FeatureStore | None:

@@ -1,11 +1,13 @@
-"""What ``--freeze auto``, ``--box-head auto`` and an unset ``--backbone-lr-factor`` mean, by what a start has
-learnt (YOLO takes the freeze column; box heads and the backbone rate are R-CNN settings).
+"""What ``--freeze auto``, ``--box-head auto`` and an unset ``--backbone-lr-factor`` or ``--roi-batch`` mean, by
+what a start has learnt (YOLO takes the freeze column; the rest are R-CNN settings).
 
 Measured, not guessed: ``bench/rcnn_defaults.py`` trains an ImageNet-only start (the packaged MobileNetV2-FPN)
 each way for the same wall-clock time on BCCD and the embedded shapes (``bench/RESULTS.md``). With backbone
 and FPN frozen and the light box head, the trunk runs once per image (the feature cache) and the head is 4x
 smaller, so the same time buys about three times the epochs, and that beat every setting that trains more
-of the network per step. A start that learnt detection (COCO weights, a detector checkpoint, a pretrained
+of the network per step. With the trunk cached, the RoI heads are most of a step: sampling 128 proposals per
+image instead of 512 for the box head's loss buys more epochs again and more AP at an equal budget (``bench/rcnn_defaults.py
+--study views``). A start that learnt detection (COCO weights, a detector checkpoint, a pretrained
 YOLO) keeps what it learnt: its backbone frozen and its own box head, which a new head would replace with
 random weights. From random init there is nothing to keep: everything trains, the backbone at the heads' rate."""
 
@@ -21,13 +23,16 @@ class Choice:
     freeze: str
     box_head: str
     backbone_lr_factor: float  # for backbone layers that train (a pretrained one must not be wrecked)
+    roi_batch: int | None  # proposals per image for the box head's loss (None: torchvision's 512)
     why: str
 
 
 AUTO = {
-    "imagenet": Choice("backbone+neck", "light", 0.1, "an ImageNet-only start: the best at an equal time budget"),
-    "detector": Choice("backbone", "default", 0.1, "a start that learnt detection: what it learnt is kept"),
-    "none": Choice("none", "default", 1.0, "random init: nothing learnt to keep"),
+    # 128 RoIs: with the trunk cached the RoI heads are most of a step; a quarter of them bought more epochs and
+    # more AP at an equal budget (bench/rcnn_defaults.py --study views)
+    "imagenet": Choice("backbone+neck", "light", 0.1, 128, "an ImageNet-only start: the best at an equal time budget"),
+    "detector": Choice("backbone", "default", 0.1, None, "a start that learnt detection: what it learnt is kept"),
+    "none": Choice("none", "default", 1.0, None, "random init: nothing learnt to keep"),
 }
 
 
@@ -43,11 +48,12 @@ def pretraining(weights: str | None, default: str) -> str:
 
 
 def resolve_auto(cfg: TrainConfig, learnt: str,
-                 fields: tuple[str, ...] = ("freeze", "box_head")) -> tuple[TrainConfig, str | None]:
-    """``cfg`` with each of ``fields`` that is 'auto' replaced by what suits a start that learnt ``learnt``, and
-    a line saying so (None when nothing was 'auto')."""
+                 fields: tuple[str, ...] = ("freeze", "box_head", "roi_batch")) -> tuple[TrainConfig, str | None]:
+    """``cfg`` with each of ``fields`` that is 'auto' (or unset) replaced by what suits a start that learnt
+    ``learnt``, and a line saying so (None when nothing was chosen)."""
     choice = AUTO[learnt]
-    chosen = {k: getattr(choice, k) for k in fields if getattr(cfg, k) == "auto"}
+    chosen = {k: getattr(choice, k) for k in fields
+              if getattr(cfg, k) in ("auto", None) and getattr(choice, k) is not None}
     if not chosen:
         return cfg, None
     said = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in chosen.items())
