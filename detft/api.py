@@ -72,10 +72,10 @@ def train(config: TrainConfig | str | Path | None = None, *, resume: str | Path 
         return _train_with_pseudo_labels(cfg, family, trust_weights)
     from .data.loading import pseudo_provenance
 
+    cfg = pseudo_provenance(cfg)  # a --pseudo-labels folder detft pseudo did not write: refused before the run folder
     run = Run.create(cfg.project, cfg.name, cfg.exist_ok)
     _check_run_folder(run, cfg, None)
-    return _score_full_images(family.train(pseudo_provenance(cfg), run, resume=False, trust_weights=trust_weights),
-                              trust_weights)
+    return _score_full_images(family.train(cfg, run, resume=False, trust_weights=trust_weights), trust_weights)
 
 
 def _train_with_pseudo_labels(cfg: TrainConfig, family: Any, trust_weights: bool) -> Run:
@@ -122,8 +122,7 @@ def _score_full_images(run: Run, trust_weights: bool) -> Run:
           + (" and whole (objects longer than a tile)" if slicing["slice_full"] else "") + ":")
     result = model.evaluate(ds, cfg.val_split if run.info.split is None else "val", out=run.folder, conf=cfg.conf,
                             max_dets=cfg.max_dets, backend=cfg.eval_backend, tiles=cfg.tiling,
-                            tile_metrics=tile_metrics,
-                            extra={k: tile_doc[k] for k in ("overfitting", "ultralytics") if k in tile_doc})
+                            tile_metrics=tile_metrics)
     print(format_report(result.doc))
     return run
 
@@ -281,14 +280,17 @@ class Model:
         ``tiles``: the model (loaded with ``slice=``) was trained on these tiles; the split is also scored as its
         tiles, unsliced (or ``tile_metrics``, when that was just done), and recorded beside the full-image score
         as eval.json's ``tiles``: the number training tracked, which counts an object once per tile holding it.
-        ``extra``: more keys for eval.json (training's overfitting note)."""
+        ``extra``: more keys for eval.json. An eval.json already in ``out`` (the run folder's, written by training)
+        is replaced, except for the sections only training writes (its overfitting watch, ultralytics' own numbers),
+        kept as they were."""
         from .evaluation.predictor_eval import evaluate_predictor
-        from .evaluation.report import EvalSettings
+        from .evaluation.report import EvalSettings, training_sections
 
         settings = EvalSettings(backend=backend, max_dets=max_dets, score_threshold=conf,
                                 target_precision=target_precision)
         ds = data if isinstance(data, Dataset) else self.dataset(data, data_format)
-        extra = {"weights": str(self.run.weights), "data": str(ds.root), **(extra or {})}
+        kept = training_sections(Path(out)) if out is not None else {}
+        extra = {"weights": str(self.run.weights), "data": str(ds.root), **kept, **(extra or {})}
         self.scorer.set_thresholds(conf, max_dets)
         try:
             if tiles is not None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .util.bounds import COUNT, FRACTION, NONNEGATIVE, NONNEGATIVE_INT, OVERLAP, POSITIVE, SIZE, VISIBILITY
-from .errors import DetftError, OfflineStart, run_command
+from .errors import EXIT_CODES, DetftError, OfflineStart, run_command
 from .export import TOLERANCE
 from .formats import READERS, WRITERS
 
@@ -162,6 +163,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+UNUSABLE_SHOWN = 5  # detections eval --dets names in its warning of unusable masks; eval.json lists every one
+
+
 def _eval_dets(args: argparse.Namespace, settings: EvalSettings) -> dict:
     """Evaluate a COCO results file against the COCO JSON its image ids refer to."""
     from .evaluation.report import write_report
@@ -172,11 +176,15 @@ def _eval_dets(args: argparse.Namespace, settings: EvalSettings) -> dict:
         raise DetftError("--dets evaluates a COCO results file: --data must be the COCO JSON its image ids refer to")
     gt = load_json(args.data)
     validate_groundtruth(gt, args.data)
-    dets = load_json(args.dets)
-    validate_detections(dets, gt, args.dets)
+    dets, unusable = validate_detections(load_json(args.dets), gt, args.dets)
+    if unusable:
+        shown = "; ".join(unusable[:UNUSABLE_SHOWN]) + ("; ..." if len(unusable) > UNUSABLE_SHOWN else "")
+        print(f"warning: {args.dets}: {len(unusable)} detection(s) with a segmentation that cannot be scored, left "
+              f"out of segm (a box, where given, is still scored; every one under unusable_segmentations in eval.json):"
+              f" {shown}", file=sys.stderr)
     out = args.out or Path("runs/eval")
-    return write_report(out, gt, dets, settings, extra={"data": str(args.data), "dets": str(args.dets), "out": str(out)},
-                        dets_file=args.dets)
+    return write_report(out, gt, dets, settings, extra={"data": str(args.data), "dets": str(args.dets), "out": str(out),
+                                                        "unusable_segmentations": unusable}, dets_file=args.dets)
 
 
 def _eval_weights(args: argparse.Namespace, settings: EvalSettings) -> dict:
@@ -410,8 +418,16 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def exit_code_table() -> str:
+    """``detft --help``'s epilog: every exit code and what it means, the same for every command."""
+    rows = (textwrap.fill(meaning, 79, initial_indent=f"  {int(code):<5}", subsequent_indent=" " * 7,
+                          break_on_hyphens=False) for code, meaning in EXIT_CODES.items())
+    return "exit codes (every command):\n" + "\n".join(rows)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="detft", description="Fine-tune detection models on your own data.")
+    parser = argparse.ArgumentParser(prog="detft", description="Fine-tune detection models on your own data.",
+                                     epilog=exit_code_table(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -6,7 +6,33 @@ import shlex
 import sys
 import traceback
 from collections.abc import Callable
+from enum import IntEnum
 from pathlib import Path
+
+from .version import __version__
+
+
+class ExitCode(IntEnum):
+    """What every ``detft`` command exits with, so a script can tell a mistake in the command line (fix the
+    command), in the data (fix the input) and in detft itself (report it) apart. :data:`EXIT_CODES` says what each
+    means; ``detft --help`` prints it and docs/safety.md holds the same table (tests/test_exit_codes.py checks)."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2  # argparse's own code for a command line it refuses
+    BUG = 70  # EX_SOFTWARE of sysexits.h: an internal software error
+    INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+EXIT_CODES: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.ERROR: "a named error: the input, the data or the environment is wrong (one line, detft: error: ...)",
+    ExitCode.USAGE: "the command line does not parse: an unknown command or option, a missing argument, a value "
+                    "its option refuses (not a number, out of range, not a choice)",
+    ExitCode.BUG: "an unexpected error: a bug in detft (one line naming the command, its input and the exception, "
+                  "and how to report it)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}
 
 
 class DetftError(Exception):
@@ -65,21 +91,23 @@ class OfflineStart(DetftError):
 
 
 def run_command(command: str, func: Callable[[], int], inputs: str, debug: bool = False) -> int:
-    """Run one CLI command: a DetftError is one line and exit 1; an unexpected exception is one line
-    naming the command, its input and the exception, exit 2 (the traceback only with ``debug``),
-    so a user never has to read a traceback to learn which file was at fault."""
+    """Run one CLI command with the exit codes of :class:`ExitCode`: a DetftError is one line; an unexpected
+    exception is one line naming the command, its input and the exception, and saying it is a bug and how to report
+    it (the traceback only with ``debug``), so a user never has to read a traceback to learn which file was at
+    fault, and a script never mistakes a bug for bad input or a bad command line."""
     try:
         return func()
     except DetftError as e:
         print(f"detft: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("detft: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.ERROR
+    except KeyboardInterrupt as e:  # worded when detft knows what was running (a user's adapter)
+        print(f"detft: interrupted{f': {e}' if str(e) else ''}", file=sys.stderr)
+        return ExitCode.INTERRUPTED
     except Exception as e:  # noqa: BLE001  the guard's job: nothing escapes as a raw traceback
         if debug:
             traceback.print_exc()
         detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"detft {command}: unexpected {e.__class__.__name__} on {inputs}: {detail}"
-              f"{'' if debug else ' (run again with --debug for the traceback)'}", file=sys.stderr)
-        return 2
+        how = "the traceback above" if debug else f"the traceback that detft --debug {command} ... prints"
+        print(f"detft {command}: unexpected {e.__class__.__name__} on {inputs}: {detail} -- this is a bug in detft "
+              f"{__version__}: please report it with the command line and {how}", file=sys.stderr)
+        return ExitCode.BUG

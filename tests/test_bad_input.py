@@ -65,7 +65,7 @@ def test_billion_laughs_is_rejected(tmp_path: Path):
 @pytest.mark.parametrize("to", ["coco", "yolo", "voc"])
 def test_path_traversal_in_file_name_never_escapes_out(tmp_path: Path, to: str):
     src = tmp_path / "data" / "ann"
-    make_image(tmp_path / "x.jpg", 40, 30)  # really is at ../../x.jpg from the annotations
+    make_image(tmp_path / "data" / "x.jpg", 40, 30)  # ../../x.jpg climbs out of data/: found by its name inside
     src.mkdir(parents=True)
     doc = {"images": [{"id": 1, "file_name": "../../x.jpg", "width": 40, "height": 30}],
            "categories": [{"id": 1, "name": "a"}],
@@ -75,9 +75,9 @@ def test_path_traversal_in_file_name_never_escapes_out(tmp_path: Path, to: str):
     result = convert(src / "instances.json", out, to=to, images_dir=src, image_mode="copy")
     before = {p for p in tmp_path.rglob("*")}
     written = {p for p in before if out in p.parents or p == out}
-    outside_new = [p for p in before - written if p.name == "x.jpg" and p != tmp_path / "x.jpg"]
+    outside_new = [p for p in before - written if p.name == "x.jpg" and p != tmp_path / "data" / "x.jpg"]
     assert not outside_new
-    assert any(c.kind == "unsafe_file_name" for c in result.report.changes)
+    assert {"unsafe_file_name", "image_path_outside_dataset"} <= {c.kind for c in result.report.changes}
     assert list(out.rglob("x.jpg"))  # the image is inside OUT
 
 
@@ -200,3 +200,15 @@ def test_duplicates_are_found_among_thousands_of_objects_and_near_misses_kept():
     assert len(kept) == n + 3
     dropped = [c for c in report.changes if c.kind == "duplicate_annotation"]
     assert sum(c.annotations_lost for c in dropped) == 3 and len(dropped) == 3
+
+
+def test_negatives_whose_images_are_all_missing_are_a_loss_not_an_empty_dataset(tmp_path: Path):
+    """A COCO file of images without objects, none of them found: nothing is left, so nothing is written."""
+    (tmp_path / "instances.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
+                   {"id": 2, "file_name": "b.jpg", "width": 10, "height": 10}],
+        "annotations": [], "categories": [{"id": 1, "name": "x"}]}))
+    with pytest.raises(DataLossError, match=r"lists 2 image\(s\) and none could be kept.*'a\.jpg' not found"):
+        load(tmp_path, None, Report())
+    assert main(["convert", str(tmp_path), str(tmp_path.parent / "out")]) == 1
+    assert not (tmp_path.parent / "out").exists()

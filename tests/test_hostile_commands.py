@@ -1,5 +1,5 @@
 """Every command on every class of hostile input: a named error (exit 1) or a reported fix (exit 0),
-never a traceback, never exit 2, and nothing outside the command's own output changed in the sandbox."""
+never a traceback, never exit 70, and nothing outside the command's own output changed in the sandbox."""
 
 from __future__ import annotations
 

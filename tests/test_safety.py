@@ -290,7 +290,7 @@ def test_a_damaged_video_reports_the_frames_it_lost():
     assert src.stats.lost == 4
 
 
-def test_an_unexpected_exception_is_one_line_with_exit_2(tmp_path: Path, monkeypatch, capsys):
+def test_an_unexpected_exception_is_one_line_with_exit_70(tmp_path: Path, monkeypatch, capsys):
     import detft.cli as cli
 
     def boom(args):
@@ -298,10 +298,10 @@ def test_an_unexpected_exception_is_one_line_with_exit_2(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(cli, "cmd_inspect", boom)
     argv = ["inspect", str(tmp_path / "data")]
-    assert main(argv) == 2
+    assert main(argv) == 70
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "detft inspect: unexpected ValueError on" in err and "Traceback" not in err
-    assert main(["--debug", *argv]) == 2
+    assert main(["--debug", *argv]) == 70
     assert "Traceback" in capsys.readouterr().err
 
 

@@ -1,5 +1,5 @@
 """What a hostile corpus found on the load and write paths (#28): each case ends in a named error (exit 1) or a
-reported change, never the CLI guard's 'unexpected ...' (exit 2), and nothing is left half-written."""
+reported change, never the CLI guard's 'unexpected ...' (exit 70), and nothing is left half-written."""
 
 from __future__ import annotations
 

@@ -59,11 +59,15 @@ def refuse_empty(source: Path, report: Report, kept: int) -> None:
 
 
 def refuse_total_loss(source: Path, dataset: Dataset, report: Report) -> None:
-    """Raise when the source held annotations and none were kept, or when an annotation file that lists
+    """Raise when the source held annotations, or images, and none were kept, or when an annotation file that lists
     several images kept none of its shapes. A per-image file (VOC, LabelMe, YOLO labels) losing its few
     objects is one image's partial loss and stays a report line; a collection file keeping nothing has one
     cause (images elsewhere, a class attribute missing) that a whole split silently lost."""
     refuse_empty(source, report, dataset.num_annotations)
+    held_images = sum(h.images for h in report.held.values())
+    if held_images and not dataset.images:  # a set of negatives, every image of it missing: nothing left either
+        raise DataLossError(f"{source}: the source lists {held_images} image(s) and none could be kept; "
+                            f"{main_cause(report.changes)}. Nothing was written.\n{report.summary()}")
     by_file = _sum_by_origin(dataset)
     for file, h in report.held.items():
         if h.images > 1 and h.shapes and by_file[file] == 0:

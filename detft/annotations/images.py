@@ -20,6 +20,7 @@ from ..errors import DetftError
 from .dataset import ImageRecord
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+MAX_PIXELS = 2 * 89_478_485  # Pillow's decompression-bomb limit: probe refuses larger images, so no mask is larger either
 LITTER_FOLDERS = {"__MACOSX"}  # a macOS zip's AppleDouble mirror: ``._name.jpg`` files that are not images
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSED = {5, 6, 7, 8}  # orientations that swap width and height

@@ -62,27 +62,59 @@ def reuse_split(ds: Dataset, record: dict[str, Any] | None, source: Path | str) 
               "so the val images differ from the ones training validated on and may include images it trained on")
 
 
+def pseudo_summary(folder: Path) -> dict[str, Any]:
+    """``folder``'s ``pseudo.json``, checked: ``--pseudo-labels`` takes only what ``detft pseudo`` wrote, since
+    run.yaml records the folder as pseudo-labels with the teacher and images it names; any other dataset would be
+    trained on and recorded as a teacher's guesses."""
+    path = folder / PSEUDO_SUMMARY
+    make = (f"make one with: detft pseudo --weights TEACHER_RUN --source UNLABELLED_IMAGES --out FOLDER (or train "
+            "with --pseudo UNLABELLED_IMAGES); other labelled data joins with detft merge")
+    if not path.is_file():
+        raise DetftError(f"--pseudo-labels {folder}: not a pseudo-label folder (no {PSEUDO_SUMMARY}, the summary "
+                         f"detft pseudo writes beside its labels); {make}")
+    summary = load_json(path)
+    if not (isinstance(summary, dict) and all(isinstance(summary.get(k), str) for k in ("source", "teacher"))
+            and isinstance(summary.get("images"), int) and isinstance(summary.get("detections"), dict)
+            and all(isinstance(n, int) for n in summary["detections"].values())):
+        raise DetftError(f"{path}: not the summary detft pseudo writes (teacher, source, images or detections "
+                         f"missing); {make}")
+    return summary
+
+
+def describe_pseudo(folder: Path, summary: dict[str, Any]) -> str:
+    """One line of what a pseudo-label folder holds: its images and detections, and whose they are."""
+    counts = summary["detections"]
+    return (f"pseudo-labels {folder}: {summary['images']} images of {summary['source']}, {sum(counts.values())} "
+            f"detections ({', '.join(f'{n} {k}' for k, n in counts.items())}) by teacher {summary['teacher']} at "
+            f"--conf {summary.get('conf')}")
+
+
 def pseudo_provenance(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` saying where its ``--pseudo-labels`` came from (the unlabelled images and the teacher that
-    ``pseudo.json`` names), so run.yaml records it whichever way they were written."""
-    summary_path = Path(cfg.pseudo_labels or "") / PSEUDO_SUMMARY
-    if cfg.pseudo or not summary_path.is_file():
+    ``pseudo.json`` names), so run.yaml records it whichever way they were written; a folder detft pseudo did not
+    write is refused here, before a run folder is made."""
+    if not cfg.pseudo_labels:
         return cfg
-    summary = load_json(summary_path)
-    if not isinstance(summary, dict) or not all(isinstance(summary.get(k), str) for k in ("source", "teacher")):
-        raise DetftError(f"{summary_path}: not the summary detft pseudo writes (source and teacher missing)")
+    summary = pseudo_summary(Path(cfg.pseudo_labels))
+    if cfg.pseudo:
+        return cfg
     return cfg.replace(pseudo=summary["source"], teacher=summary["teacher"], pseudo_conf=str(summary.get("conf")))
 
 
 def with_pseudo_labels(ds: Dataset, cfg: TrainConfig, train_split: str) -> Dataset:
     """``ds`` with the run's pseudo-labelled images added to ``train_split`` (classes joined by name; an
-    unlabelled image that is also a labelled one, in any split, is left out and reported)."""
+    unlabelled image that is also a labelled one, in any split, is left out and reported). Images deleted since
+    ``detft pseudo`` ran are counted on the training line; all of them gone is an error."""
     folder = Path(cfg.pseudo_labels or "")
-    if not (folder / "annotations").is_dir():
-        raise DetftError(f"--pseudo-labels {folder}: not a pseudo-label folder (written by detft pseudo or "
-                         "detft train --pseudo)")
+    print(describe_pseudo(folder, pseudo_summary(folder)))
     report = Report()
     pseudo = load(folder, "coco", report, min_size=0.0, verify_images=False)
+    missing = [im.file_name for im in pseudo.images if im.path is None and im.data is None]
+    if missing and len(missing) == len(pseudo.images):
+        raise DetftError(f"--pseudo-labels {folder}: all {len(missing)} of its images are missing (e.g. "
+                         f"{missing[0]}): the unlabelled images were moved or deleted since detft pseudo ran")
+    listed = len(pseudo.images)
+    pseudo.images = [im for im in pseudo.images if im.path is not None or im.data is not None]
     for im in pseudo.images:
         im.split = train_split
     unknown = sorted({c.name for c in pseudo.categories} - {c.name for c in ds.categories})
@@ -92,8 +124,9 @@ def with_pseudo_labels(ds: Dataset, cfg: TrainConfig, train_split: str) -> Datas
     merged = merge([ds, pseudo], report, [str(cfg.data or "labelled data"), str(folder)])
     if len(report):
         print(report.summary())
+    gone = f" ({listed} listed in {folder}, {len(missing)} missing, e.g. {missing[0]})" if missing else ""
     print(f"training on {len(ds.images_in(train_split))} labelled and {len(merged.images) - len(ds.images)} "
-          f"pseudo-labelled images (validation: labelled images only)")
+          f"pseudo-labelled images{gone} (validation: labelled images only)")
     merged.root, merged.format = ds.root, ds.format
     return merged
 

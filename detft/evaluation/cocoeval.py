@@ -44,7 +44,8 @@ class GroundTruthFix:
 
 
 def sanitize_groundtruth(gt: dict) -> tuple[dict, GroundTruthFix]:
-    """Return ``gt`` with annotation ids 1..N when any id is 0, missing or repeated.
+    """Return ``gt`` with annotation ids 1..N when any id is 0, missing or repeated, and with ``iscrowd`` and
+    ``area`` on every object (:func:`_object_area`).
 
     pycocotools stores the matched GT id per detection and reads 0 as "unmatched", so a GT box with
     id 0 can never be a true positive (two perfect detections score AP 0.25). Only annotation ids are
@@ -56,7 +57,29 @@ def sanitize_groundtruth(gt: dict) -> tuple[dict, GroundTruthFix]:
         gt["annotations"] = [{**a, "id": k} for k, a in enumerate(gt["annotations"], start=1)]
         fix.renumbered_annotation_ids = True
         fix.notes.append("ground-truth annotation ids renumbered 1..N (id 0 is never matched by COCOeval)")
+    if not all("iscrowd" in a and "area" in a for a in gt.get("annotations", [])):
+        sizes = {im["id"]: (im.get("height"), im.get("width")) for im in gt.get("images", [])}
+        gt = {**gt, "annotations": [a if "iscrowd" in a and "area" in a else
+                                    {"iscrowd": 0, "area": _object_area(a, sizes.get(a["image_id"])), **a}
+                                    for a in gt["annotations"]]}
+        fix.notes.append("ground-truth objects without 'iscrowd' or 'area' given 0 and their mask's (or box's) area")
     return gt, fix
+
+
+def _object_area(a: dict, size: tuple[Any, Any] | None) -> float:
+    """The area COCO gives an object: its mask's (polygons drawn at the image's ``size``), else its box's. Filled in
+    where a file leaves it out: pycocotools indexes ``area`` (and ``iscrowd``) on every object, raising KeyError
+    without them, and faster-coco-eval reads a missing area as 0, every object small (APm and APl -1)."""
+    seg = a.get("segmentation")
+    if isinstance(seg, dict):
+        h, w = seg["size"]
+        counts = seg["counts"]
+        rle = mask_utils.frPyObjects(seg, h, w) if isinstance(counts, list) else \
+            {"size": [h, w], "counts": counts.encode() if isinstance(counts, str) else counts}
+        return float(mask_utils.area(rle))
+    if seg and size is not None and all(isinstance(v, int) and v > 0 for v in size):
+        return float(mask_utils.area(mask_utils.merge(mask_utils.frPyObjects(seg, *size))))
+    return float(a["bbox"][2] * a["bbox"][3])
 
 
 def _segm_groundtruth(gt: dict) -> dict:

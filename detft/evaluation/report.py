@@ -23,6 +23,9 @@ from .tide import error_breakdown, format_breakdown
 from .worst import worst_images
 
 EVAL_JSON = "eval.json"
+# what training alone writes into a run's eval.json (its overfitting watch; for YOLO, ultralytics' own numbers for the
+# same weights): an evaluation that rewrites the file later replaces the scores and keeps these as training wrote them
+TRAINING_SECTIONS = ("overfitting", "ultralytics")
 
 
 @dataclass
@@ -149,6 +152,20 @@ def format_thresholds(t: dict) -> str:
         lines.append(f"  {name:<20} " + (f"{p['threshold']:.3f}  P {p['precision']:.3f}  R {p['recall']:.3f}  "
                                         f"F1 {p['f1']:.3f}" if p else "none (no detections, no objects, or target not reached)"))
     return "\n".join(lines)
+
+
+def training_sections(folder: Path) -> dict[str, Any]:
+    """The :data:`TRAINING_SECTIONS` of ``folder``'s eval.json, for an evaluation about to rewrite it (``detft eval
+    --weights RUN``): re-scoring a run must not erase the record of how it trained, which nothing can recompute.
+    A file that does not parse holds nothing to keep."""
+    from ..formats.base import load_json
+
+    path = folder / EVAL_JSON
+    try:
+        doc = load_json(path) if path.is_file() else {}
+    except DetftError:
+        return {}
+    return {k: doc[k] for k in TRAINING_SECTIONS if k in doc} if isinstance(doc, dict) else {}
 
 
 def load_eval(path: Path) -> dict:

@@ -13,7 +13,7 @@ from ..annotations.dataset import Category, Dataset, ImageRecord
 from ..annotations.report import Report
 from ..errors import DetftError
 from . import coco, createml, csv, cvat, kitti, labelme, labelstudio, masks, object_masks, text, via, voc, yolo
-from .base import canonical_split
+from .base import canonical_split, reading_under
 
 READERS: dict[str, Callable[..., Dataset]] = {
     "coco": coco.read, "yolo": yolo.read, "voc": voc.read, "labelme": labelme.read,
@@ -283,7 +283,8 @@ def _read_split_folders(src: Path, folders: dict[str, Path], fmt: str, reader: C
     images: list[ImageRecord] = []
     categories: dict[str, Category] = {}
     for split, folder in folders.items():
-        part = reader(folder, report, **options)
+        with reading_under(src):
+            part = reader(folder, report, **options)
         names = {c.id: c for c in part.categories}
         for c in part.sorted_categories():
             if c.name not in categories:

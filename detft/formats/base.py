@@ -4,8 +4,13 @@ errors that name the file, and number parsing that reports instead of crashing."
 from __future__ import annotations
 
 import codecs
+import contextlib
+import itertools
 import json
 import math
+import os
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -216,19 +221,55 @@ def join_group_part(groups: dict[Any, Annotation], key: Any, ann: Annotation) ->
     return False
 
 
-def locate_image(name: str, search: list[Path]) -> Path | None:
-    """The first existing file named ``name`` (as given, then by basename) in ``search``."""
+def lies_within(path: Path, folders: list[Path]) -> bool:
+    """Whether ``path`` as written (``..`` folded, links not followed) lies in one of ``folders``: the test a path
+    taken from a data file passes before it is opened, so ``../../home/me/x.jpg`` or ``/etc/x.jpg`` in a downloaded
+    dataset cannot pull a file from elsewhere on the user's machine into the dataset they then train on or share.
+    Links the dataset itself holds are its own layout and are not judged here; a path that names a dataset folder
+    through its real location (the folder itself being a link) is inside."""
+    def within(target: str, top: str) -> bool:
+        return target == top or target.startswith(top.rstrip(os.sep) + os.sep)
+
+    written = os.path.normpath(os.path.abspath(path))
+    if any(within(written, os.path.normpath(os.path.abspath(f))) for f in folders):
+        return True
+    try:
+        real = os.path.realpath(path)  # the same place named through a linked dataset folder (/data -> /mnt/data)
+        return any(within(real, os.path.realpath(f)) for f in folders)
+    except (OSError, ValueError):  # a name holding NUL, a link loop: not a place inside
+        return False
+
+
+def locate_image(name: str, search: list[Path], report: Report | None = None, where: str | None = None) -> Path | None:
+    """The first existing file named ``name`` (as given, then by basename) in ``search``, the folders the reader
+    chose. The name as given is used only where it stays inside those folders; one that climbs out or is absolute
+    elsewhere is looked up by its file name alone, like any stale path, and said in ``report``."""
     rel = name.replace("\\", "/")
     base_name = rel.rsplit("/", 1)[-1]
+    outside = False
+    found = None
     for candidate in (rel, base_name):
+        if candidate in ("", ".", ".."):
+            continue
         for base in search:
             p = base / candidate
+            if not lies_within(p, search):
+                outside = True
+                continue
             try:
                 if p.is_file():
-                    return p
+                    found = p
+                    break
             except (OSError, ValueError):  # a name too long for the filesystem, or holding NUL: not here
                 continue
-    return None
+        if found is not None:
+            break
+    if outside and report is not None:
+        report.add("warning", "image_path_outside_dataset", where or name,
+                   f"{name!r} points outside the dataset's folders: not opened there; "
+                   + (f"found by its file name at {found}" if found else "looked up by its file name")
+                   + " (--images-dir names another image folder)")
+    return found
 
 
 def relative_name(path: Path, root: Path, fallback: str) -> str:
@@ -250,11 +291,47 @@ def canonical_split(name: str) -> str:
     return SPLIT_ALIASES.get(name.strip().lower(), name)
 
 
-def sibling_image_dirs(folder: Path) -> list[Path]:
+_OUTER_ROOT: ContextVar[Path | None] = ContextVar("outer_root", default=None)
+
+
+@contextlib.contextmanager
+def reading_under(root: Path) -> Iterator[None]:
+    """Readers called on one split folder of ``root`` (``train/``, ``valid/``) may find images anywhere in ``root``,
+    the folder the user named (a split's JSON in ``valid/``, its images in ``images/`` beside it)."""
+    token = _OUTER_ROOT.set(root)
+    try:
+        yield
+    finally:
+        _OUTER_ROOT.reset(token)
+
+
+def dataset_top(src: Path) -> Path:
+    """The folder whose images the annotation files of ``src`` may name: the folder the user named (for a file, its
+    folder), or the one above when nothing under it is an image: an annotation-only folder (labelme's
+    ``--output ann/`` writing ``imagePath: ../images/a.jpg``, ``ann/project.json`` beside ``IMAGES/``, COCO's
+    ``annotations/instances_val2017.json`` beside ``val2017/``) belongs to the dataset that holds it."""
+    from ..annotations.images import is_image_name
+
+    outer = _OUTER_ROOT.get()
+    if outer is not None and lies_within(src, [outer]):
+        return outer
+    named = src if src.is_dir() else src.parent
+    try:
+        holds_images = any(is_image_name(p.name) for p in itertools.islice(named.rglob("*"), MAX_TOP_PROBE))
+    except OSError:
+        holds_images = True
+    return named if holds_images else named.parent
+
+
+MAX_TOP_PROBE = 10_000  # entries looked at to tell an annotation folder (no image in it) from a dataset's own
+
+
+def sibling_image_dirs(folder: Path, top: Path) -> list[Path]:
     """Where exports put images relative to their annotation file: beside it, in ``images/`` or
-    ``IMAGES/`` under it, or in any folder next to it (the VIA and LabelMe layouts people zip up)."""
+    ``IMAGES/`` under it, or in any folder next to it (the VIA and LabelMe layouts people zip up), never above
+    ``top`` (:func:`dataset_top`): the folders beside the dataset are not the dataset."""
     dirs = [folder]
-    for base in (folder, folder.parent):
+    for base in (folder, folder.parent) if folder != top and lies_within(folder.parent, [top]) else (folder,):
         try:
             dirs += sorted(p for p in base.iterdir() if p.is_dir() and p != folder and not p.name.startswith("."))
         except OSError:

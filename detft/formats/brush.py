@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..annotations.images import MAX_PIXELS
+
 RLE_SIZES = (3, 4, 8, 16)  # the run-length field sizes the editor and label-studio-converter write
 WORD = 8
 
@@ -46,7 +48,12 @@ class _Bits:
 
 
 def decode(rle: list[int] | bytes, height: int, width: int) -> np.ndarray:
-    """The (height, width) boolean mask of a brush code made of ``height * width`` RGBA pixels."""
+    """The (height, width) boolean mask of a brush code made of ``height * width`` RGBA pixels. The size is checked
+    before anything is allocated: a few bytes of code can declare a 30000x30000 canvas (3.6 billion values)."""
+    if height * width > MAX_PIXELS:
+        raise BrushError(f"a {width}x{height} mask is larger than any image detft reads ({MAX_PIXELS:,} pixels)")
+    if not isinstance(rle, (list, bytes)):  # bytes(n) of a number n would allocate n zero bytes
+        raise BrushError(f"the code is not a list of byte values (0-255) but {type(rle).__name__}")
     try:
         bits = _Bits(bytes(rle))
     except (TypeError, ValueError):
@@ -68,7 +75,7 @@ def decode(rle: list[int] | bytes, height: int, width: int) -> np.ndarray:
             values.extend(bits.read_many(n, word).tolist())
             lengths.extend([1] * n)
         i += n
-    flat = np.repeat(np.asarray(values, np.int64), lengths)[:num]
+    flat = np.repeat(np.asarray(values, np.uint8 if word <= 8 else np.uint32), lengths)[:num]
     return flat[3::4].reshape(height, width) > 0
 
 

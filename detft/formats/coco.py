@@ -12,9 +12,10 @@ from ..annotations.dataset import Annotation, Category, Dataset, ImageRecord, So
 from ..annotations.geometry import canonical_rle, polygons_area, polygons_bbox, rle_area, rle_bbox
 from ..annotations.report import Report
 from ..errors import FormatError
-from ..util.output import atomic_write_text, inside, safe_component
+from ..util.output import NAME_MAX, atomic_write_text, inside, safe_component
 from ..util.progress import progress
-from .base import as_id, as_int_id, declared_size, finite, load_json, locate_image, split_from_name, text_field
+from .base import (as_id, as_int_id, dataset_top, declared_size, finite, load_json, locate_image, split_from_name,
+                   text_field)
 from .layout import ImagePlacer
 from .pairing import Fallback
 from .shapes import SCORE, other_attributes, read_score, score_of
@@ -66,7 +67,7 @@ def read(src: Path, report: Report, images_dir: Path | None = None) -> Dataset:
     categories: dict[int, Category] = {}
     fallback = Fallback(src if src.is_dir() else None)
     for f in files:
-        images, cats = _read_file(f, report, images_dir, split_from_name(f.stem), fallback)
+        images, cats = _read_file(f, report, _search_dirs(f, src, images_dir), split_from_name(f.stem), fallback)
         for c in cats:
             old = categories.setdefault(c.id, c)
             if old.name != c.name:
@@ -77,17 +78,36 @@ def read(src: Path, report: Report, images_dir: Path | None = None) -> Dataset:
     return Dataset(merged, sorted(categories.values(), key=lambda c: c.id), root=root, format=NAME)
 
 
-def _search_dirs(f: Path, images_dir: Path | None) -> list[Path]:
+def _search_dirs(f: Path, src: Path, images_dir: Path | None) -> list[Path]:
+    """Where a COCO file's images lie, relative to the dataset's top folder (:func:`dataset_top`:
+    ``annotations/instances_val2017.json`` beside ``val2017/``, as COCO's own download has it), never above it."""
     stem = f.stem.removeprefix("instances_")
-    dirs = [f.parent, f.parent.parent, f.parent.parent / stem, f.parent / "images",
-            f.parent.parent / "images", f.parent.parent / "images" / stem]
+    top = dataset_top(src)
+    dirs = [f.parent, top, top / stem, f.parent / "images", top / "images", top / "images" / stem]
     split = split_from_name(stem)
     if split:
-        dirs += [f.parent.parent / "images" / split, f.parent.parent / split]
-    return ([images_dir] if images_dir else []) + dirs
+        dirs += [top / "images" / split, top / split]
+    return list(dict.fromkeys(([images_dir] if images_dir else []) + dirs))
 
 
-def _read_file(f: Path, report: Report, images_dir: Path | None, split: str | None,
+PATH_MAX = 4096  # bytes in a whole path on Linux, its terminating NUL included
+
+
+def unholdable(name: str) -> str | None:
+    """Why no filesystem can hold the path ``name`` (a part over NAME_MAX bytes, or the whole PATH_MAX or more), or
+    None. Such a name is no file anywhere: its image is not found, like any stale path, rather than found by its
+    base name and then written under that name, which no output folder can hold either (convert failed with
+    ENAMETOOLONG where inspect, which writes nothing, passed)."""
+    size, *parts = (len(x.encode("utf-8", "surrogatepass")) for x in (name, *name.replace("\\", "/").split("/")))
+    longest = max(parts)
+    if size >= PATH_MAX:
+        return f"its file_name is {size} bytes, past the {PATH_MAX - 1} a path can hold"
+    if longest > NAME_MAX:
+        return f"a part of its file_name is {longest} bytes, past the {NAME_MAX} a file or folder name can hold"
+    return None
+
+
+def _read_file(f: Path, report: Report, search: list[Path], split: str | None,
                fallback: Fallback) -> tuple[list[ImageRecord], list[Category]]:
     data = load_json(f)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
@@ -105,7 +125,6 @@ def _read_file(f: Path, report: Report, images_dir: Path | None, split: str | No
             raise FormatError(f, f"category needs an integer 'id' and a 'name', got {c!r:.80}", obj=f"categories[{i}]")
         cats.append(Category(as_int_id(c["id"]), text_field(c["name"]), text_field(c.get("supercategory")) or ""))
     cat_ids = {c.id for c in cats}
-    search = _search_dirs(f, images_dir)
     by_id: dict[Any, ImageRecord] = {}
     per_image = Counter(as_id(a.get("image_id")) for a in data.get("annotations") or [] if isinstance(a, dict))
     for i, im in enumerate(data["images"]):
@@ -120,8 +139,13 @@ def _read_file(f: Path, report: Report, images_dir: Path | None, split: str | No
             report.add("dropped", "duplicate_image_id", str(where), f"image id {image_id} listed twice")
             continue
         width, height = declared_size(im.get("width"), im.get("height"), report, str(where))
-        by_id[image_id] = ImageRecord(file_name=name, width=width, height=height,
-                                      path=locate_image(name, search) or fallback.find(f, name), split=split,
+        path = None
+        if (too_long := unholdable(name)) is not None:
+            report.add("warning", "unholdable_file_name", str(where), f"image id {image_id}: {too_long}: no file can "
+                       "have this name, so it is looked up nowhere (reported missing)")
+        else:
+            path = locate_image(name, search, report, str(where)) or fallback.find(f, name)
+        by_id[image_id] = ImageRecord(file_name=name, width=width, height=height, path=path, split=split,
                                       source=where, origin=str(f))
         report.holds(f, shapes=per_image[image_id])
     report.holds(f, images=0, shapes=sum(n for k, n in per_image.items() if k not in by_id))

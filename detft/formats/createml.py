@@ -15,7 +15,7 @@ from ..annotations.report import Report
 from ..errors import FormatError
 from ..util.output import atomic_write_text
 from ..util.progress import progress
-from .base import CategoryIndex, finite, load_json, locate_image, sibling_image_dirs, text_field
+from .base import CategoryIndex, dataset_top, finite, load_json, locate_image, sibling_image_dirs, text_field
 from .layout import ImagePlacer
 from .pairing import Fallback
 from .shapes import folder_per_split, report_unkept
@@ -46,7 +46,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
     if not is_createml(records):
         raise FormatError(f, "not a CreateML file: expected a list of {'image': name, 'annotations': [...]}")
     root = f.parent
-    search = ([images_dir] if images_dir else []) + [root, root / "images", *sibling_image_dirs(root)]
+    search = [*([images_dir] if images_dir else []), root, root / "images", *sibling_image_dirs(root, dataset_top(src))]
     fallback = Fallback(src if src.is_dir() else None)
     cats = CategoryIndex(classes)
     images = []
@@ -56,7 +56,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
         anns = rec.get("annotations") or []
         if not name or not isinstance(anns, list):
             raise FormatError(f, "a record needs an 'image' name and a list of 'annotations'", obj=f"image {i}")
-        path = locate_image(name, search) or fallback.find(f, name)
+        path = locate_image(name, search, report, where) or fallback.find(f, name)
         info = probe(path) if path is not None else None
         image = ImageRecord(name, info.width if info and info.ok else 0, info.height if info and info.ok else 0,
                             path=path, source=SourceRef(where), origin=str(f))

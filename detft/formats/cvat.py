@@ -15,6 +15,7 @@ import numpy as np
 
 from ..annotations.dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
+from ..annotations.images import MAX_PIXELS
 from ..annotations.geometry import ELLIPSE_VERTICES, ellipse_polygon, encode_mask, polygons_bbox, rle_bbox, rotated_box_polygon
 from ..util.output import atomic_write_text, safe_component
 from ..util.progress import progress
@@ -27,7 +28,7 @@ from .shapes import SCORE, folder_per_split, other_attributes, outlines, read_sc
 from .xmlsafe import parse
 
 NAME = "cvat"
-MAX_MASK_PIXELS = 2 * 89_478_485  # Pillow's decompression-bomb limit: a mask is never larger than its image
+MAX_MASK_PIXELS = MAX_PIXELS  # a mask is never larger than its image
 
 
 def find_xml(src: Path) -> Path:
@@ -60,7 +61,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
         subset = im_el.get("subset") or None
         width, height = declared_size(im_el.get("width"), im_el.get("height"), report, f"{f} image {i} ({name})")
         where_dirs = ([root / "images" / subset] if subset else []) + search
-        path = locate_image(name, where_dirs) or fallback.find(f, name)
+        path = locate_image(name, where_dirs, report, f"{f} image {i}") or fallback.find(f, name)
         image = ImageRecord(name, width, height, path=path, split=subset,
                             source=SourceRef(str(f), index=i), origin=str(f))
         shapes = [(j, el) for j, el in enumerate(im_el) if el.tag != "tag"]

@@ -11,6 +11,7 @@ are known (not KITTI's -1/-1000/-10 placeholders), so a KITTI -> KITTI conversio
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..annotations.dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..annotations.images import IMAGE_SUFFIXES, probe
@@ -41,12 +42,14 @@ def is_kitti(src: Path) -> bool:
 
 
 def _image_beside(label: Path) -> Path | None:
-    """``.../image_2/<same path>`` of a label file, whatever the image's suffix."""
+    """``.../image_2/<same path>`` of a label file, whatever the image's suffix and its case (``x.JPG``, as cameras
+    name files); a stem with dots of its own (``frame.0001.txt``) is kept whole."""
     parts = list(label.parts)
     i = len(parts) - 1 - parts[::-1].index(LABELS)
     parts[i] = IMAGES
-    stem = Path(*parts).with_suffix("")
-    return next((p for s in sorted(IMAGE_SUFFIXES) if (p := stem.with_suffix(s)).is_file()), None)
+    folder, stem = Path(*parts[:-1]), label.name[: -len(label.suffix)]
+    tries = (folder / f"{stem}{s}" for suffix in sorted(IMAGE_SUFFIXES) for s in (suffix, suffix.upper()))
+    return next((p for p in tries if p.is_file()), None)
 
 
 def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset:
@@ -106,15 +109,65 @@ def _object(line: str, where: SourceRef, cats: CategoryIndex, report: Report) ->
     return Annotation(cat, (x0, y0, x1, y1), iscrowd=crowd, attributes=attrs, source=where)
 
 
-def _line(ann: Annotation, name: str) -> str:
-    a = ann.attributes
+OCCLUSION = (0, 3)  # the devkit's occlusion states: 0 fully visible, 1 partly, 2 largely occluded, 3 unknown
+NOT_GIVEN = -1  # truncated and occluded of a DontCare line, and of files that do not know them
+
+
+def _number(v: float) -> str:
+    """A field as the devkit writes it, two decimals, where that is the value (to float noise: 0.30000000000000004 is
+    0.30); else up to six (0.125 stays 0.125, not 0.12); past 1e9 in exponent form (1e+300, not 301 digits)."""
+    if not abs(v) < 1e9:
+        return repr(v)
+    text = f"{v:.2f}"
+    return text if abs(float(text) - v) < 1e-9 else f"{v:.6f}".rstrip("0").rstrip(".")
+
+
+def _field(value: Any, key: str, unknown: float, report: Report, where: str) -> float:
+    """A float attribute as written, or the devkit's unknown value (reported) where it is not a finite number."""
+    number = finite([value])
+    if number is None:
+        report.add("fixed", f"kitti_{key}", where, f"{key} {value!r:.40} is not a number: written as {unknown} (unknown)")
+        return unknown
+    return number[0]
+
+
+def _truncated(value: Any, report: Report, where: str) -> float:
+    """The devkit's truncation, a fraction 0..1 (or -1, not given); outside that range it is clamped, reported."""
+    t = _field(value, "truncated", float(NOT_GIVEN), report, where)
+    if t != NOT_GIVEN and not 0 <= t <= 1:
+        report.add("fixed", "kitti_truncated", where, f"truncated {t!r} is not a fraction 0..1: written as "
+                   f"{min(max(t, 0.0), 1.0)}")
+        return min(max(t, 0.0), 1.0)
+    return t
+
+
+def _occluded(value: Any, report: Report, where: str) -> int:
+    """The devkit's occlusion state, an integer 0..3 (or -1, not given): a fraction is rounded, a value outside the
+    states clamped, anything not a number written as 3 (unknown), each reported."""
+    number = _field(value, "occluded", OCCLUSION[1], report, where)
+    if number == NOT_GIVEN:
+        return NOT_GIVEN
+    state = min(max(round(number), OCCLUSION[0]), OCCLUSION[1])
+    if state != number:
+        action = "converted" if OCCLUSION[0] <= number <= OCCLUSION[1] else "fixed"
+        report.add(action, "kitti_occluded", where, f"occluded {number!r} is not one of KITTI's states 0, 1, 2, 3: "
+                   f"written as {state}")
+    return state
+
+
+def _line(ann: Annotation, name: str, report: Report) -> str:
+    """One object's line; attributes from other formats (VOC's 0/1 flags, a tool's text) are written where they are
+    KITTI values and reported where they had to change."""
+    a, where = ann.attributes, ann.where()
     kind = DONT_CARE if ann.iscrowd else name
     if ann.iscrowd:
-        head = [-1.0, -1, -10.0]
+        head = [-1.0, NOT_GIVEN, UNKNOWN["alpha"]]
+        three_d = [UNKNOWN[k] for k in THREE_D]
     else:
-        head = [float(a.get("truncated", 0.0)), int(a.get("occluded", 0)), float(a.get("alpha", UNKNOWN["alpha"]))]
-    fields = [*head, *ann.bbox, *(float(a.get(k, UNKNOWN[k])) if not ann.iscrowd else UNKNOWN[k] for k in THREE_D)]
-    text = " ".join(f"{v:d}" if isinstance(v, int) else f"{v:.2f}" for v in fields)
+        head = [_truncated(a.get("truncated", 0.0), report, where), _occluded(a.get("occluded", 0), report, where),
+                _field(a.get("alpha", UNKNOWN["alpha"]), "alpha", UNKNOWN["alpha"], report, where)]
+        three_d = [_field(a.get(k, UNKNOWN[k]), k, UNKNOWN[k], report, where) for k in THREE_D]
+    text = " ".join(f"{v:d}" if isinstance(v, int) else _number(v) for v in [*head, *ann.bbox, *three_d])
     score = score_of(ann)
     return f"{kind} {text}" + (f" {score:.4f}" if score is not None else "")
 
@@ -128,7 +181,7 @@ def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlin
         if kitti_names[cid] != name:
             report.add("renamed", "class_name_with_spaces", name, f"KITTI's type is one word: written as "
                        f"{kitti_names[cid]!r}")
-    placer = ImagePlacer(out, image_mode, report)
+    placer = ImagePlacer(out, image_mode, report, per_image_files=True)
     written = []
     for split, sub in folder_per_split(dataset).items():
         base = f"{sub}/" if sub else ""
@@ -138,7 +191,7 @@ def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlin
             for ann in im.annotations:
                 if ann.has_mask and not ann.iscrowd:
                     report.add("converted", "mask_to_box", ann.where(), "KITTI holds boxes: the mask is written as its box")
-                lines.append(_line(ann, kitti_names[ann.category_id]) + "\n")
+                lines.append(_line(ann, kitti_names[ann.category_id], report) + "\n")
             label = out / base / LABELS / Path(rel).with_suffix(".txt")
             label.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(label, "".join(lines))

@@ -19,8 +19,8 @@ from ..annotations.images import probe
 from ..util.output import atomic_write_text, inside
 from ..annotations.report import Report
 from ..util.progress import progress
-from .base import (CategoryIndex, box_annotation, declared_size, join_group_part, list_field, load_json, locate_image,
-                   outline_of_polyline, point_list, relative_name, sibling_image_dirs, text_field)
+from .base import (CategoryIndex, box_annotation, dataset_top, declared_size, join_group_part, list_field, load_json,
+                   locate_image, outline_of_polyline, point_list, relative_name, sibling_image_dirs, text_field)
 from .layout import ImagePlacer
 from .pairing import ImageIndex, complete, split_of_path
 from .shapes import SCORE, other_attributes, outlines, read_score, report_unkept, score_of, folder_per_split
@@ -42,6 +42,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
     root = src if src.is_dir() else src.parent
     cats = CategoryIndex(classes)
     index = ImageIndex(root) if src.is_dir() else None
+    top = dataset_top(src)
     images = []
     for f in progress(json_files(src), "reading LabelMe", unit="file"):
         data = load_json(f)
@@ -55,7 +56,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
             else:
                 report.add("warning", "not_labelme", str(f), "JSON without 'shapes' and 'imagePath': skipped")
             continue
-        images.append(_image(f, data, root, cats, report, images_dir, index))
+        images.append(_image(f, data, root, top, cats, report, images_dir, index))
     if not images:
         raise FormatError(src, "no LabelMe JSON files found")
     images = complete(index, images, report)
@@ -82,14 +83,14 @@ def _shape_polygon(kind: str, pts: list[float]) -> list[float] | None:
     return None
 
 
-def _image(f: Path, data: dict, root: Path, cats: CategoryIndex, report: Report,
+def _image(f: Path, data: dict, root: Path, top: Path, cats: CategoryIndex, report: Report,
            images_dir: Path | None, index: ImageIndex | None = None) -> ImageRecord:
     name = text_field(data["imagePath"])
     if not name:
         raise FormatError(f, f"'imagePath' must be the image's file name, not {data['imagePath']!r:.40}")
     shapes = list_field(data, "shapes", f)
     path = locate_image(name, ([images_dir] if images_dir else []) + [f.parent, root, root / "images",
-                                                                       *sibling_image_dirs(f.parent)])
+                                                                       *sibling_image_dirs(f.parent, top)], report, str(f))
     if index is not None:
         if path is not None:
             index.claim(path)
@@ -167,7 +168,7 @@ def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlin
     with "save image data" off): boxes as rectangles, polygons as polygons, the parts of one instance sharing a
     ``group_id``, a score as the shape's ``score`` (labelme keeps keys it does not know; X-AnyLabeling reads it)."""
     names = {c.id: c.name for c in dataset.categories}
-    placer = ImagePlacer(out, image_mode, report)
+    placer = ImagePlacer(out, image_mode, report, per_image_files=True)
     written = []
     for split, folder in folder_per_split(dataset).items():
         for im in progress(dataset.images_in(split), f"writing LabelMe {split}", unit="img"):

@@ -6,7 +6,8 @@ Regions are in percent of the image (``original_width``/``original_height`` say 
 ``rectanglelabels`` (a ``rotation`` about the top-left corner becomes a polygon), ``polygonlabels``,
 ``ellipselabels`` (a polygon) and ``brushlabels`` (Label Studio's brush code, decoded exactly: :mod:`.brush`).
 A shape tag and a ``labels`` tag sharing a region id are one region; per-region choices and text become attributes.
-Keypoints, relations and task-level choices are not objects: counted and said."""
+Relations and task-level choices describe the task, not objects: counted and said. Any other result (keypoints, a
+tool detft does not know, a result that is not an object) is reported dropped with its type, task and position."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from ..util.output import atomic_write_text
 from ..util.progress import progress
 from ..annotations.report import Report
 from . import brush
-from .base import CategoryIndex, canonical_split, finite, load_json, locate_image, text_field
+from .base import CategoryIndex, canonical_split, declared_size, finite, load_json, locate_image, text_field
 from .layout import ImagePlacer
 from .pairing import Fallback, tail_under
 from .shapes import SCORE, folder_per_split, read_score, report_unkept, score_of
@@ -46,6 +47,7 @@ PER_REGION = ("choices", "textarea", "rating", "number", "taxonomy")  # attribut
 TAGS = {"rectangle": ("RectangleLabels", "label"), "polygon": ("PolygonLabels", "polygon"),
         "brush": ("BrushLabels", "brush")}  # written region kind -> config tag and its name (from_name)
 TAGS_BY_TYPE = {f"{k}labels": k for k in TAGS}
+TASK_LEVEL = "choices/text of the task, not of a region"  # the note's words for results that describe the whole task
 
 
 def is_export(data: Any) -> bool:
@@ -143,15 +145,17 @@ def _choose(task: dict, where: str, report: Report, counts: Counter[str], predic
     updated last (each of the others counted, never merged: two annotators' boxes of one object are not two).
     ``predictions``: a file of pre-labels, whose tasks hold predictions only: the last prediction."""
     if predictions:
-        found = [p for p in task.get("predictions") or [] if isinstance(p, dict)]
+        found = _objects(task.get("predictions") or [], "prediction", where, report)
         if not found:
             counts["tasks without predictions (left out)"] += 1
         return found[-1] if found else None
-    annotations = _annotations(task)
-    if not annotations:
+    if not _annotations(task):
         counts["tasks without annotations (not labelled: left out)"] += 1
         return None
-    kept = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
+    annotations = _objects(_annotations(task), "annotation", where, report)
+    if not annotations:
+        return None
+    kept = [a for a in annotations if not a.get("was_cancelled")]
     if not kept:
         report.add("dropped", "skipped_task", where, f"every annotation of this task ({len(annotations)}) was "
                    "cancelled (the annotator skipped it): the image is left out")
@@ -164,38 +168,85 @@ def _choose(task: dict, where: str, report: Report, counts: Counter[str], predic
     return kept[-1]
 
 
+def _objects(items: list, what: str, where: str, report: Report) -> list[dict]:
+    """The entries of a task's annotation or prediction list that are objects; each other one (a string, a number:
+    a hand-edited or truncated export) is reported dropped, as it held at least one region."""
+    for k, item in enumerate(items):
+        if not isinstance(item, dict):
+            report.add("dropped", f"bad_{what}", f"{where} {what} {k}", f"a {what} must be an object, not "
+                       f"{type(item).__name__} {item!r:.40}", 1)
+    return [item for item in items if isinstance(item, dict)]
+
+
+def _result_list(results: Any, where: str, report: Report) -> list:
+    """An annotation's ``result``: a list; anything else is reported dropped (a string or an object in its place
+    would otherwise make the image a negative, its regions lost unseen)."""
+    if isinstance(results, list):
+        return results
+    report.add("dropped", "bad_result", where, f"'result' must be a list of results, not {type(results).__name__} "
+               f"{results!r:.40}", 0 if results is None else 1)
+    return []
+
+
+def _unread(kind: str, where: str, report: Report) -> None:
+    """A result of a type detft does not turn into objects (keypoints, a tool it does not know), counted by type."""
+    report.add("dropped", "unread_result", where, f"a {kind or 'untyped'!r} result: detft reads rectangle, polygon, "
+               "ellipse and brush regions", 1)
+
+
+def _region_key(r: dict, k: int, where: str, report: Report) -> str | int | None:
+    """The ``id`` that joins a region's results: a string or an integer (Label Studio writes a 10-character
+    string); a missing one makes the result its own region, anything else (a list, an object, a fraction) is
+    reported (an object lost, unless the result is a region's attribute) and None returned."""
+    rid = r.get("id")
+    if rid is None:
+        return f"#{k}"
+    if isinstance(rid, str) or (isinstance(rid, int) and not isinstance(rid, bool)):
+        return rid
+    report.add("dropped", "bad_result", where, f"result id {rid!r:.40} is not a string or an integer",
+               0 if str(r.get("type")).lower() in PER_REGION else 1)
+    return None
+
+
 def _regions(results: list[Any], where: str, report: Report, unused: Counter[str]) -> list[dict]:
     """Results grouped into regions (a shape, its label, its per-region attributes share an ``id``), in the
-    JSON-MIN shape: ``{"kind", "value", "labels", "size", "score", "attributes"}``."""
-    regions: dict[Any, dict] = {}
-    extras: dict[Any, dict] = defaultdict(dict)
+    JSON-MIN shape: ``{"kind", "value", "labels", "size", "score", "attributes", "where"}``."""
+    regions: dict[str | int, dict] = {}
+    extras: dict[str | int, dict] = defaultdict(dict)
     for k, r in enumerate(results):
+        here = f"{where} result {k}"
         if not isinstance(r, dict):
-            report.add("dropped", "bad_result", f"{where} result {k}", f"a result must be an object, not {type(r).__name__}", 1)
+            report.add("dropped", "bad_result", here, f"a result must be an object, not {type(r).__name__}", 1)
             continue
         kind, value = str(r.get("type", "")).lower(), r.get("value") if isinstance(r.get("value"), dict) else {}
-        key = r.get("id", f"#{k}")
+        if kind == "relation" or (kind in PER_REGION and r.get("id") is None):
+            unused[TASK_LEVEL if kind in PER_REGION else kind] += 1
+            continue
+        key = _region_key(r, k, here, report)
+        if key is None:
+            continue
         shape = LABEL_KEYS.get(kind) or SHAPES.get(kind)
         if shape is not None:
-            region = regions.setdefault(key, {"attributes": {}})
-            region.update(kind=shape, value=value, size=(r.get("original_width"), r.get("original_height")),
-                          score=r.get("score"), where=f"{where} result {k}")
+            region = regions.setdefault(key, {"attributes": {}, "where": here})
+            region.update(kind=shape, value=value, score=r.get("score"), where=here,
+                          size=declared_size(r.get("original_width"), r.get("original_height"), report, here))
             region.setdefault("labels", value.get(kind) if kind in LABEL_KEYS else None)
         elif kind == "labels":
-            regions.setdefault(key, {"attributes": {}})["labels"] = value.get("labels")
-        elif kind in PER_REGION and r.get("id") is not None:
+            regions.setdefault(key, {"attributes": {}, "where": here})["labels"] = value.get("labels")
+        elif kind in PER_REGION:
             extras[key][str(r.get("from_name") or kind)] = _attribute(value.get(kind))
         else:
-            unused[kind or "untyped"] += 1
+            _unread(kind, here, report)
     for key, attrs in extras.items():
         if key in regions:
             regions[key]["attributes"].update(attrs)
         else:
-            unused["choices/text of the task, not of a region"] += len(attrs)
+            unused[TASK_LEVEL] += len(attrs)
     out = []
-    for key, region in regions.items():
+    for region in regions.values():
         if "kind" not in region:
-            unused["labels without a shape"] += 1
+            report.add("dropped", "labels_without_shape", region["where"], f"labels {region['labels']!r:.60} with no "
+                       "shape result of the same id", 1)
             continue
         out.append(region)
     return out
@@ -207,24 +258,30 @@ def _attribute(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool)) else str(value)
 
 
-def _minimal_regions(record: dict, where: str, unused: Counter[str]) -> list[dict]:
-    """JSON-MIN: each control's results under its name, one dict per region with its label list inside."""
+def _minimal_regions(record: dict, where: str, report: Report) -> list[dict]:
+    """JSON-MIN: each control's results under its name, one dict per region with its label list inside (a list with
+    no object in it is a task's field, not regions); a region of a tool detft does not read, or an entry that is not
+    an object among regions, is reported by type."""
     out = []
     for field, value in record.items():
-        if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+        if not isinstance(value, list) or not any(isinstance(v, dict) for v in value):
             continue
         for k, region in enumerate(value):
-            key = next((lk for lk in LABEL_KEYS if lk in region), None)
-            kind = LABEL_KEYS[key] if key else ("brush" if "rle" in region else "polygon" if "points" in region
-                                                 else "ellipse" if "radiusX" in region else
-                                                 "rectangle" if "width" in region else None)
-            if kind is None:
-                unused[f"{field} (not a region)"] += 1
+            here = f"{where} {field}[{k}]"
+            if not isinstance(region, dict):
+                report.add("dropped", "bad_result", here, f"a region must be an object, not {type(region).__name__}", 1)
+                continue
+            key = next((lk for lk in region if lk.endswith("labels") and lk != "labels"), None)
+            kind = (LABEL_KEYS.get(key) if key else "brush" if "rle" in region else "polygon" if "points" in region
+                    else "ellipse" if "radiusX" in region else
+                    "rectangle" if "width" in region and "height" in region else None)
+            if kind is None:  # keypointlabels, a bare keypoint (x, y, width), a tool of a later Label Studio
+                _unread(key or f"{field} (no shape)", here, report)
                 continue
             labels = region.get(key) if key else region.get("labels")
             out.append({"kind": kind, "value": region, "labels": labels, "attributes": {}, "score": region.get("score"),
-                        "size": (region.get("original_width"), region.get("original_height")),
-                        "where": f"{where} {field}[{k}]"})
+                        "size": declared_size(region.get("original_width"), region.get("original_height"), report,
+                                              here), "where": here})
     return out
 
 
@@ -242,7 +299,7 @@ def _region_annotation(region: dict, image: ImageRecord, cats: CategoryIndex, re
     cat = cats.id_for(names[0], report, where)
     if cat is None:
         return None
-    width, height = image.width or _int(region["size"][0]), image.height or _int(region["size"][1])
+    width, height = image.width or region["size"][0], image.height or region["size"][1]
     if not width or not height:
         report.add("dropped", "no_image_size", where, "the image is missing and the result gives no original size", 1)
         return None
@@ -285,10 +342,10 @@ def _region_annotation(region: dict, image: ImageRecord, cats: CategoryIndex, re
     return _brush(value, region["size"], (width, height), cat, attrs, source, report)
 
 
-def _brush(value: dict, size: tuple[Any, Any], image_size: tuple[int, int], cat: int, attrs: dict, source: SourceRef,
+def _brush(value: dict, size: tuple[int, int], image_size: tuple[int, int], cat: int, attrs: dict, source: SourceRef,
            report: Report) -> Annotation | None:
     where = str(source)
-    w, h = _int(size[0]) or image_size[0], _int(size[1]) or image_size[1]
+    w, h = size[0] or image_size[0], size[1] or image_size[1]
     if (w, h) != image_size:
         report.add("dropped", "brush_size_mismatch", where, f"the brush mask was drawn on a {w}x{h} image, the image "
                    f"is {image_size[0]}x{image_size[1]}", 1)
@@ -303,10 +360,6 @@ def _brush(value: dict, size: tuple[Any, Any], image_size: tuple[int, int], cat:
         return None
     rle = encode_mask(mask.astype(np.uint8))
     return Annotation(cat, rle_bbox(rle), rle=rle, attributes=attrs, source=source)
-
-
-def _int(v: Any) -> int:
-    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else 0
 
 
 def config_classes(folder: Path) -> list[str]:
@@ -368,14 +421,15 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
         if not isinstance(ref, str) or not ref:
             report.add("dropped", "no_image", where, "the task names no image (data.image)")
             continue
+        first = len(report.changes)
         if minimal:
-            regions = _minimal_regions(task, where, unused)
+            regions = _minimal_regions(task, where, report)
         else:
             chosen = _choose(task, where, report, counts, predictions)
             if chosen is None:
                 continue
-            results = chosen.get("result")
-            regions = _regions(results if isinstance(results, list) else [], where, report, unused)
+            regions = _regions(_result_list(chosen.get("result"), where, report), where, report, unused)
+        dropped = sum(c.annotations_lost for c in report.changes[first:])  # results dropped unread were objects too
         name, path = names.find(f, ref)
         info = probe(path) if path is not None else None
         split = (task.get("data") or {}).get("split") if not minimal else None
@@ -383,9 +437,8 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
                             path=path, split=canonical_split(split) if isinstance(split, str) else None,
                             source=SourceRef(where), origin=str(f))
         if not image.width:  # the annotator's size stands in for a missing image's, so its objects are counted
-            sizes = [(_int(r["size"][0]), _int(r["size"][1])) for r in regions]
-            image.width, image.height = next((s for s in sizes if all(s)), (0, 0))
-        report.holds(f, shapes=len(regions))
+            image.width, image.height = next((r["size"] for r in regions if all(r["size"])), (0, 0))
+        report.holds(f, shapes=len(regions) + dropped)
         for region in regions:
             ann = _region_annotation(region, image, cats, report, converted)
             if ann is not None:

@@ -17,6 +17,7 @@ from ..annotations.report import Report
 
 MAX_NAME_BYTES = 200  # a placed image's name; annotation files beside it and collision suffixes stay under 255
 _UNDECODED = re.compile("[\udc80-\udcff]")  # bytes of a file name that were not UTF-8 (os.fsdecode's escapes)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def writable_name(part: str) -> str:
@@ -36,18 +37,26 @@ def writable_name(part: str) -> str:
 class ImagePlacer:
     """Links or copies each image to ``out/<folder>/<safe name>`` and returns that name.
 
-    The name is the annotation's own file name made safe (``../`` and absolute parts removed); a
-    change or a collision between two images is reported, never silently resolved."""
+    The name is the annotation's own file name made safe (``../`` and absolute parts removed, control characters
+    replaced: a newline would split the name over two lines of an image list); a change or a collision between two
+    images is reported, never silently resolved. ``per_image_files`` is for writers that name a label file after
+    each image's stem (YOLO, VOC, LabelMe, KITTI): there ``x.jpg`` and ``x.png`` (or ``X.jpg``, which is the same
+    file on macOS and Windows) would share one label file, so the second is renamed ``x_png.png``."""
 
-    def __init__(self, out: Path, mode: str, report: Report):
-        self.out, self.mode, self.report = out, mode, report
-        self.used: set[tuple[str, PurePosixPath]] = set()
+    def __init__(self, out: Path, mode: str, report: Report, per_image_files: bool = False):
+        self.out, self.mode, self.report, self.per_image_files = out, mode, report, per_image_files
+        self.used: set[tuple[str, str]] = set()
 
     def place(self, image: ImageRecord, folder: str) -> str:
         rel = safe_relpath(image.file_name)
         if rel.as_posix() != image.file_name.replace("\\", "/").removeprefix("./"):
             self.report.add("renamed", "unsafe_file_name", image.where(),
                             f"{image.file_name!r} written as {rel.as_posix()!r}")
+        if _CONTROL.search(rel.as_posix()):
+            clean = PurePosixPath(*(_CONTROL.sub("_", p) for p in rel.parts))
+            self.report.add("renamed", "control_characters_in_file_name", image.where(),
+                            f"{rel.as_posix()!r} holds control characters: written as {clean.as_posix()!r}")
+            rel = clean
         writable = PurePosixPath(*(writable_name(p) for p in rel.parts))
         if writable != rel:
             kind = "non_utf8_file_name" if _UNDECODED.search(rel.as_posix()) else "long_file_name"
@@ -72,13 +81,25 @@ class ImagePlacer:
             dst.write_bytes(image.data)
         return rel.as_posix()
 
+    def _key(self, folder: str, rel: PurePosixPath) -> tuple[str, str]:
+        """What two images must not share: their name, or where a label file is named after the image, their stem
+        in any case."""
+        if self.per_image_files:
+            return folder, rel.with_suffix("").as_posix().casefold()
+        return folder, rel.as_posix()
+
     def _unique(self, folder: str, rel: PurePosixPath, image: ImageRecord) -> PurePosixPath:
         candidate, k = rel, 1
-        while (folder, candidate) in self.used:
-            candidate = rel.with_name(f"{rel.stem}_{k}{rel.suffix}")
+        if self._key(folder, candidate) in self.used and self.per_image_files and rel.suffix:
+            candidate = rel.with_name(f"{rel.stem}_{rel.suffix[1:]}{rel.suffix}")  # x.png -> x_png.png: which it was
+        stem = candidate.stem
+        while self._key(folder, candidate) in self.used:
+            candidate = rel.with_name(f"{stem}_{k}{rel.suffix}")
             k += 1
         if candidate != rel:
+            why = "its label file's name" if self.per_image_files else "the name"
             self.report.add("renamed", "name_collision", image.where(),
-                            f"{rel.as_posix()!r} already used; written as {candidate.as_posix()!r}")
-        self.used.add((folder, candidate))
+                            f"{why} {rel.as_posix()!r} already used by another image; written as "
+                            f"{candidate.as_posix()!r}")
+        self.used.add(self._key(folder, candidate))
         return candidate

@@ -50,8 +50,8 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
             _instances(mask_path, image, mapping, cats, report)
         images.append(image)
     for orphan in sorted(set(find_images(src / "masks")) - used):
-        m, _ = _decode(orphan)
-        n = _count_instances(m) if m is not None else 0
+        m, _, _ = _decode(orphan)
+        n = _count_instances(m) if m is not None else 1  # unreadable: at least one object
         report.holds(orphan, shapes=n)
         report.add("dropped", "orphan_mask", str(orphan), "no image of this name under images/", n)
     return Dataset(images, cats.finish(images), root=src, format=NAME)
@@ -60,16 +60,21 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
 VOID = 255  # VOC's border/"difficult" value in palette masks
 
 
-def _decode(path: Path) -> tuple[np.ndarray | None, bool]:
-    """Pixel values as stored, and whether they are palette indices: a palette PNG's indices (OpenCV would
-    expand it to colours), else OpenCV's unchanged decode (8/16-bit grey, or colour)."""
+def _decode(path: Path) -> tuple[np.ndarray | None, bool, str]:
+    """Pixel values as stored, whether they are palette indices, and why there are none: a palette PNG's indices
+    (OpenCV would expand it to colours), else OpenCV's unchanged decode (8/16-bit grey, or colour). The header is
+    probed first: a mask too large to be any image's (30000x30000) is refused before it is decoded."""
+    header = probe(path)
+    if not header.ok:
+        return None, False, f"the mask is {header.error}"
     try:
         with Image.open(path) as im:
             if im.mode == "P":
-                return np.array(im), True
-    except (OSError, ValueError, SyntaxError):
-        return None, False
-    return decode_file(path, cv2.IMREAD_UNCHANGED), False
+                return np.array(im), True, ""
+    except (OSError, ValueError, SyntaxError) as e:
+        return None, False, f"cannot decode the mask ({e})"
+    m = decode_file(path, cv2.IMREAD_UNCHANGED)
+    return m, False, "" if m is not None else f"cannot decode the {path.suffix} file"
 
 
 def _count_instances(m: np.ndarray) -> int:
@@ -79,9 +84,10 @@ def _count_instances(m: np.ndarray) -> int:
 
 
 def _instances(mask_path: Path, image: ImageRecord, mapping: dict, cats: CategoryIndex, report: Report) -> None:
-    m, palette = _decode(mask_path)
+    m, palette, error = _decode(mask_path)
     if m is None:
-        report.add("dropped", "unreadable_mask", str(mask_path), "cannot decode the PNG")
+        report.holds(mask_path, shapes=1)
+        report.add("dropped", "unreadable_mask", str(mask_path), f"{error}: its objects (at least one) are lost", 1)
         return
     n = _count_instances(m) - int(palette and bool((m == VOID).any()))
     report.holds(mask_path, shapes=n)

@@ -1,8 +1,12 @@
-"""One binary mask PNG per object, as the Kaggle Data Science Bowl 2018 and Matterport's nucleus sample ship it:
+"""One binary mask image per object, as the Kaggle Data Science Bowl 2018 and Matterport's nucleus sample ship it:
 ``<id>/images/<id>.png`` with ``<id>/masks/<any>.png``, one file per object, every non-zero pixel the object
 (DSB writes 0/255; any non-zero value counts). Also ``images/<stem>.<ext>`` with ``masks/<stem>_<n>.png`` or
 ``masks/<stem>/<n>.png`` beside it. The files name no class: every object is one class, ``--class-name`` or, by
-default, the dataset folder's name (said). Masks become exact RLEs, as the instance-mask reader keeps them."""
+default, the dataset folder's name (said). Masks become exact RLEs, as the instance-mask reader keeps them.
+
+A mask may be any image file: PNG, TIFF or BMP are read as stored; a lossy one (JPEG, WebP) blurs its edges into
+grey values, so it is read as the pixels of at least half intensity, with a warning. A mask file that cannot be read,
+is larger than its image (checked from its header, before decoding) or belongs to no image is reported dropped."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from ..util.progress import progress
 
 NAME = "object-masks"
 PROBE = 8  # folders looked at to recognise the per-id layout: a DSB download holds hundreds
+LOSSY = {".jpg", ".jpeg", ".webp"}  # masks saved in these have grey edges: thresholded at half intensity
 
 
 def _per_id(src: Path) -> list[Path]:
@@ -51,19 +56,33 @@ def _numbered(stem: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _pairs(src: Path) -> list[tuple[Path, list[Path]]]:
-    """Each image with its mask files, in either layout."""
+def _mask_files(folder: Path) -> list[Path]:
+    """The mask images of a folder (hidden files, a macOS zip's ``._x.png``, are not masks)."""
+    return sorted(p for p in folder.iterdir() if is_image_name(p.name) and p.is_file())
+
+
+def _pairs(src: Path, report: Report) -> list[tuple[Path, list[Path]]]:
+    """Each image with its mask files, in either layout; mask files of no image reported dropped."""
     ids = _per_id(src)
     if ids:
-        return [(next(p for p in sorted((d / "images").iterdir()) if p.stem == d.name),
-                 sorted(p for p in (d / "masks").iterdir() if p.suffix.lower() == ".png")) for d in ids]
+        return [(next(p for p in sorted((d / "images").iterdir()) if p.stem == d.name), _mask_files(d / "masks"))
+                for d in ids]
     by_stem: dict[str, list[Path]] = {}
+    unnamed = []
     for m in sorted((src / "masks").iterdir()):
         if m.is_dir():
-            by_stem.setdefault(m.name, []).extend(sorted(p for p in m.iterdir() if p.suffix.lower() == ".png"))
-        elif m.suffix.lower() == ".png" and (stem := _numbered(m.stem)) is not None:
-            by_stem.setdefault(stem, []).append(m)
-    return [(image, by_stem.get(image.stem, [])) for image in find_images(src / "images")]
+            by_stem.setdefault(m.name, []).extend(_mask_files(m))
+        elif is_image_name(m.name):
+            stem = _numbered(m.stem)
+            (by_stem.setdefault(stem, []) if stem is not None else unnamed).append(m)
+    images = find_images(src / "images")
+    stems = {image.stem for image in images}
+    orphans = unnamed + [m for stem, masks in by_stem.items() if stem not in stems for m in masks]
+    for m in sorted(orphans):
+        report.holds(m, images=0, shapes=1)
+        report.add("dropped", "orphan_mask", str(m), "no image under images/ of the stem this mask names "
+                   "(masks/<stem>_<n>.<ext> or masks/<stem>/<n>.<ext>)", 1)
+    return [(image, by_stem.get(image.stem, [])) for image in images]
 
 
 def read(src: Path, report: Report, class_name: str | None = None) -> Dataset:
@@ -75,7 +94,7 @@ def read(src: Path, report: Report, class_name: str | None = None) -> Dataset:
         report.note(f"{src}: the masks name no class: every object is {name!r}, the dataset folder's name "
                     "(--class-name chooses another)")
     images = []
-    for image_path, mask_paths in progress(_pairs(src), "reading object masks", unit="img"):
+    for image_path, mask_paths in progress(_pairs(src, report), "reading object masks", unit="img"):
         info = probe(image_path)
         image = ImageRecord(image_path.relative_to(src).as_posix(), info.width, info.height, path=image_path,
                             source=SourceRef(str(image_path)), origin=str(image_path.parent.parent / "masks"))
@@ -87,19 +106,33 @@ def read(src: Path, report: Report, class_name: str | None = None) -> Dataset:
 
 
 def _add(mask_path: Path, image: ImageRecord, report: Report) -> None:
-    m = decode_file(mask_path, cv2.IMREAD_UNCHANGED)
     where = str(mask_path)
+    header = probe(mask_path)  # the size from the header: a 30000x30000 mask is refused before it is decoded
+    if not header.ok:
+        report.add("dropped", "unreadable_mask", where, f"the mask is {header.error}", 1)
+        return
+    if image.width and (header.width, header.height) != (image.width, image.height):
+        report.add("dropped", "mask_size", where, f"mask is {header.width}x{header.height}, image is "
+                   f"{image.width}x{image.height}", 1)
+        return
+    m = decode_file(mask_path, cv2.IMREAD_UNCHANGED)
     if m is None:
-        report.add("dropped", "unreadable_mask", where, "cannot decode the PNG", 1)
+        report.add("dropped", "unreadable_mask", where, f"cannot decode the {mask_path.suffix} file", 1)
         return
     if m.ndim == 3:  # a grey mask saved as RGB(A): the object is wherever any channel is set
         m = m.max(axis=2)
-    if image.width and (m.shape[1], m.shape[0]) != (image.width, image.height):
-        report.add("dropped", "mask_size", where, f"mask is {m.shape[1]}x{m.shape[0]}, image is "
-                   f"{image.width}x{image.height}", 1)
+    if (m.shape[1], m.shape[0]) != (header.width, header.height):  # EXIF-turned: the header told the turned size
+        report.add("dropped", "mask_size", where, f"mask decodes to {m.shape[1]}x{m.shape[0]}, its header says "
+                   f"{header.width}x{header.height}", 1)
         return
-    if not m.any():
-        report.add("dropped", "empty_mask", where, "the mask holds no pixel of its object", 1)
+    lossy = mask_path.suffix.lower() in LOSSY
+    pixels = m >= (np.iinfo(m.dtype).max + 1) // 2 if lossy else m > 0
+    if not pixels.any():
+        report.add("dropped", "empty_mask", where, "the mask holds no pixel of its object"
+                   + (" (a lossy mask: pixels under half intensity are its blurred edges)" if lossy else ""), 1)
         return
-    rle = encode_mask(np.ascontiguousarray(m > 0))
+    if lossy:
+        report.add("warning", "lossy_mask", where, f"a {mask_path.suffix} mask: its edges are blurred by compression, "
+                   "read as the pixels of at least half intensity (save masks as PNG to keep them exact)")
+    rle = encode_mask(np.ascontiguousarray(pixels))
     image.annotations.append(Annotation(1, rle_bbox(rle), rle=rle, source=SourceRef(where)))

@@ -18,7 +18,8 @@ from ..annotations.dataset import ImageRecord, SourceRef
 from ..annotations.images import LITTER_FOLDERS, is_image_name
 from ..annotations.report import Report
 from ..errors import DetftError
-from .base import SPLIT_ALIASES
+from ..util.output import safe_relpath
+from .base import SPLIT_ALIASES, lies_within
 
 MAX_FILES = 1_000_000  # files under one dataset root: past this, a wrong root (a home folder, /) is far likelier
 RULES = {"named": "by the name in the file", "named stem": "by the name in the file, another extension",
@@ -186,19 +187,25 @@ def listed_images(listing: Path, entries: list[str], bases: list[Path], fallback
     The end of the written path found under a base comes before the bare name. An entry that names no image is
     returned as written so the check reports it missing with its objects; the list says how many matched and how."""
     out: list[Path] = []
-    where = moved = 0
+    where = moved = outside = 0
     for entry in entries:
         written = Path(entry.replace("\\", "/"))
         tries = [written] if written.is_absolute() else [base / written for base in bases]
-        found = next((p for p in tries if p.is_file()), None)
+        kept = [p for p in tries if lies_within(p, bases)]  # never opened where the entry climbs out of the dataset
+        outside += len(kept) < len(tries)
+        found = next((p for p in kept if p.is_file()), None)
         if found is not None:
             where += 1
         elif (found := next(filter(None, (tail_under(base, entry) for base in bases)), None)
               or fallback.find(listing, entry)) is not None:
             moved += 1
-        out.append(found if found is not None else tries[0])
+        out.append(found if found is not None else kept[0] if kept else bases[0] / safe_relpath(entry))
     missing = len(entries) - where - moved
     report.note(f"{listing}: {len(entries)} entries, {where + moved} matched an image"
                 + (f" ({moved} not where the entry says but by the end of its path or its file name)" if moved else "")
                 + (f", {missing} did not (reported as missing images)" if missing else ""))
+    if outside:
+        report.add("warning", "image_path_outside_dataset", str(listing),
+                   f"{outside} entries point outside the dataset's folders: not opened there; looked up under the "
+                   "dataset by the end of their path or their file name")
     return out

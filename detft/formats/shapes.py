@@ -63,6 +63,6 @@ def read_score(value: Any) -> float | None:
     """A score read back from a file (a number, or the text a tool stores attribute values as)."""
     try:
         score = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
         return None
     return score if 0.0 <= score <= 1.0 else None

@@ -9,8 +9,9 @@ written and the data goes through the same pairing, checks, report and writers a
   ``score`` (kept as an attribute), ``image`` (the image's file name: one file describes many images), and ``_``
   for a column to skip; ``--coords normalized`` for coordinates in [0, 1] of the image's size;
 - separator: tab, semicolon, comma or whitespace, found per file from its first line;
-- a first line that is not numbers where numbers belong is a header (said); any other such line is dropped and
-  reported with its file and line;
+- a first line with no number in it that names the box's columns (``x1``, ``xmin``, ``left``...) is a header (said,
+  with its file and line); any other line that is not numbers where numbers belong is dropped and reported with its
+  file and line, a first one too;
 - a class written as an integer is named by a names file beside the labels or at the root (``classes.txt``,
   ``labels.txt``, ``*.names``, 0-based) when there is one, else kept as written;
 - per-image files pair with their images by the image index (their own stem, anywhere under the root, nearest
@@ -27,7 +28,7 @@ from ..annotations.images import probe
 from ..annotations.report import Report
 from ..errors import DetftError, FormatError
 from ..util.progress import progress
-from .base import CategoryIndex, finite, read_text
+from .base import CategoryIndex, as_int_id, finite, read_text
 from .pairing import ImageIndex, complete, split_of_path
 
 NAME = "text"
@@ -35,6 +36,16 @@ BOXES = (("x1", "y1", "x2", "y2"), ("cx", "cy", "w", "h"), ("x", "y", "w", "h"))
 KNOWN = {f for box in BOXES for f in box} | {"class", "score", "image", "_"}
 NAMES_FILES = ("classes.txt", "labels.txt", "obj.names")
 NOT_LABELS = {"classes", "labels", "train", "val", "valid", "test", "trainval", "readme", "license"}
+HEADER_NAMES = {  # how published files' headers name each field: lower case, letters and digits only
+    "x1": {"x1", "xmin", "left", "x0", "xtl"}, "y1": {"y1", "ymin", "top", "y0", "ytl"},
+    "x2": {"x2", "xmax", "right", "xbr"}, "y2": {"y2", "ymax", "bottom", "ybr"},
+    "cx": {"cx", "xc", "xcenter", "centerx", "x"}, "cy": {"cy", "yc", "ycenter", "centery", "y"},
+    "x": {"x", "x1", "xmin", "left", "x0"}, "y": {"y", "y1", "ymin", "top", "y0"},
+    "w": {"w", "width"}, "h": {"h", "height"},
+    "class": {"class", "cls", "label", "category", "classid", "classname", "labelid", "categoryid", "type", "id", "name"},
+    "score": {"score", "conf", "confidence", "prob", "probability"},
+    "image": {"image", "img", "file", "filename", "imagename", "imagefile", "path", "imagepath", "name"},
+}
 
 
 @dataclass(frozen=True)
@@ -124,17 +135,19 @@ def _read_file(f: Path, template: Template, normalized: bool, names: list[str], 
         box = finite([row[b] for b in template.box]) if len(values) >= len(template.fields) else None
         score = finite([row["score"]]) if "score" in row else [None]
         if box is None or score is None:
-            if k == 0:  # column names, not an object
-                report.note(f"{f}: first line {line.strip()[:60]!r} read as a header")
+            if k == 0 and _is_header(values, template, where):  # column names, not an object
+                report.note(f"{where}: first line {line.strip()[:60]!r} read as a header")
                 continue
             report.add("dropped", "bad_line", where, f"expected {len(template.fields)} columns ({' '.join(template.fields)})"
-                       f" with numbers where {' '.join(template.box)} are", 1)
+                       f" with numbers where {' '.join(template.box)} are"
+                       + (" (nor is it a header: one names those columns and holds no number)" if k == 0 else ""), 1)
             continue
         image = own or _image(f, row["image"], index, images)
         if image is None:
             report.add("dropped", "missing_image", where, f"no image named {row['image']!r} under {index.root}", 1)
             continue
-        cat = cats.id_for(_class(row.get("class", "object"), names, report, where), report, where)
+        name = _class(row.get("class", "object"), names, report, where)
+        cat = cats.id_for(name, report, where) if name is not None else None
         if cat is None:
             continue
         x0, y0, x1, y1 = _corners(template.box, box, image, normalized)
@@ -155,12 +168,43 @@ def _image(f: Path, name: str | None, index: ImageIndex, images: dict[Path, Imag
     return images[path]
 
 
-def _class(token: str, names: list[str], report: Report, where: str) -> str:
-    """A class as written, or its name when it is an index into the names file."""
-    if names and token.isdigit():
-        k = int(token)
-        if k < len(names):
-            return names[k]
+def _header_fields(token: str) -> set[str]:
+    """The fields a header's column name may stand for (``x_min`` -> x1 and x)."""
+    key = re.sub(r"[^a-z0-9]", "", token.lower())
+    return {field for field, spellings in HEADER_NAMES.items() if key in spellings}
+
+
+def _is_header(values: list[str], template: Template, where: str) -> bool:
+    """Whether a first line is column names: no number in it, and a name for each of the box's columns; a header
+    that names the template's columns in another order is an error (--fields would read each line wrongly)."""
+    if any(finite([v]) is not None for v in values):
+        return False
+    named = [_header_fields(v) for v in values]
+    if not all(any(field in fields for fields in named) for field in template.box):
+        return False
+    declared = set(template.fields) - {"_"}
+    if len(values) == len(template.fields):
+        for column, (value, fields, field) in enumerate(zip(values, named, template.fields), start=1):
+            if field != "_" and field not in fields and fields & declared:
+                raise FormatError(where, f"the header calls column {column} {value!r}, --fields calls it {field!r} "
+                                  f"(header: {' '.join(values)}; --fields: {' '.join(template.fields)}): give the "
+                                  "fields in the file's order")
+    return True
+
+
+def _class(token: str, names: list[str], report: Report, where: str) -> str | None:
+    """A class as written, or its name when it is an index into the names file; None, reported, for digits that
+    are no index (``²``, which ``isdigit`` admits and ``int`` refuses, or a number of 19 digits or more)."""
+    if not token.isdigit():
+        return token
+    k = as_int_id(token)
+    if k is None:
+        shown = repr(token) if len(token) <= 20 else f"{token[:20]!r}... ({len(token)} digits)"
+        report.add("dropped", "bad_class", where, f"class {shown} is not a class index (digits 0-9, fewer than 19)", 1)
+        return None
+    if names and k < len(names):
+        return names[k]
+    if names:
         report.add("fixed", "undeclared_class", where, f"class index {k} but {len(names)} names: kept as {token!r}")
     return token
 

@@ -15,7 +15,8 @@ from ..annotations.images import probe
 from ..util.output import atomic_write_text, inside
 from ..util.progress import progress
 from ..annotations.report import Report
-from .base import (CategoryIndex, canonical_split, finite, load_json, locate_image, outline_of_polyline, sibling_image_dirs,
+from .base import (CategoryIndex, canonical_split, dataset_top, finite, load_json, locate_image, outline_of_polyline,
+                   sibling_image_dirs,
                    text_field)
 from .layout import ImagePlacer
 from .pairing import Fallback
@@ -57,7 +58,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, class_attr
     if recs is None:
         raise FormatError(f, "not a VIA file: expected '_via_img_metadata' or records with 'filename' and 'regions'")
     root = f.parent
-    search = ([images_dir] if images_dir else []) + [root, root / "images", *sibling_image_dirs(root)]
+    search = [*([images_dir] if images_dir else []), root, root / "images", *sibling_image_dirs(root, dataset_top(src))]
     cats = CategoryIndex(classes)
     if default_class is None and not any(_attributes(rec) for rec in recs.values() if isinstance(rec, dict)):
         default_class = default_class_name(f)
@@ -71,7 +72,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, class_attr
         regions = list(regions.values()) if isinstance(regions, dict) else regions  # VIA 1.x used a dict
         if not name or not isinstance(regions, list):
             raise FormatError(f, "a VIA record needs a 'filename' and a list of 'regions'", obj=repr(key))
-        path = locate_image(name, search) or fallback.find(f, name)
+        path = locate_image(name, search, report, f"{f} {key!r}") or fallback.find(f, name)
         info = probe(path) if path else None
         image = ImageRecord(name, info.width if info else 0, info.height if info else 0, path=path,
                             source=SourceRef(f"{f} [{key!r}]"), origin=str(f))

@@ -131,7 +131,7 @@ def _read_file(f: Path, root: Path, images_dir: Path | None, split_of: dict[str,
     w, h = declared_size(_text(size, "width"), _text(size, "height"), report, str(f)) if size is not None else (0, 0)
     search = ([images_dir] if images_dir else []) + [root / "JPEGImages", root / "images", f.parent,
                                                        f.parent.parent / "JPEGImages", root]
-    path = locate_image(name, search)
+    path = locate_image(name, search, report, str(f))
     if index is not None:
         if path is not None:
             index.claim(path)
@@ -197,7 +197,7 @@ def to_xml(dataset: Dataset, image: ImageRecord, file_name: str, report: Report)
 
 
 def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlink") -> list[Path]:
-    placer = ImagePlacer(out, image_mode, report)
+    placer = ImagePlacer(out, image_mode, report, per_image_files=True)
     ids: dict[str, list[str]] = {}
     for split in dataset.splits():
         for im in progress(dataset.images_in(split), f"writing VOC {split}", unit="img"):

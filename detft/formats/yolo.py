@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -15,10 +16,10 @@ from ..errors import FormatError
 from ..annotations.geometry import (decode_mask, mask_to_polygons, merge_polygons, polygons_bbox,
                         polygons_to_mask)
 from ..annotations.images import IMAGE_SUFFIXES, find_images, is_image_name, probe
-from ..util.output import atomic_write_text, safe_component
+from ..util.output import atomic_write_text, safe_component, safe_relpath
 from ..annotations.report import Report
 from ..util.progress import progress
-from .base import canonical_split, finite, load_yaml, read_list, read_text, text_field
+from .base import canonical_split, finite, lies_within, load_yaml, read_list, read_text, text_field
 from .layout import ImagePlacer
 from .pairing import Fallback, listed_images, tail_under
 
@@ -51,6 +52,8 @@ def _export_path(root: Path, value: str) -> Path:
     """A path as darknet exports write it: relative to the darknet folder, which CVAT calls ``data/``
     (``data/obj.names``) while the export itself is the ``data/`` folder."""
     p = root / value
+    if not lies_within(p, [root]):  # a list or names file is read from the export only, by its name there
+        p = root / PurePosixPath(value.replace("\\", "/")).name
     if not p.exists() and value.replace("\\", "/").startswith("data/"):
         p = root / value[5:]
     return p
@@ -117,9 +120,19 @@ def _split_lists(src: Path) -> dict[str, Path]:
     return lists
 
 
-def _names_file(src: Path) -> list[str]:
-    found = [src / n for n in NAMES_FILES if (src / n).is_file()] or sorted(src.glob("*.names"))
-    return [ln.strip() for ln in read_text(found[0]).splitlines() if ln.strip()] if found else []
+DARKNET_SUBSET = re.compile(r"obj_.+_data")  # darknet's per-subset image folder (obj_train_data/), beside obj.names
+
+
+def _names_file(src: Path, report: Report) -> list[str]:
+    """Class names from the names file of the folder (``classes.txt``, darknet's ``obj.names``, any ``*.names``), in
+    its order, said; for a darknet subset folder read on its own (an export with no ``obj.data``: ``obj.names`` beside
+    ``obj_train_data/``), the export's names file beside it."""
+    for folder in [src, src.parent] if DARKNET_SUBSET.fullmatch(src.name) else [src]:
+        found = [folder / n for n in NAMES_FILES if (folder / n).is_file()] or sorted(folder.glob("*.names"))
+        if found:
+            report.note(f"class names from {found[0]}")
+            return [ln.strip() for ln in read_text(found[0]).splitlines() if ln.strip()]
+    return []
 
 
 def label_path(image: Path) -> Path:
@@ -156,10 +169,18 @@ def _split_images(base: Path, entry: Any, where: Path, split: str, fallback: Fal
                   report: Report) -> list[Path]:
     entries = entry if isinstance(entry, list) else [entry]
     out: list[Path] = []
+    root = where.parent
     for e in entries:
-        p = (base / str(e)).resolve() if not Path(str(e)).is_absolute() else Path(str(e))
-        if not p.exists() and str(e).startswith("../"):  # ultralytics' rule, which Roboflow's data.yaml relies on
-            p = (base / str(e)[3:]).resolve()
+        p = base / str(e)
+        if str(e).startswith("../") and not (p.exists() and lies_within(p, [root])):
+            p = base / str(e)[3:]  # ultralytics' rule, which Roboflow's data.yaml relies on
+        if not lies_within(p, [root]):
+            if p.exists():
+                raise FormatError(where, f"{split}: {e!r} is {p}, outside the YAML's folder {root}. detft reads a "
+                                  "dataset only from its own folder, so a downloaded file cannot pull in others: put "
+                                  "the YAML in the folder that holds the images, or pass that folder")
+            p = root / safe_relpath(str(e))  # a path from the author's machine: looked for under the dataset
+        p = p.resolve()
         # a folder's last part alone (``images``) could be another split's folder: at least two parts must match
         if not p.exists() and (found := tail_under(base, str(e), min_parts=2)) is not None:
             report.add("fixed", "split_path_not_found", str(where), f"{split}: {e!r} does not exist; read {found}, "
@@ -187,12 +208,17 @@ def _named_split(entry: Any) -> str | None:
 
 def _base(path: str | None, yml: Path, report: Report) -> Path:
     """The folder split paths are relative to: ``path:`` of the YAML, or the YAML's folder when it has none or
-    names a folder that is not here (``/home/alice/datasets/x``, ``C:\\data\\x``: the author's machine), said."""
+    names a folder that is not here (``/home/alice/datasets/x``, ``C:\\data\\x``: the author's machine), said. A folder
+    outside the YAML's own is an error: a dataset's files never make detft read elsewhere."""
     if not path:
         return yml.parent
-    base = Path(path) if Path(path).is_absolute() else (yml.parent / path).resolve()
+    base = Path(path) if Path(path).is_absolute() else yml.parent / path
+    if base.is_dir() and not lies_within(base, [yml.parent]):
+        raise FormatError(yml, f"path: {path!r} is {base}, outside the YAML's folder {yml.parent}. detft reads a "
+                          "dataset only from its own folder, so a downloaded file cannot pull in others: pass "
+                          f"{base} itself, with the YAML in it")
     if base.is_dir():
-        return base
+        return base.resolve()
     report.add("fixed", "dataset_path_not_found", str(yml), f"path: {path!r} is not a folder here; split paths read "
                f"relative to {yml.parent}, the YAML's own folder")
     return yml.parent
@@ -244,11 +270,11 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
         root = obj_data.parent
     elif flat_labels(src) and not (src / "images").is_dir():
         root, lists = src, _split_lists(src)
-        names = classes or _names_file(src)
+        names = classes or _names_file(src, report)
         splits = _flat_splits(src, lists, report)
     else:
         root = src
-        names = classes or _classes_txt(src)
+        names = classes or _names_file(src, report)
         splits = {s: find_images(src / "images" / s) for s in SPLITS if (src / "images" / s).is_dir()}
         if not splits and (src / "images").is_dir():
             splits = {"train": find_images(src / "images")}
@@ -264,7 +290,8 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
     _report_orphan_labels([p for paths in splits.values() for p in paths], report)
     if not names:
         names = [f"class{k}" for k in range(max_cls + 1)]
-        report.add("warning", "no_class_names", str(root), f"no data.yaml or classes.txt; named classes {names}")
+        report.add("warning", "no_class_names", str(root), f"no data.yaml, classes.txt or *.names file; named classes "
+                   f"{names}")
     elif max_cls >= len(names):
         names = _undeclared(names, max_cls, images, yml or root, report)
     kinds = Counter("polygon" if a.polygons else "box" for im in images for a in im.annotations)
@@ -325,11 +352,6 @@ def _report_orphan_labels(image_paths: list[Path], report: Report) -> None:
             n = sum(1 for ln in read_text(lbl).splitlines() if ln.strip())
             if n:
                 report.add("dropped", "orphan_label", str(lbl), "no image of this name", n)
-
-
-def _classes_txt(src: Path) -> list[str]:
-    f = src / "classes.txt"
-    return [ln.strip() for ln in read_text(f).splitlines() if ln.strip()] if f.is_file() else []
 
 
 def _read_image(path: Path, root: Path, split: str, nc: int, report: Report) -> tuple[ImageRecord, int]:
@@ -433,7 +455,7 @@ def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlin
     when any annotation has a mask)."""
     segment = (task or ("segment" if dataset.has_masks() else "detect")) == "segment"
     cls_map = dataset.yolo_class_ids()
-    placer = ImagePlacer(out, image_mode, report)
+    placer = ImagePlacer(out, image_mode, report, per_image_files=True)
     splits = dataset.splits()
     folders = {s: safe_component(s, "split name") for s in splits}
     for split, folder in folders.items():

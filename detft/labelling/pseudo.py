@@ -5,6 +5,8 @@ counts) beside it.
 
 ``detft pseudo`` (``Model.pseudo_label``) writes them to a folder; ``detft train --pseudo-labels FOLDER`` trains on
 them beside the labelled data, and ``run.yaml`` records the folder with the teacher and source ``pseudo.json`` names.
+It takes no other folder (no valid ``pseudo.json``: an error naming ``detft pseudo``), says what the folder holds, and
+counts images deleted since on its training line (all of them deleted: an error).
 ``detft train --pseudo UNLABELLED`` is the shortcut over the same two steps, writing them into ``RUN/pseudo/``.
 Pseudo-labelled images only ever join the training split (data/loading.py): validation, ``detft eval`` and ``--conf
 auto`` read the labelled data alone, so no score is computed against a model's own guesses."""
@@ -19,7 +21,7 @@ from typing import Any
 
 from ..annotations.dataset import Dataset
 from ..annotations.report import Report
-from ..data.loading import PSEUDO_SUMMARY
+from ..data.loading import PSEUDO_SUMMARY, describe_pseudo
 from ..errors import DetftError
 from ..inference.predictor import Predictor
 from ..util.output import atomic_write_text
@@ -74,6 +76,5 @@ def write_pseudo_labels(predictor: Predictor, teacher: str | Path, source: Path,
     summary = {"teacher": str(teacher), "source": str(source), "conf": conf, "thresholds": thresholds,
                "images": len(saved.dataset.images), "detections": counts}
     atomic_write_text(out / PSEUDO_SUMMARY, json.dumps(summary, indent=1))
-    print(f"pseudo-labels: {len(saved.dataset.images)} images, {sum(counts.values())} detections "
-          f"({', '.join(f'{n} {k}' for k, n in counts.items())}) in {out}")
+    print(describe_pseudo(out, summary))
     return PseudoLabels(out, saved.dataset, summary)

@@ -54,7 +54,9 @@ class Bound:
             raise DetftError(f"{flag}: {why}")
 
     def argtype(self) -> Callable[[str], int | float]:
-        """An argparse ``type``: the message names the flag (argparse prefixes it) and the accepted range."""
+        """An argparse ``type``: the message names the flag (argparse prefixes it) and the accepted range. The parser
+        refuses the value before the command runs, a usage error (exit 2, ``ExitCode.USAGE``); :meth:`check`, for
+        values that come another way (the Python API, a run.yaml), raises a named error (exit 1)."""
         def parse(text: str) -> int | float:
             try:
                 value = self.kind(text)
