@@ -1,7 +1,7 @@
 """detft's defaults against plain ultralytics, from the same start at the same wall clock, scored by one evaluator.
 
     python bench/versus_ultralytics.py --data D [--minutes 5] [--seeds 0 1 2] [--task detect|segment] [--imgsz 320]
-    python bench/versus_ultralytics.py --suite bench/suite.yaml [--only a,b] ...   (every dataset of the suite)
+    python bench/versus_ultralytics.py --suite bench/suite.yaml [--only a,b] ...   (the datasets of bench/suite.md)
 
 For each dataset and seed: ``detft train --arch yolo --time-budget M --seed S`` with every other setting left to
 detft (the YOLO11n COCO start, ``--freeze auto``, its optimizer, schedule and augmentation), then the plain
@@ -133,7 +133,7 @@ def table(rows: list[dict], args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", help="a dataset detft reads")
-    p.add_argument("--suite", help="a suite YAML (bench/suite.yaml): name -> {path: ...}")
+    p.add_argument("--suite", help="a suite YAML (bench/suite.yaml): datasets: [{name, local}, ...]")
     p.add_argument("--only", help="with --suite: comma list of dataset names")
     p.add_argument("--minutes", type=float, default=5.0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -147,7 +147,7 @@ def main() -> None:
         import yaml
 
         suite = yaml.safe_load(Path(args.suite).read_text())
-        datasets = {k: v["path"] for k, v in suite.items() if not args.only or k in args.only.split(",")}
+        datasets = {d["name"]: d["local"] for d in suite["datasets"] if not args.only or d["name"] in args.only.split(",")}
     elif args.data:
         datasets = {Path(args.data).name: args.data}
     else:

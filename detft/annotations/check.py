@@ -29,15 +29,16 @@ def check(dataset: Dataset, report: Report, *, min_size: float = 2.0, verify_ima
     declared image sizes and skips opening files (for annotation-only work)."""
     known = {c.id for c in dataset.categories}
     _check_splits(dataset, report)
-    seen_images: set[str] = set()
+    seen_images: dict[str, ImageRecord] = {}
     kept: list[ImageRecord] = []
     for image in dataset.images:
         key = str(image.path.resolve()) if image.path else image.file_name
         n = len(image.annotations)
-        if key in seen_images:
-            report.add("dropped", "duplicate_image", image.where(), f"{image.file_name} is listed more than once", n)
+        if (first := seen_images.get(key)) is not None:  # both places named: the second may be another file's
+            report.add("dropped", "duplicate_image", image.where(),
+                       f"{image.file_name} is listed more than once: already by {first.where()}", n)
             continue
-        seen_images.add(key)
+        seen_images[key] = image
         if verify_images and not _check_file(image, report):
             continue
         if image.width <= 0 or image.height <= 0:

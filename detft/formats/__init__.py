@@ -13,7 +13,7 @@ from ..annotations.dataset import Category, Dataset, ImageRecord
 from ..annotations.report import Report
 from ..errors import DetftError
 from . import coco, createml, csv, cvat, kitti, labelme, labelstudio, masks, object_masks, text, via, voc, yolo
-from .base import canonical_split, reading_under
+from .base import canonical_split, objects_kept, reading_under, same_images
 
 READERS: dict[str, Callable[..., Dataset]] = {
     "coco": coco.read, "yolo": yolo.read, "voc": voc.read, "labelme": labelme.read,
@@ -217,14 +217,12 @@ def _choose(src: Path, formats: list[str], report: Report, options: dict[str, An
     if not read:
         raise DetftError(f"{src} looks like {' and '.join(formats)}, and none reads: "
                          + "; ".join(f"{f}: {e}" for f, e in failed.items()))
-    kept = {f: sum(len(im.annotations) for im in ds.images if im.path is not None or im.data is not None)
-            for f, (ds, _) in read.items()}
+    kept = {f: objects_kept(ds.images) for f, (ds, _) in read.items()}
     stems = {f: {Path(im.file_name).stem for im in ds.images} for f, (ds, _) in read.items()}
     best = max(kept, key=lambda f: (kept[f], -formats.index(f)))
     counts = ", ".join(f"{f}: {kept[f]} objects on {len(stems[f])} images" for f in read)
     for other in read:
-        shared = len(stems[other] & stems[best]) / max(1, min(len(stems[other]), len(stems[best])))
-        if other != best and kept[other] and shared < 0.5:
+        if other != best and kept[other] and not same_images(stems[other], stems[best]):
             raise DetftError(f"{src} holds annotations in {best} and {other} of different images ({counts}): choose "
                              "one with --from, or put each in its own folder and detft merge them")
     report.extend(read[best][1])
@@ -272,8 +270,19 @@ def read_dataset(src: Path, fmt: str | None, report: Report, **options: Any) -> 
                          f" (it takes {', '.join(takes) if takes else 'no options'})")
     folders = split_folders(src)  # only when the folder itself holds no format (Roboflow's data.yaml beside train/)
     if not folders or _folder_candidates(src):
-        return reader(src, report, **given)
-    return _read_split_folders(src, folders, fmt, reader, report, given)
+        dataset = reader(src, report, **given)
+    else:
+        dataset = _read_split_folders(src, folders, fmt, reader, report, given)
+    _note_unused_classes(dataset, report)
+    return dataset
+
+
+def _note_unused_classes(dataset: Dataset, report: Report) -> None:
+    """A class the files declare but no object uses is kept (a class with no examples yet, a fixed --classes list)
+    and said once for the whole dataset: a split folder without it is no news, a class of 0 boxes in training is."""
+    used = {a.category_id for im in dataset.images for a in im.annotations}
+    if unused := [c.name for c in dataset.sorted_categories() if c.id not in used]:
+        report.note(f"classes declared but never used: {', '.join(unused)} (kept, with no objects)")
 
 
 def _read_split_folders(src: Path, folders: dict[str, Path], fmt: str, reader: Callable[..., Dataset],

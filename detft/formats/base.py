@@ -240,6 +240,13 @@ def lies_within(path: Path, folders: list[Path]) -> bool:
         return False
 
 
+def may_climb(name: str) -> bool:
+    """Whether ``base / name`` can leave ``base``: only an absolute name or one with a ``..`` part can, so the
+    common name (``x.jpg``, ``images/x.jpg``) skips :func:`lies_within`."""
+    rel = name.replace("\\", "/")
+    return rel.startswith("/") or ".." in rel.split("/")
+
+
 def locate_image(name: str, search: list[Path], report: Report | None = None, where: str | None = None) -> Path | None:
     """The first existing file named ``name`` (as given, then by basename) in ``search``, the folders the reader
     chose. The name as given is used only where it stays inside those folders; one that climbs out or is absolute
@@ -251,9 +258,10 @@ def locate_image(name: str, search: list[Path], report: Report | None = None, wh
     for candidate in (rel, base_name):
         if candidate in ("", ".", ".."):
             continue
+        climbs = may_climb(candidate)
         for base in search:
             p = base / candidate
-            if not lies_within(p, search):
+            if climbs and not lies_within(p, search):
                 outside = True
                 continue
             try:
@@ -345,6 +353,28 @@ def split_from_name(name: str) -> str | None:
         if key in low:
             return split
     return None
+
+
+def split_of_file(path: Path) -> str | None:
+    """The split an annotation file holds: the one its own name gives (``instances_val2017.json``), else its folder's
+    when that folder is a split folder (Roboflow's ``valid/_annotations.coco.json`` read on its own is ``val``, not
+    the ``train`` a file without a split becomes)."""
+    return split_from_name(path.stem) or SPLIT_ALIASES.get(path.parent.name.strip().lower())
+
+
+def objects_kept(images: list[ImageRecord]) -> int:
+    """Objects on images that were found (a file, or bytes the annotations embed): what one of several readings of
+    the same images is judged by, since objects of a missing image are lost anyway."""
+    return sum(len(im.annotations) for im in images if im.path is not None or im.data is not None)
+
+
+SAME_IMAGES_SHARE = 0.5  # of the smaller set: two readings sharing this many image names describe the same images
+
+
+def same_images(a: set[str], b: set[str]) -> bool:
+    """Whether two annotation sets describe the same images (two exports of one folder, which are alternatives)
+    rather than different ones (two splits, which are parts of one dataset), from the image names each lists."""
+    return len(a & b) >= SAME_IMAGES_SHARE * max(1, min(len(a), len(b)))
 
 
 def outline_of_polyline(points: list[float] | None, report: Report, where: str) -> list[float] | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..annotations.dataset import Annotation, Category, Dataset, ImageRecord, SourceRef
@@ -14,8 +15,8 @@ from ..annotations.report import Report
 from ..errors import FormatError
 from ..util.output import NAME_MAX, atomic_write_text, inside, safe_component
 from ..util.progress import progress
-from .base import (as_id, as_int_id, dataset_top, declared_size, finite, load_json, locate_image, split_from_name,
-                   text_field)
+from .base import (as_id, as_int_id, dataset_top, declared_size, finite, load_json, locate_image, objects_kept,
+                   same_images, split_from_name, split_of_file, text_field)
 from .layout import ImagePlacer
 from .pairing import Fallback
 from .shapes import SCORE, other_attributes, read_score, score_of
@@ -59,23 +60,73 @@ def _kind(data: dict) -> str:
     return "instances"
 
 
+@dataclass
+class _Reading:
+    """One COCO file as read, with its own report: it joins the dataset's only if no other file of the folder is
+    a fuller alternative to it (:func:`_alternatives`)."""
+
+    file: Path
+    images: list[ImageRecord]
+    categories: list[Category]
+    report: Report
+
+    @property
+    def names(self) -> set[str]:
+        return {PurePosixPath(im.file_name.replace("\\", "/")).name for im in self.images}
+
+    def counts(self) -> str:
+        return f"{self.file.name}: {objects_kept(self.images)} objects on {len(self.images)} images"
+
+
 def read(src: Path, report: Report, images_dir: Path | None = None) -> Dataset:
     files = annotation_files(src, report)
     if not files:
         raise FormatError(src, "no COCO JSON found (expected a .json file or annotations/*.json)")
+    fallback = Fallback(src if src.is_dir() else None)
+    readings = []
+    for f in files:
+        own = Report()
+        images, cats = _read_file(f, own, _search_dirs(f, src, images_dir), split_of_file(f), fallback)
+        readings.append(_Reading(f, images, cats, own))
     merged: list[ImageRecord] = []
     categories: dict[int, Category] = {}
-    fallback = Fallback(src if src.is_dir() else None)
-    for f in files:
-        images, cats = _read_file(f, report, _search_dirs(f, src, images_dir), split_from_name(f.stem), fallback)
-        for c in cats:
+    for reading in _alternatives(readings, report):
+        report.extend(reading.report)
+        for c in reading.categories:
             old = categories.setdefault(c.id, c)
             if old.name != c.name:
-                raise FormatError(f, f"category id {c.id} is {c.name!r} here but {old.name!r} in another file")
-        merged += images
+                raise FormatError(reading.file, f"category id {c.id} is {c.name!r} here but {old.name!r} in another file")
+        merged += reading.images
     fallback.note(merged, report, "images the JSON names")
     root = src if src.is_dir() else src.parent
     return Dataset(merged, sorted(categories.values(), key=lambda c: c.id), root=root, format=NAME)
+
+
+def _alternatives(readings: list[_Reading], report: Report) -> list[_Reading]:
+    """The files to merge. COCO files of one split that list the same images (Roboflow's ``_annotations.coco.json``
+    beside an author's own ``_train_anno.json``, both of ``train/``) are alternatives, not parts: merged, every image would be listed
+    twice and the second file's objects all lost. Of each such group the file that keeps the most objects is read
+    (then the one with more images, then the first by name), said with every count; files of different images or
+    of different splits (``instances_train.json`` + ``instances_val.json``, even where val copies train) are all
+    read."""
+    groups: list[list[_Reading]] = []
+    for reading in readings:
+        group = next((g for g in groups if any(split_of_file(reading.file) == split_of_file(other.file)
+                                               and same_images(reading.names, other.names) for other in g)), None)
+        if group is None:
+            groups.append([reading])
+        else:
+            group.append(reading)
+    chosen = []
+    for group in groups:
+        best = max(group, key=lambda r: (objects_kept(r.images), len(r.images), -readings.index(r)))
+        if len(group) > 1:
+            others = [r for r in group if r is not best]
+            report.note(f"{best.file.parent}: {' and '.join(r.file.name for r in group)} list the same images: read "
+                        f"{best.file.name}, which keeps the most objects ({'; '.join(r.counts() for r in group)}); "
+                        f"{', '.join(r.file.name for r in others)} not read (pass a file to read it instead)")
+        chosen.append(best)
+    return sorted(chosen, key=readings.index)
 
 
 def _search_dirs(f: Path, src: Path, images_dir: Path | None) -> list[Path]:
@@ -124,6 +175,11 @@ def _read_file(f: Path, report: Report, search: list[Path], split: str | None,
         if not isinstance(c, dict) or as_int_id(c.get("id")) is None or text_field(c.get("name")) is None:
             raise FormatError(f, f"category needs an integer 'id' and a 'name', got {c!r:.80}", obj=f"categories[{i}]")
         cats.append(Category(as_int_id(c["id"]), text_field(c["name"]), text_field(c.get("supercategory")) or ""))
+    used = {as_int_id(a.get("category_id")) for a in data.get("annotations") or [] if isinstance(a, dict)}
+    if (project := _project_category(cats, used)) is not None:
+        cats = [c for c in cats if c is not project]
+        report.note(f"category {project.id} {project.name!r} left out: no annotation uses it and it is the "
+                    "supercategory of every other category (the project itself, as Roboflow exports it), not a class")
     cat_ids = {c.id for c in cats}
     by_id: dict[Any, ImageRecord] = {}
     per_image = Counter(as_id(a.get("image_id")) for a in data.get("annotations") or [] if isinstance(a, dict))
@@ -168,6 +224,17 @@ def _read_file(f: Path, report: Report, search: list[Path], split: str | None,
         if ann is not None:
             image.annotations.append(ann)
     return list(by_id.values()), cats
+
+
+def _project_category(cats: list[Category], used: set[int | None]) -> Category | None:
+    """Roboflow's placeholder: category 0 named after the project (``state``, with supercategory ``none``), the
+    supercategory of every real class and used by no annotation. Kept, it would train as an empty class 0. Only this
+    exact shape is one: any other category without annotations is a class that has no examples yet, and kept."""
+    for c in cats:
+        others = [o for o in cats if o is not c]
+        if c.id not in used and others and all(o.supercategory == c.name for o in others):
+            return c
+    return None
 
 
 def _annotation(a: dict, image: ImageRecord, report: Report, ref: str, where: SourceRef) -> Annotation | None:

@@ -19,7 +19,7 @@ from ..annotations.images import LITTER_FOLDERS, is_image_name
 from ..annotations.report import Report
 from ..errors import DetftError
 from ..util.output import safe_relpath
-from .base import SPLIT_ALIASES, lies_within
+from .base import SPLIT_ALIASES, lies_within, may_climb
 
 MAX_FILES = 1_000_000  # files under one dataset root: past this, a wrong root (a home folder, /) is far likelier
 RULES = {"named": "by the name in the file", "named stem": "by the name in the file, another extension",
@@ -191,7 +191,7 @@ def listed_images(listing: Path, entries: list[str], bases: list[Path], fallback
     for entry in entries:
         written = Path(entry.replace("\\", "/"))
         tries = [written] if written.is_absolute() else [base / written for base in bases]
-        kept = [p for p in tries if lies_within(p, bases)]  # never opened where the entry climbs out of the dataset
+        kept = [p for p in tries if not may_climb(entry) or lies_within(p, bases)]  # never opened outside the dataset
         outside += len(kept) < len(tries)
         found = next((p for p in kept if p.is_file()), None)
         if found is not None:

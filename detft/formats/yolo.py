@@ -237,12 +237,66 @@ def _split_folder(root: Path, split: str) -> Path | None:
     return folders[0] / "images" if (folders[0] / "images").is_dir() else folders[0]
 
 
+def _unnamed_splits(yml: Path, cfg: dict, splits: dict[str, list[Path]], report: Report) -> dict[str, list[Path]]:
+    """Split folders of the export that the YAML has no key for: Roboflow's own data.yaml sometimes leaves out
+    ``test:`` while ``test/images`` and ``test/labels`` ship beside ``train/`` and ``valid/``. Read as the split their
+    folder names, said, rather than left behind without a word. A folder with no label beside its images, or whose
+    images a named split already lists, is no such split."""
+    listed = {p.resolve() for paths in splits.values() for p in paths}
+    found: dict[str, list[Path]] = {}
+    for s in SPLITS:
+        if s in cfg or s in splits or (folder := _split_folder(yml.parent, s)) is None:
+            continue
+        paths = [p.resolve() for p in find_images(folder)]
+        if not paths or listed & set(paths) or not any(label_path(p).is_file() for p in paths):
+            continue
+        report.note(f"{yml} has no {s}: key, but {folder} beside the splits it names holds {len(paths)} labelled "
+                    f"images: read as the {s} split")
+        found[s] = paths
+    return found
+
+
+OBB_SAID = re.compile(rb"oriented object detection|\bobb\b", re.IGNORECASE)  # how an export's README names the format
+README_HEAD = 65536  # bytes of a README looked at
+
+
+def _note_corner_rows(images: list[ImageRecord], task: Any, root: Path, report: Report) -> None:
+    """Rows of four corners (``class x1 y1 x2 y2 x3 y3 x4 y4``: YOLO-OBB's oriented boxes have exactly this length)
+    read as 4-point polygons, the shape they are; said, so that a set of rotated boxes is not taken for instance
+    masks, with what detft trains from them where the YAML (``task: obb``) or the export's README says they are
+    oriented boxes."""
+    shapes = [a for im in images for a in im.annotations]
+    if not shapes or any(not a.polygons or len(a.polygons[0]) != 8 for a in shapes):
+        return
+    if task == "obb":
+        report.note(f"{root}: the dataset YAML says task: obb: its {len(shapes)} oriented boxes (4 corners a row) are "
+                    "read as 4-point polygons; detft has no oriented-box model and trains them as axis-aligned boxes "
+                    "(the corners' hull), or as quadrilateral masks with --task segment")
+        return
+    said = None
+    for readme in sorted(p for p in root.glob("README*") if p.is_file()):
+        try:
+            with open(readme, "rb") as f:
+                head = f.read(README_HEAD)
+        except OSError:  # a README is a hint: one that cannot be read says nothing
+            continue
+        if OBB_SAID.search(head):
+            said = readme.name
+            break
+    report.note(f"{root}: all {len(shapes)} rows hold 4 corners (class x1 y1 x2 y2 x3 y3 x4 y4)"
+                + (f", oriented boxes as {said} says (YOLO-OBB)" if said else "")
+                + ": read as 4-point polygons, which train as boxes (the corners' hull) or, with --task segment, as "
+                "quadrilateral masks")
+
+
 def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset:
     yml = find_yaml(src)
+    task = None  # what the dataset YAML says the rows are (ultralytics' task: detect, segment, obb)
     if yml is not None:
         cfg = load_yaml(yml) or {}
         if not isinstance(cfg, dict):
             raise FormatError(yml, f"a dataset YAML is a mapping (train:, val:, names:), not {type(cfg).__name__}")
+        task = cfg.get("task")
         if "names" not in cfg:
             raise FormatError(yml, "no 'names' (class names) in the dataset YAML")
         names = _names(cfg["names"], yml)
@@ -264,6 +318,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
                     splits[keep] = splits.pop(same)
                 continue
             splits[s] = paths
+        splits.update(_unnamed_splits(yml, cfg, splits, report))
         root = yml.parent
     elif (obj_data := darknet_data(src)) is not None:
         names, splits = _read_darknet(obj_data, report)
@@ -298,9 +353,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
     if len(kinds) == 2:  # each row read by its own length, not the whole file as polygons (ultralytics' rule)
         report.note(f"{root}: {kinds['box']} box rows and {kinds['polygon']} polygon rows, both read; the dataset "
                     "trains as boxes where an object has no polygon")
-    used = {a.category_id for im in images for a in im.annotations}
-    if unused := [n for k, n in enumerate(names) if k not in used]:
-        report.note(f"classes declared but never used: {', '.join(unused)} (kept, with no objects)")
+    _note_corner_rows(images, task, root, report)
     return Dataset(images, [Category(k, n) for k, n in enumerate(names)], root=root, format=NAME)
 
 
