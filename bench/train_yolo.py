@@ -44,7 +44,7 @@ def main() -> None:
             return TrainConfig(data=a.data, arch="yolo", model=a.model, epochs=a.epochs, batch=a.batch, imgsz=a.imgsz,
                                workers=2, device="cpu", project=str(work), name=name, freeze=freeze, schedule="constant")
 
-        ds, _, _ = load_data(cfg("x"))
+        ds = load_data(cfg("x")).dataset
         data_dir = yolo_trainer.yolo_dataset(ds, Path(a.data), "detect", cfg("x"))  # warm the cache once
         timings: dict[str, float] = {}
         real_finish = yolo_trainer.finish

@@ -2,6 +2,7 @@
 
     python bench/versus_ultralytics.py --data D [--minutes 5] [--seeds 0 1 2] [--task detect|segment] [--imgsz 320]
     python bench/versus_ultralytics.py --suite bench/suite.yaml [--only a,b] ...   (the datasets of bench/suite.md)
+    python bench/versus_ultralytics.py ... --arms detft:freeze=backbone detft:freeze=none   (any arms, in order)
 
 For each dataset and seed: ``detft train --arch yolo --time-budget M --seed S`` with every other setting left to
 detft (the YOLO11n COCO start, ``--freeze auto``, its optimizer, schedule and augmentation), then the plain
@@ -28,12 +29,14 @@ from pathlib import Path
 START = "yolo11n-coco"  # detft's default YOLO start, the file ultralytics' own release ships as yolo11n.pt
 
 
-def detft_run(data: str, work: Path, seed: int, minutes: float, imgsz: int, task: str) -> dict:
-    """detft's defaults: only the data, the start, the budget, the size and the seed are given."""
+def detft_run(data: str, work: Path, seed: int, minutes: float, imgsz: int, task: str, settings: dict) -> dict:
+    """detft's defaults: only the data, the start, the budget, the size and the seed are given, and the arm's
+    ``settings`` (``detft:freeze=none``: ``freeze='none'``)."""
     import detft
 
     fields = dict(data=data, arch="yolo", weights=START, time_budget=minutes, imgsz=imgsz, seed=seed, device="cpu",
-                  project=str(work), name=f"detft-s{seed}")
+                  project=str(work), name=f"detft-s{seed}-" + "-".join(f"{k}{v}" for k, v in settings.items()),
+                  **settings)
     if task == "detect":
         fields["model"] = "yolo11n.yaml"  # boxes only, also where the data holds masks; the start's tensors go into it
     started = time.perf_counter()
@@ -44,7 +47,8 @@ def detft_run(data: str, work: Path, seed: int, minutes: float, imgsz: int, task
             "epochs": len((Path(run) / "metrics.csv").read_text().splitlines()) - 1}
 
 
-def ultralytics_run(data_yaml: str, work: Path, seed: int, minutes: float, imgsz: int, task: str) -> dict:
+def ultralytics_run(data_yaml: str, work: Path, seed: int, minutes: float, imgsz: int, task: str,
+                    settings: dict) -> dict:
     """The call a new user makes: the start, the data, the size, the time and the seed; the rest ultralytics'."""
     from detft.models.packaged import locate
     from detft.models.yolo import prepare_offline
@@ -56,7 +60,7 @@ def ultralytics_run(data_yaml: str, work: Path, seed: int, minutes: float, imgsz
     model = YOLO("yolo11n-seg.yaml").load(start) if task == "segment" else YOLO(start)
     started = time.perf_counter()
     model.train(data=data_yaml, imgsz=imgsz, time=minutes / 60, seed=seed, device="cpu", project=str(work),
-                name=f"ultralytics-s{seed}", exist_ok=True, amp=False, plots=False)
+                name=f"ultralytics-s{seed}", exist_ok=True, amp=False, plots=False, **settings)
     seconds = time.perf_counter() - started
     best = work / f"ultralytics-s{seed}" / "weights" / "best.pt"
     import detft
@@ -91,6 +95,20 @@ def one(spec: dict) -> None:
     out.write_text(json.dumps(runner(work=work, **spec)))
 
 
+def parse_arm(text: str) -> tuple[str, dict]:
+    """``detft``, ``ultralytics`` or either with settings: ``detft:freeze=none,lr=0.02`` (numbers read as numbers)."""
+    kind, _, rest = text.partition(":")
+    if kind not in ("detft", "ultralytics"):
+        raise SystemExit(f"--arms {text!r}: an arm is detft or ultralytics, optionally with :key=value,...")
+    import yaml
+
+    settings = {}
+    for pair in filter(None, rest.split(",")):
+        key, _, value = pair.partition("=")
+        settings[key] = yaml.safe_load(value)
+    return kind, settings
+
+
 def score(metrics: dict, kind: str) -> float:
     return float(metrics.get(f"{kind}_AP", float("nan")))
 
@@ -100,9 +118,10 @@ def compare(name: str, data: str, args: argparse.Namespace) -> list[dict]:
     for seed in args.seeds:
         work = Path(tempfile.mkdtemp(prefix=f"versus-{name}-s{seed}-"))
         common = dict(seed=seed, minutes=args.minutes, imgsz=args.imgsz, task=args.task, work=str(work))
-        ours = in_subprocess("detft", data=data, **common)
-        theirs = in_subprocess("ultralytics", data_yaml=str(converted(work, args.task)), **common)
-        for who, r in (("detft", ours), ("ultralytics", theirs)):
+        for who in args.arms:
+            kind, settings = parse_arm(who)
+            where = dict(data=data) if kind == "detft" else dict(data_yaml=str(converted(work, args.task)))
+            r = in_subprocess(kind, settings=settings, **where, **common)
             rows.append({"dataset": name, "seed": seed, "who": who, "epochs": r["epochs"], "seconds": r["seconds"],
                          "box": score(r["metrics"], "bbox"), "mask": score(r["metrics"], "segm")})
             print(json.dumps(rows[-1]), flush=True)
@@ -118,16 +137,17 @@ def table(rows: list[dict], args: argparse.Namespace) -> None:
     print("-" * len(head + " " * 8))
     for name in dict.fromkeys(r["dataset"] for r in rows):
         means = {}
-        for who in ("detft", "ultralytics"):
+        for who in args.arms:
             mine = [r for r in rows if r["dataset"] == name and r["who"] == who]
-            line = f"{name:<18}{who:<13}"
+            line = f"{name:<18}{who:<13}" if len(who) < 13 else f"{name:<18}{who}\n{'':<31}"
             for k in kinds:
                 values = [r[k] for r in mine]
                 means[who, k] = statistics.fmean(values)
                 line += f"{' '.join(f'{v:.3f}' for v in values):>24}{means[who, k]:>7.3f}{max(values) - min(values):>8.3f}"
             print(line + f"{'/'.join(str(r['epochs']) for r in mine):>8}")
-        print(f"{'':<18}{'difference':<13}" + "".join(f"{means['detft', k] - means['ultralytics', k]:>+39.3f}"
-                                                        for k in kinds))
+        first, last = args.arms[0], args.arms[-1]
+        print(f"{'':<18}{'difference':<13}" + "".join(f"{means[first, k] - means[last, k]:>+39.3f}" for k in kinds)
+              + f"   ({first} - {last})")
 
 
 def main() -> None:
@@ -139,6 +159,10 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--task", choices=("detect", "segment"), default="detect")
     p.add_argument("--imgsz", type=int, default=320)
+    p.add_argument("--arms", nargs="+", default=["detft", "ultralytics"],
+                   help="what to run per seed, in order: detft, ultralytics, or either with settings "
+                        "(detft:freeze=none); the difference line is the first minus the last; an ultralytics arm "
+                        "trains on the YOLO copy an earlier detft arm of the same seed converted")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:

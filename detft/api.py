@@ -281,8 +281,8 @@ class Model:
         tiles, unsliced (or ``tile_metrics``, when that was just done), and recorded beside the full-image score
         as eval.json's ``tiles``: the number training tracked, which counts an object once per tile holding it.
         ``extra``: more keys for eval.json. An eval.json already in ``out`` (the run folder's, written by training)
-        is replaced, except for the sections only training writes (its overfitting watch, ultralytics' own numbers),
-        kept as they were."""
+        is replaced, except for the sections only training writes (its overfitting watch, its warnings about the data
+        split, ultralytics' own numbers), kept as they were."""
         from .evaluation.predictor_eval import evaluate_predictor
         from .evaluation.report import EvalSettings, training_sections
 

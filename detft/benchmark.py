@@ -198,6 +198,7 @@ def benchmark(data: str | Path | None = None, candidates: list[str] | str | None
     for c in parsed:
         c.check()
     print(note)
+    autos = auto_choices(parsed, base, loaded)
     settings = {"data": str(Path(base.data).resolve()) if base.data else "embedded", "data_format": data_format,
                 "budget_min": minutes, "epochs": None if minutes else (epochs or base.epochs), "split_seed": seed,
                 **{k: v for k, v in sorted(train_fields.items())}}
@@ -222,20 +223,61 @@ def benchmark(data: str | Path | None = None, candidates: list[str] | str | None
         except Exception as e:  # out of memory, a bad start, a diverging loss: one row, the others go on
             trial.status, trial.error = "failed", f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
             print(f"{head}: FAILED ({trial.error})")
-        _save(out, trials, settings, note)  # after every trial: an interruption keeps what finished
+        _save(out, trials, settings, note, autos=autos)  # after every trial: an interruption keeps what finished
     rank_key = "segm_AP" if dataset.has_masks() and all(
         "segm_AP" in t.metrics for t in trials if t.status == "ok") else "bbox_AP"
     ranking = rank(trials, rank_key)
+    for row in ranking:  # auto's choice beside the policies it chose among
+        row["auto_pick"] = row["freeze"] in ("auto", autos.get(row["candidate"], {}).get("freeze"))
     result = BenchmarkResult(out, trials, ranking, rank_key, note)
-    _save(out, trials, settings, note, ranking, rank_key)
+    _save(out, trials, settings, note, ranking, rank_key, autos)
     atomic_write_text(out / BENCHMARK_CSV, to_csv(ranking))
     plot(ranking, rank_key, out / BENCHMARK_PNG)
     print("\n" + format_table(ranking, rank_key))
     if result.best:
         b = result.best
         print(f"\nbest: {b['candidate']} freeze={b['freeze']} ({rank_key} {b[rank_key]:.4f}); its run: {result.best_run}")
+        verdict = auto_verdict(ranking, rank_key)
+        if verdict:
+            print(verdict)
     print(f"wrote {out / BENCHMARK_CSV}, {out / BENCHMARK_JSON} and {out / BENCHMARK_PNG}")
     return result
+
+
+def auto_choices(candidates: list[Candidate], base: TrainConfig, data: Any) -> dict[str, dict[str, str | None]]:
+    """What ``--freeze auto`` chooses for each candidate on this data, decided as training would decide it, so the
+    table shows whether auto's pick is the policy that won. A start that cannot be loaded here is said; its trials
+    then fail with the same error, each in its row."""
+    from . import families
+
+    chosen: dict[str, dict[str, str | None]] = {}
+    for c in candidates:
+        cfg = base.replace(arch=c.arch, model=c.model, weights=c.weights, freeze="auto")
+        try:
+            freeze, why = families.for_arch(c.arch).auto_freeze(cfg, data)
+        except DetftError as e:
+            freeze, why = None, f"not decided: {e}"
+        chosen[c.text] = {"freeze": freeze, "why": why}
+        print(f"{c.text}: --freeze auto chooses {freeze or '-'}" + (f" [{why}]" if why else ""))
+    return chosen
+
+
+def auto_verdict(ranking: list[dict[str, Any]], rank_key: str) -> str:
+    """One line per candidate: whether auto's pick is its best freeze policy, by how much."""
+    lines = []
+    for candidate in dict.fromkeys(r["candidate"] for r in ranking if r["status"] == "ok"):
+        rows = [r for r in ranking if r["candidate"] == candidate and r["status"] == "ok"]
+        picked = next((r for r in rows if r.get("auto_pick")), None)
+        if picked is None or len(rows) < 2:
+            continue
+        best = rows[0]  # the ranking is best first
+        if picked is best:
+            lines.append(f"auto's pick for {candidate}: freeze={picked['freeze']}, the best of its "
+                         f"{len(rows)} policies (+{picked[rank_key] - rows[1][rank_key]:.4f} {rank_key})")
+        else:
+            lines.append(f"auto's pick for {candidate}: freeze={picked['freeze']}, {best[rank_key] - picked[rank_key]:.4f} "
+                         f"{rank_key} below freeze={best['freeze']} here")
+    return "\n".join(lines)
 
 
 def _speed_images(images: list, n: int) -> list:
@@ -313,9 +355,10 @@ def _finished(out: Path, settings: dict[str, Any]) -> dict[tuple[str, str, int],
 
 
 def _save(out: Path, trials: list[Trial], settings: dict[str, Any], note: str,
-          ranking: list[dict[str, Any]] | None = None, rank_key: str | None = None) -> None:
+          ranking: list[dict[str, Any]] | None = None, rank_key: str | None = None,
+          autos: dict[str, Any] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    doc: dict[str, Any] = {"settings": settings, "note": note,
+    doc: dict[str, Any] = {"settings": settings, "note": note, "auto": autos or {},
                            "trials": [t.__dict__ for t in trials if t.status != "pending"]}
     if ranking is not None:
         best = ranking[0] if ranking and ranking[0]["status"] == "ok" else None
@@ -389,7 +432,8 @@ def format_table(ranking: list[dict[str, Any]], rank_key: str) -> str:
             lines.append(["-", r["candidate"], r["freeze"], f"FAILED: {r['error']}"])
             continue
         weakest = f"{r['weakest_class']} {_cell(r, 'weakest_AP')}" if r["weakest_class"] else "-"
-        lines.append([str(r["rank"]), r["candidate"], r["freeze"], _cell(r, "bbox_AP"), _cell(r, "bbox_AP50")]
+        freeze = f"{r['freeze']} (auto)" if r.get("auto_pick") and r["freeze"] != "auto" else r["freeze"]
+        lines.append([str(r["rank"]), r["candidate"], freeze, _cell(r, "bbox_AP"), _cell(r, "bbox_AP50")]
                      + ([_cell(r, "segm_AP"), _cell(r, "segm_AP50")] if segm else [])
                      + [weakest, str(r["epochs"] or "-"), _cell(r, "train_s", 0), _cell(r, "ms_per_image", 1),
                         f"{r['parameters'] / 1e6:.1f}M" if r["parameters"] else "-",

@@ -43,12 +43,14 @@ class RunInfo:
     start: str | None = None  # the weights training started from, in words
     parameters: dict[str, int] = field(default_factory=dict)  # {"total": N, "trainable": M} when training began
     split: dict[str, Any] | None = None  # the split training made (data/loading.make_split), None: the data's own
+    auto: str | None = None  # what --freeze auto (and the other auto settings) chose and why, as training said it
     detft_version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "model": self.model, "task": self.task, "classes": self.labels.to_json(),
                 "imgsz": self.imgsz, "model_kwargs": self.model_kwargs, "start": self.start,
-                "parameters": self.parameters, "split": self.split, "detft_version": self.detft_version,
+                "parameters": self.parameters, "split": self.split, "auto": self.auto,
+                "detft_version": self.detft_version,
                 "config": self.config.to_dict()}
 
     @classmethod
@@ -62,7 +64,7 @@ class RunInfo:
                    labels=_labels(d["classes"], source), config=TrainConfig.from_dict(d["config"], source),
                    imgsz=_imgsz(d.get("imgsz"), source), model_kwargs=dict(d.get("model_kwargs") or {}),
                    start=d.get("start"), parameters=_parameters(d.get("parameters"), source),
-                   split=_split(d.get("split"), source),
+                   split=_split(d.get("split"), source), auto=_text(d.get("auto"), "auto", source),
                    detft_version=str(d.get("detft_version", "?")))
 
 
@@ -96,6 +98,12 @@ def _labels(d: Any, source: Path | str) -> LabelMap:
 def _imgsz(v: Any, source: Path | str) -> int | None:
     if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 32 <= v <= 8192):
         raise DetftError(f"{source}: damaged 'imgsz' (an integer from 32 to 8192, not {v!r})")
+    return v
+
+
+def _text(v: Any, key: str, source: Path | str) -> str | None:
+    if v is not None and not isinstance(v, str):
+        raise DetftError(f"{source}: damaged '{key}' (a line of text, not {v!r})")
     return v
 
 

@@ -12,7 +12,7 @@ import pytest
 import tiny_models  # noqa: F401  (registers tiny_fasterrcnn / tiny_maskrcnn)
 
 import detft
-from detft.benchmark import Candidate, Trial, format_table, parse_budget, rank, trial_name
+from detft.benchmark import Candidate, Trial, auto_verdict, format_table, parse_budget, rank, trial_name
 from detft.cli import main
 from detft.errors import DetftError
 
@@ -59,6 +59,18 @@ def test_benchmark_ranks_reports_failures_and_resumes(tmp_path: Path, capsys):
     assert (out / "benchmark.png").stat().st_size > 1000
     assert len(doc["trials"]) == 6 and doc["settings"]["epochs"] == 1
 
+    # what --freeze auto chooses for each candidate, decided as training would before anything trained, is marked
+    # beside the policies it chose among and judged against them
+    assert doc["auto"]["tiny_fasterrcnn"] == {"freeze": "none", "why": "auto: --freeze none (random init: nothing learnt "
+                                                                       "to keep)"}
+    missing = doc["auto"]["yolo:missing-start.pt"]
+    assert missing["freeze"] is None and missing["why"].startswith("not decided: ") and "missing-start.pt" in missing["why"]
+    assert "tiny_maskrcnn: --freeze auto chooses none [auto: --freeze none (random init" in printed
+    for line, ranked in zip(lines, ok):
+        assert ranked["auto_pick"] == (ranked["freeze"] == "none") and ("none (auto)" in line) == ranked["auto_pick"]
+    for candidate in ("tiny_fasterrcnn", "tiny_maskrcnn"):
+        assert f"auto's pick for {candidate}: freeze=none, " in printed
+
     # the same benchmark again, from the CLI: nothing finished is trained again; the failure is tried again
     weights = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/weights/best.pt")}
     assert len(weights) == 4
@@ -84,6 +96,17 @@ def test_seeds_report_mean_and_std_and_the_best_seeds_run():
     assert m["train_s"] == pytest.approx(11.0) and m["seeds_ok"] == 3 and m["best_run"] == "runs/m-s1"
     assert n["status"] == "failed" and n["rank"] is None and n["error"] == "RuntimeError: out of memory"
     assert "0.3000±0.1000" in format_table(rows, "bbox_AP") and "FAILED: RuntimeError" in format_table(rows, "bbox_AP")
+
+
+def test_the_verdict_says_whether_autos_pick_won_and_by_how_much():
+    rows = [{"candidate": "a", "freeze": "none", "status": "ok", "bbox_AP": 0.5, "auto_pick": False},
+            {"candidate": "a", "freeze": "backbone", "status": "ok", "bbox_AP": 0.45, "auto_pick": True},
+            {"candidate": "b", "freeze": "backbone", "status": "ok", "bbox_AP": 0.4, "auto_pick": True},
+            {"candidate": "b", "freeze": "none", "status": "ok", "bbox_AP": 0.3, "auto_pick": False},
+            {"candidate": "c", "freeze": "none", "status": "ok", "bbox_AP": 0.2, "auto_pick": True}]
+    assert auto_verdict(rows, "bbox_AP").splitlines() == [
+        "auto's pick for a: freeze=backbone, 0.0500 bbox_AP below freeze=none here",
+        "auto's pick for b: freeze=backbone, the best of its 2 policies (+0.1000 bbox_AP)"]  # c: nothing to compare
 
 
 def test_candidates_budgets_and_names():

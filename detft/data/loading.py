@@ -4,6 +4,7 @@ that later evaluates, exports or thresholds the run on the data it trained on.""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -15,6 +16,7 @@ from ..formats.base import load_json
 from ..operations.convert import load
 from ..operations.merging import merge
 from ..operations.split import assign_splits
+from .split_checks import SplitWarning, check_splits
 
 MADE_SPLIT = (0.8, 0.2)  # train, val: what a dataset without a validation split is cut into
 PSEUDO_SUMMARY = "pseudo.json"  # beside pseudo-labels: their teacher, source, thresholds and counts
@@ -25,6 +27,7 @@ class TrainingData(NamedTuple):
     train: list[ImageRecord]
     val: list[ImageRecord]
     split: dict[str, Any] | None  # how the split was made (run.yaml keeps it), None: the data's own
+    warnings: list[SplitWarning]  # when the val number will mislead: printed before training, kept in eval.json
 
 
 def data_source(cfg: TrainConfig) -> Path:
@@ -131,6 +134,21 @@ def with_pseudo_labels(ds: Dataset, cfg: TrainConfig, train_split: str) -> Datas
     return merged
 
 
+def warn_about_splits(ds: Dataset, train: list[ImageRecord], val: list[ImageRecord], train_split: str,
+                      val_split: str) -> list[SplitWarning]:
+    """:func:`.split_checks.check_splits` for training on ``train``, scoring ``val`` and any other split the data has
+    (a test split), each printed as a ``warning:`` line now, before anything trains. On the whole images, before
+    tiling (a tile is no new image), and by the first process alone under torchrun (it writes eval.json)."""
+    if not train or os.environ.get("RANK", "0") != "0":
+        return []
+    scored = {val_split: val} if val else {}
+    scored.update({s: ds.images_in(s) for s in ds.splits() if s not in (train_split, val_split)})
+    warnings = check_splits(ds.categories, train, scored, train_split)
+    for w in warnings:
+        print(f"warning: {w['message']}", flush=True)
+    return warnings
+
+
 def load_data(cfg: TrainConfig) -> TrainingData:
     """The dataset with its train and val images; without a validation split, a seeded 80/20 split of all images."""
     report = Report()
@@ -143,20 +161,19 @@ def load_data(cfg: TrainConfig) -> TrainingData:
         split = make_split(ds, cfg.splitting_seed, cfg.val_split)
         print(f"no '{cfg.val_split}' split in {src}: using a seeded 80/20 split of all {len(ds.images)} images "
               "(kept in run.yaml: eval, export and --conf auto reuse it)")
-        train, val = ds.images_in("train"), ds.images_in("val")
-    else:
-        train, val = ds.images_in(cfg.train_split), ds.images_in(cfg.val_split)
+    train_split, val_split = (cfg.train_split, cfg.val_split) if split is None else ("train", "val")
+    train, val = ds.images_in(train_split), ds.images_in(val_split)
     if cfg.pseudo_labels:  # after the split, into training only: validation never scores a model's own guesses
-        ds = with_pseudo_labels(ds, cfg, cfg.train_split if split is None else "train")
-        train = ds.images_in(cfg.train_split if split is None else "train")
+        ds = with_pseudo_labels(ds, cfg, train_split)
+        train = ds.images_in(train_split)
+    warnings = warn_about_splits(ds, train, val, train_split, val_split)
     if cfg.tiling is not None:  # after the split: the tiles of one image never straddle train and val
         from ..operations.tiling import tile_dataset
 
         report = Report()
         ds = tile_dataset(ds, cfg.tiling, report)
         print(report.summary())
-        train, val = ds.images_in(cfg.train_split if split is None else "train"), \
-            ds.images_in(cfg.val_split if split is None else "val")
+        train, val = ds.images_in(train_split), ds.images_in(val_split)
     if not train:
         raise DetftError(f"no training images in split '{cfg.train_split}' of {src}")
-    return TrainingData(ds, train, val, split)
+    return TrainingData(ds, train, val, split, warnings)

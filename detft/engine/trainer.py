@@ -37,7 +37,7 @@ from ..models.registry import ModelSpec, resolve
 from ..models.weights import load_into
 from ..runs import Run, RunInfo
 from ..util.devices import pick_device
-from ..util.progress import progress
+from ..util.progress import EPOCH_HEARTBEAT_S, epoch_line, progress
 from . import checkpoint, distributed
 from .events import EventLog
 from .feature_cache import FeatureStore, FrozenTrunk, default_budget, free_disk
@@ -80,7 +80,7 @@ class Trainer:
     # ---------------------------------------------------------------- setup
     def setup(self, resume: dict[str, Any] | None = None) -> None:
         cfg = self.cfg
-        self.dataset, train_images, val_images, self.split_made = load_data(cfg)
+        self.dataset, train_images, val_images, self.split_made, self.data_warnings = load_data(cfg)
         self.labels = LabelMap.from_dataset(self.dataset)
         self.val_images = val_images
         weights = "none" if resume else (cfg.weights or self.spec.default_weights)
@@ -91,6 +91,7 @@ class Trainer:
         # here, so run.yaml says what was chosen; a run resumed from before the RoI default keeps torchvision's
         self.cfg, said = resolve_auto(cfg, learnt, ("freeze", "box_head") + (() if resume else ("roi_batch",)))
         cfg = self.cfg
+        self.auto_said = said if not resume else self.run.info.auto
         if said and self.dist.main:
             print(said)
         self.backbone_lr_factor = cfg.backbone_lr_factor if cfg.backbone_lr_factor is not None else \
@@ -290,7 +291,8 @@ class Trainer:
         self.model.train()
         sums: dict[str, float] = {}
         n, t0 = 0, time.perf_counter()
-        bar = progress(self.loader, f"epoch {epoch + 1}/{self.epochs}", total=len(self.sampler), unit="batch")
+        bar = progress(self.loader, f"epoch {epoch + 1}/{self.epochs}", total=len(self.sampler), unit="batch",
+                       every=EPOCH_HEARTBEAT_S)
         for images, targets in bar:
             losses = self.step(images, targets)
             n += 1
@@ -319,7 +321,8 @@ class Trainer:
         try:
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(self.cfg.seed)
-                for images, targets in progress(self.val_loader, "val loss", total=len(self.val_loader), unit="batch"):
+                for images, targets in progress(self.val_loader, "val loss", total=len(self.val_loader), unit="batch",
+                                                every=EPOCH_HEARTBEAT_S):
                     for t in targets:  # validation images are not the training set's: no cache keys
                         t.pop("cache_key", None)
                     losses = self.losses(model, images, targets)
@@ -335,7 +338,8 @@ class Trainer:
         """Validation metrics of the model as it is now (with ``out``, the full report written there)."""
         predictor = RCNNPredictor(self.model, self.labels, self.device, score_threshold=self.cfg.conf,
                                   max_dets=self.cfg.max_dets)
-        result = evaluate_predictor(predictor, self.dataset, self.val_images, self.eval_settings(), out, extra)
+        result = evaluate_predictor(predictor, self.dataset, self.val_images, self.eval_settings(), out, extra,
+                                    EPOCH_HEARTBEAT_S)
         self.model.train()
         if result.doc is not None:
             print(format_report(result.doc))
@@ -358,7 +362,7 @@ class Trainer:
     def info(self) -> RunInfo:
         return RunInfo(family="rcnn", model=self.spec.name, task="segment" if self.spec.masks else "detect",
                        labels=self.labels, config=self.cfg, imgsz=self.cfg.imgsz, model_kwargs=model_kwargs(self.cfg),
-                       start=self.start, parameters=self.parameters, split=self.split_made)
+                       start=self.start, parameters=self.parameters, split=self.split_made, auto=self.auto_said)
 
     def fit_to_budget(self, epoch: int, started: float) -> bool:
         """With ``--time-budget``, refit the epoch count to the time left, as ultralytics' ``time=`` does (mean
@@ -378,9 +382,10 @@ class Trainer:
         row.update(self.val_losses())
         row.update(self.evaluate() if self.val_images else {})
 
-    def record(self, epoch: int, row: dict[str, float], info: RunInfo, events: EventLog) -> bool:
-        """Rank 0: the epoch into last.pt (and best.pt when it is the best), metrics.csv, the plots and the event
-        log; True when early stopping ends the run."""
+    def record(self, epoch: int, row: dict[str, float], info: RunInfo, events: EventLog, elapsed: float) -> bool:
+        """Rank 0: the epoch's line (``elapsed``: seconds since this process's first epoch began), the epoch into
+        last.pt (and best.pt when it is the best), metrics.csv, the plots and the event log; True when early stopping
+        ends the run."""
         cfg = self.cfg
         self.rows.append(row)
         score, by = self.fitness(row)
@@ -389,9 +394,11 @@ class Trainer:
                   f"best.pt is the epoch with {'the lowest val loss' if by == 'val loss' else 'the latest weights'}")
         improved = score > self.best
         self.best, self.stale = (score, 0) if improved else (self.best, self.stale + 1)
-        metrics = {k: v for k, v in row.items() if k.endswith(("_AP", "_AP50"))}
-        print(f"epoch {epoch + 1}/{self.epochs}: loss {row['loss']:.4f}, "
-              + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + (" (best)" if improved else ""))
+        parts = {k.removeprefix("loss_"): v for k, v in row.items() if k.startswith("loss_")}
+        ap = {t: (row[f"{t}_AP"], row[f"{t}_AP50"]) for t in ("bbox", "segm") if f"{t}_AP" in row}
+        print(epoch_line(epoch + 1, self.epochs, row["loss"], parts, val_loss=row.get("val_loss"), ap=ap,
+                         best=(by, abs(self.best), epoch + 1 - self.stale) if by != "the latest epoch" else None,
+                         elapsed=elapsed, done=epoch + 1 - self.start_epoch), flush=True)
         state = {"model": self.model.state_dict(), "meta": info.to_dict(), "epoch": epoch, "best": self.best}
         checkpoint.save(self.run.checkpoint_path("last"), {
             **state, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -415,7 +422,8 @@ class Trainer:
         best = self.run.checkpoint_path("best")
         if self.val_images and best.exists():
             load_into(self.model, checkpoint.load(best)["model"], str(best))
-            self.evaluate(self.run.folder, {"weights": str(best), "split": self.cfg.val_split, "overfitting": watch})
+            self.evaluate(self.run.folder, {"weights": str(best), "split": self.cfg.val_split, "overfitting": watch,
+                                            "warnings": self.data_warnings})
 
     def fit(self) -> Run:
         cfg = self.cfg
@@ -428,7 +436,8 @@ class Trainer:
             row = {"epoch": epoch + 1, **self.train_epoch(epoch)}
             distributed.on_main(self.dist, lambda: self.validate(row))
             out_of_time = self.fit_to_budget(epoch, started)  # before last.pt is saved: it holds the refitted schedule
-            stop = bool(distributed.on_main(self.dist, lambda: self.record(epoch, row, info, events)))
+            stop = bool(distributed.on_main(self.dist, lambda: self.record(epoch, row, info, events,
+                                                                           time.perf_counter() - started)))
             if out_of_time:
                 stop = True
                 if self.dist.main:

@@ -26,11 +26,13 @@ class Evaluation:
 
 
 def evaluate_predictor(predictor: Predictor, dataset: Dataset, split: str | list[ImageRecord], settings: EvalSettings,
-                       out: Path | None = None, extra: dict[str, Any] | None = None) -> Evaluation:
+                       out: Path | None = None, extra: dict[str, Any] | None = None,
+                       every: float | None = None) -> Evaluation:
     """Score ``predictor`` on a split of ``dataset`` (or a list of its images) with detft's COCO evaluator.
 
     Classes are matched by name, so a model evaluates on the same classes written in another format.
-    With ``out`` the full report (eval.json, detections.json, PR curves, confusion matrix) is written there."""
+    With ``out`` the full report (eval.json, detections.json, PR curves, confusion matrix) is written there.
+    ``every``: the seconds between progress lines in a log (a training's epochs say theirs less often)."""
     images = dataset.images_in(split) if isinstance(split, str) else split
     name = split if isinstance(split, str) else "val"
     if not images:
@@ -40,7 +42,7 @@ def evaluate_predictor(predictor: Predictor, dataset: Dataset, split: str | list
     if model_names != data_names:
         raise DetftError(f"the model's classes {model_names} differ from the dataset's {data_names}")
     started = time.perf_counter()
-    dets = predict_records(predictor, images, f"eval {name}")
+    dets = predict_records(predictor, images, f"eval {name}", every)
     seconds = time.perf_counter() - started
     speed = {"predict_s": round(seconds, 3), "images_per_s": round(len(images) / max(seconds, 1e-9), 3)}
     if isinstance(predictor, SlicedPredictor):

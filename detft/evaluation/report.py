@@ -23,9 +23,10 @@ from .tide import error_breakdown, format_breakdown
 from .worst import worst_images
 
 EVAL_JSON = "eval.json"
-# what training alone writes into a run's eval.json (its overfitting watch; for YOLO, ultralytics' own numbers for the
-# same weights): an evaluation that rewrites the file later replaces the scores and keeps these as training wrote them
-TRAINING_SECTIONS = ("overfitting", "ultralytics")
+# what training alone writes into a run's eval.json (its overfitting watch; the warnings it gave before the first epoch
+# of when its data's number misleads, data/split_checks.py; for YOLO, ultralytics' own numbers for the same weights):
+# an evaluation that rewrites the file later replaces the scores and keeps these as training wrote them
+TRAINING_SECTIONS = ("overfitting", "warnings", "ultralytics")
 
 
 @dataclass
@@ -123,6 +124,7 @@ def format_report(doc: dict) -> str:
     s = doc["settings"]
     lines = [f"{doc['n_images']} images, {doc['n_ground_truth']} ground-truth objects, {doc['n_detections']} detections "
              f"(score >= {s['score_threshold']}, at most {s['max_dets']} per image, backend {s['backend']})"]
+    lines += [f"warning: {w['message']}" for w in doc.get("warnings") or []]  # beside the number they qualify
     if doc.get("slicing"):
         sl = doc["slicing"]
         lines.append(f"full-size images predicted in {sl['size']} px windows (overlap {sl['overlap']:g}"

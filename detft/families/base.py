@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ..config import TrainConfig
+    from ..data.loading import TrainingData
     from ..export.metadata import Graph
     from ..inference.predictor import Predictor
     from ..runs import Run, RunInfo
@@ -29,6 +30,10 @@ class Family(Protocol):
     def train(self, config: TrainConfig, run: Run, resume: bool = False, trust_weights: bool = False) -> Run:
         """Train into ``run`` (its folder may not exist yet); with ``resume``, continue its last.pt.
         ``trust_weights`` lifts the restricted checkpoint loader for this call only."""
+
+    def auto_freeze(self, config: TrainConfig, data: TrainingData) -> tuple[str, str | None]:
+        """What ``--freeze auto`` chooses for ``config``'s start on ``data``, before anything trains, and the line
+        saying why (the benchmark shows it beside the policies it compares)."""
 
     def predictor(self, run: Run, *, device: str = "auto", conf: float = 0.25, max_dets: int = 100,
                   imgsz: int | None = None, trust_weights: bool = False) -> Predictor:

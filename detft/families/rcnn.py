@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from ..config import TrainConfig
+    from ..data.loading import TrainingData
     from ..export.metadata import Graph
     from ..inference.predictor import Predictor
     from ..runs import Run, RunInfo
@@ -46,6 +47,15 @@ class RCNN:
         trainer = Trainer(config, run)
         trainer.setup(state)
         return trainer.fit()
+
+    def auto_freeze(self, config: TrainConfig, data: TrainingData) -> tuple[str, str | None]:
+        from ..models.defaults import pretraining, resolve_auto
+        from ..models.registry import resolve
+
+        spec = resolve(config.arch, config.model)
+        learnt = pretraining(config.weights or spec.default_weights, spec.pretraining)
+        chosen, said = resolve_auto(config.replace(freeze="auto"), learnt, ("freeze",))
+        return str(chosen.freeze), said
 
     def predictor(self, run: Run, *, device: str = "auto", conf: float = 0.25, max_dets: int = 100,
                   imgsz: int | None = None, trust_weights: bool = False) -> Predictor:

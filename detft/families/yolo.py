@@ -15,11 +15,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import TrainConfig
-from ..data.loading import data_source, load_data
+from ..data.loading import TrainingData, data_source, load_data
+from ..data.split_checks import SplitWarning
 from ..data.transforms import AUGMENTATIONS, parse_augment
 from ..annotations.dataset import Dataset
 from ..util.devices import pick_device, primary, several, ultralytics_device
@@ -27,15 +30,19 @@ from ..engine.events import EventLog
 from ..engine.metrics import overfitting, plot, write_csv
 from ..errors import DetftError
 from ..formats import yolo as yolo_format
-from ..models.defaults import resolve_auto
+from ..models.defaults import DataAmount, freeze_by_data, resolve_auto
 from ..models.labels import LabelMap
 from ..models.yolo import (RANDOM_INIT, determinism_kept, freeze_layers, load_checkpoint, prepare_offline, starting_point,
-                           torch_threads_kept, verify_checkpoint)
+                           torch_threads_kept, verify_checkpoint, yolo_shift)
 from ..util.output import atomic_directory
+from ..util.progress import EPOCH_HEARTBEAT_S, epoch_line, ticker
 from ..annotations.report import Report
 from ..runs import Run, RunInfo
 
 if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from ..util.progress import Heartbeat
     from ..export.metadata import Graph
     from ..inference.predictor import Predictor
 
@@ -106,7 +113,7 @@ class YOLO:
         prepare_offline()
         from ..models.yolo_trainers import TRAINERS  # after the offline set-up: it imports ultralytics
 
-        ds, _, val_images, split = load_data(config)
+        ds, train_images, val_images, split, warned = load_data(config)
         if not val_images:
             raise DetftError("YOLO training needs validation images")
         if resume:  # ultralytics restores its optimizer and epoch from last.pt
@@ -119,8 +126,9 @@ class YOLO:
             if ckpt.get("epoch", -1) == -1 or ckpt.get("optimizer") is None:
                 # a completed run: ultralytics would silently start a new training on its default coco8.yaml
                 raise DetftError(f"cannot resume {last}: that run finished (ultralytics can only resume interrupted runs)")
+            EpochLines().register(model)
             model.train(resume=True, data=ckpt["train_args"]["data"])
-            return finish(model, ds, val_images, run, run.info)
+            return finish(model, ds, val_images, run, run.info, warned)
         import torch
 
         # ultralytics seeds its trainer, then copies every tensor of this model into the one it trains, the freshly
@@ -131,8 +139,8 @@ class YOLO:
         print(f"start: {origin}")
         task = "segment" if model.task == "segment" else "detect"
         data_dir = yolo_dataset(ds, data_source(config), task, config)
-        # resolved here, so run.yaml says what was frozen
-        config, said = resolve_auto(config, "none" if RANDOM_INIT in origin else "detector", fields=("freeze",))
+        # resolved here, so run.yaml says what was frozen and why
+        config, said = decide_freeze(config, model, origin, ds, train_images)
         if said:
             print(said)
         frozen = freeze_layers(model, config.freeze)
@@ -145,8 +153,9 @@ class YOLO:
             model.add_callback("on_train_epoch_start", _unfreezer(config.unfreeze_at))
         info = RunInfo(family=self.name, model=config.model or config.weights or "yolo", task=task,
                        labels=LabelMap.from_dataset(ds, background=False), config=config, imgsz=config.imgsz or 640,
-                       start=origin, split=split)
+                       start=origin, split=split, auto=said)
         model.add_callback("on_train_start", _count_parameters(info))
+        EpochLines().register(model)
         run.save_info(info)  # before training: an interrupted run can be resumed
         model.train(
             data=str(data_dir / "data.yaml"), epochs=config.epochs, batch=config.batch, imgsz=info.imgsz,
@@ -159,7 +168,13 @@ class YOLO:
             amp=bool(config.amp) if config.amp is not None else device.type == "cuda",
             patience=config.patience or 100, freeze=frozen or None, plots=True, val=True, verbose=False,
             **({"time": config.time_budget / 60} if config.time_budget else {}), **augment_args(config.augment))
-        return finish(model, ds, val_images, Run(Path(model.trainer.save_dir)), info)
+        return finish(model, ds, val_images, Run(Path(model.trainer.save_dir)), info, warned)
+
+    def auto_freeze(self, config: TrainConfig, data: TrainingData) -> tuple[str, str | None]:
+        prepare_offline()
+        model, origin = starting_point(config.model, config.weights, data.dataset.has_masks())
+        chosen, said = decide_freeze(config.replace(freeze="auto"), model, origin, data.dataset, data.train)
+        return str(chosen.freeze), said
 
     def predictor(self, run: Run, *, device: str = "auto", conf: float = 0.25, max_dets: int = 100,
                   imgsz: int | None = None, trust_weights: bool = False) -> Predictor:
@@ -184,6 +199,18 @@ class YOLO:
 
 
 FAMILY = YOLO()
+
+
+def decide_freeze(config: TrainConfig, model: Any, origin: str, ds: Dataset,
+                train_images: list) -> tuple[TrainConfig, str | None]:
+    """``config`` with ``--freeze auto`` decided and the line saying why (None when it was not auto). A start that
+    learnt detection decides by the data (:func:`..models.defaults.freeze_by_data`): its feature shift on the
+    training images, and how many there are; random init trains everything."""
+    if config.freeze not in ("auto", None) or RANDOM_INIT in origin:
+        return resolve_auto(config, "none" if RANDOM_INIT in origin else "detector", fields=("freeze",))
+    shift = yolo_shift(model, train_images)
+    freeze, why = freeze_by_data(shift.distance, DataAmount.of(train_images, {c.id: c.name for c in ds.categories}))
+    return config.replace(freeze=freeze), f"auto: --freeze {freeze} ({why}; {shift.describe()})"
 
 
 def _unfreezer(epoch: int):
@@ -211,7 +238,71 @@ def _count_parameters(info: RunInfo):
     return on_train_start
 
 
-def finish(model: Any, ds: Dataset, val_images: list, run: Run, info: RunInfo) -> Run:
+class EpochLines:
+    """ultralytics callbacks that give a YOLO run the R-CNN family's progress: one line per epoch after validation
+    (:func:`..util.progress.epoch_line`) and, within the epoch, a bar on a terminal or a line a minute in a log.
+    detft keeps ultralytics quiet (YOLO_VERBOSE=false), so without these a run said nothing from its start to its
+    results; a user who turns ultralytics' output back on gets its own bar and table on a terminal, not ours too."""
+
+    def __init__(self) -> None:
+        self.batches: tqdm | Heartbeat | None = None
+        self.trained = False  # an epoch trained and not yet said: ultralytics' final_eval fires on_fit_epoch_end too
+
+    def register(self, model: Any) -> None:
+        from ultralytics.utils import VERBOSE
+
+        if VERBOSE and sys.stdout.isatty():
+            return
+        model.add_callback("on_train_epoch_start", self.on_train_epoch_start)
+        model.add_callback("on_train_batch_end", self.on_train_batch_end)
+        model.add_callback("on_train_epoch_end", self.on_train_epoch_end)
+        model.add_callback("on_fit_epoch_end", self.on_fit_epoch_end)
+
+    @staticmethod
+    def main_process() -> bool:
+        """ultralytics' DDP workers get these callbacks too (pickled): only its rank 0 speaks."""
+        from ultralytics.utils import RANK
+
+        return RANK in (-1, 0)
+
+    def on_train_epoch_start(self, trainer: Any) -> None:
+        if not self.main_process():
+            return
+        if self.batches is not None:  # an epoch ultralytics restarts (out of memory, NaN losses)
+            self.batches.close()
+        self.batches = ticker(f"epoch {trainer.epoch + 1}/{trainer.epochs}", len(trainer.train_loader), "batch",
+                              EPOCH_HEARTBEAT_S)
+
+    def on_train_batch_end(self, trainer: Any) -> None:
+        if self.batches is not None:
+            self.batches.update()
+
+    def on_train_epoch_end(self, trainer: Any) -> None:
+        if self.batches is not None:
+            self.batches.close()
+            self.batches = None
+        self.trained = self.main_process()
+
+    def on_fit_epoch_end(self, trainer: Any) -> None:
+        """After validation, the time budget's refit (``trainer.epochs`` as it now stands) and best.pt's save."""
+        if not self.trained:
+            return
+        self.trained = False
+        parts = {k.removeprefix("train/").removesuffix("_loss"): float(v)
+                 for k, v in trainer.label_loss_items(trainer.tloss).items()}  # a dict or a tensor, as versions go
+        metrics = trainer.metrics or {}
+        val = [float(v) for k, v in metrics.items() if k.startswith("val/")]
+        ap = {task: (float(metrics[f"metrics/mAP50-95({key})"]), float(metrics[f"metrics/mAP50({key})"]))
+              for task, key in (("bbox", "B"), ("segm", "M")) if f"metrics/mAP50-95({key})" in metrics}
+        stopper = trainer.stopper  # what best.pt follows: box mAP50-95, plus mask mAP50-95 for segmentation
+        best = ("val AP" if "segm" not in ap else "val bbox+segm AP", float(stopper.best_fitness), stopper.best_epoch)
+        print(epoch_line(trainer.epoch + 1, trainer.epochs, sum(parts.values()), parts,
+                         val_loss=sum(val) if val else None, ap=ap, evaluator="ultralytics' evaluator",
+                         best=best if stopper.best_epoch else None, elapsed=time.time() - trainer.train_time_start,
+                         done=trainer.epoch + 1 - trainer.start_epoch), flush=True)
+
+
+def finish(model: Any, ds: Dataset, val_images: list, run: Run, info: RunInfo, warned: list[SplitWarning]) -> Run:
     """Give the run folder the common layout and evaluate best.pt with the project's evaluator."""
     run.save_info(info)
     for name in ("args.yaml", "results.png"):  # ultralytics' own record and plot, kept under names of their own
@@ -227,7 +318,7 @@ def finish(model: Any, ds: Dataset, val_images: list, run: Run, info: RunInfo) -
     watch = overfitting(rows)
     if watch:
         print(watch["note"])
-    doc = evaluate_run(run, ds, val_images, info.config, {"overfitting": watch})
+    doc = evaluate_run(run, ds, val_images, info.config, {"overfitting": watch, "warnings": warned})
     u = doc["ultralytics"]
     print("\nsame model, two evaluators (ultralytics' own is shown for reference only):")
     for t in ("bbox", "segm"):

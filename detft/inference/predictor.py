@@ -99,9 +99,11 @@ class ClassThresholds:
         return out
 
 
-def predict_records(predictor: Predictor, images: list, desc: str = "predict") -> list[Detections]:
-    """Detections for dataset images, one at a time with a progress bar (decoded as displayed)."""
+def predict_records(predictor: Predictor, images: list, desc: str = "predict",
+                    every: float | None = None) -> list[Detections]:
+    """Detections for dataset images, one at a time with a progress bar (decoded as displayed; ``every``: the
+    seconds between progress lines in a log, see :func:`..util.progress.progress`)."""
     from ..annotations.images import read_rgb
     from ..util.progress import progress
 
-    return [predictor.predict([read_rgb(im)])[0] for im in progress(images, desc, unit="img")]
+    return [predictor.predict([read_rgb(im)])[0] for im in progress(images, desc, unit="img", every=every)]

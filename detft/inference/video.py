@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import threading
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..errors import DetftError
 from ..util.output import check_target
+from ..util.progress import duration, progress
 from .predictor import Predictor
 from .sinks import ImageSink, JsonlSink, VideoSink
 from .sources import FolderSource, open_source
@@ -43,7 +45,11 @@ class RunStats:
     def line(self, source: Any) -> str:
         lat = self.percentiles()
         s = source.stats
-        text = f"{self.frames} frames | {self.fps:.1f} FPS"
+        total = 0 if source.live else source.frame_count  # a file or a folder: how far, and when it ends
+        text = f"{self.frames}/{total} frames" if total else f"{self.frames} frames"
+        text += f" | {self.fps:.1f} FPS"
+        if total and self.frames and self.frames < total:
+            text += f" | ETA {duration((total - self.frames) / self.fps)}"
         if lat:
             text += f" | latency p50 {lat['p50']:.0f} ms p95 {lat['p95']:.0f} ms"
         if source.live:
@@ -78,10 +84,10 @@ def stop_on_signals(stop: threading.Event, on_stop: Callable[[], None]) -> Itera
 
 def run(predictor: Predictor, source: Any, sinks: list[Any], track: bool = False, show: bool = False,
         fps_overlay: bool = True, stats_every: float = 5.0, max_frames: int | None = None,
-        stop: threading.Event | None = None, log: Callable[[str], None] = print) -> RunStats:
-    """Run ``predictor`` over every frame ``source`` hands out; sinks are closed whatever happens."""
-    from ..util.progress import progress
-
+        stop: threading.Event | None = None, log: Callable[[str], None] | None = None) -> RunStats:
+    """Run ``predictor`` over every frame ``source`` hands out; sinks are closed whatever happens. ``log`` takes the
+    counter lines; by default stdout, flushed, so a log has each one when it is said."""
+    log = log or (lambda m: print(m, flush=True))
     stop = stop or threading.Event()
     names = predictor.labels.names_by_category()
     tracker = None
@@ -91,7 +97,9 @@ def run(predictor: Predictor, source: Any, sinks: list[Any], track: bool = False
         tracker = ByteTrack()
     stats = RunStats()
     last_report = time.monotonic()
-    frames = source if source.live else progress(source, "frames", total=source.frame_count or None, unit="frame")
+    # a file or a folder: a bar on a terminal; a log has the stats line every stats_every seconds instead
+    frames = source if source.live else progress(source, "frames", total=source.frame_count or None, unit="frame",
+                                                 every=math.inf)
     try:
         with stop_on_signals(stop, getattr(source, "stop", lambda: None)):
             for frame in frames:

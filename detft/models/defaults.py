@@ -58,3 +58,53 @@ def resolve_auto(cfg: TrainConfig, learnt: str,
         return cfg, None
     said = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in chosen.items())
     return cfg.replace(**chosen), f"auto: {said} ({choice.why})"
+
+
+# The seeds' rule (Yosinski et al. 2014, "How transferable are features in deep neural networks?"; the practice
+# Razavian et al. 2014 and CS231n's transfer-learning notes state): small data near the start's domain keeps the
+# pretrained features (a fixed extractor), data far from it or plentiful trains them too. For a start that learnt
+# detection, "far" is the feature shift of :mod:`.domain_shift` (the user's images against the statistics the start
+# keeps of its own), "plentiful" the training images. FAR_SHIFT lies midway between two development-suite sets, an
+# aquarium (0.30: the frozen backbone won at 5 CPU minutes) and drone views (0.41: the trained one won);
+# bench/RESULTS.md ("--freeze auto by the data") has the runs and the set the rule gets wrong.
+# LARGE_DATA is the practice's, not measured here: no suite set is that large.
+FAR_SHIFT = 0.35
+LARGE_DATA = 5000
+
+
+@dataclass(frozen=True)
+class DataAmount:
+    """How much there is to learn from: training images, objects, and the class with the fewest objects."""
+
+    images: int
+    objects: int
+    fewest: int
+    fewest_class: str | None
+
+    @classmethod
+    def of(cls, images: list, names: dict[int, str]) -> DataAmount:
+        counts = dict.fromkeys(names, 0)
+        for image in images:
+            for a in image.annotations:
+                counts[a.category_id] = counts.get(a.category_id, 0) + 1
+        used = {k: v for k, v in counts.items() if v} or counts
+        rare = min(used, key=lambda k: (used[k], str(names.get(k, k))), default=None)
+        return cls(len(images), sum(counts.values()), used.get(rare, 0) if rare is not None else 0,
+                   names.get(rare, str(rare)) if rare is not None else None)
+
+    def describe(self) -> str:
+        rare = f", fewest per class {self.fewest:,} ({self.fewest_class})" if self.fewest_class else ""
+        return f"{self.images:,} training images, {self.objects:,} objects{rare}"
+
+
+def freeze_by_data(shift: float, amount: DataAmount) -> tuple[str, str]:
+    """``--freeze auto`` for a start that learnt detection, from how far the data lies from the start's domain
+    (``shift``) and how much of it there is; returns the policy and why, with the numbers."""
+    if shift >= FAR_SHIFT:
+        return "none", (f"far from the start's domain (shift {shift:.2f} >= {FAR_SHIFT}): the backbone trains too; "
+                        f"{amount.describe()}")
+    if amount.images >= LARGE_DATA:
+        return "none", (f"near the start's domain (shift {shift:.2f} < {FAR_SHIFT}) with {amount.images:,} >= "
+                        f"{LARGE_DATA:,} training images: enough to train the backbone too")
+    return "backbone", (f"near the start's domain (shift {shift:.2f} < {FAR_SHIFT}) with {amount.describe()}: "
+                        "its features are kept")

@@ -293,3 +293,39 @@ def freeze_layers(model: Any, spec: str) -> list[int]:
         raise DetftError(f"--freeze {what}: this YOLO backbone has only {n_backbone} layers "
                          "(backbone+neck freezes everything but the head)")
     return list(range(what))
+
+
+def yolo_shift(model: Any, images: list, sample: int = 32) -> Any:
+    """How far ``images`` (image records) lie from the start's pretraining domain
+    (:func:`.domain_shift.feature_shift` over the backbone's BatchNorm layers), on ``sample`` of them letterboxed to
+    the size the start's statistics were gathered at (:func:`start_size`), whatever size this training uses: the
+    same data measured at 320 reads farther than at 640 (fewer pixels per object, other scales), and the rule's
+    threshold must mean one thing. 32 images at 640 read within 0.02 of 64 on the development suite."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    from ..annotations.images import read_rgb
+    from ..inference.yolo_graph import Letterbox
+    from .domain_shift import feature_shift, spread_sample
+
+    net = copy.deepcopy(model.model).float().eval()  # the trainer gets the start untouched (no fused layers)
+    trunk = torch.nn.Sequential(*list(net.model)[:backbone_layers(model)])
+    size = start_size(model)
+
+    def inputs() -> Iterator[torch.Tensor]:
+        for image in spread_sample(images, sample):
+            rgb = read_rgb(image)
+            box = Letterbox.fit(rgb.shape[0], rgb.shape[1], size, 32, tight=True)
+            yield torch.from_numpy(box.apply(rgb, np.float32))
+
+    return feature_shift(net, trunk, inputs())
+
+
+def start_size(model: Any) -> int:
+    """The image size a start was trained at, where its checkpoint records it; else 640, the size ultralytics trains
+    its COCO releases at."""
+    args = (getattr(model, "ckpt", None) or {}).get("train_args") or {}
+    size = args.get("imgsz")
+    return size if isinstance(size, int) and 32 <= size <= 8192 else 640

@@ -48,6 +48,26 @@ def _size_key(image: ImageRecord) -> tuple[int, tuple[int, int, int, int] | None
     return (len(image.data), image.window) if image.data is not None else None
 
 
+def earlier_copies(groups: list[list[ImageRecord]]) -> list[list[tuple[int, ImageRecord] | None]]:
+    """Per image of each group, the first image of an earlier group with identical bytes, as (that group's index,
+    that image), or None: the same image found twice whatever it is called. Copies within one group are not looked
+    for (check reports a file listed twice). Only images whose byte size another group also has are read."""
+    keys = [[_size_key(im) for im in images] for images in groups]
+    in_groups = Counter(k for ks in keys for k in set(ks) if k is not None)  # a size no other group has: unique
+    seen: dict[str, tuple[int, ImageRecord]] = {}  # content hash -> where an earlier group has it
+    found: list[list[tuple[int, ImageRecord] | None]] = []
+    for g, (images, ks) in enumerate(zip(groups, keys)):
+        here: dict[str, tuple[int, ImageRecord]] = {}
+        found.append([])
+        for im, key in zip(images, ks):
+            digest = content_hash(im) if key is not None and in_groups[key] > 1 else None
+            found[-1].append(seen.get(digest) if digest is not None else None)
+            if digest is not None and digest not in seen:
+                here.setdefault(digest, (g, im))
+        seen.update(here)
+    return found
+
+
 def _case_twins(names: list[str]) -> list[tuple[str, str]]:
     """Pairs of names equal but for case, the first-met one first."""
     first: dict[str, str] = {}
@@ -85,29 +105,22 @@ def merge(datasets: list[Dataset], report: Report, labels: list[str] | None = No
     for a, b in _case_twins(list(ids)):
         report.note(f"classes {a!r} and {b!r} differ only in case: kept as two classes; --map \"'{b}'='{a}'\" joins "
                     "them")
-    keys = [[_size_key(im) for im in ds.images] for ds in datasets]
-    in_datasets = Counter(k for ks in keys for k in set(ks) if k is not None)  # a size no other dataset has: unique
-    seen: dict[str, str] = {}  # content hash -> where an earlier dataset has it
+    copies = earlier_copies([ds.images for ds in datasets])
     images: list[ImageRecord] = []
-    for ds, label, ks in zip(datasets, labels, keys):
+    for ds, label, found in zip(datasets, labels, copies):
         names = {c.id: c.name for c in ds.categories}
-        here: dict[str, str] = {}  # copies inside one dataset are its own business (check reports them)
-        for im, key in zip(progress(ds.images, f"merging {Path(label).name}", unit="img"), ks):
-            digest = content_hash(im) if key is not None and in_datasets[key] > 1 else None
-            if digest is not None and digest in seen:
+        for im, copy in zip(progress(ds.images, f"merging {Path(label).name}", unit="img"), found):
+            if copy is not None:
                 lost = len(im.annotations)
                 report.add("dropped" if lost else "fixed", "duplicate_image", im.where(),
-                           f"{im.file_name} is the same image as {seen[digest]} (identical bytes): kept once, from the "
-                           "earlier dataset"
+                           f"{im.file_name} is the same image as {labels[copy[0]]}: {copy[1].file_name} (identical "
+                           "bytes): kept once, from the earlier dataset"
                            + (f"; its {lost} annotation(s) here are not used" if lost else ""), lost)
                 continue
-            if digest is not None:
-                here.setdefault(digest, f"{label}: {im.file_name}")
             for a in im.annotations:
                 name = names[a.category_id]
                 a.category_id = ids[alias.get(name, name)]
             images.append(im)
-        seen.update(here)
     categories = sorted((Category(i, n, supercategory[n]) for n, i in ids.items()), key=lambda c: c.id)
     root = datasets[0].root if len(datasets) == 1 else None
     return Dataset(images, categories, root=root, format="merged" if len(datasets) > 1 else datasets[0].format)
