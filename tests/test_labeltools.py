@@ -6,6 +6,7 @@ devkit, CreateML as Roboflow exports it), and a round trip COCO -> each -> COCO.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from detft.annotations.dataset import Annotation, Category, Dataset, ImageRecord
 from detft.annotations.geometry import decode_mask, encode_mask
 from detft.annotations.report import Report
 from detft.config import EMBEDDED_DATA
+from detft.errors import DataLossError, FormatError
 from detft.formats import brush, detect, write_dataset
 from detft.formats.xmlsafe import parse
 from detft.labelling.prelabels import save_labels
@@ -269,7 +271,182 @@ def test_predict_writes_label_studio_pre_annotations(tmp_path: Path):
     (tmp_path / "pre" / "project-1-at-2026-12-04-10-05-1a2b3c4d.json").write_text(json.dumps([corrected]))
     report = Report()
     assert len(load(tmp_path / "pre", None, report).images[0].annotations) == 1  # the export beside the pre-labels
-    assert any("the one with the most annotated tasks" in n for n in report.notes)
+    assert any("read project-1-at-2026-12-04-10-05-1a2b3c4d.json: a project export" in n for n in report.notes)
+
+
+# --------------------------------------------------------------------- Label Studio's exports as they land (#44)
+def box_region(x: float, label: str) -> dict:
+    """A rectangle as JSON-MIN holds it: the result's value, its label list, the annotator's image size."""
+    return {"x": x, "y": 10, "width": 20, "height": 30, "rotation": 0, "rectanglelabels": [label],
+            "original_width": W, "original_height": H}
+
+
+def min_record(task_id: int, image: str, split: str, regions: list[dict] | None, annotation_id: int | None,
+               at: str | None) -> dict:
+    """One JSON-MIN record as label-studio-sdk's ``convert_to_json_min`` writes it (the server's export): the task's
+    data fields flattened, its id, each control's regions under the control's name, then the annotation's fields
+    (all None for a task nobody annotated); one record per annotation."""
+    return {"image": image, "split": split, "id": task_id, **({"label": regions} if regions is not None else {}),
+            "annotator": 1 if annotation_id is not None else None, "annotation_id": annotation_id,
+            "created_at": at, "updated_at": at, "lead_time": 8.6 if at else None}
+
+
+@pytest.fixture
+def prelabelled(tmp_path: Path) -> Path:
+    """A detft output imported into a project: tasks.json (no task ids) and its images, under a document root."""
+    out = tmp_path / "root" / "out1"
+    images = [ImageRecord(n, W, H, path=make_image(tmp_path / "src" / n, W, H, seed=i),
+                          annotations=[Annotation(1, (10.0, 15.0, 50.0, 60.0))])
+              for i, n in enumerate(["a b.jpg", "c.jpg"])]
+    write_dataset("labelstudio", Dataset(images, [Category(1, "Car"), Category(2, "Airplane")]), out, Report(),
+                  image_mode="copy")
+    return out
+
+
+def json_min_export(task_images: tuple[str, str, str, str]) -> list[dict]:
+    """The project's JSON-MIN export: task 2 annotated twice (the newer record first, as Label Studio writes them),
+    task 3 annotated by nobody, task 4 annotated with no region (a negative)."""
+    a, c, d, e = task_images
+    return [min_record(1, a, "train", [box_region(5, "Car"), box_region(40, "Airplane")], 11, "2024-01-30T02:40:43Z"),
+            min_record(2, c, "val", [box_region(50, "Airplane"), box_region(10, "Car")], 13, "2024-01-31T09:00:00Z"),
+            min_record(2, c, "val", [box_region(5, "Car")], 12, "2024-01-30T02:41:00Z"),
+            min_record(3, d, "train", None, None, None),
+            min_record(4, e, "train", None, 14, "2024-01-30T02:42:00Z")]
+
+
+LOCAL = ("/data/local-files/?d=out1/images/a%20b.jpg", "/data/local-files/?d=out1/images/c.jpg",
+         "/data/upload/3/0a1b2c3d-d.jpg", "/data/upload/3/ffff0000-e.jpg")
+
+
+def test_a_json_min_export_beside_tasks_json_is_the_one_read_with_its_splits(prelabelled: Path):
+    """The corrections exported as JSON-MIN into detft's output folder win over the stale tasks.json; each task's
+    latest annotation is read, the split the tasks' data held kept, the task nobody annotated left out (counted)."""
+    (prelabelled / "project-3-at-2024-02-01-10-00-4e2b9c1f.json").write_text(
+        json.dumps(json_min_export(LOCAL), indent=2))
+    report = Report()
+    ds = load(prelabelled, None, report)
+    names = {c.id: c.name for c in ds.categories}
+    images = {im.file_name: im for im in ds.images}
+    assert sorted(images) == ["a b.jpg", "c.jpg"]  # e.jpg (an upload, not in the folder) is reported missing
+    assert {n: im.split for n, im in images.items()} == {"a b.jpg": "train", "c.jpg": "val"}
+    assert sorted(names[a.category_id] for a in images["c.jpg"].annotations) == ["Airplane", "Car"]  # annotation 13
+    assert images["a b.jpg"].annotations[0].bbox == pytest.approx((10.0, 15.0, 50.0, 60.0))
+    notes = "\n".join(report.notes)
+    assert "read project-3-at-2024-02-01-10-00-4e2b9c1f.json: a project export, JSON-MIN, 4 labelled" in notes
+    assert "not read: tasks.json: tasks to import" in notes
+    assert "1 tasks without annotations" in notes and "1 tasks annotated several times (the latest read)" in notes
+    assert "1 annotations not read" in notes
+    assert [c.detail for c in report.changes if c.kind == "missing_image"] == ["image file 'e.jpg' not found"]
+
+
+def test_json_min_whose_first_task_nobody_annotated_is_still_an_export(tmp_path: Path):
+    make_image(tmp_path / "images" / "c.jpg", W, H)
+    records = json_min_export(LOCAL)
+    (tmp_path / "export.json").write_text(json.dumps([records[3], records[1]]))
+    assert detect(tmp_path) == "labelstudio"
+    (image,) = load(tmp_path, None, Report()).images
+    assert image.file_name == "c.jpg" and len(image.annotations) == 2
+
+
+def test_of_two_project_exports_the_one_with_the_latest_annotation_wins_whatever_the_file_times(
+        prelabelled: Path):
+    """JSON then JSON-MIN of the same project: the export holding the later edit is read, even when the other file
+    was copied last (a file's time is not the work's)."""
+    older = [task(2, LOCAL[1], [annotation(12, [result("rectanglelabels", {**box_region(5, "Car")}, "r1", "label")],
+                                           "2024-01-30T02:41:00Z")])]
+    (prelabelled / "corrected.json").write_text(json.dumps(older))
+    newer = prelabelled / "newer-min.json"
+    newer.write_text(json.dumps(json_min_export(LOCAL)))
+    os.utime(newer, (1_000_000, 1_000_000))  # copied long ago
+    report = Report()
+    assert len({im.file_name for im in load(prelabelled, None, report).images}) == 2
+    assert any("read newer-min.json" in n for n in report.notes)
+    newer.unlink()
+    report = Report()
+    (image,) = load(prelabelled, None, report).images  # now the JSON export, over tasks.json
+    assert image.file_name == "c.jpg" and len(image.annotations) == 1
+    assert any("read corrected.json: a project export," in n for n in report.notes)
+
+
+def test_an_export_of_unreviewed_pre_labels_holds_prediction_ids_only(prelabelled: Path, tmp_path: Path):
+    """Label Studio exports a task's predictions as ids: alone, such an export is a named error; beside the
+    pre-labels detft wrote, those are read, said."""
+    ids_only = [task(k + 1, ref, [], predictions=[100 + k]) for k, ref in enumerate(LOCAL[:2])]
+    alone = tmp_path / "project-7-at-2024-03-01-08-00-00aa11bb.json"
+    alone.write_text(json.dumps(ids_only))
+    with pytest.raises(FormatError, match="2 predictions are ids, not regions"):
+        load(alone, None, Report())
+    from PIL import Image
+
+    shot = np.zeros((90, 120, 3), np.uint8)
+    shot[10:30, 50:90] = 2  # an object the oracle predicts
+    (tmp_path / "shots").mkdir()
+    Image.fromarray(shot).save(tmp_path / "shots" / "a.png")
+    pre = save_labels(Oracle(masks=False), tmp_path / "shots", "labelstudio", tmp_path / "pre",
+                      model_version="v1").dataset
+    (tmp_path / "pre" / alone.name).write_text(json.dumps(ids_only))
+    report = Report()
+    assert len(load(tmp_path / "pre", None, report).images) == len(pre.images)
+    assert any("read tasks.json" in n and "0 labelled" in n for n in report.notes)
+
+
+def test_label_studio_coco_export_without_images_finds_them_under_images_dir_at_any_depth(tmp_path: Path):
+    """The server's COCO export (label-studio-sdk's convert_to_coco, images not downloaded): each image named by
+    its task's URL, a task annotated twice listed twice (the newer first), an unannotated task's size null; the
+    images lie in the user's own folder, split into subfolders, uploads without Label Studio's prefix."""
+    for split, name in [("val", "a b.jpg"), ("val", "c.jpg"), ("train", "d.jpg"), ("train", "e.jpg")]:
+        make_image(tmp_path / "mine" / split / name, W, H)
+    images = [{"width": W, "height": H, "id": 0, "file_name": LOCAL[0]}, {"width": W, "height": H, "id": 1,
+              "file_name": LOCAL[1]}, {"width": W, "height": H, "id": 2, "file_name": LOCAL[1]},
+              {"width": None, "height": None, "id": 3, "file_name": LOCAL[2]},
+              {"width": None, "height": None, "id": 4, "file_name": LOCAL[3]}]
+    anns = [{"id": k, "image_id": image_id, "category_id": cat, "segmentation": [], "bbox": [x, 15, 40, 45],
+             "ignore": 0, "iscrowd": 0, "area": 1800} for k, (image_id, cat, x) in
+            enumerate([(0, 1, 10), (0, 0, 80), (1, 0, 100), (1, 1, 20), (2, 1, 10)])]
+    export = tmp_path / "project-3-at-2024-02-01-10-00-4e2b9c1f"
+    export.mkdir()
+    (export / "result.json").write_text(json.dumps({"images": images, "categories": [
+        {"id": 0, "name": "Airplane"}, {"id": 1, "name": "Car"}], "annotations": anns, "info": {
+        "year": 2024, "version": "1.0", "description": "", "contributor": "Label Studio", "url": "",
+        "date_created": "2024-02-01 10:00:00.000000"}}))
+    with pytest.raises(DataLossError):
+        load(export / "result.json", None, Report())
+    report = Report()
+    ds = load(export / "result.json", None, report, images_dir=tmp_path / "mine")
+    assert sorted(im.file_name for im in ds.images) == ["a b.jpg", "c.jpg", "d.jpg", "e.jpg"]
+    assert all(im.path is not None for im in ds.images) and sum(len(im.annotations) for im in ds.images) == 4
+    assert [c.kind for c in report.changes] == ["duplicate_image"]  # the task's older annotation, listed again
+    assert any("5 images named by a URL" in n for n in report.notes)
+
+
+def test_label_studio_yolo_export_without_images(tmp_path: Path):
+    """The server's YOLO export without images: classes.txt, notes.json, labels/<image stem>.txt (the stem as the
+    task's URL has it: URL-encoded, with the upload prefix; an empty file for an unannotated task), images/ empty.
+    Read alone every label is a named loss; with --images-dir the images are found at any depth, their splits
+    taken from the folders they lie in."""
+    export = tmp_path / "project-3-at-2024-02-01-10-00-4e2b9c1f"
+    (export / "images").mkdir(parents=True)
+    (export / "labels").mkdir()
+    (export / "classes.txt").write_text("Airplane\nCar\n")
+    (export / "notes.json").write_text(json.dumps({"categories": [{"id": 0, "name": "Airplane"},
+                                                                  {"id": 1, "name": "Car"}],
+                                                   "info": {"year": 2024, "version": "1.0",
+                                                            "contributor": "Label Studio"}}, indent=2))
+    (export / "labels" / "a%20b.txt").write_text("1 0.15 0.25 0.2 0.3\n0 0.5 0.25 0.2 0.3\n")
+    (export / "labels" / "c.txt").write_text("1 0.15 0.25 0.2 0.3\n")
+    (export / "labels" / "0a1b2c3d-d.txt").write_text("")
+    (export / "labels" / "ffff0000-e.txt").write_text("")
+    with pytest.raises(DataLossError, match=r"orphan_label \(3 annotation\(s\) in 2 change\(s\).*--images-dir"):
+        load(export, None, Report())
+    for split, name in [("val", "a b.jpg"), ("val", "c.jpg"), ("train", "d.jpg"), ("train", "e.jpg")]:
+        make_image(tmp_path / "mine" / split / name, W, H)
+    report = Report()
+    ds = load(export, None, report, images_dir=tmp_path / "mine")
+    images = {im.file_name: im for im in ds.images}
+    assert {n: (im.split, len(im.annotations)) for n, im in images.items()} == {
+        "a b.jpg": ("val", 2), "c.jpg": ("val", 1), "d.jpg": ("train", 0), "e.jpg": ("train", 0)}
+    assert images["c.jpg"].annotations[0].bbox == pytest.approx((10.0, 15.0, 50.0, 60.0))
+    assert not report.changes and any("4 images paired" in n for n in report.notes)
 
 
 # ------------------------------------------------------------------------------------------ KITTI

@@ -39,15 +39,18 @@ def _sum_by_origin(dataset: Dataset) -> Counter[str]:
 def main_cause(changes: list[Change]) -> str:
     """The reason that lost the most annotations, with an example and the option that would fix it."""
     lost: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
     for c in changes:
-        lost[c.kind] += c.annotations_lost or (1 if c.action == "dropped" else 0)
-    if not lost:
+        lost[c.kind] += c.annotations_lost
+        dropped[c.kind] += c.action == "dropped"
+    if not +lost and not +dropped:
         return "no change was reported for it"
-    kind, n = lost.most_common(1)[0]
+    kind = max(lost.keys() | dropped.keys(), key=lambda k: (lost[k], dropped[k]))
     example = next(c for c in changes if c.kind == kind)
     hint = HINTS.get(kind)
-    return (f"most were lost to {kind} (x{n}, e.g. {example.where}: {example.detail})"
-            + (f"; {hint}" if hint else ""))
+    n = sum(c.kind == kind for c in changes)  # the count the report's table gives, with the objects beside it
+    return (f"most were lost to {kind} ({lost[kind]} annotation(s) in {n} change(s), e.g. {example.where}: "
+            f"{example.detail})" + (f"; {hint}" if hint else ""))
 
 
 def refuse_empty(source: Path, report: Report, kept: int) -> None:

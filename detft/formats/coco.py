@@ -18,7 +18,7 @@ from ..util.progress import progress
 from .base import (as_id, as_int_id, dataset_top, declared_size, finite, load_json, locate_image, objects_kept,
                    same_images, split_from_name, split_of_file, text_field)
 from .layout import ImagePlacer
-from .pairing import Fallback
+from .pairing import Fallback, url_file_name
 from .shapes import SCORE, other_attributes, read_score, score_of
 
 NAME = "coco"
@@ -82,7 +82,7 @@ def read(src: Path, report: Report, images_dir: Path | None = None) -> Dataset:
     files = annotation_files(src, report)
     if not files:
         raise FormatError(src, "no COCO JSON found (expected a .json file or annotations/*.json)")
-    fallback = Fallback(src if src.is_dir() else None)
+    fallback = Fallback(src if src.is_dir() else None, images_dir)
     readings = []
     for f in files:
         own = Report()
@@ -182,6 +182,7 @@ def _read_file(f: Path, report: Report, search: list[Path], split: str | None,
                     "supercategory of every other category (the project itself, as Roboflow exports it), not a class")
     cat_ids = {c.id for c in cats}
     by_id: dict[Any, ImageRecord] = {}
+    urls = 0
     per_image = Counter(as_id(a.get("image_id")) for a in data.get("annotations") or [] if isinstance(a, dict))
     for i, im in enumerate(data["images"]):
         where = SourceRef(str(f), index=i)
@@ -200,7 +201,11 @@ def _read_file(f: Path, report: Report, search: list[Path], split: str | None,
             report.add("warning", "unholdable_file_name", str(where), f"image id {image_id}: {too_long}: no file can "
                        "have this name, so it is looked up nowhere (reported missing)")
         else:
-            path = locate_image(name, search, report, str(where)) or fallback.find(f, name)
+            tail = url_file_name(name)  # a URL says where the image was served, not where the file is
+            path = locate_image(tail or name, search, report, str(where)) or fallback.find(f, name)
+            if tail is not None:
+                urls += 1
+                name = path.name if path is not None else tail
         by_id[image_id] = ImageRecord(file_name=name, width=width, height=height, path=path, split=split,
                                       source=where, origin=str(f))
         report.holds(f, shapes=per_image[image_id])
@@ -223,6 +228,9 @@ def _read_file(f: Path, report: Report, search: list[Path], split: str | None,
         ann = _annotation(a, image, report, ref, where)
         if ann is not None:
             image.annotations.append(ann)
+    if urls:
+        report.note(f"{f}: {urls} images named by a URL (Label Studio's COCO export without images): named by "
+                    "their file")
     return list(by_id.values()), cats
 
 

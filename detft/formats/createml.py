@@ -47,7 +47,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
         raise FormatError(f, "not a CreateML file: expected a list of {'image': name, 'annotations': [...]}")
     root = f.parent
     search = [*([images_dir] if images_dir else []), root, root / "images", *sibling_image_dirs(root, dataset_top(src))]
-    fallback = Fallback(src if src.is_dir() else None)
+    fallback = Fallback(src if src.is_dir() else None, images_dir)
     cats = CategoryIndex(classes)
     images = []
     for i, rec in enumerate(progress(records, "reading CreateML", unit="img")):

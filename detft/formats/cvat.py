@@ -53,7 +53,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
     root = f.parent
     search = ([images_dir] if images_dir else []) + [root / "images", root]
     images = []
-    fallback = Fallback(src if src.is_dir() else None)
+    fallback = Fallback(src if src.is_dir() else None, images_dir)
     for i, im_el in enumerate(root_el.iter("image")):
         name = im_el.get("name", "")
         if not name:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
@@ -25,14 +27,14 @@ from ..annotations.dataset import Annotation, Dataset, ImageRecord, SourceRef
 from ..errors import FormatError
 from ..annotations.geometry import (ELLIPSE_VERTICES, decode_mask, encode_mask, ellipse_polygon, polygons_bbox, rle_bbox,
                         rotated_box_polygon)
-from ..annotations.images import probe
+from ..annotations.images import is_image_name, probe
 from ..util.output import atomic_write_text
 from ..util.progress import progress
 from ..annotations.report import Report
 from . import brush
 from .base import CategoryIndex, canonical_split, declared_size, finite, load_json, locate_image, text_field
 from .layout import ImagePlacer
-from .pairing import Fallback, tail_under
+from .pairing import UPLOAD, Fallback, tail_under
 from .shapes import SCORE, folder_per_split, read_score, report_unkept, score_of
 from .xmlsafe import parse
 
@@ -40,7 +42,9 @@ NAME = "labelstudio"
 TASKS_FILE = "tasks.json"
 CONFIG_FILE = "labeling_config.xml"
 LOCAL_FILES = "/data/local-files/?d="  # Label Studio's local storage URL: the path is relative to its document root
-UPLOAD = re.compile(r"^[0-9a-f]{8}-(.+)$")  # /data/upload/<project>/<8 hex>-<name>: Label Studio's upload prefix
+EXPORT_NAME = re.compile(r"^project-\d+-at-(\d{4}-\d{2}-\d{2}-\d{2}-\d{2})-")  # how Label Studio names an export
+MIN_FIELDS = ("id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement", "history",
+              "was_cancelled")  # what JSON-MIN adds to a task's data fields in each record
 SHAPES = {"rectangle": "rectangle", "polygon": "polygon", "ellipse": "ellipse", "brush": "brush"}
 LABEL_KEYS = {f"{s}labels": s for s in SHAPES}  # rectanglelabels -> rectangle ...
 PER_REGION = ("choices", "textarea", "rating", "number", "taxonomy")  # attribute-like results a region may carry
@@ -52,14 +56,29 @@ TASK_LEVEL = "choices/text of the task, not of a region"  # the note's words for
 
 def is_export(data: Any) -> bool:
     """A Label Studio JSON or JSON-MIN export: a list of tasks, each with ``data`` and annotations or predictions,
-    or flat records with ``image`` and at least one region list."""
+    or flat records naming an image, each with Label Studio's annotation fields or a region list."""
     if not isinstance(data, list) or not data or not all(isinstance(t, dict) for t in data):
         return False
     first = data[0]
     if isinstance(first.get("data"), dict):
         return any(k in first for k in ("annotations", "predictions", "completions"))
-    return "image" in first and any(isinstance(v, list) and v and isinstance(v[0], dict) and
-                                    ("original_width" in v[0] or set(v[0]) & set(LABEL_KEYS)) for v in first.values())
+    return _minimal_ref(first) is not None and (("annotation_id" in first and "lead_time" in first)
+                                                or any(_has_regions(r) for r in data))
+
+
+def _has_regions(record: dict) -> bool:
+    """Whether a JSON-MIN record holds a control's region list (a task nobody annotated holds none)."""
+    return any(isinstance(v, list) and v and isinstance(v[0], dict) and
+               ("original_width" in v[0] or set(v[0]) & set(LABEL_KEYS)) for v in record.values())
+
+
+def _minimal_ref(record: dict) -> str | None:
+    """A JSON-MIN record's image: its ``image`` field, else the first task field naming an image file (the
+    labelling config's ``$img``, ``$image_url``...); JSON-MIN flattens the task's data into the record."""
+    if isinstance(record.get("image"), str):
+        return record["image"]
+    return next((v for k, v in record.items() if k not in MIN_FIELDS and isinstance(v, str)
+                 and is_image_name(PurePosixPath(_path_of(v)[0]).name)), None)
 
 
 def export_files(src: Path) -> list[Path]:
@@ -76,16 +95,17 @@ def export_files(src: Path) -> list[Path]:
 def sniff(head: bytes) -> bool:
     """Whether a JSON file's first bytes look like a Label Studio export (a list of tasks or JSON-MIN records)."""
     head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head.startswith(b"[") and (b'"original_width"' in head or (b'"data"' in head and (
-        b'"result"' in head or b'"predictions"' in head or b'"annotations": []' in head)))
+    return head.startswith(b"[") and (b'"original_width"' in head or b'"annotation_id"' in head or (
+        b'"data"' in head and (b'"result"' in head or b'"predictions"' in head or b'"annotations": []' in head)))
 
 
 # ------------------------------------------------------------------------------------------------ reading
 class _Names:
     """Where each task's image lies: Label Studio names it by a URL of its own storage."""
 
-    def __init__(self, root: Path, search: list[Path]):
-        self.root, self.search, self.fallback = root, search, Fallback(root)
+    def __init__(self, root: Path, images_dir: Path | None):
+        self.root, self.fallback = root, Fallback(root, images_dir)
+        self.search = ([images_dir] if images_dir else []) + [root, root / "images"]
         self.rules: Counter[str] = Counter()
 
     def find(self, f: Path, ref: str) -> tuple[str, Path | None]:
@@ -375,54 +395,130 @@ def config_classes(folder: Path) -> list[str]:
     return []
 
 
-def _latest_export(files: list[Path], report: Report) -> tuple[Path, Any]:
-    """The export to read among several in one folder (detft's ``tasks.json`` of pre-labels and the project's export
-    of the corrected tasks saved beside it): the one with the most annotated tasks, the newest on a tie; said."""
-    loaded = [(f, load_json(f)) for f in files]
-    if len(loaded) == 1:
-        return loaded[0]
-    def annotated(tasks: Any) -> int:
-        return sum(bool(_annotations(t)) for t in tasks if isinstance(t, dict)) if isinstance(tasks, list) else -1
-    f, tasks = max(loaded, key=lambda ft: (annotated(ft[1]), ft[0].stat().st_mtime))
-    report.note(f"{f.parent}: {len(files)} Label Studio files; read {f.name}, the one with the most annotated tasks "
-                f"({', '.join(f'{g.name}: {annotated(t)}' for g, t in loaded)}); pass a file to read another")
-    return f, tasks
+@dataclass
+class _Export:
+    """One Label Studio file of a folder, with what decides whether it is the one to read."""
+
+    file: Path
+    tasks: Any
+    minimal: bool  # JSON-MIN: one flat record per annotation
+    server: bool  # written by Label Studio (its tasks carry ids): the project's work, not tasks written to import
+    labelled: int  # tasks with an annotation (or, in a file of pre-labels, with predictions as regions)
+    latest: str  # the time of its latest annotation ('' when none), ISO 8601 as Label Studio writes it
+    written: datetime  # when it was exported: the stamp in Label Studio's file name, else the file's time
+
+    @classmethod
+    def of(cls, f: Path) -> _Export:
+        tasks = load_json(f)
+        records = [t for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else []
+        minimal = bool(records) and not isinstance(records[0].get("data"), dict)
+        if minimal:
+            labelled = sum(r.get("annotation_id") is not None or _has_regions(r) for r in records)
+            times = [r.get("updated_at") or r.get("created_at") for r in records]
+        else:
+            annotations = [a for t in records for a in _annotations(t) if isinstance(a, dict)]
+            labelled = sum(any(isinstance(a, dict) and not a.get("was_cancelled") for a in _annotations(t))
+                           or any(isinstance(p, dict) for p in t.get("predictions") or []) for t in records)
+            times = [a.get("updated_at") or a.get("created_at") for a in annotations]
+        stamp = EXPORT_NAME.match(f.name)
+        written = (datetime.strptime(stamp.group(1), "%Y-%m-%d-%H-%M").replace(tzinfo=timezone.utc) if stamp else
+                   datetime.fromtimestamp(f.stat().st_mtime, timezone.utc))
+        return cls(f, tasks, minimal, any(isinstance(r.get("id"), int) for r in records), labelled,
+                   max((t for t in times if isinstance(t, str)), default=""), written)
+
+    def describe(self) -> str:
+        kind = (("a project export, JSON-MIN" if self.minimal else "a project export") if self.server
+                else "tasks to import (no task ids)")
+        return (f"{self.file.name}: {kind}, {self.labelled} labelled, latest annotation {self.latest or 'none'}, "
+                f"written {self.written:%Y-%m-%d %H:%M}")
+
+
+def _pick_export(files: list[Path], report: Report) -> _Export:
+    """The export to read among several in one folder: detft's ``tasks.json`` (what was imported into the project)
+    and the project's exports saved beside it (the corrected tasks, in JSON or JSON-MIN). An export of the project
+    wins over tasks written to import it, then the one holding the latest annotation (a later export holds every
+    edit an earlier one does), then the newest; a file with nothing labelled only when none has any. Said."""
+    exports = [_Export.of(f) for f in files]
+    if len(exports) == 1:
+        return exports[0]
+    best = max([e for e in exports if e.labelled] or exports, key=lambda e: (e.server, e.latest, e.written))
+    report.note(f"{best.file.parent}: {len(exports)} Label Studio files; read {best.describe()} (a project export "
+                "before tasks to import, then the latest annotation, then the newest file); not read: "
+                + "; ".join(e.describe() for e in exports if e is not best) + ". Pass a file to read another")
+    return best
+
+
+def _latest_records(records: list[dict], counts: Counter[str]) -> list[tuple[int, dict]]:
+    """JSON-MIN's records to read, with their positions: one record per annotation, so a task annotated twice is
+    two records (Label Studio writes the newest first; cancelled annotations are left out of JSON-MIN already).
+    Each task keeps its latest by time, the rest counted; a record of a task nobody annotated is counted and left
+    out. Records without task ids are read as they are."""
+    tasks: dict[Any, list[tuple[int, dict]]] = defaultdict(list)
+    for i, record in enumerate(records):
+        if record.get("annotation_id", 0) is None and not _has_regions(record):
+            counts["tasks without annotations (not labelled: left out)"] += 1
+            continue
+        tasks[record.get("id") if isinstance(record.get("id"), (int, str)) else ("#", i)].append((i, record))
+    for group in tasks.values():
+        if len(group) > 1:
+            counts["tasks annotated several times (the latest read)"] += 1
+            counts["annotations not read (earlier ones)"] += len(group) - 1
+    return sorted((max(group, key=lambda ir: _min_time(ir[1])) for group in tasks.values()), key=lambda ir: ir[0])
+
+
+def _min_time(record: dict) -> tuple[str, int]:
+    stamp = record.get("updated_at") or record.get("created_at")
+    aid = record.get("annotation_id")
+    return (stamp if isinstance(stamp, str) else "", aid if isinstance(aid, int) and not isinstance(aid, bool) else -1)
+
+
+def _prediction_ids_only(f: Path, tasks: list[dict]) -> FormatError:
+    """An export of a pre-label project nobody reviewed: Label Studio exports a task's predictions as their ids,
+    so the regions are not in the file."""
+    n = sum(len(t.get("predictions") or []) for t in tasks)
+    return FormatError(f, f"no task of this export is annotated, and its {n} predictions are ids, not regions "
+                       "(Label Studio's export leaves prediction regions out): nothing to read. The pre-labels are "
+                       "in the tasks.json detft wrote for the import; accept or correct them in Label Studio (each "
+                       "becomes an annotation), then export again")
 
 
 def read(src: Path, report: Report, classes: list[str] | None = None, images_dir: Path | None = None) -> Dataset:
     files = export_files(src)
     if not files:
         raise FormatError(src, "no Label Studio JSON export found (a list of tasks with 'data' and 'annotations')")
-    f, tasks = _latest_export(files, report)
+    export = _pick_export(files, report)
+    f, tasks = export.file, export.tasks
     if not is_export(tasks):
         raise FormatError(f, "not a Label Studio export: expected a list of tasks with 'data' and 'annotations', "
-                          "or JSON-MIN records with 'image'")
+                          "or JSON-MIN records naming an image")
     root = f.parent
     declared = config_classes(root)
     if declared:
         report.note(f"classes from the labelling config beside {f.name}: {', '.join(declared)}")
     cats = CategoryIndex(classes, declared=declared)
-    predictions = not any(_annotations(t) for t in tasks if isinstance(t.get("data"), dict)) and any(
+    counts: Counter[str] = Counter()
+    predictions = not export.minimal and not any(_annotations(t) for t in tasks) and any(
         t.get("predictions") for t in tasks)
     if predictions:
+        if not any(isinstance(p, dict) for t in tasks for p in t.get("predictions") or []):
+            raise _prediction_ids_only(f, tasks)
         versions = sorted({str(p.get("model_version")) for t in tasks for p in t.get("predictions") or []
                            if isinstance(p, dict)})
         report.note(f"{f}: no task has an annotation, only predictions: the predictions ({', '.join(versions)}) are "
                     "read, as pre-labels (once corrected in Label Studio, export the tasks again)")
-    names = _Names(root, ([images_dir] if images_dir else []) + [root, root / "images"])
-    counts: Counter[str] = Counter()
+    names = _Names(root, images_dir)
     unused: Counter[str] = Counter()
     converted: Counter[str] = Counter()
     images: list[ImageRecord] = []
-    for i, task in enumerate(progress(tasks, "reading Label Studio", unit="task")):
+    units = _latest_records(tasks, counts) if export.minimal else list(enumerate(tasks))
+    for i, task in progress(units, "reading Label Studio", unit="task"):
         where = f"{f} task {i}"
-        minimal = not isinstance(task.get("data"), dict)
-        ref = task.get("image") if minimal else _image_ref(task.get("data"))
+        ref = _minimal_ref(task) if export.minimal else _image_ref(task.get("data"))
         if not isinstance(ref, str) or not ref:
             report.add("dropped", "no_image", where, "the task names no image (data.image)")
             continue
         first = len(report.changes)
-        if minimal:
+        if export.minimal:
             regions = _minimal_regions(task, where, report)
         else:
             chosen = _choose(task, where, report, counts, predictions)
@@ -432,7 +528,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
         dropped = sum(c.annotations_lost for c in report.changes[first:])  # results dropped unread were objects too
         name, path = names.find(f, ref)
         info = probe(path) if path is not None else None
-        split = (task.get("data") or {}).get("split") if not minimal else None
+        split = task.get("split") if export.minimal else (task.get("data") or {}).get("split")
         image = ImageRecord(name, info.width if info and info.ok else 0, info.height if info and info.ok else 0,
                             path=path, split=canonical_split(split) if isinstance(split, str) else None,
                             source=SourceRef(where), origin=str(f))

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from urllib.parse import unquote
 
 from ..annotations.dataset import ImageRecord, SourceRef
 from ..annotations.images import LITTER_FOLDERS, is_image_name
@@ -23,8 +25,35 @@ from .base import SPLIT_ALIASES, lies_within, may_climb
 
 MAX_FILES = 1_000_000  # files under one dataset root: past this, a wrong root (a home folder, /) is far likelier
 RULES = {"named": "by the name in the file", "named stem": "by the name in the file, another extension",
-         "own stem": "by the annotation file's own name"}
+         "own stem": "by the annotation file's own name",
+         "decoded": "by the name in the file URL-decoded or without Label Studio's upload prefix"}
 _TOKEN = re.compile(r"[^0-9a-z]+")
+UPLOAD = re.compile(r"^[0-9a-f]{8}-(.+)$")  # Label Studio names an upload /data/upload/<project>/<8 hex>-<name>
+
+
+def url_file_name(ref: str) -> str | None:
+    """The file name a URL names (``/data/local-files/?d=images/a%20b.jpg``, ``https://host/x/a.jpg``,
+    ``/data/upload/3/0a1b2c3d-a.jpg``: how Label Studio's COCO export names images it did not download), decoded;
+    None for a plain path."""
+    if "?d=" in ref:
+        return PurePosixPath(unquote(ref.split("?d=", 1)[1])).name or None
+    if "://" in ref:
+        return PurePosixPath(unquote(ref.split("://", 1)[1].split("?", 1)[0])).name or None
+    if ref.startswith("/data/upload/"):  # an upload: the file the user uploaded, without the server's prefix
+        name = PurePosixPath(unquote(ref)).name
+        return m.group(1) if (m := UPLOAD.match(name)) else name
+    return None
+
+
+def name_variants(name: str) -> Iterator[str]:
+    """The names an image reference may stand for beyond itself, as exports from a labelling server write them:
+    URL-encoded (``a%20b.jpg``, a Label Studio URL's tail) and with Label Studio's upload prefix (``0a1b2c3d-a.jpg``,
+    the file the user uploaded as ``a.jpg``). Tried only after the name as written found nothing."""
+    seen = {name}
+    for variant in (unquote(name), *(m.group(1) for m in [UPLOAD.match(unquote(name))] if m)):
+        if variant not in seen:
+            seen.add(variant)
+            yield variant
 
 
 def tree_distance(a: Path, b: Path) -> int:
@@ -84,15 +113,27 @@ class ImageIndex:
         """The image ``annotation`` describes and the rule that paired it (a key of :data:`RULES`); ``own_stem``
         False for files that describe many images (a CSV), whose own name names none of them."""
         base = (hint or "").replace("\\", "/").rsplit("/", 1)[-1]
+        stem = annotation.stem
         for rule, pool in (("named", self.by_name.get(base)), ("named stem", self.by_stem.get(PurePosixPath(base).stem)),
-                           ("own stem", self.by_stem.get(annotation.stem) if own_stem else None)):
-            if base or rule == "own stem":
+                           ("own stem", self.by_stem.get(stem) if own_stem else None),
+                           ("decoded", self._decoded(base, stem if own_stem else ""))):
+            if base or rule in ("own stem", "decoded"):
                 if pool:
                     image = min(pool, key=lambda p: (tree_distance(annotation.parent, p.parent), str(p)))
                     self.paired.add(image)
                     self.rules[rule] += 1
                     return image, rule
         return None, None
+
+    def _decoded(self, name: str, stem: str) -> list[Path] | None:
+        """The images a URL-encoded or upload-prefixed name (or annotation file stem) stands for."""
+        for variant in name_variants(name) if name else ():
+            if pool := self.by_name.get(variant) or self.by_stem.get(PurePosixPath(variant).stem):
+                return pool
+        for variant in name_variants(stem) if stem else ():
+            if pool := self.by_stem.get(variant):
+                return pool
+        return None
 
     def claim(self, image: Path) -> None:
         """Record an image that a reader found where its format puts images (VOC's ``JPEGImages/<filename>``):
@@ -118,24 +159,32 @@ class ImageIndex:
 
 
 class Fallback:
-    """The image index behind readers whose files name their images (COCO, CVAT, VIA): built the first time an
-    image is not where the format puts it, then the name the file gives is looked up anywhere under ``root``,
-    nearest first (images in another folder of the root, a stale path, an absolute path from the author's
-    machine). ``root`` None (a file given alone) looks nowhere else."""
+    """The image index behind readers whose files name their images (COCO, CVAT, VIA, Label Studio): built the
+    first time an image is not where the format puts it, then the name the file gives is looked up anywhere under
+    ``images_dir`` (the user's ``--images-dir``: an export without its images, such as Label Studio's COCO and YOLO
+    exports, beside the folder, split subfolders and all, that holds them), then anywhere under ``root``, nearest
+    first (images in another folder of the root, a stale path, an absolute path from the author's machine).
+    ``root`` None (a file given alone) looks nowhere but ``images_dir``."""
 
-    def __init__(self, root: Path | None):
-        self.root, self.index = root, None
+    def __init__(self, root: Path | None, images_dir: Path | None = None):
+        self.roots = list(dict.fromkeys(r for r in (images_dir, root) if r is not None))
+        self.indexes: dict[Path, ImageIndex] = {}
 
-    def find(self, annotation: Path, name: str) -> Path | None:
-        if self.root is None:
-            return None
-        self.index = self.index or ImageIndex(self.root)
-        return self.index.find(annotation, name, own_stem=False)[0]
+    def find(self, annotation: Path, name: str, own_stem: bool = False) -> Path | None:
+        """The image ``name`` (or, with ``own_stem``, the annotation file's own name) stands for."""
+        for root in self.roots:
+            if root not in self.indexes:
+                self.indexes[root] = ImageIndex(root)
+            found = self.indexes[root].find(annotation, name, own_stem=own_stem)[0]
+            if found is not None:
+                return found
+        return None
 
     def note(self, images: list[ImageRecord], report: Report, what: str) -> None:
-        """The pairing line, when the index was needed: how many images each rule found, and how many none."""
-        if self.index is not None:
-            report.note(self.index.summary(len(images), sum(im.path is None for im in images), what=what))
+        """The pairing line of each index that was needed: how many images each rule found, and how many none."""
+        unpaired = sum(im.path is None for im in images)
+        for index in self.indexes.values():
+            report.note(index.summary(len(images), unpaired, what=what))
 
 
 def complete(index: ImageIndex | None, images: list[ImageRecord], report: Report) -> list[ImageRecord]:

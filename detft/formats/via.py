@@ -65,7 +65,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None, class_attr
         report.note(f"{f}: no region has attributes; every region is class {default_class!r} "
                     "(name it with --via-default-class)")
     images = []
-    fallback = Fallback(src if src.is_dir() else None)
+    fallback = Fallback(src if src.is_dir() else None, images_dir)
     for key, rec in recs.items():
         name = text_field(rec["filename"])
         regions = rec["regions"]

@@ -21,7 +21,7 @@ from ..annotations.report import Report
 from ..util.progress import progress
 from .base import canonical_split, finite, lies_within, load_yaml, read_list, read_text, text_field
 from .layout import ImagePlacer
-from .pairing import Fallback, listed_images, tail_under
+from .pairing import Fallback, listed_images, split_of_path, tail_under
 
 NAME = "yolo"
 DECIMALS = 6  # 1e-6 of a 10,000 px side is 0.01 px: far inside the 1 px round-trip promise
@@ -289,7 +289,7 @@ def _note_corner_rows(images: list[ImageRecord], task: Any, root: Path, report: 
                 "quadrilateral masks")
 
 
-def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset:
+def read(src: Path, report: Report, classes: list[str] | None = None, images_dir: Path | None = None) -> Dataset:
     yml = find_yaml(src)
     task = None  # what the dataset YAML says the rows are (ultralytics' task: detect, segment, obb)
     if yml is not None:
@@ -333,7 +333,7 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
         splits = {s: find_images(src / "images" / s) for s in SPLITS if (src / "images" / s).is_dir()}
         if not splits and (src / "images").is_dir():
             splits = {"train": find_images(src / "images")}
-        if not splits:
+        if not splits and not (src / "labels").is_dir():
             raise FormatError(src, "no data.yaml and no images/ folder: not a YOLO dataset")
     images: list[ImageRecord] = []
     max_cls = -1
@@ -342,7 +342,14 @@ def read(src: Path, report: Report, classes: list[str] | None = None) -> Dataset
             im, top = _read_image(path, root, split, len(classes) if classes else 0, report)
             images.append(im)
             max_cls = max(max_cls, top)
-    _report_orphan_labels([p for paths in splits.values() for p in paths], report)
+    orphans = _orphan_labels([p for paths in splits.values() for p in paths], root)
+    if images_dir is not None:
+        found, orphans = _images_elsewhere(orphans, root, images_dir, report)
+        for lbl, path, split in progress(found, "reading YOLO labels", unit="img"):
+            im, top = _read_image(path, root, split, len(classes) if classes else 0, report, lbl)
+            images.append(im)
+            max_cls = max(max_cls, top)
+    _report_orphans(orphans, images_dir, report)
     if not names:
         names = [f"class{k}" for k in range(max_cls + 1)]
         report.add("warning", "no_class_names", str(root), f"no data.yaml, classes.txt or *.names file; named classes "
@@ -396,18 +403,52 @@ def _flat_splits(src: Path, lists: dict[str, Path], report: Report) -> dict[str,
     return splits
 
 
-def _report_orphan_labels(image_paths: list[Path], report: Report) -> None:
-    """Label files in the label folders this dataset uses that no image refers to: their boxes are lost."""
+def _orphan_labels(image_paths: list[Path], root: Path) -> list[Path]:
+    """Label files that no image refers to, in the label folders this dataset uses and in its conventional ones
+    (``labels/``, ``labels/<split>/``: where an export without its images, such as Label Studio's YOLO export, keeps
+    every label while ``images/`` is empty)."""
     used = {label_path(p) for p in image_paths}
-    for folder in sorted({lbl.parent for lbl in used}):
+    folders = {lbl.parent for lbl in used} | {d for d in (root / "labels", *(root / "labels" / s for s in SPLITS))
+                                              if d.is_dir()}
+    orphans = []
+    for folder in sorted(folders):
         lists = set(_split_lists(folder).values())
-        for lbl in sorted(p for p in set(folder.glob("*.txt")) - used - lists if p.name != "classes.txt"):
-            n = sum(1 for ln in read_text(lbl).splitlines() if ln.strip())
-            if n:
-                report.add("dropped", "orphan_label", str(lbl), "no image of this name", n)
+        orphans += sorted(p for p in set(folder.glob("*.txt")) - used - lists if p.name != "classes.txt")
+    return orphans
 
 
-def _read_image(path: Path, root: Path, split: str, nc: int, report: Report) -> tuple[ImageRecord, int]:
+def _images_elsewhere(labels: list[Path], root: Path, images_dir: Path,
+                      report: Report) -> tuple[list[tuple[Path, Path, str]], list[Path]]:
+    """Each label file's image under ``images_dir`` at any depth, by the label's own name (URL-decoded and without
+    Label Studio's upload prefix where the export kept them), with its split: the label folder's, else the image
+    folder's, else train. Returns the pairs found and the labels still without an image."""
+    fallback = Fallback(None, images_dir)
+    found, left = [], []
+    for lbl in labels:
+        image = fallback.find(lbl, "", own_stem=True)
+        if image is None:
+            left.append(lbl)
+            continue
+        found.append((lbl, image, split_of_path(lbl, root) or split_of_path(image, images_dir) or "train"))
+    fallback.note([ImageRecord(lbl.name, 0, 0, path=image) for lbl, image, _ in found], report, "label files")
+    return found, left
+
+
+def _report_orphans(labels: list[Path], images_dir: Path | None, report: Report) -> None:
+    """Label files with objects and no image: their objects are lost, each file reported with its count."""
+    hint = (f"no image of this name here or under {images_dir}" if images_dir else
+            "no image of this name (an export without its images, such as Label Studio's YOLO export? --images-dir "
+            "FOLDER finds them at any depth)")
+    for lbl in labels:
+        n = sum(1 for ln in read_text(lbl).splitlines() if ln.strip())
+        if n:
+            report.add("dropped", "orphan_label", str(lbl), hint, n)
+            report.holds(lbl, shapes=n)
+
+
+def _read_image(path: Path, root: Path, split: str, nc: int, report: Report,
+                label: Path | None = None) -> tuple[ImageRecord, int]:
+    """One image and its objects, from its label file (ultralytics' rule, unless ``label`` names another)."""
     info = probe(path)
     try:
         name = path.relative_to(root / "images" / split).as_posix()
@@ -415,7 +456,7 @@ def _read_image(path: Path, root: Path, split: str, nc: int, report: Report) -> 
         name = path.name
     im = ImageRecord(name, info.width, info.height, path=path if path.exists() else None, split=split,
                      source=SourceRef(str(path)))
-    lbl = label_path(path)
+    lbl = label or label_path(path)
     top = -1
     if not lbl.is_file():
         return im, top
