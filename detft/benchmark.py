@@ -21,11 +21,14 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import TrainConfig
 from .errors import DetftError
 from .util.output import atomic_write_text
+
+if TYPE_CHECKING:
+    from .data.loading import TrainingData
 
 BENCHMARK_JSON, BENCHMARK_CSV, BENCHMARK_PNG = "benchmark.json", "benchmark.csv", "benchmark.png"
 CONTROLLED = {"data", "data_format", "arch", "model", "weights", "freeze", "epochs", "time_budget", "seed", "split_seed",
@@ -244,7 +247,8 @@ def benchmark(data: str | Path | None = None, candidates: list[str] | str | None
     return result
 
 
-def auto_choices(candidates: list[Candidate], base: TrainConfig, data: Any) -> dict[str, dict[str, str | None]]:
+def auto_choices(candidates: list[Candidate], base: TrainConfig,
+                 data: TrainingData) -> dict[str, dict[str, str | None]]:
     """What ``--freeze auto`` chooses for each candidate on this data, decided as training would decide it, so the
     table shows whether auto's pick is the policy that won. A start that cannot be loaded here is said; its trials
     then fail with the same error, each in its row."""

@@ -5,9 +5,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from .dataset import Dataset
+from .dataset import Dataset, ImageRecord
 
 SIZE_BINS = (0, 8, 16, 32, 64, 96, 128, 256, 512, 1024, math.inf)  # sqrt(box area) in px; 32/96 are COCO's
+
+
+def objects_per_class(images: list[ImageRecord]) -> Counter[int]:
+    """Objects per class id that training learns from and COCO's evaluation scores: crowd regions left out."""
+    return Counter(a.category_id for im in images for a in im.annotations if not a.iscrowd)
 
 
 def class_table(dataset: Dataset) -> str:

@@ -17,6 +17,7 @@ from collections import Counter
 from typing import Any, TypedDict
 
 from ..annotations.dataset import Category, ImageRecord
+from ..annotations.stats import objects_per_class
 from ..operations.merging import earlier_copies
 from ..operations.split import NEAR_BITS, near_groups
 
@@ -51,8 +52,9 @@ def check_splits(categories: list[Category], train: list[ImageRecord], scored: d
     """The warnings for training on ``train`` and scoring each split in ``scored`` (name -> images; the val
     split first), the most damaging kinds first."""
     names = {c.id: c.name for c in categories}
-    trained = _objects(train)
-    warnings = [w for split, images in scored.items() for w in _class_warnings(split, _objects(images), trained, names)]
+    trained = objects_per_class(train)
+    warnings = [w for split, images in scored.items()
+                for w in _class_warnings(split, objects_per_class(images), trained, names)]
     same, copies = _same_images(train, scored, train_split)
     warnings += same
     warnings += _near_duplicates(train, scored, copies)
@@ -64,11 +66,6 @@ def check_splits(categories: list[Category], train: list[ImageRecord], scored: d
                     "few to learn well (their AP rests on which few objects were labelled): "
                     + _listed([f"{names[c]} ({trained[c]})" for c in rare])))
     return warnings
-
-
-def _objects(images: list[ImageRecord]) -> Counter[int]:
-    """Objects per class id, crowd regions left out as COCO's evaluation leaves them out."""
-    return Counter(a.category_id for im in images for a in im.annotations if not a.iscrowd)
 
 
 def _of(n: int, total: int) -> str:

@@ -28,7 +28,7 @@ from ..errors import DetftError
 from ..evaluation.predictor_eval import evaluate_predictor
 from ..evaluation.report import EvalSettings, format_report
 from ..inference.predictor import RCNNPredictor
-from ..models.defaults import AUTO, pretraining, resolve_auto
+from ..models.defaults import AUTO, resolve_auto
 from ..models.freeze import FreezeState, freeze, param_counts, parse_freeze, unfreeze
 from ..models.heads import build_detector, set_sampling
 from ..models.labels import LabelMap
@@ -85,7 +85,7 @@ class Trainer:
         self.val_images = val_images
         weights = "none" if resume else (cfg.weights or self.spec.default_weights)
         self.start = self.run.info.start if resume else weights
-        learnt = pretraining(self.start, self.spec.pretraining)
+        learnt = self.spec.learnt(self.start)
         if resume:  # the head the network was built with (a config saved before --box-head existed lacks it)
             cfg = cfg.replace(box_head=self.run.info.model_kwargs.get("box_head", "default"))
         # here, so run.yaml says what was chosen; a run resumed from before the RoI default keeps torchvision's

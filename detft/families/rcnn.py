@@ -49,11 +49,10 @@ class RCNN:
         return trainer.fit()
 
     def auto_freeze(self, config: TrainConfig, data: TrainingData) -> tuple[str, str | None]:
-        from ..models.defaults import pretraining, resolve_auto
+        from ..models.defaults import resolve_auto
         from ..models.registry import resolve
 
-        spec = resolve(config.arch, config.model)
-        learnt = pretraining(config.weights or spec.default_weights, spec.pretraining)
+        learnt = resolve(config.arch, config.model).learnt(config.weights)
         chosen, said = resolve_auto(config.replace(freeze="auto"), learnt, ("freeze",))
         return str(chosen.freeze), said
 

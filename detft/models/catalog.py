@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .defaults import pretraining
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -18,6 +20,11 @@ class ModelSpec:
     default_weights: str = "DEFAULT"
     summary: str = ""
     pretraining: str = "detector"  # what its DEFAULT weights learnt: 'detector' (COCO, every layer) or 'imagenet'
+
+    def learnt(self, weights: str | None) -> str:
+        """What a start of this model has learnt (:func:`.defaults.pretraining`), which the auto settings follow:
+        ``weights`` None is the model's default weights."""
+        return pretraining(weights or self.default_weights, self.pretraining)
 
 
 REGISTRY: dict[str, ModelSpec] = {}

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..annotations.dataset import ImageRecord
+from ..annotations.stats import objects_per_class
 from ..config import TrainConfig
 
 
@@ -82,11 +84,8 @@ class DataAmount:
     fewest_class: str | None
 
     @classmethod
-    def of(cls, images: list, names: dict[int, str]) -> DataAmount:
-        counts = dict.fromkeys(names, 0)
-        for image in images:
-            for a in image.annotations:
-                counts[a.category_id] = counts.get(a.category_id, 0) + 1
+    def of(cls, images: list[ImageRecord], names: dict[int, str]) -> DataAmount:
+        counts = {**dict.fromkeys(names, 0), **objects_per_class(images)}
         used = {k: v for k, v in counts.items() if v} or counts
         rare = min(used, key=lambda k: (used[k], str(names.get(k, k))), default=None)
         return cls(len(images), sum(counts.values()), used.get(rare, 0) if rare is not None else 0,

@@ -9,10 +9,12 @@ Groups are found by looking: images whose difference hashes (9x8 grey thumbnails
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -71,11 +73,26 @@ def dhash(image: ImageRecord) -> int:
     from ..annotations.images import read_rgb
 
     if image.path is not None and image.window is None:
-        with Image.open(image.path) as im:
-            im.draft("L", (64, 64))  # JPEG: decode at 1/8 scale, the thumbnail needs no more
-            grey = np.asarray(im.convert("L").resize((9, 8), Image.BILINEAR), np.int16)
-    else:
-        grey = np.asarray(Image.fromarray(read_rgb(image)).convert("L").resize((9, 8), Image.BILINEAR), np.int16)
+        stat = image.path.stat()
+        return _file_dhash(str(image.path), stat.st_mtime_ns, stat.st_size)
+    return _grey_dhash(Image.fromarray(read_rgb(image)))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _file_dhash(path: str, _mtime_ns: int, _size: int) -> int:
+    """A file's hash, kept for the process while the file is unchanged: every trial of a benchmark loads the same
+    data and checks its splits again."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.draft("L", (64, 64))  # JPEG: decode at 1/8 scale, the thumbnail needs no more
+        return _grey_dhash(im)
+
+
+def _grey_dhash(im: Any) -> int:
+    from PIL import Image
+
+    grey = np.asarray(im.convert("L").resize((9, 8), Image.BILINEAR), np.int16)
     bits = (grey[:, 1:] > grey[:, :-1]).flatten()
     return int(np.packbits(bits).view(">u8")[0])
 
