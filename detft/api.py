@@ -318,15 +318,16 @@ class Model:
         return run_dataset(self.run, data, data_format)
 
     def export(self, out: str | Path | None = None, *, format: str = "onnx", imgsz: int | None = None,
-               dynamic: bool = False, half: bool = False, opset: int | None = None, max_dets: int = 100,
+               dynamic: bool | None = None, half: bool = False, opset: int | None = None, max_dets: int = 100,
                data: str | Path | None = None, data_format: str | None = None, split: str = "val",
-               device: str = "auto", tolerance: float = TOLERANCE, strict: bool = False,
+               device: str = "auto", tolerance: float = TOLERANCE, accept_drop: bool = False,
                trust_weights: bool = False) -> Exported:
         """``detft export``: the model as an ONNX graph (default: beside its checkpoint, ``best.onnx``), then
         both evaluated on ``split`` of ``data`` (default: the data it was trained on) with detft's evaluator.
-        AP differing by more than ``tolerance`` warns, or with ``strict`` raises and keeps no file; the
-        numbers go to export.json beside the file. R-CNN graphs take one image of any size; YOLO graphs
-        take ``imgsz`` squares unless ``dynamic``."""
+        AP differing by more than ``tolerance`` raises and keeps no file: what is deployed must be what was
+        scored, unless ``accept_drop`` keeps it with a warning; the numbers go to export.json beside the file.
+        R-CNN graphs take one image of any size; YOLO graphs too (letterboxed to the stride-aligned rectangle the
+        checkpoint predicts on), or ``imgsz`` squares with ``dynamic=False`` for runtimes that need one shape."""
         import time
 
         from . import families
@@ -372,9 +373,9 @@ class Model:
             if worst > tolerance:
                 message = (f"the export's AP differs from {self.run.weights.name}'s by {worst:.4f} (tolerance "
                            f"{tolerance}); see the table above")
-                if strict:
-                    raise DetftError(f"--strict: {message}; nothing written")
-                print(f"\nWARNING: {message}. --strict fails instead of keeping such a file.", file=sys.stderr)
+                if not accept_drop:
+                    raise DetftError(f"{message}; nothing written (--accept-drop keeps such a file)")
+                print(f"\nWARNING: {message}; kept, as --accept-drop asks.", file=sys.stderr)
         atomic_write_text(target.parent / EXPORT_JSON, json.dumps(doc, indent=2))
         return Exported(target, doc)
 

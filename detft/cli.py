@@ -396,8 +396,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     model = load(args.weights, device="cpu", trust_weights=args.trust_weights, slice=None)
     result = model.export(args.out, format=args.format, imgsz=args.imgsz, dynamic=args.dynamic, half=args.half,
                           opset=args.opset, max_dets=args.max_dets, data=args.data, data_format=args.fmt,
-                          split=args.split, device=args.device, tolerance=args.tolerance, strict=args.strict,
-                          trust_weights=args.trust_weights)
+                          split=args.split, device=args.device, tolerance=args.tolerance,
+                          accept_drop=args.accept_drop, trust_weights=args.trust_weights)
     print(f"wrote {result.path} and {result.path.parent / 'export.json'}")
     return 0
 
@@ -567,7 +567,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["onnx"], default="onnx")
     p.add_argument("--out", type=Path, help="the .onnx file (default: beside the checkpoint, best.onnx)")
     p.add_argument("--imgsz", type=SIZE.argtype(), help="input size (default: what the model was trained at)")
-    p.add_argument("--dynamic", action="store_true", help="YOLO: any input size (R-CNN graphs always take any size)")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--dynamic", action="store_true", default=None,
+                       help="any input size (the default: YOLO graphs letterbox as the checkpoint does; R-CNN "
+                            "graphs always take any size)")
+    shape.add_argument("--static", dest="dynamic", action="store_false",
+                       help="YOLO: a fixed --imgsz square input, for runtimes that need one shape (on non-square "
+                            "images it predicts on a padded square, not the checkpoint's rectangle)")
     p.add_argument("--half", action="store_true", help="YOLO: fp16 weights")
     p.add_argument("--opset", type=COUNT.argtype(), help="ONNX opset (default: R-CNN 17, YOLO ultralytics' choice)")
     p.add_argument("--max-dets", type=COUNT.argtype(), default=100,
@@ -577,7 +583,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="val", help="split for the parity check (default val)")
     p.add_argument("--device", default="auto", help="where the parity check runs both models (default auto)")
     p.add_argument("--tolerance", type=NONNEGATIVE.argtype(), default=TOLERANCE, help=f"largest AP difference accepted (default {TOLERANCE})")
-    p.add_argument("--strict", action="store_true", help="fail, keeping no file, when the AP differs by more")
+    drop = p.add_mutually_exclusive_group()
+    drop.add_argument("--accept-drop", action="store_true", help="keep the file when its AP differs from the "
+                      "checkpoint's by more than --tolerance (default: an error, no file kept)")
+    drop.add_argument("--strict", dest="accept_drop", action="store_false", help="the default: fail, keeping no "
+                      "file, when the AP differs by more")
     add_trust_arg(p)
     p.set_defaults(func=cmd_export)
 

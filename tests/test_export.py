@@ -95,29 +95,33 @@ def test_rcnn_graphs_take_any_image_size_and_keep_their_resize(runs, tmp_path: P
     assert not (tmp_path / "half.onnx").exists()
 
 
-def test_yolo_dynamic_export_takes_other_sizes_and_a_static_one_says_why_not(runs, tmp_path: Path):
+def test_yolo_export_takes_any_size_by_default_and_a_static_one_says_why_not(runs, tmp_path: Path):
     run = copy_run(runs["yolo-det"], tmp_path)
     source = detft.load(run, device="cpu", conf=0.001)
-    static = source.export(tmp_path / "static.onnx").path
-    dynamic = source.export(tmp_path / "dynamic.onnx", dynamic=True).path
+    static = source.export(tmp_path / "static.onnx", dynamic=False, accept_drop=True).path
+    dynamic = source.export(tmp_path / "dynamic.onnx").path
     assert json.loads((tmp_path / "export.json").read_text())["graph"]["dynamic"] is True
-    with pytest.raises(DetftError, match=r"exported for 64x64 inputs only.*--dynamic"):
+    with pytest.raises(DetftError, match=r"exported for 64x64 inputs only \(--static\).*without --static"):
         detft.load(static, imgsz=96)
+    wide = make_image(tmp_path / "camera.png", 160, 90, seed=4)  # 16:9, at the size it was trained at
+    assert_same_detections(source.predict(wide)[0], detft.load(dynamic, conf=0.001).predict(wide)[0], 0.001)
     image = make_image(tmp_path / "wide.png", 150, 90, seed=3)
     at96 = detft.load(run, device="cpu", conf=0.001, imgsz=96)
     assert_same_detections(at96.predict(image)[0], detft.load(dynamic, conf=0.001, imgsz=96).predict(image)[0], 0.001)
 
 
-def test_strict_refuses_an_export_outside_the_tolerance_and_keeps_no_file(runs, tmp_path: Path, monkeypatch, capsys):
+def test_an_export_outside_the_tolerance_is_refused_unless_the_drop_is_accepted(runs, tmp_path: Path, monkeypatch,
+                                                                                  capsys):
     from detft.export import parity
 
     run = copy_run(runs["rcnn-det"], tmp_path)
     monkeypatch.setattr(parity, "ap_gaps", lambda a, b: {"bbox_AP": 0.02, "bbox_AP50": 0.0})
-    with pytest.raises(DetftError, match=r"--strict: the export's AP differs .* by 0\.0200 \(tolerance 0\.005\)"):
-        detft.load(run, device="cpu").export(strict=True)
+    with pytest.raises(DetftError, match=r"the export's AP differs .* by 0\.0200 \(tolerance 0\.005\).*"
+                                         r"nothing written \(--accept-drop keeps such a file\)"):
+        detft.load(run, device="cpu").export()
     weights = sorted(p.name for p in (run / "weights").iterdir())
     assert weights == ["best.pt", "last.pt"]  # no .onnx, no export.json, no temporary folder
-    result = detft.load(run, device="cpu").export()  # without --strict: kept, and a loud warning
+    result = detft.load(run, device="cpu").export(accept_drop=True)  # kept, and a loud warning
     assert not result.report["within_tolerance"] and result.path.is_file()
     assert "WARNING: the export's AP differs" in capsys.readouterr().err
 

@@ -39,8 +39,9 @@ class Family(Protocol):
                   imgsz: int | None = None, trust_weights: bool = False) -> Predictor:
         """The run's chosen checkpoint behind the common Predictor interface."""
 
-    def export(self, run: Run, path: Path, *, imgsz: int | None, dynamic: bool, half: bool, opset: int | None,
+    def export(self, run: Run, path: Path, *, imgsz: int | None, dynamic: bool | None, half: bool, opset: int | None,
                max_dets: int, trust_weights: bool = False) -> tuple[RunInfo, Graph]:
         """Write the run's chosen checkpoint to ``path`` as an ONNX graph; return the run's metadata as the
-        graph has it (its input size) and how a predictor drives the graph. Refuse options the family's graph
+        graph has it (its input size) and how a predictor drives the graph. ``dynamic`` None: the family's
+        default, the input shapes that predict what the checkpoint predicts. Refuse options the family's graph
         cannot honour with a DetftError that says why."""

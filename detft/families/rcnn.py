@@ -63,7 +63,7 @@ class RCNN:
 
         return RCNNPredictor(_model(run, imgsz), run.info.labels, pick_device(device), conf, max_dets)
 
-    def export(self, run: Run, path: Path, *, imgsz: int | None, dynamic: bool, half: bool, opset: int | None,
+    def export(self, run: Run, path: Path, *, imgsz: int | None, dynamic: bool | None, half: bool, opset: int | None,
                max_dets: int, trust_weights: bool = False) -> tuple[RunInfo, Graph]:
         from ..export.metadata import Graph
         from ..export.rcnn import DEFAULT_OPSET, SCORE_FLOOR, write_rcnn_onnx

@@ -94,8 +94,8 @@ class OnnxPredictor:
             raise DetftError(f"{self.path}: an R-CNN graph resizes inside itself to the size it was exported at "
                              f"({g.imgsz}); export again with --imgsz {imgsz} to predict at that size")
         if not g.dynamic:
-            raise DetftError(f"{self.path} was exported for {g.imgsz}x{g.imgsz} inputs only; export again with "
-                             f"--dynamic (any size) or --imgsz {imgsz}")
+            raise DetftError(f"{self.path} was exported for {g.imgsz}x{g.imgsz} inputs only (--static); export "
+                             f"again without --static (any size) or with --imgsz {imgsz}")
         return -(-imgsz // g.stride) * g.stride  # the next multiple of the stride, as ultralytics rounds
 
     def set_thresholds(self, conf: float, max_dets: int) -> None:
