@@ -22,7 +22,7 @@ import numpy as np
 from .annotations.dataset import Dataset
 from .config import EMBEDDED_DATA, TrainConfig, load_config
 from .errors import DetftError
-from .export import TOLERANCE
+from .export import CALIBRATION_IMAGES, GRAPH_FILES, TOLERANCE
 from .runs import Run
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ def _run_slicing(run: Run) -> tuple[int, float, bool] | None:
     ``slicing``), else its tile size and overlap; None for a run trained on whole images or an ONNX file."""
     from .evaluation.report import EVAL_JSON, load_eval
 
-    tiling = run.info.config.tiling if run.weights.suffix != ".onnx" and run.info.config is not None else None
+    tiling = run.info.config.tiling if run.weights.suffix not in GRAPH_FILES and run.info.config is not None else None
     if tiling is None:
         return None
     if (run.folder / EVAL_JSON).is_file() and (done := load_eval(run.folder).get("slicing")):
@@ -203,7 +203,7 @@ def load(weights: str | Path | Run, *, device: str = "auto", conf: float | str =
     if slice == "auto":
         slice, slice_overlap, slice_full = _run_slicing(run) or (None, slice_overlap, slice_full)
     per_class: dict[str, float] | None = None
-    if run.weights.suffix == ".onnx":
+    if run.weights.suffix in GRAPH_FILES:
         from .inference.onnx_predictor import OnnxPredictor
 
         onnx = OnnxPredictor(run.weights, device=device, max_dets=max_dets, imgsz=imgsz)
@@ -318,37 +318,46 @@ class Model:
         return run_dataset(self.run, data, data_format)
 
     def export(self, out: str | Path | None = None, *, format: str = "onnx", imgsz: int | None = None,
-               dynamic: bool | None = None, half: bool = False, opset: int | None = None, max_dets: int = 100,
+               dynamic: bool | None = None, half: bool = False, int8: bool = False,
+               calibration_images: int = CALIBRATION_IMAGES, opset: int | None = None, max_dets: int = 100,
                data: str | Path | None = None, data_format: str | None = None, split: str = "val",
-               device: str = "auto", tolerance: float = TOLERANCE, accept_drop: bool = False,
+               device: str = "auto", tolerance: float | None = None, accept_drop: bool = False,
                trust_weights: bool = False) -> Exported:
-        """``detft export``: the model as an ONNX graph (default: beside its checkpoint, ``best.onnx``), then
-        both evaluated on ``split`` of ``data`` (default: the data it was trained on) with detft's evaluator.
-        AP differing by more than ``tolerance`` raises and keeps no file: what is deployed must be what was
-        scored, unless ``accept_drop`` keeps it with a warning; the numbers go to export.json beside the file.
-        R-CNN graphs take one image of any size; YOLO graphs too (letterboxed to the stride-aligned rectangle the
-        checkpoint predicts on), or ``imgsz`` squares with ``dynamic=False`` for runtimes that need one shape."""
+        """``detft export``: the model as an ONNX graph (default: beside its checkpoint, ``best.onnx``) or, with
+        ``format="openvino"``, an OpenVINO IR (``best.xml`` + ``best.bin``), in FP32 or, with ``int8``, quantized
+        on ``calibration_images`` of the run's training images (YOLO). Then both evaluated on ``split`` of ``data``
+        (default: the data it was trained on) with detft's evaluator. AP differing by more than ``tolerance``
+        (0.005; 0.01 for INT8) raises and keeps no file: what is deployed must be what was scored, unless
+        ``accept_drop`` keeps it with a warning; the numbers go to export.json beside the file. R-CNN graphs take
+        one image of any size; YOLO graphs too (letterboxed to the stride-aligned rectangle the checkpoint predicts
+        on), or ``imgsz`` squares with ``dynamic=False`` for runtimes that need one shape."""
         import time
 
         from . import families
-        from .export import EXPORT_JSON, FORMATS, metadata, staged
+        from .export import EXPORT_JSON, FORMATS, GRAPH_FILES, INT8_TOLERANCE, SUFFIXES, staged, write_graph
         from .export.parity import ap_gaps, format_parity, match_detections
+        from .export.quantize import calibration_images as spread, check_int8
         from .runs import FOREIGN
         from .util.output import atomic_write_text, check_output
 
         if format not in FORMATS:
             raise DetftError(f"--format {format!r}: detft exports {', '.join(FORMATS)}")
-        if self.run.weights.suffix == ".onnx":
-            raise DetftError(f"{self.run.weights} is already an ONNX export; export the run or checkpoint it came from")
-        target = Path(out) if out is not None else self.run.weights.with_suffix(".onnx")
+        if self.run.weights.suffix in GRAPH_FILES:
+            raise DetftError(f"{self.run.weights} is already an export; export the run or checkpoint it came from")
+        family = families.for_run(self.run)
+        if int8:
+            check_int8(family.int8, half)
+        tolerance = (INT8_TOLERANCE if int8 else TOLERANCE) if tolerance is None else tolerance
+        target = Path(out) if out is not None else self.run.weights.with_suffix(SUFFIXES[format])
         trained = self.run.info.config.data if self.run.info.detft_version != FOREIGN else None
         check_output(target, [Path(d) for d in (data, trained) if d], "--out", held=[self.run.weights])
-        family = families.for_run(self.run)
+        dataset = self.dataset(data, data_format)
+        calibration = spread(dataset.images_in(self.run.info.config.train_split), calibration_images) if int8 else None
         started = time.perf_counter()
-        with staged(target) as tmp:
-            info, graph = family.export(self.run, tmp, imgsz=imgsz, dynamic=dynamic, half=half, opset=opset,
-                                        max_dets=max_dets, trust_weights=trust_weights)
-            metadata.write(tmp, info, graph, self._stored_thresholds())
+        with staged(target, format) as tmp:
+            info, graph = write_graph(family, self.run, tmp, format=format, calibration=calibration,
+                                      class_thresholds=self._stored_thresholds(), imgsz=imgsz, dynamic=dynamic,
+                                      half=half, opset=opset, max_dets=max_dets, trust_weights=trust_weights)
             exported_s = time.perf_counter() - started
             print(f"exported {target.name}: {info.family} {info.task}, input {graph.describe_input()}, opset {graph.opset}"
                   f"{', fp16' if graph.half else ''}; checking it against {self.run.weights.name}")
@@ -356,7 +365,6 @@ class Model:
             source = load(self.run.weights, device=device, imgsz=info.imgsz if info.imgsz != self.run.info.imgsz else None,
                           trust_weights=trust_weights, slice=None)  # the network itself, as the graph holds it
             exported = load(tmp, device=device)
-            dataset = source.dataset(data, data_format)
             theirs = exported.evaluate(dataset, split, max_dets=max_dets)
             ours = source.evaluate(dataset, split, max_dets=max_dets)
             gaps = ap_gaps(ours.metrics, theirs.metrics)
@@ -367,7 +375,8 @@ class Model:
                    "conf": 0.001, "data": str(dataset.root),
                    "source_metrics": ours.metrics, "export_metrics": theirs.metrics, "ap_diff": gaps,
                    "max_ap_diff": worst, "tolerance": tolerance, "within_tolerance": worst <= tolerance,
-                   "detections": match_detections(ours.results, theirs.results), "bytes": tmp.stat().st_size,
+                   "detections": match_detections(ours.results, theirs.results),
+                   "bytes": sum(f.stat().st_size for f in tmp.parent.glob(f"{tmp.stem}.*")),
                    "seconds": {"export": round(exported_s, 2), "total": round(time.perf_counter() - started, 2)}}
             print(format_parity(doc))
             if worst > tolerance:

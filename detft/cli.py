@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .util.bounds import COUNT, FRACTION, NONNEGATIVE, NONNEGATIVE_INT, OVERLAP, POSITIVE, SIZE, VISIBILITY
 from .errors import EXIT_CODES, DetftError, OfflineStart, run_command
-from .export import TOLERANCE
+from .export import CALIBRATION_IMAGES, FORMATS, GRAPH_FILES, INT8_TOLERANCE, TOLERANCE
 from .formats import READERS, WRITERS
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def _eval_weights(args: argparse.Namespace, settings: EvalSettings) -> dict:
     from .runs import Run
 
     run = Run.open(args.weights)
-    trained_on = run.info.config.tiling if run.weights.suffix != ".onnx" else None
+    trained_on = run.info.config.tiling if run.weights.suffix not in GRAPH_FILES else None
     tiles = trained_on if args.slice is None and not args.no_slice else None
     data = args.data
     if tiles is None:
@@ -395,7 +395,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     model = load(args.weights, device="cpu", trust_weights=args.trust_weights, slice=None)
     result = model.export(args.out, format=args.format, imgsz=args.imgsz, dynamic=args.dynamic, half=args.half,
-                          opset=args.opset, max_dets=args.max_dets, data=args.data, data_format=args.fmt,
+                          int8=args.int8, calibration_images=args.calibration_images, opset=args.opset,
+                          max_dets=args.max_dets, data=args.data, data_format=args.fmt,
                           split=args.split, device=args.device, tolerance=args.tolerance,
                           accept_drop=args.accept_drop, trust_weights=args.trust_weights)
     print(f"wrote {result.path} and {result.path.parent / 'export.json'}")
@@ -561,11 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing --out / --jsonl files")
     p.set_defaults(func=cmd_video)
 
-    p = sub.add_parser("export", help="write a trained model as ONNX (predict/eval/video then take the .onnx), checked "
-                                      "against the model it came from")
+    p = sub.add_parser("export", help="write a trained model as ONNX or OpenVINO, FP32 or INT8 (predict/eval/video "
+                                      "then take the file), checked against the model it came from")
     p.add_argument("--weights", required=True, type=Path, help="run folder or checkpoint (R-CNN or YOLO, det or seg)")
-    p.add_argument("--format", choices=["onnx"], default="onnx")
-    p.add_argument("--out", type=Path, help="the .onnx file (default: beside the checkpoint, best.onnx)")
+    p.add_argument("--format", choices=FORMATS, default="onnx",
+                   help="onnx (ONNX Runtime) or openvino (an IR, .xml + .bin: pip install 'detft[openvino]')")
+    p.add_argument("--out", type=Path, help="the .onnx or .xml file (default: beside the checkpoint, best.onnx/.xml)")
     p.add_argument("--imgsz", type=SIZE.argtype(), help="input size (default: what the model was trained at)")
     shape = p.add_mutually_exclusive_group()
     shape.add_argument("--dynamic", action="store_true", default=None,
@@ -575,6 +577,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="YOLO: a fixed --imgsz square input, for runtimes that need one shape (on non-square "
                             "images it predicts on a padded square, not the checkpoint's rectangle)")
     p.add_argument("--half", action="store_true", help="YOLO: fp16 weights")
+    p.add_argument("--int8", action="store_true", help="YOLO: INT8 for CPUs, calibrated on the run's training "
+                   "images, the detection head kept float (ONNX Runtime's quantizer; NNCF for --format openvino)")
+    p.add_argument("--calibration-images", type=COUNT.argtype(), default=CALIBRATION_IMAGES,
+                   help=f"training images --int8 calibrates on (default {CALIBRATION_IMAGES})")
     p.add_argument("--opset", type=COUNT.argtype(), help="ONNX opset (default: R-CNN 17, YOLO ultralytics' choice)")
     p.add_argument("--max-dets", type=COUNT.argtype(), default=100,
                    help="R-CNN: most detections per image the graph returns")
@@ -582,7 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="fmt", type=reader_name, help="format of --data (default: detect)")
     p.add_argument("--split", default="val", help="split for the parity check (default val)")
     p.add_argument("--device", default="auto", help="where the parity check runs both models (default auto)")
-    p.add_argument("--tolerance", type=NONNEGATIVE.argtype(), default=TOLERANCE, help=f"largest AP difference accepted (default {TOLERANCE})")
+    p.add_argument("--tolerance", type=NONNEGATIVE.argtype(), help=f"largest AP difference accepted (default "
+                   f"{TOLERANCE}; {INT8_TOLERANCE} with --int8)")
     drop = p.add_mutually_exclusive_group()
     drop.add_argument("--accept-drop", action="store_true", help="keep the file when its AP differs from the "
                       "checkpoint's by more than --tolerance (default: an error, no file kept)")

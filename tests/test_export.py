@@ -314,3 +314,60 @@ def test_a_yolo_graph_predicts_without_ultralytics(runs, data: Path, tmp_path: P
     """, tmp_path)
     assert out["asked"] == [] and len(out["boxes"]) == len(expected) > 0
     assert out["boxes"] == expected.boxes.tolist() and out["pixels"] == int(expected.masks.sum())
+
+
+# ------------------------------------------------------------------------------------------ INT8 and OpenVINO (#48)
+def _weight_sources(model) -> dict[str, str]:
+    """Each Conv node's name -> the op that feeds its weights ('initializer' for a float weight in the file)."""
+    producer = {out: n.op_type for n in model.graph.node for out in n.output}
+    return {n.name: producer.get(n.input[1], "initializer") for n in model.graph.node if n.op_type == "Conv"}
+
+
+def test_yolo_int8_quantizes_the_body_keeps_the_head_float_and_records_its_calibration(runs, tmp_path: Path):
+    import onnx
+
+    run = copy_run(runs["yolo-det"], tmp_path)
+    source = detft.load(run, device="cpu", conf=0.001)
+    result = source.export(tmp_path / "int8.onnx", int8=True, accept_drop=True)  # a 1-epoch model: AP is noise
+    int8 = result.report["graph"]["int8"]
+    train = source.dataset().images_in("train")
+    assert int8["images"] == len(train) and "QDQ" in int8["tool"] and int8["float"].startswith("the detection head")
+    assert result.report["tolerance"] == 0.01 and "INT8" in result.report["input"]
+    sources = _weight_sources(onnx.load(str(result.path)))
+    head = int8["float"].split()[3]  # /model.<N>/
+    assert all(src == "initializer" for name, src in sources.items() if name.startswith(head))
+    assert all(src == "DequantizeLinear" for name, src in sources.items() if not name.startswith(head))
+    graph = detft.load(result.path, conf=0.001)
+    image = make_image(tmp_path / "camera.png", 160, 90, seed=4)
+    assert graph.predictor.graph.int8 == int8 and len(graph.predict(image)) == 1
+
+
+def test_int8_is_refused_for_rcnn_and_beside_half_before_anything_is_written(runs, tmp_path: Path):
+    run = copy_run(runs["rcnn-det"], tmp_path)
+    with pytest.raises(DetftError, match=r"--int8 is offered for YOLO graphs"):
+        detft.load(run, device="cpu").export(int8=True)
+    with pytest.raises(DetftError, match=r"--int8 and --half: choose one"):
+        detft.load(copy_run(runs["yolo-det"], tmp_path / "y"), device="cpu").export(int8=True, half=True)
+    assert sorted(p.name for p in (run / "weights").iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_openvino_ir_in_fp32_and_int8_predicts_like_its_source_and_carries_its_metadata(runs, tmp_path: Path):
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    run = copy_run(runs["yolo-seg"], tmp_path)
+    source = detft.load(run, device="cpu", conf=0.001)
+    fp32 = source.export(format="openvino")
+    assert fp32.path == run / "weights" / "best.xml" and (run / "weights" / "best.bin").is_file()
+    assert fp32.report["within_tolerance"] and fp32.report["providers"][0].startswith("OpenVINO CPU")
+    ir = detft.load(fp32.path, conf=0.001)
+    assert ir.run.info.labels.names == source.run.info.labels.names and ir.run.info.task == "segment"
+    image = make_image(tmp_path / "camera.png", 160, 90, seed=4)
+    (got,) = ir.predict(image)
+    assert got.masks is not None and got.masks.shape[1:] == (90, 160)
+    int8 = source.export(tmp_path / "deploy" / "int8.xml", format="openvino", int8=True, accept_drop=True)
+    assert "NNCF" in int8.report["graph"]["int8"]["tool"]
+    assert sorted(p.name for p in (tmp_path / "deploy").iterdir()) == ["export.json", "int8.bin", "int8.xml"]
+    with pytest.raises(DetftError, match=r"runs on the CPU here"):
+        detft.load(int8.path, device="cuda")
+    with pytest.raises(DetftError, match=r"an OpenVINO export is a \.xml file"):
+        source.export(tmp_path / "x.onnx", format="openvino")

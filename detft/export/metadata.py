@@ -37,13 +37,15 @@ class Graph:
     max_dets: int = 100
     stride: int = 32
     end2end: bool = False  # YOLO heads without NMS (yolo26, yolov10): the graph's output is already final
+    int8: dict | None = None  # how it was quantized (tool, calibration images, what stayed float); None: float
 
     def describe_input(self) -> str:
         if self.kind == "rcnn":
             return f"one image of any size (resized in the graph to {self.imgsz}), batch 1"
+        kind = ", INT8" if self.int8 else ""
         if self.dynamic:
-            return f"any size (multiple of {self.stride}, letterboxed), batch 1"
-        return f"1x3x{self.imgsz}x{self.imgsz} (letterboxed), batch 1"
+            return f"any size (multiple of {self.stride}, letterboxed), batch 1{kind}"
+        return f"1x3x{self.imgsz}x{self.imgsz} (letterboxed), batch 1{kind}"
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)
@@ -96,6 +98,14 @@ def thresholds(props: dict[str, str], source: Path | str) -> dict[str, float] | 
     return {str(k): float(v) for k, v in t.items()}
 
 
+def props(info: RunInfo, graph: Graph, class_thresholds: dict[str, float] | None = None) -> dict[str, str]:
+    """The metadata an exported file carries, as key -> JSON text."""
+    out = {RUN_KEY: json.dumps(info.to_dict()), GRAPH_KEY: graph.to_json()}
+    if class_thresholds:
+        out[THRESHOLDS_KEY] = json.dumps(class_thresholds)
+    return out
+
+
 def write(path: Path, info: RunInfo, graph: Graph, class_thresholds: dict[str, float] | None = None) -> None:
     """Add detft's metadata to the file at ``path`` (in place; ``path`` is the export's temporary file), with
     the run's ``--conf auto`` thresholds when it has them, so a graph copied alone still predicts with them.
@@ -106,10 +116,7 @@ def write(path: Path, info: RunInfo, graph: Graph, class_thresholds: dict[str, f
     keep = [p for p in model.metadata_props if p.key not in (RUN_KEY, GRAPH_KEY, THRESHOLDS_KEY)]
     del model.metadata_props[:]
     model.metadata_props.extend(keep)
-    props = [(RUN_KEY, json.dumps(info.to_dict())), (GRAPH_KEY, graph.to_json())]
-    if class_thresholds:
-        props.append((THRESHOLDS_KEY, json.dumps(class_thresholds)))
-    for key, value in props:
+    for key, value in props(info, graph, class_thresholds).items():
         prop = model.metadata_props.add()
         prop.key, prop.value = key, value
     onnx.save(model, str(path))

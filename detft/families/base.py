@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 class Family(Protocol):
     name: str  # the key saved in run.yaml
     summary: str  # one line for --help and errors
+    int8: bool  # whether detft export --int8 quantizes its graphs (measured where it is offered: export/quantize.py)
 
     def handles(self, arch: str) -> bool:
         """Whether ``--arch`` names this family (or one of its models)."""

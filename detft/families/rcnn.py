@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 class RCNN:
     name = "rcnn"
     summary = "fasterrcnn, maskrcnn or a registered R-CNN model (detft --arch NAME; see models/registry.py)"
+    int8 = False  # resizing, RoIAlign and NMS inside torchvision's graph: not quantized
 
     def handles(self, arch: str) -> bool:
         return known(arch)

@@ -95,6 +95,7 @@ def yolo_dataset(ds: Dataset, src: Path, task: str, cfg: TrainConfig) -> Path:
 class YOLO:
     name = "yolo"
     summary = "yolo: ultralytics YOLO detect/segment (--model picks the network, --weights the start)"
+    int8 = True
 
     def handles(self, arch: str) -> bool:
         return arch == "yolo"

@@ -1,6 +1,7 @@
 """ONNX Runtime behind the Predictor interface: a file written by ``detft export`` predicts with the
 same Detections as the model it came from, and needs nothing but itself (classes, task and input size
-are in its metadata: export/metadata.py).
+are in its metadata: export/metadata.py). An OpenVINO IR (``.xml``) runs through the same predictor in OpenVINO
+(:mod:`.openvino_runtime`).
 
 The execution provider follows ``--device``: ``auto`` takes CUDA when onnxruntime-gpu and a GPU are
 there, else the CPU; ``cuda[:N]`` insists on it. ONNX Runtime falls back to the CPU by itself when the CUDA
@@ -68,7 +69,12 @@ class OnnxPredictor:
     def __init__(self, path: Path, device: str = "auto", score_threshold: float = 0.25, max_dets: int = 100,
                  imgsz: int | None = None, iou: float = 0.7, mask_threshold: float = 0.5):
         self.path = Path(path)
-        self.session = open_session(self.path, device)
+        if self.path.suffix == ".xml":
+            from .openvino_runtime import OpenVinoSession
+
+            self.session: Any = OpenVinoSession(self.path, device)
+        else:
+            self.session = open_session(self.path, device)
         props = self.session.get_modelmeta().custom_metadata_map
         self.info, self.graph = parse(props, self.path)
         self.class_thresholds = thresholds(props, self.path)  # --conf auto's, when exported with them

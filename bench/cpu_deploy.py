@@ -1,0 +1,154 @@
+"""A YOLO run on the CPU, every way it can be deployed, side by side in one process (#48):
+
+    python bench/cpu_deploy.py --run RUN [--data DATA] [--frames 100] [--repeats 3] [--threads N]
+
+detft's PyTorch predictor, its ONNX export in FP32 and INT8 (ONNX Runtime), its OpenVINO IR in FP32 and INT8
+(NNCF), and ultralytics' own exports of the same best.pt (``format="onnx"``, ``format="openvino"`` and
+``format="openvino", int8=True``) run through ultralytics' predictor. For each: milliseconds per frame on the first
+``--frames`` frames of vtest.avi (768x576, decoded once beforehand; 5 warm-up frames; the median of ``--repeats``
+rounds, the variants alternated within each round) and box AP on the run's val split with detft's evaluator (conf
+0.001). detft's files come from ``Model.export``, each with its own parity check; ultralytics' INT8 calibrates on
+the run's data converted to YOLO (``detft convert``), as its docs ask.
+
+The GFLOPs per frame are ultralytics' count at 640x640 scaled to the letterboxed frame (320x256 for vtest at 320);
+the fraction of the CPU's peak assumes 32 FP32 FLOPs per cycle per core (two 256-bit FMA pipes, Zen 4 and
+Skylake-SP alike) at the clock ``lscpu`` reports, or 3.0 GHz: an estimate, printed with its assumption.
+
+Needs ``pip install 'detft[export,openvino,yolo]'`` and Debian's opencv-doc (vtest.avi)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+FLOPS_PER_CYCLE = 32  # FP32, per core: two 256-bit FMA pipes (8 lanes x 2 FLOPs x 2)
+
+
+def frames(video: str, n: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(video)
+    out = []
+    while len(out) < n:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        out.append(np.ascontiguousarray(frame[..., ::-1]))
+    return out
+
+
+def ms_per_frame(predictor: Any, images: list[np.ndarray]) -> float:
+    for im in images[:5]:
+        predictor.predict([im])
+    t = time.perf_counter()
+    for im in images:
+        predictor.predict([im])
+    return 1000 * (time.perf_counter() - t) / len(images)
+
+
+def clock_ghz() -> float:
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        mhz = [float(line.split(":")[1]) for line in text.splitlines() if line.startswith(("CPU max MHz", "CPU MHz"))]
+        return max(mhz) / 1000 if mhz else 3.0
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return 3.0
+
+
+def ultralytics_variants(run: Path, data_yaml: Path, imgsz: int, work: Path) -> dict[str, Path]:
+    """ultralytics' own exports of the run's best.pt: ONNX, OpenVINO FP32 and OpenVINO INT8 (its NNCF recipe)."""
+    from ultralytics import YOLO
+
+    from detft.models.yolo import prepare_offline
+
+    prepare_offline()
+    out = {}
+    for name, kw in (("onnx", dict(format="onnx")), ("openvino", dict(format="openvino")),
+                     ("openvino int8", dict(format="openvino", int8=True, data=str(data_yaml), fraction=1.0))):
+        staged = work / name.replace(" ", "-") / "best.pt"
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        staged.write_bytes((run / "weights" / "best.pt").read_bytes())
+        out[name] = Path(YOLO(str(staged)).export(imgsz=imgsz, batch=1, device="cpu", verbose=False, **kw))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", required=True, type=Path, help="a detft YOLO run (detect)")
+    ap.add_argument("--data", help="the data to score on (default: the run's)")
+    ap.add_argument("--video", default=VTEST)
+    ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)  # ONNX Runtime and OpenVINO sessions take torch's count
+
+    import detft
+    from detft.api import Model
+    from detft.inference.yolo_predictor import YOLOPredictor
+
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="detft-bench-cpu-"))
+    source = detft.load(args.run, device="cpu", conf=0.25)
+    imgsz = source.run.info.imgsz or 640
+    dataset = source.dataset(args.data)
+    models: dict[str, Any] = {"detft PyTorch": source}
+    aps: dict[str, float] = {"detft PyTorch": source.evaluate(dataset, "val").metrics["bbox_AP"]}
+    for label, kw in (("detft ONNX FP32", dict(format="onnx")), ("detft ONNX INT8", dict(format="onnx", int8=True)),
+                      ("detft OpenVINO FP32", dict(format="openvino")),
+                      ("detft OpenVINO INT8", dict(format="openvino", int8=True))):
+        suffix = ".xml" if kw["format"] == "openvino" else ".onnx"
+        done = source.export(work / (label.replace(" ", "-") + suffix), data=args.data, device="cpu",
+                             accept_drop=True, **kw)
+        models[label] = detft.load(done.path, device="cpu", conf=0.25)
+        aps[label] = done.report["export_metrics"]["bbox_AP"]
+    yolo_data = work / "yolo-data"
+    detft.convert(Path(args.data) if args.data else Path(source.run.info.config.data), yolo_data, to="yolo",
+                  fmt=None if args.data else source.run.info.config.data_format)
+    from ultralytics import YOLO
+
+    for name, path in ultralytics_variants(args.run, yolo_data / "data.yaml", imgsz, work).items():
+        predictor = YOLOPredictor(YOLO(str(path), task="detect"), source.run.info.labels, "cpu", 0.25, 100,
+                                  imgsz=imgsz)
+        label = f"ultralytics {name}"
+        models[label] = Model(source.run, predictor, 0.25, 100)
+        aps[label] = Model(source.run, YOLOPredictor(YOLO(str(path), task="detect"), source.run.info.labels, "cpu",
+                                                     0.001, 100, imgsz=imgsz), 0.001, 100
+                           ).evaluate(dataset, "val").metrics["bbox_AP"]
+    images = frames(args.video, args.frames)
+    timings: dict[str, list[float]] = {k: [] for k in models}
+    for _ in range(args.repeats):
+        for label, model in models.items():
+            timings[label].append(ms_per_frame(model.predictor, images))
+    h, w = images[0].shape[:2]
+    scale = imgsz / max(h, w)
+    input_px = (-(-round(h * scale) // 32) * 32) * (-(-round(w * scale) // 32) * 32)
+    gflops = YOLO(str(args.run / "weights" / "best.pt")).info(verbose=False)[3] * input_px / 640 ** 2
+    ghz = clock_ghz()
+    peak = FLOPS_PER_CYCLE * ghz * args.threads
+    print(f"\n{source.run.info.model} fine-tuned ({args.run}), {len(images)} frames of {Path(args.video).name} "
+          f"({w}x{h} -> {input_px} px at imgsz {imgsz}), {gflops:.2f} GFLOPs per frame; AP: box AP on "
+          f"{len(dataset.images_in('val'))} val images (detft's evaluator); CPU {platform.processor() or platform.machine()}"
+          f", {args.threads} threads, peak estimate {peak:.0f} GFLOP/s ({FLOPS_PER_CYCLE} FLOPs/cycle/core at "
+          f"{ghz:.2f} GHz); torch {torch.__version__}; whole run {time.perf_counter() - started:.0f} s")
+    base = statistics.median(timings["detft ONNX FP32"])
+    print("| variant | ms/frame (median) | rounds | vs detft ONNX FP32 | box AP | GFLOP/s | of peak |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    for label, ts in timings.items():
+        med = statistics.median(ts)
+        print(f"| {label} | {med:.1f} | {', '.join(f'{t:.1f}' for t in ts)} | {base / med:.2f}x | {aps[label]:.4f} | "
+              f"{gflops / med * 1000:.0f} | {gflops / med * 1000 / peak:.0%} |")
+
+
+if __name__ == "__main__":
+    main()
