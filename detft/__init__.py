@@ -11,7 +11,7 @@ import os
 # albumentations 2.x asks PyPI for its latest version on import; detft never touches the network at run time
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from .api import Model, load, train  # noqa: E402
+from .api import Model, compare_runs, list_runs, load, train  # noqa: E402
 from .benchmark import benchmark  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .annotations.dataset import Annotation, Category, Dataset, ImageRecord, SourceRef  # noqa: E402
@@ -21,4 +21,4 @@ from .runs import Run  # noqa: E402
 from .version import __version__  # noqa: E402
 
 __all__ = ["Annotation", "Category", "Dataset", "DetftError", "FormatError", "ImageRecord", "Model", "Report", "Run",
-           "SourceRef", "TrainConfig", "__version__", "benchmark", "load", "train"]
+           "SourceRef", "TrainConfig", "__version__", "benchmark", "compare_runs", "list_runs", "load", "train"]

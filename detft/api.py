@@ -28,29 +28,38 @@ from .runs import Run
 if TYPE_CHECKING:
     from PIL import Image
 
+    from .engine.tracking import Tracker
     from .evaluation.predictor_eval import Evaluation
     from .evaluation.report import EvalSettings
+    from .families import Family
     from .inference.detections import Detections
     from .inference.predictor import Predictor
     from .inference.video import RunStats
     from .labelling.prelabels import SavedLabels
     from .labelling.pseudo import PseudoLabels
     from .labelling.ranking import Ranked
+    from .run_table import Comparison, RunRow
     from .operations.tiling import Tiling
 
 ImageLike = Union[str, Path, np.ndarray, "Image.Image"]
 
 
 def train(config: TrainConfig | str | Path | None = None, *, resume: str | Path | Run | None = None,
-          trust_weights: bool = False, **fields: Any) -> Run:
+          trust_weights: bool = False, mlflow: bool | str | None = None, **fields: Any) -> Run:
     """Fine-tune a model and return its :class:`Run`.
 
     ``config`` is a TrainConfig, or a run.yaml / config YAML to reproduce; keyword ``fields`` (any
     TrainConfig field: ``data``, ``arch``, ``epochs``...) override it. ``resume`` continues a run with its
     own saved settings; only ``epochs`` may change there (to extend it). ``trust_weights`` lets a YOLO
     checkpoint that the restricted loader refuses run its own code: an argument, never a saved setting,
-    so a run folder cannot vouch for itself."""
+    so a run folder cannot vouch for itself.
+
+    ``mlflow`` tracks the run in MLflow (``pip install 'detft[mlflow]'``): a tracking URI, or True for
+    ``MLFLOW_TRACKING_URI`` or else a local ``./mlruns`` store; False never. None (the default) tracks when
+    ``MLFLOW_TRACKING_URI`` is set, and a resumed run that was tracked continues its MLflow run. Where the run
+    goes is not a training setting (run.yaml reproduces a run anywhere), so it is an argument, not a config field."""
     from . import families
+    from .engine.tracking import open_tracker
 
     if isinstance(config, (str, Path)):
         config = load_config(Path(config))
@@ -63,22 +72,36 @@ def train(config: TrainConfig | str | Path | None = None, *, resume: str | Path 
         saved = run.info.config
         epochs = fields.get("epochs", base.epochs if config is not None else 0)
         cfg = saved.replace(epochs=max(saved.epochs, epochs), project=str(run.folder.parent), name=run.folder.name)
-        return _score_full_images(families.for_run(run).train(cfg, run, resume=True, trust_weights=trust_weights),
-                                  trust_weights)
+        return _train_tracked(families.for_run(run), cfg, run, True, trust_weights, open_tracker(mlflow, run))
     cfg = base.replace(**fields) if fields else base
     cfg.check()
+    tracker = open_tracker(mlflow)  # a missing mlflow client is said before anything is read
     family = families.for_arch(cfg.arch)
     if cfg.pseudo and not cfg.pseudo_labels:
-        return _train_with_pseudo_labels(cfg, family, trust_weights)
+        return _train_with_pseudo_labels(cfg, family, trust_weights, tracker)
     from .data.loading import pseudo_provenance
 
     cfg = pseudo_provenance(cfg)  # a --pseudo-labels folder detft pseudo did not write: refused before the run folder
     run = Run.create(cfg.project, cfg.name, cfg.exist_ok)
     _check_run_folder(run, cfg, None)
-    return _score_full_images(family.train(cfg, run, resume=False, trust_weights=trust_weights), trust_weights)
+    return _train_tracked(family, cfg, run, False, trust_weights, tracker)
 
 
-def _train_with_pseudo_labels(cfg: TrainConfig, family: Any, trust_weights: bool) -> Run:
+def _train_tracked(family: Family, cfg: TrainConfig, run: Run, resume: bool, trust_weights: bool,
+                   tracker: Tracker) -> Run:
+    """The family's training, then the full-image score of a tiled run, reported to ``tracker``: finished with the
+    final evaluation when all of it ends well, failed (killed for Ctrl-C) when it raises, the error raised on."""
+    try:
+        run = _score_full_images(family.train(cfg, run, resume=resume, trust_weights=trust_weights, tracker=tracker),
+                                 trust_weights)
+    except BaseException as e:  # Ctrl-C too: the tracked run must not stay RUNNING for ever
+        tracker.fail(e)
+        raise
+    tracker.finish(run)
+    return run
+
+
+def _train_with_pseudo_labels(cfg: TrainConfig, family: Family, trust_weights: bool, tracker: Tracker) -> Run:
     """``--pseudo UNLABELLED``, the shortcut over the two steps: the teacher's pseudo-labels written into
     ``RUN/pseudo/`` (``detft pseudo``), then training on them (``--pseudo-labels``). The teacher is ``--teacher``, or
     ``--weights`` when that is a run or a checkpoint (the student then starts from the teacher's weights, as
@@ -100,8 +123,7 @@ def _train_with_pseudo_labels(cfg: TrainConfig, family: Any, trust_weights: bool
     changes: dict[str, Any] = {"pseudo_labels": str(pseudo.folder)}
     if cfg.weights and Path(cfg.weights).exists() and Run.open(cfg.weights).folder == teacher.folder:
         changes["weights"] = str(teacher.weights)  # the checkpoint itself: what a family's --weights takes
-    return _score_full_images(family.train(cfg.replace(**changes), run, resume=False, trust_weights=trust_weights),
-                              trust_weights)
+    return _train_tracked(family, cfg.replace(**changes), run, False, trust_weights, tracker)
 
 
 def _score_full_images(run: Run, trust_weights: bool) -> Run:
@@ -411,15 +433,19 @@ class Model:
         return out
 
     def save_labels(self, source: str | Path, format: str, out: str | Path, *, images: str = "symlink",
-                    overwrite: bool = False, task: str | None = None) -> SavedLabels:
+                    overwrite: bool = False, task: str | None = None, ls_root: str | Path | None = None,
+                    ls_url: str | None = None) -> SavedLabels:
         """``detft predict --save-labels``: this model's detections on ``source`` (an image or a folder) written
         to ``out`` as a dataset in ``format`` (coco, yolo, voc, labelme, cvat, via, labelstudio, kitti, createml),
         scores kept where the format holds them: pre-labels to correct in an annotation tool (Label Studio's tasks
-        carry them as predictions of model version = the run's name). Thresholds are the ``conf`` :func:`load` had."""
+        carry them as predictions of model version = the run's name). Thresholds are the ``conf`` :func:`load` had.
+        ``ls_root``: the Label Studio server's document root ``out`` lies under (image URLs relative to it, so many
+        outputs share one server); ``ls_url``: the address the images are served at instead."""
         from .labelling.prelabels import save_labels
 
         return save_labels(self.predictor, Path(source), format, Path(out), image_mode=images, overwrite=overwrite,
-                           task=task, inputs=self.run.inputs, model_version=self.run.folder.name)
+                           task=task, inputs=self.run.inputs, model_version=self.run.folder.name, ls_root=ls_root,
+                           ls_url=ls_url)
 
     def pseudo_label(self, source: str | Path, out: str | Path, *, overwrite: bool = False) -> PseudoLabels:
         """``detft pseudo``: this model, the teacher, labels the unlabelled images of ``source``; its detections at
@@ -481,6 +507,41 @@ class Model:
         from .inference.video import infer_video
 
         return infer_video(self.predictor, source, **options)
+
+    def serve(self, *, host: str = "127.0.0.1", port: int = 9090, ls_root: str | Path | None = None,
+              ls_host: str | None = None, ls_token: str | None = None) -> None:
+        """``detft serve``: this model as a Label Studio ML backend on ``host:port`` until interrupted
+        (:mod:`detft.labelling.ml_backend`): predictions for the tasks annotators open, in the project's own tags,
+        at the thresholds :func:`load` gave it. Task images come from disk under ``ls_root`` (the server's
+        LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT), from the server at ``ls_host`` with ``ls_token`` (uploads), or from
+        their http(s) URL; unset, those three are read from LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, LABEL_STUDIO_URL
+        and LABEL_STUDIO_API_KEY, then from what the server says when a project connects."""
+        from .labelling.ml_backend import Backend
+        from .labelling.ml_server import serve
+        from .labelling.task_images import TaskImages
+
+        serve(Backend(self.predictor, self.run.folder.name, TaskImages.from_env(ls_root, ls_host, ls_token)),
+              host, port)
+
+
+def list_runs(folder: str | Path | None = None, *, sort: str = "newest") -> list[RunRow]:
+    """The runs under ``folder`` (default: ``runs``, where ``detft train`` puts them), found at any depth, one
+    :class:`~detft.run_table.RunRow` each (``detft runs``): family, start, data, epochs, training time, the last
+    evaluation's box and mask AP, best epoch and status. A folder that cannot be read is a row whose status says
+    why. ``sort``: newest first, or a column (numbers from the highest, text from A, blanks last)."""
+    from .run_table import read_rows, sort_rows
+
+    return sort_rows(read_rows(Path(folder or TrainConfig().project)), sort)
+
+
+def compare_runs(*runs: str | Path | Run, folder: str | Path | None = None, all_keys: bool = False) -> Comparison:
+    """Two or more runs side by side (``detft runs compare``): the config keys whose values differ (every key with
+    ``all_keys``), then the COCO stats, per-class AP, best epoch and training time of each. A run is a folder or
+    its name under ``folder`` (default ``runs``)."""
+    from .run_table import compare
+
+    return compare([r.folder if isinstance(r, Run) else r for r in runs], Path(folder or TrainConfig().project),
+                   all_keys)
 
 
 def _rgb(image: ImageLike) -> np.ndarray:

@@ -83,7 +83,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
                      split=parse_fractions(args.split, flag) if args.split else None, seed=args.seed,
                      strict=args.strict, overwrite=args.overwrite, image_mode=args.images, task=args.task,
                      min_size=args.min_size, tiling=tiling, class_map=parse_map(args.map) if args.map else None,
-                     stratify=args.stratify, group=args.group, **_reader_options(args))
+                     stratify=args.stratify, group=args.group, ls_root=args.ls_root, ls_url=args.ls_url,
+                     **_reader_options(args))
     ds = result.dataset
     print(f"wrote {args.to} dataset to {result.out}: {len(ds.images)} images, {result.written} annotations, "
           f"{len(ds.categories)} classes, splits {', '.join(f'{s}={len(ds.images_in(s))}' for s in ds.splits())}")
@@ -120,6 +121,16 @@ def _add_writer_args(p: argparse.ArgumentParser, split_default: str | None = Non
     p.add_argument("--images", choices=["symlink", "hardlink", "copy"], default="symlink",
                    help="how images get into OUT (default symlink)")
     p.add_argument("--task", choices=["detect", "segment"], help="YOLO label type (default: segment if masks exist)")
+    add_label_studio_serving_args(p)
+
+
+def add_label_studio_serving_args(p: argparse.ArgumentParser) -> None:
+    """Where a Label Studio server finds the images of written tasks (--to labelstudio, --save-labels labelstudio)."""
+    p.add_argument("--ls-root", type=Path, metavar="DIR", help="Label Studio tasks: the server's "
+                   "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, which OUT lies under; image URLs are written relative to "
+                   "it, so one server serves many outputs (default: relative to OUT, which must then be the root)")
+    p.add_argument("--ls-url", metavar="BASE", help="Label Studio tasks: the http(s)://, s3:// or gs:// address "
+                   "OUT's images are served at; image URLs are BASE/<path under OUT>")
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -225,10 +236,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         ignored = sorted(k for k in given if k != "epochs")
         print(f"resuming {args.resume}: its saved settings apply; only --epochs can change (to extend it)"
               + (f"; ignoring {', '.join('--' + k.replace('_', '-') for k in ignored)}" if ignored else ""))
-        run = train(resume=args.resume, trust_weights=args.trust_weights,
+        run = train(resume=args.resume, trust_weights=args.trust_weights, mlflow=args.mlflow,
                     **({"epochs": given["epochs"]} if "epochs" in given else {}))
     else:
-        run = train(args.config, trust_weights=args.trust_weights, **given)
+        run = train(args.config, trust_weights=args.trust_weights, mlflow=args.mlflow, **given)
     print(f"run folder: {run.folder}")
     return 0
 
@@ -343,7 +354,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from .labelling.prelabels import count_by_class
 
         fmt, out = args.save_labels
-        saved = model.save_labels(args.source, fmt, out, images=args.images, overwrite=args.overwrite, task=args.task)
+        saved = model.save_labels(args.source, fmt, out, images=args.images, overwrite=args.overwrite, task=args.task,
+                                  ls_root=args.ls_root, ls_url=args.ls_url)
         counts = count_by_class(saved.dataset)
         print(f"wrote {fmt} pre-labels to {saved.out}: {len(saved.dataset.images)} images, "
               f"{sum(counts.values())} detections ({', '.join(f'{n} {k}' for k, n in counts.items())}) at "
@@ -390,6 +402,12 @@ def cmd_pseudo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    _load(args).serve(host=args.host, port=args.port, ls_root=args.ls_root, ls_host=args.ls_host,
+                      ls_token=args.ls_token)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .api import load
 
@@ -416,6 +434,29 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         shared["images_dir"] = str(args.images_dir)
     benchmark(args.data, args.candidates, args.freeze, budget=args.budget, epochs=args.epochs, seeds=args.seeds,
               out=args.out, data_format=args.fmt, seed=args.seed, **shared)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """``detft runs [DIR]`` (the table) and ``detft runs compare A B ...`` (side by side)."""
+    import json
+
+    from .api import compare_runs, list_runs
+    from .config import TrainConfig
+    from .run_table import format_comparison, format_table
+
+    if args.paths[:1] == ["compare"]:
+        if args.sort:
+            raise DetftError("--sort orders the table of runs; detft runs compare lists the runs in the order given")
+        comparison = compare_runs(*args.paths[1:], folder=args.dir, all_keys=args.all)
+        print(json.dumps(comparison.to_dict(), indent=1) if args.json else format_comparison(comparison))
+        return 0
+    if len(args.paths) > 1 or args.all or args.dir:
+        raise DetftError("detft runs [DIR] lists the runs of one folder (--all and --dir are for detft runs compare "
+                         "A B [C ...])")
+    root = Path(args.paths[0] if args.paths else TrainConfig().project)
+    rows = list_runs(root, sort=args.sort or "newest")
+    print(json.dumps([r.to_dict() for r in rows], indent=1) if args.json else format_table(rows, root))
     return 0
 
 
@@ -471,6 +512,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(p)
     p.add_argument("--resume", type=Path, help="run folder (or last.pt) to continue; --epochs may extend it")
     add_trust_arg(p)
+    tracking = p.add_mutually_exclusive_group()
+    tracking.add_argument("--mlflow", nargs="?", const=True, default=None, metavar="URI",
+                          help="track the run in MLflow (pip install 'detft[mlflow]'): at URI, else at "
+                               "MLFLOW_TRACKING_URI, else in ./mlruns; on without this flag when MLFLOW_TRACKING_URI "
+                               "is set, and a resumed run continues its MLflow run")
+    tracking.add_argument("--no-mlflow", dest="mlflow", action="store_false", default=None,
+                          help="do not track in MLflow, even with MLFLOW_TRACKING_URI set")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="COCO mAP (bbox and segm), per-class table, PR curves, confusion matrix")
@@ -510,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: segment when the model predicts masks)")
     p.add_argument("--overwrite", action="store_true", help="replace --out or the --save-labels OUT if it exists and "
                    "detft wrote it (default --out: runs/predict, or runs/predict2... when that exists)")
+    add_label_studio_serving_args(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("rank", help="order unlabelled images by how much a label would teach the model: label "
@@ -540,6 +589,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     add_trust_arg(p)
     p.set_defaults(func=cmd_pseudo)
+
+    p = sub.add_parser("serve", help="a Label Studio ML backend: the model predicts the tasks annotators open, "
+                                     "in the project's labels (Settings > Model > Connect Model)")
+    add_inference_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=NONNEGATIVE_INT.argtype(), default=9090, help="port (default 9090)")
+    p.add_argument("--ls-root", type=Path, metavar="DIR", help="the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT: "
+                   "local-files images are read from disk below it (default: that variable)")
+    p.add_argument("--ls-host", metavar="URL", help="the Label Studio server, for uploaded images (default: "
+                   "LABEL_STUDIO_URL, else the address the server gives when a project connects)")
+    p.add_argument("--ls-token", help="its API token (legacy or personal access token; default: LABEL_STUDIO_API_KEY, "
+                   "else the token the server gives when a project connects)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("video", help="run a trained model on a video file, an image folder, a webcam (index) or a "
                                      "stream (rtsp://, http(s)://, udp://); also tools/infer_video.py")
@@ -620,6 +682,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for the trials' runs, benchmark.csv/.json/.png (default runs/benchmark); a re-run "
                         "with the same settings skips finished trials")
     p.set_defaults(func=cmd_benchmark)
+
+    from .run_table import SORTS
+
+    p = sub.add_parser("runs", help="the runs under a folder as one table (status, epochs, time, AP, best epoch), "
+                                    "or runs side by side: detft runs compare A B",
+                       usage="detft runs [DIR] [--sort COLUMN] [--json]\n"
+                             "       detft runs compare A B [C ...] [--dir DIR] [--all] [--json]")
+    p.add_argument("paths", nargs="*", metavar="DIR", help="folder of runs, searched at any depth (default runs); "
+                   "or compare and two or more runs (folders, or names under --dir)")
+    p.add_argument("--sort", choices=list(SORTS), help="order of the table (default newest first; numbers from the "
+                   "highest, text from A)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--all", action="store_true", help="compare: every config key, not only those that differ")
+    p.add_argument("--dir", type=Path, help="compare: where run names are looked up (default runs)")
+    p.set_defaults(func=cmd_runs)
 
     for command in sub.choices.values():  # --debug after the command too (tools/infer_video.py passes it there)
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,

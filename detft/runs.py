@@ -11,7 +11,9 @@ only inside their checkpoints (which still carry it, so a ``best.pt`` copied els
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,10 @@ from .version import __version__
 
 RUN_FILE = "run.yaml"
 LEGACY_YOLO_META = "detft_meta.json"  # detft 0.1 YOLO runs
+LEGACY_ARGS = "args.yaml"  # detft 0.1 R-CNN runs (metadata in the checkpoints), and runs plain ultralytics trained
+ULTRALYTICS_EPOCH_LOG = "results.csv"  # a YOLO run's epochs as ultralytics logs them, metrics.csv made from it at the end
 CHECKPOINTS = ("best", "last")
+TRACKING_FILE = "mlflow.json"  # the MLflow run a tracked run logs to (engine/mlflow_log.py), for --resume
 
 
 @dataclass
@@ -142,6 +147,13 @@ class Run:
         return self.folder / "metrics.csv"
 
     @property
+    def tracking_file(self) -> Path:
+        """Where a run tracked in MLflow keeps its MLflow run (URI and run id), so ``--resume`` continues that run;
+        absent for a run never tracked. Beside run.yaml, not in it: the families rewrite run.yaml from what they
+        know, and none of them knows the tracker."""
+        return self.folder / TRACKING_FILE
+
+    @property
     def pseudo_labels_dir(self) -> Path:
         """Where ``train --pseudo`` writes the teacher's pseudo-labels (run.yaml's ``pseudo_labels`` names it)."""
         return self.folder / "pseudo"
@@ -227,6 +239,32 @@ class Run:
         doc = load_json(path) if path.is_file() else {}
         per_class = (((doc.get("metrics") if isinstance(doc, dict) else None) or {}).get("bbox") or {}).get("per_class")
         return {c["name"]: max(0.0, float(c["AP"])) for c in per_class or [] if isinstance(c, dict) and "name" in c}
+
+    # ---------------------------------------------------------------- its record (detft runs)
+    def evaluation(self) -> dict[str, Any] | None:
+        """eval.json as the run's last evaluation wrote it (the end of training, or ``detft eval``); None before
+        one. A file that is not an eval.json is a named error."""
+        from .evaluation.report import EVAL_JSON, load_eval
+
+        return load_eval(self.folder) if (self.folder / EVAL_JSON).is_file() else None
+
+    def epoch_rows(self) -> list[dict[str, float | None]]:
+        """One row per epoch trained, column -> number (None where blank): metrics.csv, which every family writes
+        (R-CNN after each epoch, YOLO when the run ends), else ultralytics' results.csv, a YOLO run's only epoch log
+        while it trains; empty before the first epoch."""
+        for path in (self.metrics_csv, self.folder / ULTRALYTICS_EPOCH_LOG):
+            if path.is_file():
+                return _epoch_rows(path)
+        return []
+
+    def last_written(self) -> float:
+        """When the run last wrote to its record (run.yaml, an epoch log, a checkpoint, eval.json), as a timestamp:
+        how a run still training is told from one that stopped (no process writes a lock into the folder)."""
+        from .evaluation.report import EVAL_JSON
+
+        files = (self.run_file, self.folder / LEGACY_YOLO_META, self.metrics_csv, self.folder / ULTRALYTICS_EPOCH_LOG,
+                 *(self.checkpoint_path(w) for w in CHECKPOINTS), self.folder / EVAL_JSON)
+        return max([p.stat().st_mtime for p in files if p.is_file()] or [self.folder.stat().st_mtime])
 
     @property
     def info(self) -> RunInfo:
@@ -322,3 +360,57 @@ def _from_checkpoint(weights: Path) -> RunInfo:
         except KeyError as e:
             raise DetftError(f"{weights}: damaged run metadata (no {e})") from None
     return RunInfo.from_dict(meta, weights)
+
+
+def is_run_folder(folder: Path) -> bool:
+    """A folder holding a run: run.yaml, or the record of a detft 0.1 run (detft_meta.json; args.yaml beside a
+    checkpoint in weights/, which is also how a run plain ultralytics trained looks)."""
+    if (folder / RUN_FILE).is_file() or (folder / LEGACY_YOLO_META).is_file():
+        return True
+    return (folder / LEGACY_ARGS).is_file() and any((folder / "weights" / f"{w}.pt").is_file() for w in CHECKPOINTS)
+
+
+def find_runs(root: Path) -> list[Path]:
+    """The run folders under ``root`` (``root`` itself when it is one) at any depth, sorted; the inside of a run and
+    hidden folders (the YOLO data cache under ``runs/.cache``) are not searched, nor links to folders."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DetftError(f"no folder {root} (runs are found under the --project of detft train, runs/ by default)")
+    found = []
+    for here, folders, _ in os.walk(root):
+        if is_run_folder(Path(here)):
+            found.append(Path(here))
+            folders.clear()
+        else:
+            folders[:] = [f for f in folders if not f.startswith(".")]
+    return sorted(found)
+
+
+def training_seconds(rows: list[dict[str, float | None]]) -> float | None:
+    """Seconds a run trained, as its epoch log records them (None where it records none): the sum of the R-CNN
+    loop's ``time_s`` (each epoch's training steps), or ultralytics' ``time`` (seconds since the process began
+    training, validation included; a resumed run starts that clock again, so each stretch counts to its last row)."""
+    steps = [t for r in rows if (t := r.get("time_s")) is not None]
+    if rows and len(steps) == len(rows):
+        return sum(steps)
+    clock = [t for r in rows if (t := r.get("time")) is not None]
+    if not rows or len(clock) < len(rows):
+        return None
+    return sum(a for a, b in zip(clock, clock[1:]) if b < a) + clock[-1]
+
+
+def _epoch_rows(path: Path) -> list[dict[str, float | None]]:
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DetftError(f"{path}: damaged epoch log ({e})") from None
+    parsed = []
+    for n, row in enumerate(rows, 2):
+        try:
+            parsed.append({k.strip(): float(v) if v not in ("", None) else None for k, v in row.items() if k})
+        except (TypeError, ValueError):
+            raise DetftError(f"{path} (line {n}): damaged epoch log (a value that is not a number)") from None
+    if any(r.get("epoch") is None for r in parsed):
+        raise DetftError(f"{path}: damaged epoch log (a row without its epoch)")
+    return parsed

@@ -439,7 +439,9 @@ def test_label_studio_yolo_export_without_images(tmp_path: Path):
     with pytest.raises(DataLossError, match=r"orphan_label \(3 annotation\(s\) in 2 change\(s\).*--images-dir"):
         load(export, None, Report())
     for split, name in [("val", "a b.jpg"), ("val", "c.jpg"), ("train", "d.jpg"), ("train", "e.jpg")]:
-        make_image(tmp_path / "mine" / split / name, W, H)
+        # links to files elsewhere, as a detft output's images/ holds them: the folder the user named is followed
+        (tmp_path / "mine" / split).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "mine" / split / name).symlink_to(make_image(tmp_path / "elsewhere" / name, W, H))
     report = Report()
     ds = load(export, None, report, images_dir=tmp_path / "mine")
     images = {im.file_name: im for im in ds.images}

@@ -43,6 +43,7 @@ from .events import EventLog
 from .feature_cache import FeatureStore, FrozenTrunk, default_budget, free_disk
 from .metrics import overfitting, plot, write_csv
 from .optim import build_optimizer, build_scheduler, param_groups
+from .tracking import NO_TRACKING, Tracker
 
 if TYPE_CHECKING:
     from ..data.torch_dataset import DetectionDataset
@@ -64,8 +65,9 @@ def model_kwargs(cfg: TrainConfig) -> dict[str, Any]:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, run: Run | None = None):
+    def __init__(self, cfg: TrainConfig, run: Run | None = None, tracker: Tracker = NO_TRACKING):
         self.cfg = cfg
+        self.tracker = tracker
         self.device = pick_device(cfg.device)
         self.dist = distributed.init(self.device, cfg.dist_timeout)
         if self.dist.enabled and self.device.type == "cuda":
@@ -384,8 +386,8 @@ class Trainer:
 
     def record(self, epoch: int, row: dict[str, float], info: RunInfo, events: EventLog, elapsed: float) -> bool:
         """Rank 0: the epoch's line (``elapsed``: seconds since this process's first epoch began), the epoch into
-        last.pt (and best.pt when it is the best), metrics.csv, the plots and the event log; True when early stopping
-        ends the run."""
+        last.pt (and best.pt when it is the best), metrics.csv, the plots, the event log and the tracker; True when
+        early stopping ends the run."""
         cfg = self.cfg
         self.rows.append(row)
         score, by = self.fitness(row)
@@ -408,6 +410,7 @@ class Trainer:
         write_csv(self.run.metrics_csv, self.rows)
         plot(self.run.folder, self.rows)
         events.log(row)
+        self.tracker.log_epoch(row)
         stop = cfg.patience is not None and self.stale >= cfg.patience
         if stop:
             print(f"early stop: no improvement of the {by} in {cfg.patience} epoch(s); best {abs(self.best):.4f}")
@@ -430,6 +433,8 @@ class Trainer:
         info = self.info()
         if self.dist.main:
             self.run.save_info(info)
+        # through on_main: a tracker that cannot start (a server that does not answer) stops every rank at once
+        distributed.on_main(self.dist, lambda: self.tracker.start(self.run, info, self.dataset))
         events = EventLog(self.run.folder) if self.dist.main else None
         started, epoch = time.perf_counter(), self.start_epoch
         while epoch < self.epochs:

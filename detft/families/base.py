@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from ..engine.tracking import NO_TRACKING
+
 if TYPE_CHECKING:
     from pathlib import Path
 
     from ..config import TrainConfig
     from ..data.loading import TrainingData
+    from ..engine.tracking import Tracker
     from ..export.metadata import Graph
     from ..inference.predictor import Predictor
     from ..runs import Run, RunInfo
@@ -28,9 +31,11 @@ class Family(Protocol):
         """Raise a DetftError now when ``--arch``/``--model`` name nothing this family builds, so a typo fails
         before hours of training (the benchmark checks every candidate first)."""
 
-    def train(self, config: TrainConfig, run: Run, resume: bool = False, trust_weights: bool = False) -> Run:
+    def train(self, config: TrainConfig, run: Run, resume: bool = False, trust_weights: bool = False,
+              tracker: Tracker = NO_TRACKING) -> Run:
         """Train into ``run`` (its folder may not exist yet); with ``resume``, continue its last.pt.
-        ``trust_weights`` lifts the restricted checkpoint loader for this call only."""
+        ``trust_weights`` lifts the restricted checkpoint loader for this call only. ``tracker`` is started once
+        run.yaml is written and gets every epoch's metrics.csv row as the epoch ends (main process only)."""
 
     def auto_freeze(self, config: TrainConfig, data: TrainingData) -> tuple[str, str | None]:
         """What ``--freeze auto`` chooses for ``config``'s start on ``data``, before anything trains, and the line

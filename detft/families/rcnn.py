@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from ..engine.tracking import NO_TRACKING
 from ..errors import DetftError
 from ..models.registry import known
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
     from ..config import TrainConfig
     from ..data.loading import TrainingData
+    from ..engine.tracking import Tracker
     from ..export.metadata import Graph
     from ..inference.predictor import Predictor
     from ..runs import Run, RunInfo
@@ -35,7 +37,8 @@ class RCNN:
 
         resolve(arch, model)
 
-    def train(self, config: TrainConfig, run: Run, resume: bool = False, trust_weights: bool = False) -> Run:
+    def train(self, config: TrainConfig, run: Run, resume: bool = False, trust_weights: bool = False,
+              tracker: Tracker = NO_TRACKING) -> Run:
         from ..engine import checkpoint
         from ..engine.trainer import Trainer
 
@@ -45,7 +48,7 @@ class RCNN:
             if state["epoch"] + 1 >= config.epochs:
                 raise DetftError(f"{run.folder} already finished {state['epoch'] + 1} epochs; "
                                  "pass a larger --epochs to extend")
-        trainer = Trainer(config, run)
+        trainer = Trainer(config, run, tracker)
         trainer.setup(state)
         return trainer.fit()
 

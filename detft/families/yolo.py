@@ -28,6 +28,7 @@ from ..annotations.dataset import Dataset
 from ..util.devices import pick_device, primary, several, ultralytics_device
 from ..engine.events import EventLog
 from ..engine.metrics import overfitting, plot, write_csv
+from ..engine.tracking import NO_TRACKING
 from ..errors import DetftError
 from ..formats import yolo as yolo_format
 from ..models.defaults import DataAmount, freeze_by_data, resolve_auto
@@ -42,6 +43,7 @@ from ..runs import Run, RunInfo
 if TYPE_CHECKING:
     from tqdm import tqdm
 
+    from ..engine.tracking import Tracker
     from ..util.progress import Heartbeat
     from ..export.metadata import Graph
     from ..inference.predictor import Predictor
@@ -104,13 +106,14 @@ class YOLO:
         if model is not None and not model.endswith((".yaml", ".yml", ".pt")):
             raise DetftError(f"YOLO --model {model!r}: a network yaml (yolov8s.yaml) or a .pt checkpoint")
 
-    def train(self, config: TrainConfig, run: Run, resume: bool = False, trust_weights: bool = False) -> Run:
+    def train(self, config: TrainConfig, run: Run, resume: bool = False, trust_weights: bool = False,
+              tracker: Tracker = NO_TRACKING) -> Run:
         # ultralytics' trainer and validator lower the process's torch threads, and its deterministic=True switches
         # deterministic algorithms on for the whole process: both are put back when this training ends
         with torch_threads_kept(), determinism_kept():
-            return self._train(config, run, resume, trust_weights)
+            return self._train(config, run, resume, trust_weights, tracker)
 
-    def _train(self, config: TrainConfig, run: Run, resume: bool, trust_weights: bool) -> Run:
+    def _train(self, config: TrainConfig, run: Run, resume: bool, trust_weights: bool, tracker: Tracker) -> Run:
         prepare_offline()
         from ..models.yolo_trainers import TRAINERS  # after the offline set-up: it imports ultralytics
 
@@ -127,6 +130,8 @@ class YOLO:
             if ckpt.get("epoch", -1) == -1 or ckpt.get("optimizer") is None:
                 # a completed run: ultralytics would silently start a new training on its default coco8.yaml
                 raise DetftError(f"cannot resume {last}: that run finished (ultralytics can only resume interrupted runs)")
+            tracker.start(run, run.info, ds)
+            track_epochs(model, tracker)
             EpochLines().register(model)
             model.train(resume=True, data=ckpt["train_args"]["data"])
             return finish(model, ds, val_images, run, run.info, warned)
@@ -158,6 +163,8 @@ class YOLO:
         model.add_callback("on_train_start", _count_parameters(info))
         EpochLines().register(model)
         run.save_info(info)  # before training: an interrupted run can be resumed
+        tracker.start(run, info, ds)
+        track_epochs(model, tracker)
         model.train(
             data=str(data_dir / "data.yaml"), epochs=config.epochs, batch=config.batch, imgsz=info.imgsz,
             lr0=config.lr, optimizer={"sgd": "SGD", "adamw": "AdamW"}[config.optimizer], momentum=config.momentum,
@@ -304,6 +311,23 @@ class EpochLines:
                          val_loss=sum(val) if val else None, ap=ap, evaluator="ultralytics' evaluator",
                          best=best if stopper.best_epoch else None, elapsed=time.time() - trainer.train_time_start,
                          done=trainer.epoch + 1 - trainer.start_epoch), flush=True)
+
+
+def track_epochs(model: Any, tracker: Tracker) -> None:
+    """Each epoch's row to the tracker as the epoch ends: the last line of results.csv, which ultralytics writes just
+    before ``on_fit_epoch_end``, read as metrics.csv will have it. Its final validation of best.pt fires that callback
+    once more: a row already sent is not sent again."""
+    sent = [0]
+
+    def on_fit_epoch_end(trainer: Any) -> None:
+        if not EpochLines.main_process():
+            return
+        rows = _metrics_rows(Path(trainer.csv))
+        if rows and rows[-1]["epoch"] > sent[0]:
+            sent[0] = rows[-1]["epoch"]
+            tracker.log_epoch(rows[-1])
+
+    model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
 
 
 def finish(model: Any, ds: Dataset, val_images: list, run: Run, info: RunInfo, warned: list[SplitWarning]) -> Run:

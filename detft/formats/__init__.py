@@ -12,7 +12,8 @@ from typing import Any
 from ..annotations.dataset import Category, Dataset, ImageRecord
 from ..annotations.report import Report
 from ..errors import DetftError
-from . import coco, createml, csv, cvat, kitti, labelme, labelstudio, masks, object_masks, text, via, voc, yolo
+from . import (coco, createml, csv, cvat, kitti, labelme, labelstudio, labelstudio_serving, masks, object_masks, text,
+               via, voc, yolo)
 from .base import canonical_split, objects_kept, reading_under, same_images
 
 READERS: dict[str, Callable[..., Dataset]] = {
@@ -26,13 +27,15 @@ WRITERS: dict[str, Callable[..., list[Path]]] = {
 
 
 def write_dataset(fmt: str, dataset: Dataset, out: Path, report: Report, image_mode: str = "symlink",
-                  task: str | None = None, model_version: str | None = None) -> list[Path]:
+                  task: str | None = None, model_version: str | None = None,
+                  serving: labelstudio_serving.Serving | None = None) -> list[Path]:
     """``dataset`` written in ``fmt`` (one of :data:`WRITERS`, checked by the caller before it reads anything)
     under ``out``; ``task`` (detect/segment) is the YOLO writer's alone, ``model_version`` (the model whose
-    predictions these are: pre-labels) Label Studio's."""
+    predictions these are: pre-labels) and ``serving`` (where the server finds the images of the output ``out``
+    becomes: :func:`.labelstudio_serving.serving_for`) Label Studio's."""
     kwargs: dict[str, Any] = {"task": task} if fmt == "yolo" else {}
     if fmt == labelstudio.NAME:
-        kwargs["model_version"] = model_version
+        kwargs.update(model_version=model_version, serving=serving)
     return WRITERS[fmt](dataset, out, report, image_mode=image_mode, **kwargs)
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import unquote, urlparse
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -34,6 +34,7 @@ from ..annotations.report import Report
 from . import brush
 from .base import CategoryIndex, canonical_split, declared_size, finite, load_json, locate_image, text_field
 from .layout import ImagePlacer
+from .labelstudio_serving import NOTE_FILE, Serving, serving as default_serving
 from .pairing import UPLOAD, Fallback, tail_under
 from .shapes import SCORE, folder_per_split, read_score, report_unkept, score_of
 from .xmlsafe import parse
@@ -41,7 +42,6 @@ from .xmlsafe import parse
 NAME = "labelstudio"
 TASKS_FILE = "tasks.json"
 CONFIG_FILE = "labeling_config.xml"
-LOCAL_FILES = "/data/local-files/?d="  # Label Studio's local storage URL: the path is relative to its document root
 EXPORT_NAME = re.compile(r"^project-\d+-at-(\d{4}-\d{2}-\d{2}-\d{2}-\d{2})-")  # how Label Studio names an export
 MIN_FIELDS = ("id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement", "history",
               "was_cancelled")  # what JSON-MIN adds to a task's data fields in each record
@@ -552,9 +552,10 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
 
 
 # ------------------------------------------------------------------------------------------------ writing
-def _results(ann: Annotation, name: str, width: int, height: int, report: Report) -> list[dict]:
+def annotation_results(ann: Annotation, name: str, width: int, height: int, report: Report) -> list[dict]:
     """The regions of one annotation: a box, its polygon parts (one region each: Label Studio has no groups), or
-    its mask as a brush region (exact)."""
+    its mask as a brush region (exact); ``from_name``/``to_name`` are those of :func:`labeling_config`'s tags (the
+    ML backend renames them to a project's own)."""
     common = {"to_name": "image", "original_width": width, "original_height": height, "image_rotation": 0}
     if ann.iscrowd:
         report.add("converted", "crowd_to_object", ann.where(), "Label Studio has no crowd regions: written as an object")
@@ -590,12 +591,14 @@ def labeling_config(names: list[str], kinds: set[str]) -> str:
 
 
 def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlink",
-          model_version: str | None = None) -> list[Path]:
-    """``tasks.json`` (images under ``images/``, named by Label Studio's local-storage URL relative to OUT) and
-    ``labeling_config.xml``. With ``model_version`` (``detft predict --save-labels``) the regions are the tasks'
-    ``predictions``, each with its score and the task with their mean: Label Studio shows them as pre-labels to
-    accept or correct; otherwise they are ``annotations``. Several splits are kept in ``data.split``."""
+          model_version: str | None = None, serving: Serving | None = None) -> list[Path]:
+    """``tasks.json`` (images under ``images/``, named by the URL ``serving`` gives them: by default Label Studio's
+    local-storage URL relative to OUT), ``labeling_config.xml`` and ``LABEL_STUDIO.md``, how to serve them. With
+    ``model_version`` (``detft predict --save-labels``) the regions are the tasks' ``predictions``, each with its
+    score and the task with their mean: Label Studio shows them as pre-labels to accept or correct; otherwise they
+    are ``annotations``. Several splits are kept in ``data.split``."""
     names = {c.id: c.name for c in dataset.categories}
+    serving = serving or default_serving(out)
     placer = ImagePlacer(out, image_mode, report)
     folders = folder_per_split(dataset)
     tasks, kinds = [], set()
@@ -603,13 +606,13 @@ def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlin
         for im in progress(dataset.images_in(split), f"writing Label Studio {split}", unit="img"):
             folder = f"images/{sub}" if sub else "images"
             rel = f"{folder}/{placer.place(im, folder)}"
-            data: dict[str, Any] = {"image": LOCAL_FILES + quote(rel)}
+            data: dict[str, Any] = {"image": serving.image_url(rel)}
             if len(folders) > 1 or sub:
                 data["split"] = split
             results, scores = [], []
             for ann in im.annotations:
                 report_unkept(ann, set(), report, "Label Studio")
-                for r in _results(ann, names[ann.category_id], im.width, im.height, report):
+                for r in annotation_results(ann, names[ann.category_id], im.width, im.height, report):
                     r["id"] = f"r{len(results)}"
                     if model_version is not None and (score := score_of(ann)) is not None:
                         r["score"] = score
@@ -626,4 +629,5 @@ def write(dataset: Dataset, out: Path, report: Report, image_mode: str = "symlin
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / TASKS_FILE, json.dumps(tasks, ensure_ascii=False))
     atomic_write_text(out / CONFIG_FILE, labeling_config([names[c.id] for c in dataset.sorted_categories()], kinds))
-    return [out / TASKS_FILE, out / CONFIG_FILE]
+    atomic_write_text(out / NOTE_FILE, serving.note(TASKS_FILE, CONFIG_FILE))
+    return [out / TASKS_FILE, out / CONFIG_FILE, out / NOTE_FILE]

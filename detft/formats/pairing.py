@@ -82,10 +82,11 @@ def split_of_path(path: Path, root: Path) -> str | None:
 
 
 class ImageIndex:
-    """Every image file under ``root`` (links followed only to files inside it; hidden folders skipped), by
+    """Every image file under ``root`` (links followed only to files inside it, unless ``follow_links``: a folder the
+    user named as where the images are, such as a detft output's ``images/`` of links; hidden folders skipped), by
     stem and by name, and which of them a reader paired."""
 
-    def __init__(self, root: Path, max_files: int = MAX_FILES):
+    def __init__(self, root: Path, max_files: int = MAX_FILES, follow_links: bool = False):
         self.root = root
         self.by_name: dict[str, list[Path]] = defaultdict(list)
         self.by_stem: dict[str, list[Path]] = defaultdict(list)
@@ -104,7 +105,8 @@ class ImageIndex:
                 if not is_image_name(name):
                     continue
                 path = Path(folder) / name
-                if path.is_symlink() and not os.path.realpath(path).startswith(real_root + os.sep):
+                outside = path.is_symlink() and not os.path.realpath(path).startswith(real_root + os.sep)
+                if outside and not follow_links:
                     continue
                 self.by_name[name].append(path)
                 self.by_stem[PurePosixPath(name).stem].append(path)
@@ -168,13 +170,14 @@ class Fallback:
 
     def __init__(self, root: Path | None, images_dir: Path | None = None):
         self.roots = list(dict.fromkeys(r for r in (images_dir, root) if r is not None))
+        self.images_dir = images_dir
         self.indexes: dict[Path, ImageIndex] = {}
 
     def find(self, annotation: Path, name: str, own_stem: bool = False) -> Path | None:
         """The image ``name`` (or, with ``own_stem``, the annotation file's own name) stands for."""
         for root in self.roots:
             if root not in self.indexes:
-                self.indexes[root] = ImageIndex(root)
+                self.indexes[root] = ImageIndex(root, follow_links=root == self.images_dir)
             found = self.indexes[root].find(annotation, name, own_stem=own_stem)[0]
             if found is not None:
                 return found

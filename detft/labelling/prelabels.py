@@ -18,6 +18,7 @@ from ..annotations.images import find_images, probe, read_rgb
 from ..annotations.report import Report
 from ..errors import DetftError
 from ..formats import WRITERS, write_dataset
+from ..formats.labelstudio_serving import serving_for
 from ..formats.shapes import SCORE
 from ..inference.detections import Detections
 from ..inference.predictor import Predictor
@@ -92,13 +93,16 @@ def predictions_dataset(predictor: Predictor, root: Path, files: list[Path], rep
 
 def save_labels(predictor: Predictor, source: Path, fmt: str, out: Path, *, image_mode: str = "symlink",
                 overwrite: bool = False, task: str | None = None, inputs: Sequence[Path] = (),
-                model_version: str = "detft") -> SavedLabels:
+                model_version: str = "detft", ls_root: Path | str | None = None,
+                ls_url: str | None = None) -> SavedLabels:
     """Pre-labels for ``source`` in format ``fmt`` in folder ``out`` (the images linked or copied beside them).
     ``out`` stays out of the source and of ``inputs`` (the model's run); ``model_version`` names the model to the
-    annotation tool where it has a place for it (Label Studio's predictions)."""
+    annotation tool where it has a place for it (Label Studio's predictions); ``ls_root`` / ``ls_url`` say where a
+    Label Studio server finds the images (:mod:`detft.formats.labelstudio_serving`)."""
     if fmt not in WRITERS:
         raise DetftError(f"--save-labels {fmt}: writable formats are {', '.join(sorted(WRITERS))}")
     out = Path(out)
+    serving = serving_for(fmt, out, ls_root, ls_url)
     root, files = source_images(Path(source))
     check_output(out, [Path(source), *inputs], "--save-labels OUT")
     check_replaceable(out, overwrite)
@@ -111,7 +115,8 @@ def save_labels(predictor: Predictor, source: Path, fmt: str, out: Path, *, imag
         report.note(f"{fmt} holds boxes only: the model's masks are written as their boxes (coco, yolo, cvat, "
                     "labelme, via and labelstudio keep them)")
     with atomic_directory(out, overwrite=overwrite) as tmp:
-        files = write_dataset(fmt, dataset, tmp, report, image_mode, task, model_version=model_version)
+        files = write_dataset(fmt, dataset, tmp, report, image_mode, task, model_version=model_version,
+                              serving=serving)
         report.write(tmp / REPORT_NAME)
     return SavedLabels(dataset, report, out, [out / f.relative_to(tmp) for f in files])
 

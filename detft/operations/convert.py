@@ -13,6 +13,7 @@ from ..annotations.dataset import Dataset
 from ..annotations.report import Report
 from ..errors import DetftError, StrictError
 from ..formats import WRITERS, read_dataset, write_dataset
+from ..formats.labelstudio_serving import serving_for
 from ..util.output import atomic_directory, check_output, input_folders
 from .classmap import ClassMap, apply_map
 from .merging import merge
@@ -46,16 +47,19 @@ def convert(src: Path | Sequence[Path], out: Path, *, to: str = "coco", fmt: str
             split: tuple[float, ...] | None = None, seed: int = 0, strict: bool = False,
             overwrite: bool = False, image_mode: str = "symlink", task: str | None = None,
             min_size: float = 2.0, tiling: Tiling | None = None, class_map: ClassMap | None = None,
-            stratify: bool = False, group: bool = False, **reader_options: Any) -> ConvertResult:
+            stratify: bool = False, group: bool = False, ls_root: Path | str | None = None, ls_url: str | None = None,
+            **reader_options: Any) -> ConvertResult:
     """Convert ``src`` to ``to`` in folder ``out``; several sources are merged (``detft merge``: classes joined by
     name, an image found twice kept once); ``class_map`` renames, joins and drops classes (``--map``); ``split``
     re-splits (``stratify`` by class, ``group`` near-identical images into one split); with ``tiling``, as tiles
     (after the split, so one image's tiles share its split). With ``strict`` any reported change is an error and
-    nothing is written."""
+    nothing is written. ``ls_root`` / ``ls_url`` (Label Studio tasks): the server's document root the output lies
+    under, or the address its images are served at (:mod:`detft.formats.labelstudio_serving`)."""
     if to not in WRITERS:
         raise DetftError(f"cannot write {to!r}; writable formats: {', '.join(WRITERS)}")
     sources = [Path(src)] if isinstance(src, (str, Path)) else [Path(s) for s in src]
     out = Path(out)
+    serving = serving_for(to, out, ls_root, ls_url)
     annotation_files = [s for s in sources if s.is_file()]
     check_output(out, [s for s in sources if s not in annotation_files],
                  held=[*annotation_files, *input_folders(annotation_files)])  # before reading
@@ -72,7 +76,7 @@ def convert(src: Path | Sequence[Path], out: Path, *, to: str = "coco", fmt: str
                  held=input_folders({*(im.path for im in dataset.images), *(im.origin for im in dataset.images)}))
     with atomic_directory(out, overwrite=overwrite) as tmp:
         lost_before = report.annotations_lost
-        files = write_dataset(to, dataset, tmp, report, image_mode, task)
+        files = write_dataset(to, dataset, tmp, report, image_mode, task, serving=serving)
         written = dataset.num_annotations - (report.annotations_lost - lost_before)
         refuse_empty(sources[0], report, written)
         if strict and len(report):
