@@ -8,7 +8,8 @@ detft's PyTorch predictor, its ONNX export in FP32 and INT8 (ONNX Runtime), its 
 ``--frames`` frames of vtest.avi (768x576, decoded once beforehand; 5 warm-up frames; the median of ``--repeats``
 rounds, the variants alternated within each round) and box AP on the run's val split with detft's evaluator (conf
 0.001). detft's files come from ``Model.export``, each with its own parity check; ultralytics' INT8 calibrates on
-the run's data converted to YOLO (``detft convert``), as its docs ask.
+the run's data converted to YOLO (``detft convert``), as its docs ask, on the training split as detft does (its
+default is the val split, the images AP is then measured on).
 
 The GFLOPs per frame are ultralytics' count at 640x640 scaled to the letterboxed frame (320x256 for vtest at 320);
 the fraction of the CPU's peak assumes 32 FP32 FLOPs per cycle per core (two 256-bit FMA pipes, Zen 4 and
@@ -56,6 +57,15 @@ def ms_per_frame(predictor: Any, images: list[np.ndarray]) -> float:
     return 1000 * (time.perf_counter() - t) / len(images)
 
 
+def cpu_name() -> str:
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        return next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Model name")),
+                    platform.machine())
+    except (OSError, subprocess.CalledProcessError):
+        return platform.machine()
+
+
 def clock_ghz() -> float:
     try:
         text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -74,7 +84,8 @@ def ultralytics_variants(run: Path, data_yaml: Path, imgsz: int, work: Path) -> 
     prepare_offline()
     out = {}
     for name, kw in (("onnx", dict(format="onnx")), ("openvino", dict(format="openvino")),
-                     ("openvino int8", dict(format="openvino", int8=True, data=str(data_yaml), fraction=1.0))):
+                     ("openvino int8", dict(format="openvino", int8=True, data=str(data_yaml), fraction=1.0,
+                                            split="train"))):
         staged = work / name.replace(" ", "-") / "best.pt"
         staged.parent.mkdir(parents=True, exist_ok=True)
         staged.write_bytes((run / "weights" / "best.pt").read_bytes())
@@ -96,6 +107,7 @@ def main() -> None:
     import detft
     from detft.api import Model
     from detft.inference.yolo_predictor import YOLOPredictor
+    from detft.operations.convert import convert
 
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="detft-bench-cpu-"))
@@ -113,8 +125,8 @@ def main() -> None:
         models[label] = detft.load(done.path, device="cpu", conf=0.25)
         aps[label] = done.report["export_metrics"]["bbox_AP"]
     yolo_data = work / "yolo-data"
-    detft.convert(Path(args.data) if args.data else Path(source.run.info.config.data), yolo_data, to="yolo",
-                  fmt=None if args.data else source.run.info.config.data_format)
+    convert(Path(args.data) if args.data else Path(source.run.info.config.data), yolo_data, to="yolo",
+            fmt=None if args.data else source.run.info.config.data_format)
     from ultralytics import YOLO
 
     for name, path in ultralytics_variants(args.run, yolo_data / "data.yaml", imgsz, work).items():
@@ -125,20 +137,22 @@ def main() -> None:
         aps[label] = Model(source.run, YOLOPredictor(YOLO(str(path), task="detect"), source.run.info.labels, "cpu",
                                                      0.001, 100, imgsz=imgsz), 0.001, 100
                            ).evaluate(dataset, "val").metrics["bbox_AP"]
+    from ultralytics.utils.torch_utils import get_flops
+
     images = frames(args.video, args.frames)
+    h, w = images[0].shape[:2]
+    scale = imgsz / max(h, w)
+    input_px = (-(-round(h * scale) // 32) * 32) * (-(-round(w * scale) // 32) * 32)
+    gflops = get_flops(YOLO(str(args.run / "weights" / "best.pt")).model, imgsz=640) * input_px / 640 ** 2
     timings: dict[str, list[float]] = {k: [] for k in models}
     for _ in range(args.repeats):
         for label, model in models.items():
             timings[label].append(ms_per_frame(model.predictor, images))
-    h, w = images[0].shape[:2]
-    scale = imgsz / max(h, w)
-    input_px = (-(-round(h * scale) // 32) * 32) * (-(-round(w * scale) // 32) * 32)
-    gflops = YOLO(str(args.run / "weights" / "best.pt")).info(verbose=False)[3] * input_px / 640 ** 2
     ghz = clock_ghz()
     peak = FLOPS_PER_CYCLE * ghz * args.threads
     print(f"\n{source.run.info.model} fine-tuned ({args.run}), {len(images)} frames of {Path(args.video).name} "
           f"({w}x{h} -> {input_px} px at imgsz {imgsz}), {gflops:.2f} GFLOPs per frame; AP: box AP on "
-          f"{len(dataset.images_in('val'))} val images (detft's evaluator); CPU {platform.processor() or platform.machine()}"
+          f"{len(dataset.images_in('val'))} val images (detft's evaluator); CPU {cpu_name()}"
           f", {args.threads} threads, peak estimate {peak:.0f} GFLOP/s ({FLOPS_PER_CYCLE} FLOPs/cycle/core at "
           f"{ghz:.2f} GHz); torch {torch.__version__}; whole run {time.perf_counter() - started:.0f} s")
     base = statistics.median(timings["detft ONNX FP32"])
