@@ -29,23 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
-VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+from export import VTEST, frames  # bench/export.py: the same frames, decoded the same way
+
 FLOPS_PER_CYCLE = 32  # FP32, per core: two 256-bit FMA pipes (8 lanes x 2 FLOPs x 2)
-
-
-def frames(video: str, n: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(video)
-    out = []
-    while len(out) < n:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        out.append(np.ascontiguousarray(frame[..., ::-1]))
-    return out
 
 
 def ms_per_frame(predictor: Any, images: list[np.ndarray]) -> float:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..data.loading import data_source, fingerprint
 from ..errors import DetftError
-from ..evaluation.report import EVAL_JSON, load_eval
+from ..evaluation.report import EVAL_JSON
 from ..util.output import atomic_write_text
 from ..version import __version__
 
@@ -202,8 +202,8 @@ class MLflowTracker:
     def finish(self, run: Run) -> None:
         if self.run_id is None:  # not the main process
             return
-        if (run.folder / EVAL_JSON).is_file():
-            self._metrics("the final evaluation", final_metrics(load_eval(run.folder)), 0)
+        if (evaluation := run.evaluation()) is not None:
+            self._metrics("the final evaluation", final_metrics(evaluation), 0)
         sent = []
         for path, folder in artifacts(run):
             if self._call(path.name, lambda c: c.log_artifact(self.run_id, str(path), folder), stop=False):

@@ -335,21 +335,20 @@ def read(src: Path, report: Report, classes: list[str] | None = None, images_dir
             splits = {"train": find_images(src / "images")}
         if not splits and not (src / "labels").is_dir():
             raise FormatError(src, "no data.yaml and no images/ folder: not a YOLO dataset")
-    images: list[ImageRecord] = []
-    max_cls = -1
-    for split, paths in splits.items():
-        for path in progress(paths, f"reading YOLO {split}", unit="img"):
-            im, top = _read_image(path, root, split, len(classes) if classes else 0, report)
-            images.append(im)
-            max_cls = max(max_cls, top)
-    orphans = _orphan_labels([p for paths in splits.values() for p in paths], root)
+    # (label file, image, split): ultralytics' label for each image of the dataset, then the labels whose images
+    # lie under --images-dir
+    pairs: list[tuple[Path | None, Path, str]] = [(None, p, split) for split, paths in splits.items() for p in paths]
+    orphans = _orphan_labels([p for _, p, _ in pairs], root)
     if images_dir is not None:
         found, orphans = _images_elsewhere(orphans, root, images_dir, report)
-        for lbl, path, split in progress(found, "reading YOLO labels", unit="img"):
-            im, top = _read_image(path, root, split, len(classes) if classes else 0, report, lbl)
-            images.append(im)
-            max_cls = max(max_cls, top)
+        pairs += found
     _report_orphans(orphans, images_dir, report)
+    images: list[ImageRecord] = []
+    max_cls = -1
+    for lbl, path, split in progress(pairs, "reading YOLO", unit="img"):
+        im, top = _read_image(path, root, split, len(classes) if classes else 0, report, lbl)
+        images.append(im)
+        max_cls = max(max_cls, top)
     if not names:
         names = [f"class{k}" for k in range(max_cls + 1)]
         report.add("warning", "no_class_names", str(root), f"no data.yaml, classes.txt or *.names file; named classes "
