@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .families import Family
     from .inference.detections import Detections
     from .inference.predictor import Predictor
+    from .inference.cameras import Camera
     from .inference.video import RunStats
     from .labelling.prelabels import SavedLabels
     from .labelling.pseudo import PseudoLabels
@@ -208,7 +209,7 @@ def _run_slicing(run: Run) -> tuple[int, float, bool] | None:
 
 def load(weights: str | Path | Run, *, device: str = "auto", conf: float | str = 0.25, max_dets: int = 100,
          imgsz: int | None = None, trust_weights: bool = False, slice: int | str | None = "auto",
-         slice_overlap: float = 0.2, slice_full: bool = False) -> Model:
+         slice_overlap: float = 0.2, slice_full: bool = False, threads: int | None = None) -> Model:
     """A trained model from a run folder, a checkpoint inside one, a :class:`Run`, or a ``.onnx`` file written
     by ``detft export`` (run by ONNX Runtime; the file carries its classes and input size), whatever its family.
 
@@ -218,9 +219,16 @@ def load(weights: str | Path | Run, *, device: str = "auto", conf: float | str =
     predicts every image window by window with ``slice_overlap``, and with ``slice_full`` also whole, merging
     what the windows found (:mod:`detft.inference.sliced`): for small objects in large images. ``"auto"`` (the
     default): a run trained on tiles predicts in its tile-size windows, as its evaluation did (``model.slicing``
-    says so); None: whole images always."""
+    says so); None: whole images always. ``threads``: CPU threads for this process's inference (PyTorch, ONNX
+    Runtime and OpenVINO alike; default torch's, one per core): fewer when other work shares the machine."""
     from . import families
 
+    if threads is not None:
+        import torch
+
+        if threads < 1:
+            raise DetftError(f"threads={threads}: at least 1")
+        torch.set_num_threads(threads)  # ONNX Runtime and OpenVINO sessions take torch's count when they open
     run = Run.open(weights)
     if slice == "auto":
         slice, slice_overlap, slice_full = _run_slicing(run) or (None, slice_overlap, slice_full)
@@ -501,12 +509,24 @@ class Model:
             self.scorer.set_thresholds(self.conf, self.max_dets)
         return rows
 
-    def video(self, source: str, **options: Any) -> RunStats:
-        """``detft video``: a video file, image folder, webcam index or stream URL; ``options`` are those of
-        :func:`detft.inference.video.infer_video` (out, jsonl, track, show, max_frames...)."""
+    def video(self, source: str | Path | list[str | Camera], **options: Any) -> RunStats | dict[str, RunStats]:
+        """``detft video``: a video file, image folder, webcam index or stream URL, with ``options`` those of
+        :func:`detft.inference.video.infer_video` (out, jsonl, track, show, max_frames...). Several cameras in one
+        process: a list of sources (``"name=URL"`` names one) or :class:`~detft.inference.cameras.Camera`, or a
+        cameras YAML file, with ``options`` those of :func:`detft.inference.streams.run_streams` (out is then a
+        folder; events, batch, metrics_port); it returns each camera's counters by name."""
+        from .inference.cameras import Camera, cameras_from_sources, read_cameras
+        from .inference.streams import run_streams
         from .inference.video import infer_video
 
-        return infer_video(self.predictor, source, **options)
+        if isinstance(source, (list, tuple)):
+            cameras = [s for s in source if isinstance(s, Camera)]
+            if cameras and len(cameras) < len(source):
+                raise DetftError("give the cameras as sources or as Camera objects, not a mix")
+            return run_streams(self.predictor, cameras or cameras_from_sources([str(s) for s in source]), **options)
+        if Path(source).suffix.lower() in (".yaml", ".yml"):
+            return run_streams(self.predictor, read_cameras(Path(source)), **options)
+        return infer_video(self.predictor, str(source), **options)
 
     def serve(self, *, host: str = "127.0.0.1", port: int = 9090, ls_root: str | Path | None = None,
               ls_host: str | None = None, ls_token: str | None = None) -> None:

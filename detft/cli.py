@@ -279,6 +279,8 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--imgsz", type=SIZE.argtype(), help="inference size (default: what the model was trained at)")
     p.add_argument("--max-dets", type=COUNT.argtype(), default=100)
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=COUNT.argtype(), help="CPU threads for inference (PyTorch, ONNX Runtime, "
+                                                            "OpenVINO; default: one per core)")
     add_slice_args(p)
     add_trust_arg(p)
 
@@ -302,7 +304,7 @@ def _load(args: argparse.Namespace) -> Model:
     from .api import load
 
     model = load(args.weights, device=args.device, conf=args.conf, max_dets=args.max_dets, imgsz=args.imgsz,
-                 trust_weights=args.trust_weights, **_slicing(args))
+                 trust_weights=args.trust_weights, threads=args.threads, **_slicing(args))
     if args.slice is None and (sl := model.slicing) is not None:
         print(f"note: {args.weights} was trained on {sl.size} px tiles: each image is predicted in {sl.size} px windows"
               f" (overlap {sl.overlap:g}{', and whole' if sl.full else ''}), as its evaluation did; --no-slice for "
@@ -334,16 +336,49 @@ def cmd_video(args: argparse.Namespace) -> int:
     from .util.output import check_output
     from .runs import Run
 
-    for flag, path, suffix in (("--out", args.out, VIDEO_SUFFIX), ("--jsonl", args.jsonl, None)):
-        check_output_file(path, args.overwrite, suffix)  # before the model loads: a wrong path fails fast
+    options = dict(track=args.track, show=args.show, fps_overlay=not args.no_fps_overlay, stats_every=args.stats_every,
+                   max_frames=args.max_frames, timeout=args.timeout, max_backoff=args.max_backoff,
+                   max_retries=args.max_retries, out_fps=args.out_fps, overwrite=args.overwrite)
+    cameras = _cameras(args)
+    if cameras is None:  # one --source: a file, folder, webcam or stream, as always
+        for flag in ("--events", "--metrics-port", "--batch"):
+            if getattr(args, flag[2:].replace("-", "_")) is not None:
+                raise DetftError(f"{flag} is for several cameras (--source repeated, or --sources cameras.yaml)")
+        for flag, path, suffix in (("--out", args.out, VIDEO_SUFFIX), ("--jsonl", args.jsonl, None)):
+            check_output_file(path, args.overwrite, suffix)  # before the model loads: a wrong path fails fast
+            if path is not None:
+                local = [Path(args.source[0])] if Path(args.source[0]).exists() else []  # not a camera or a URL
+                check_output(path, [*local, *Run.open(args.weights).inputs], flag)
+        _load(args).video(args.source[0], out=args.out, jsonl=args.jsonl, **options)
+        return 0
+    from .inference.streams import check_outputs
+
+    check_outputs(cameras, args.out, args.jsonl, args.events, args.overwrite)
+    local = [Path(c.url) for c in cameras if Path(c.url).exists()]
+    for flag, path in (("--out", args.out), ("--jsonl", args.jsonl), ("--events", args.events)):
         if path is not None:
-            local = [Path(args.source)] if Path(args.source).exists() else []  # not a camera or a URL
             check_output(path, [*local, *Run.open(args.weights).inputs], flag)
-    _load(args).video(args.source, out=args.out, jsonl=args.jsonl, track=args.track, show=args.show,
-                      fps_overlay=not args.no_fps_overlay, stats_every=args.stats_every, max_frames=args.max_frames,
-                      timeout=args.timeout, max_backoff=args.max_backoff, max_retries=args.max_retries,
-                      out_fps=args.out_fps, overwrite=args.overwrite)
+    _load(args).video(cameras, out=args.out, jsonl=args.jsonl, events=args.events, batch=args.batch,
+                      metrics_port=args.metrics_port, **options)
     return 0
+
+
+def _cameras(args: argparse.Namespace) -> list | None:
+    """The cameras of ``--source`` (repeated) or ``--sources``, or None for one ``--source`` (the single-stream loop,
+    with its progress bar and per-file JSONL lines)."""
+    from .inference.cameras import cameras_from_sources, read_cameras, select_cameras
+
+    if args.sources is not None and args.source:
+        raise DetftError("--source and --sources: give the cameras one way (add them to the --sources file)")
+    if args.sources is None and not args.source:
+        raise DetftError("name what to run on: --source (a file, folder, webcam index or URL; repeat it for several) "
+                         "or --sources cameras.yaml")
+    if args.camera and args.sources is None:
+        raise DetftError("--camera picks cameras of the --sources file, which is not given")
+    if args.sources is None and len(args.source) == 1:
+        return None
+    cameras = read_cameras(args.sources) if args.sources is not None else cameras_from_sources(args.source)
+    return select_cameras(cameras, args.camera, str(args.sources)) if args.camera else cameras
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -604,12 +639,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("video", help="run a trained model on a video file, an image folder, a webcam (index) or a "
-                                     "stream (rtsp://, http(s)://, udp://); also tools/infer_video.py")
+                                     "stream (rtsp://, http(s)://, udp://), or on many cameras in one process; also "
+                                     "tools/infer_video.py")
     add_inference_args(p)
     p.add_argument("--track", action="store_true", help="ByteTrack ids (same tracker for every architecture)")
-    p.add_argument("--source", required=True, help="video file, image folder, webcam index or stream URL")
-    p.add_argument("--out", type=Path, help="annotated MP4 (a file keeps its source's frame rate)")
-    p.add_argument("--jsonl", type=Path, help="detections, one JSON line per frame")
+    p.add_argument("--source", action="append", default=[],
+                   help="video file, image folder, webcam index or stream URL; repeat it for several cameras in one "
+                        "process (NAME=URL names one)")
+    p.add_argument("--sources", type=Path, metavar="CAMERAS_YAML",
+                   help="cameras file: a name and a url per camera, optional reconnect settings, zones and lines")
+    p.add_argument("--camera", action="append", default=[], metavar="NAME",
+                   help="run only this camera of --sources (repeatable)")
+    p.add_argument("--out", type=Path, help="annotated MP4 (a file keeps its source's frame rate); with several "
+                                            "cameras a folder of one NAME.mp4 each")
+    p.add_argument("--jsonl", type=Path, help="detections, one JSON line per frame (with several cameras each line "
+                                              "names its camera)")
+    p.add_argument("--events", type=Path, help="zone and line events of every camera, one JSON line each (enter, exit "
+                                               "with dwell time, cross with direction)")
+    p.add_argument("--batch", type=COUNT.argtype(), help="several cameras: most frames predicted in one step "
+                                                          "(default: one per camera, at most 8)")
+    p.add_argument("--metrics-port", type=NONNEGATIVE_INT.argtype(), metavar="PORT",
+                   help="several cameras: Prometheus metrics at http://127.0.0.1:PORT/metrics and /health")
     p.add_argument("--show", action="store_true", help="display the annotated frames (needs a screen)")
     p.add_argument("--no-fps-overlay", action="store_true")
     p.add_argument("--stats-every", type=POSITIVE.argtype(), default=5.0, help="seconds between counter lines")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -256,3 +258,51 @@ def run_without_ultralytics(body: str, cwd: Path) -> dict:
     done = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class FakeCapture:
+    """A camera that plays a script: images, None for a read failure (the stream is lost)."""
+
+    def __init__(self, script: list[np.ndarray | None], delay: float = 0.0):
+        self.script, self.delay = script, delay
+
+    def isOpened(self) -> bool:
+        return True
+
+    def get(self, prop: int) -> float:
+        return 10.0
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        time.sleep(self.delay)
+        if not self.script:
+            time.sleep(0.05)
+            return False, None
+        image = self.script.pop(0)
+        return image is not None, image
+
+    def release(self) -> None:
+        pass
+
+
+class Closed(FakeCapture):
+    def isOpened(self) -> bool:
+        return False
+
+
+def picture(i: int) -> np.ndarray:
+    image = np.full((32, 32, 3), 40, np.uint8)
+    image[4:12, i % 20: i % 20 + 8] = 200
+    return image
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_mjpeg(port: int) -> subprocess.Popen:
+    """ffmpeg serving a 10 fps test pattern as HTTP MJPEG on loopback (one client)."""
+    return subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+                             "testsrc2=size=160x120:rate=10", "-f", "mpjpeg", "-listen", "1",
+                             f"http://127.0.0.1:{port}/stream.mjpg"], stdin=subprocess.DEVNULL)

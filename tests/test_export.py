@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,6 +15,7 @@ pytest.importorskip("onnxruntime")
 
 import detft  # noqa: E402
 from conftest import assert_same_detections  # noqa: E402
+from detft.annotations.images import read_bgr  # noqa: E402
 from detft.cli import main  # noqa: E402
 from detft.errors import DetftError  # noqa: E402
 from helpers import config, make_data, make_image, yolo_config  # noqa: E402
@@ -351,6 +353,20 @@ def test_int8_is_refused_for_rcnn_and_beside_half_before_anything_is_written(run
     assert sorted(p.name for p in (run / "weights").iterdir()) == ["best.pt", "last.pt"]
 
 
+def test_a_dynamic_yolo_graph_predicts_frames_of_one_shape_in_one_run_as_it_predicts_each(runs, tmp_path: Path):
+    run = copy_run(runs["yolo-det"], tmp_path)
+    graph = detft.load(detft.load(run, device="cpu").export().path, conf=0.001).predictor
+    wide = read_bgr(make_image(tmp_path / "a.png", 160, 90, seed=4))
+    frames = [wide, np.ascontiguousarray(wide[:, ::-1]), read_bgr(make_image(tmp_path / "b.png", 160, 40, seed=5))]
+    alone = [graph.predict([im])[0] for im in frames]
+    calls = []
+    inner = graph.session.run
+    graph.session.run = lambda names, feed: calls.append(next(iter(feed.values())).shape[0]) or inner(names, feed)
+    for got, want in zip(graph.predict(frames), alone):
+        assert_same_detections(want, got, 0.001)
+    assert sorted(calls) == [1, 2], "the two 16:9 frames share one run, the 4:1 one has its own"
+
+
 def test_openvino_ir_in_fp32_and_int8_predicts_like_its_source_and_carries_its_metadata(runs, tmp_path: Path):
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
@@ -364,6 +380,8 @@ def test_openvino_ir_in_fp32_and_int8_predicts_like_its_source_and_carries_its_m
     image = make_image(tmp_path / "camera.png", 160, 90, seed=4)
     (got,) = ir.predict(image)
     assert got.masks is not None and got.masks.shape[1:] == (90, 160)
+    pair = ir.predictor.predict([read_bgr(image)[..., ::-1]] * 2)  # one run of a batch of two: the IR keeps the batch dynamic
+    assert_same_detections(got, pair[1], 0.001)
     int8 = source.export(tmp_path / "deploy" / "int8.xml", format="openvino", int8=True, accept_drop=True)
     assert "NNCF" in int8.report["graph"]["int8"]["tool"]
     assert sorted(p.name for p in (tmp_path / "deploy").iterdir()) == ["export.json", "int8.bin", "int8.xml"]

@@ -15,7 +15,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import pytest
 import tiny_models  # noqa: F401  (registers tiny_fasterrcnn)
-from helpers import config, make_data
+from helpers import config, free_port, make_data
 
 import detft
 from detft.annotations.report import Report
@@ -53,12 +52,6 @@ def label_studio() -> Path:
     if os.environ.get("CI"):
         pytest.fail(f"CI runs the real-server test: {why}")
     pytest.skip(why)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:

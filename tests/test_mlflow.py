@@ -11,7 +11,6 @@ import json
 import os
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import tiny_models  # noqa: F401  (registers tiny_fasterrcnn)
-from helpers import config, make_data, yolo_config
+from helpers import config, free_port, make_data, yolo_config
 
 import detft
 from detft.config import TrainConfig
@@ -63,12 +62,6 @@ def no_tracking_env(monkeypatch) -> None:
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", FILE_STORE_ENV):
         monkeypatch.setenv(name, "")  # recorded, so what detft sets during the test is undone after it
         monkeypatch.delenv(name)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import tiny_models  # noqa: F401  (registers tiny_fasterrcnn / tiny_maskrcnn)
-from helpers import config, make_data
+from helpers import Closed, FakeCapture, config, free_port, make_data, picture, serve_mjpeg
 
 import detft
 from detft import train
@@ -100,41 +99,6 @@ def test_sigterm_mid_run_leaves_a_playable_video_and_whole_jsonl_lines(rcnn_run:
     assert 10 <= len(lines) < 2000 and n == len(lines) and fps == 29.97
 
 
-class FakeCapture:
-    """A camera that plays a script: images, None for a read failure (the stream is lost)."""
-
-    def __init__(self, script: list[np.ndarray | None], delay: float = 0.0):
-        self.script, self.delay = script, delay
-
-    def isOpened(self) -> bool:
-        return True
-
-    def get(self, prop: int) -> float:
-        return 10.0
-
-    def read(self) -> tuple[bool, np.ndarray | None]:
-        time.sleep(self.delay)
-        if not self.script:
-            time.sleep(0.05)
-            return False, None
-        image = self.script.pop(0)
-        return image is not None, image
-
-    def release(self) -> None:
-        pass
-
-
-class Closed(FakeCapture):
-    def isOpened(self) -> bool:
-        return False
-
-
-def picture(i: int) -> np.ndarray:
-    image = np.full((32, 32, 3), 40, np.uint8)
-    image[4:12, i % 20: i % 20 + 8] = 200
-    return image
-
-
 def test_live_source_reconnects_with_backoff_and_never_hands_out_a_flat_or_repeated_frame():
     black, grey = np.zeros((32, 32, 3), np.uint8), np.full((32, 32, 3), 128, np.uint8)
     plan = [FakeCapture([picture(0), picture(1), None]), Closed([]), Closed([]),
@@ -171,19 +135,6 @@ def test_a_slow_consumer_gets_the_newest_frame_and_the_rest_are_counted_as_dropp
     src.close()
     assert got == sorted(got) and len(got) < 30 and got[-1] == 59
     assert src.stats.dropped + len(got) == 60
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve_mjpeg(port: int) -> subprocess.Popen:
-    """ffmpeg serving a 10 fps test pattern as HTTP MJPEG on loopback (one client)."""
-    return subprocess.Popen(["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-                             "testsrc2=size=160x120:rate=10", "-f", "mpjpeg", "-listen", "1",
-                             f"http://127.0.0.1:{port}/stream.mjpg"], stdin=subprocess.DEVNULL)
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (apt-get install ffmpeg)")

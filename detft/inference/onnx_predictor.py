@@ -113,8 +113,23 @@ class OnnxPredictor:
         self.conf, self.max_dets = max(conf, g.score_floor), max_dets
 
     def predict(self, images: list[np.ndarray]) -> list[Detections]:
-        run = self._rcnn if self.graph.kind == "rcnn" else self._yolo
-        return [run(np.ascontiguousarray(im)) for im in images]
+        """Detections per image. A YOLO graph exported dynamic takes the images that letterbox to one shape (frames
+        of cameras of one resolution) in one run; a static or R-CNN graph takes one image per run."""
+        images = [np.ascontiguousarray(im) for im in images]
+        if self.graph.kind == "rcnn":
+            return [self._rcnn(im) for im in images]
+        g = self.graph
+        boxes = [Letterbox.fit(*im.shape[:2], self.imgsz, g.stride, tight=g.dynamic) for im in images]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, box in enumerate(boxes):
+            groups.setdefault(box.shape if g.dynamic else (i, i), []).append(i)
+        out: list[Detections] = [Detections.empty()] * len(images)
+        for members in groups.values():
+            x = np.concatenate([boxes[i].apply(images[i], self.dtype) for i in members])
+            raw = self.session.run(self.outputs, {self.input.name: x})
+            for j, i in enumerate(members):
+                out[i] = self._yolo([r[j:j + 1] for r in raw], boxes[i], *images[i].shape[:2])
+        return out
 
     # ------------------------------------------------------------------ torchvision graph
     def _rcnn(self, image: np.ndarray) -> Detections:
@@ -128,12 +143,10 @@ class OnnxPredictor:
                           self.lut[out["labels"][keep].astype(np.int64)], masks)
 
     # ------------------------------------------------------------------ YOLO graph
-    def _yolo(self, image: np.ndarray) -> Detections:
-        """Letterbox, the graph, NMS and the mapping back to the image (yolo_graph.py; no ultralytics)."""
+    def _yolo(self, raw: list[np.ndarray], box: Letterbox, height: int, width: int) -> Detections:
+        """One image's detections from its graph outputs: NMS and the mapping back to the image (yolo_graph.py; no
+        ultralytics)."""
         g = self.graph
-        height, width = image.shape[:2]
-        box = Letterbox.fit(height, width, self.imgsz, g.stride, tight=g.dynamic)
-        raw = self.session.run(self.outputs, {self.input.name: box.apply(image, self.dtype)})
         classes = len(self.labels.names) if self.masks else raw[0].shape[1] - 4  # after them: mask coefficients
         det = select(raw[0], self.conf, self.iou, self.max_dets, classes, g.end2end)
         box.boxes_to_image(det[:, :4], height, width)

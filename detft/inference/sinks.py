@@ -61,8 +61,10 @@ class JsonlSink:
         self.tmp = partial_path(self.path)
         self.fh = open(self.tmp, "w", encoding="utf-8")
 
-    def write(self, frame: Frame, drawn: np.ndarray, dets: Detections) -> None:
-        line: dict[str, Any] = {"frame": frame.index, "timestamp": round(frame.timestamp, 6)}
+    def write(self, frame: Frame, drawn: np.ndarray, dets: Detections, stream: str | None = None) -> None:
+        """``stream``: the camera's name, when one file holds the lines of many."""
+        line: dict[str, Any] = {"stream": stream} if stream else {}
+        line.update(frame=frame.index, timestamp=round(frame.timestamp, 6))
         if self.files is not None:
             line["file"] = str(self.files[frame.index])
         line["detections"] = dets.to_jsonl(self.names)

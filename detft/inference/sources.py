@@ -8,6 +8,7 @@ what some decoders emit while they resynchronise after a reconnect)."""
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -131,12 +132,14 @@ class LiveSource:
     frame_count = 0
 
     def __init__(self, source: str, timeout_s: float = 5.0, backoff: tuple[float, float] = (0.5, 10.0),
-                 max_retries: int | None = None, opener: Callable[[str, float], Any] = open_capture,
-                 log: Callable[[str], None] = print):
+                 max_retries: int | None = None, opener: Callable[[str, float], Any] | None = None,
+                 log: Callable[[str], None] = print, arrived: threading.Event | None = None):
         self.source, self.timeout_s, self.backoff, self.max_retries = source, timeout_s, backoff, max_retries
-        self.opener, self.log = opener, log
+        self.opener, self.log = opener or open_capture, log
+        self.arrived = arrived  # set on every new frame: a loop over many streams sleeps until one has a frame
         self.stats = SourceStats()
         self.fps = 0.0
+        self.state = "connecting"  # then live, reconnecting, and at the end ended or failed
         self._cond = threading.Condition()
         self._latest: Frame | None = None
         self._taken = -1  # index of the last frame handed out
@@ -156,6 +159,7 @@ class LiveSource:
             if cap.isOpened():
                 self.fps = self.fps or cap.get(cv2.CAP_PROP_FPS) or 0.0
                 self._connected_once = True
+                self.state = "live"
                 return cap
             cap.release()
             attempts += 1
@@ -186,6 +190,7 @@ class LiveSource:
                     ok, image = cap.read()
                     if not ok or image is None:
                         lost_at = time.monotonic()
+                        self.state = "reconnecting"
                         self.log(f"{self.source}: stream lost, reconnecting")
                         break
                     if is_flat(image):
@@ -198,26 +203,51 @@ class LiveSource:
                             self.stats.dropped += 1
                         self._latest = frame
                         self._cond.notify_all()
+                    if self.arrived is not None:
+                        self.arrived.set()
                 cap.release()
         finally:
             with self._cond:
                 self._ended = True
+                self.state = "failed" if self.error else "ended"
                 self._cond.notify_all()
+            if self.arrived is not None:
+                self.arrived.set()
+
+    def _fresh(self) -> bool:
+        return self._latest is not None and self._latest.index > self._taken
+
+    def take(self) -> Frame | None:
+        """The newest frame not handed out yet, or None: a frame is handed out once, never a stale one again."""
+        with self._cond:
+            if not self._fresh():
+                return None
+            self._taken = self._latest.index
+            return self._latest
+
+    @property
+    def finished(self) -> bool:
+        """The reader has ended and its last frame was taken. Raises when it never delivered a frame: that is a
+        failure (a wrong address), not an end."""
+        with self._cond:
+            if not self._ended or self._fresh():
+                return False
+        if self.error and self._taken < 0:
+            raise DetftError(self.error)
+        return True
 
     def __iter__(self) -> Iterator[Frame]:
         while True:
             with self._cond:
-                # a frame is handed out once: wait for one newer than the last, never repeat a stale one
-                while not self._ended and (self._latest is None or self._latest.index <= self._taken):
+                while not self._ended and not self._fresh():
                     self._cond.wait(0.1)
                     if self._stop.is_set():
                         return
-                if self._latest is None or self._latest.index <= self._taken:
-                    if self.error and self._taken < 0:  # never delivered a frame: a failure, not an end
-                        raise DetftError(self.error)
+            frame = self.take()
+            if frame is None:
+                if self.finished:
                     return
-                frame = self._latest
-                self._taken = frame.index
+                continue
             yield frame
 
     def stop(self) -> None:
@@ -227,6 +257,70 @@ class LiveSource:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=self.timeout_s + 1)
+
+
+class QueuedSource:
+    """A video file or image folder read ahead by a thread, for the loop over many streams: the loop never waits on
+    its decoding. Every frame in order (a file is no camera: nothing is dropped), at most ``depth`` decoded ahead."""
+
+    live = False
+    _END = object()
+
+    def __init__(self, inner: FileSource | FolderSource, arrived: threading.Event, depth: int = 2):
+        self.inner, self.arrived = inner, arrived
+        self.fps, self.frame_count, self.stats = inner.fps, inner.frame_count, inner.stats
+        self.state = "live"
+        self.error: str | None = None
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._read, name="detft-reader", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                self.arrived.set()
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self) -> None:
+        try:
+            for frame in self.inner:
+                if not self._put(frame):
+                    return
+        except (DetftError, OSError, cv2.error) as e:  # a folder's unreadable image: this stream fails, not the run
+            self.error = str(e)
+        finally:
+            self._put(self._END)
+
+    def take(self) -> Frame | None:
+        try:
+            item = self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if item is self._END:
+            self._done = True
+            self.state = "failed" if self.error else "ended"
+            return None
+        return item
+
+    @property
+    def finished(self) -> bool:
+        if self._done and self.error:
+            raise DetftError(self.error)
+        return self._done
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.inner.close()
 
 
 def open_source(source: str, **live_kw: Any) -> FileSource | FolderSource | LiveSource:

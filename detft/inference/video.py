@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,22 +20,43 @@ import numpy as np
 from ..errors import DetftError
 from ..util.output import check_target
 from ..util.progress import duration, progress
+from .detections import Detections
 from .predictor import Predictor
 from .sinks import ImageSink, JsonlSink, VideoSink
-from .sources import FolderSource, open_source
+from .sources import FolderSource, Frame, open_source
+from .zones import EventSink, RegionCounter, Regions
 
 VIDEO_SUFFIX = ".mp4"  # VideoSink writes mp4v
+
+
+LATENCY_WINDOW = 10_000  # frames whose latency is kept: a camera runs for months, its counters may not grow
+RECENT_S = 10.0  # seconds of frames the current frame rate is measured over
 
 
 @dataclass
 class RunStats:
     frames: int = 0
     started: float = field(default_factory=time.monotonic)
-    latencies_ms: list[float] = field(default_factory=list)  # capture -> result, per frame
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))  # capture -> result
+    done_at: deque[float] = field(default_factory=lambda: deque(maxlen=1024))  # when recent frames were done
+    regions: dict[str, Any] = field(default_factory=dict)  # a camera's zone and line summary at the end
 
     @property
     def fps(self) -> float:
         return self.frames / max(time.monotonic() - self.started, 1e-9)
+
+    def count(self, captured: float) -> None:
+        """One frame done, captured at ``captured`` (time.monotonic())."""
+        now = time.monotonic()
+        self.frames += 1
+        self.latencies_ms.append((now - captured) * 1000)
+        self.done_at.append(now)
+
+    def recent_fps(self) -> float:
+        """Frames per second over the last :data:`RECENT_S` seconds (0 when none): what a dashboard shows now."""
+        now = time.monotonic()
+        recent = [t for t in self.done_at if now - t <= RECENT_S]
+        return len(recent) / min(RECENT_S, max(now - self.started, 1e-9)) if recent else 0.0
 
     def percentiles(self) -> dict[str, float]:
         if not self.latencies_ms:
@@ -82,6 +104,69 @@ def stop_on_signals(stop: threading.Event, on_stop: Callable[[], None]) -> Itera
             signal.signal(s, h)
 
 
+class After:
+    """What follows a frame's prediction on one stream: tracking, zone and line events, counters, the drawing and
+    the sinks. ``detft video`` runs one; the loop over many streams one per camera."""
+
+    def __init__(self, names: dict[int, str], sinks: list[Any], *, track: bool = False, show: bool = False,
+                 fps_overlay: bool = True, stream: str = "", regions: Regions | None = None,
+                 lines: JsonlSink | None = None, events: EventSink | None = None, stats: RunStats | None = None):
+        """``sinks`` are this stream's own (closed with it); ``lines`` and ``events``, files many streams share,
+        are closed by whoever opened them."""
+        self.names, self.sinks, self.show, self.fps_overlay = names, sinks, show, fps_overlay
+        self.stream, self.regions, self.lines, self.events = stream, regions, lines, events
+        self.stats = stats or RunStats()
+        self.tracker = None
+        if track or regions:
+            from .tracking import ByteTrack
+
+            self.tracker = ByteTrack()
+        self.counter: RegionCounter | None = None
+        self.size: tuple[int, int] | None = None
+        self.detections: Counter[str] = Counter()  # per class name
+        self.event_counts: Counter[tuple[str, str]] = Counter()  # (kind, class name)
+        self.draws = bool(show or regions or any(not isinstance(s, JsonlSink) for s in sinks))
+
+    def __call__(self, frame: Frame, dets: Detections, log: Callable[[str], None]) -> bool:
+        """Handle one predicted frame; True when the user closed the window (``--show``: q or Esc)."""
+        if self.tracker is not None:
+            dets = self.tracker.update(dets, frame.image)
+        self.stats.count(frame.captured)
+        self.detections.update(self.names.get(int(c), str(int(c))) for c in dets.labels)
+        drawn = frame.image
+        if self.regions:
+            self._sized(frame, log)
+            events = self.counter.update(dets, frame.index, frame.timestamp)
+            self.event_counts.update((e.kind if e.direction is None else f"{e.kind}_{e.direction}", e.category)
+                                     for e in events)
+            if self.events is not None and events:
+                self.events.write(events)
+        if self.draws:
+            drawn = dets.draw(frame.image, self.names, fps=self.stats.fps if self.fps_overlay else None)
+            if self.counter is not None:
+                drawn = self.counter.draw(drawn)
+        for sink in self.sinks:
+            sink.write(frame, drawn, dets)
+        if self.lines is not None:
+            self.lines.write(frame, drawn, dets, stream=self.stream)
+        return self.show and _show(drawn, self.stream or "detft")
+
+    def _sized(self, frame: Frame, log: Callable[[str], None]) -> None:
+        """Regions in this frame's pixels; a stream that changes resolution keeps them where they were in the frame."""
+        size = (frame.image.shape[1], frame.image.shape[0])
+        if self.counter is None:
+            self.counter = RegionCounter(self.stream, self.regions, self.names, size)
+        elif size != self.size:
+            log(f"{self.stream}: resolution changed from {self.size[0]}x{self.size[1]} to {size[0]}x{size[1]}; "
+                "zones and lines keep their place in the frame")
+            self.counter.resize(size)
+        self.size = size
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
 def run(predictor: Predictor, source: Any, sinks: list[Any], track: bool = False, show: bool = False,
         fps_overlay: bool = True, stats_every: float = 5.0, max_frames: int | None = None,
         stop: threading.Event | None = None, log: Callable[[str], None] | None = None) -> RunStats:
@@ -89,13 +174,8 @@ def run(predictor: Predictor, source: Any, sinks: list[Any], track: bool = False
     counter lines; by default stdout, flushed, so a log has each one when it is said."""
     log = log or (lambda m: print(m, flush=True))
     stop = stop or threading.Event()
-    names = predictor.labels.names_by_category()
-    tracker = None
-    if track:
-        from .tracking import ByteTrack
-
-        tracker = ByteTrack()
-    stats = RunStats()
+    after = After(predictor.labels.names_by_category(), sinks, track=track, show=show, fps_overlay=fps_overlay)
+    stats = after.stats
     last_report = time.monotonic()
     # a file or a folder: a bar on a terminal; a log has the stats line every stats_every seconds instead
     frames = source if source.live else progress(source, "frames", total=source.frame_count or None, unit="frame",
@@ -105,16 +185,7 @@ def run(predictor: Predictor, source: Any, sinks: list[Any], track: bool = False
             for frame in frames:
                 if stop.is_set():
                     break
-                dets = predictor.predict([np.ascontiguousarray(frame.image[..., ::-1])])[0]
-                if tracker is not None:
-                    dets = tracker.update(dets, frame.image)
-                stats.latencies_ms.append((time.monotonic() - frame.captured) * 1000)
-                stats.frames += 1
-                drawn = dets.draw(frame.image, names, fps=stats.fps if fps_overlay else None) \
-                    if show or any(not isinstance(s, JsonlSink) for s in sinks) else frame.image
-                for sink in sinks:
-                    sink.write(frame, drawn, dets)
-                if show and _show(drawn):
+                if after(frame, predictor.predict([rgb(frame)])[0], log):
                     break
                 if time.monotonic() - last_report >= stats_every:
                     log(stats.line(source))
@@ -123,18 +194,22 @@ def run(predictor: Predictor, source: Any, sinks: list[Any], track: bool = False
                     break
     finally:
         source.close()
-        for sink in sinks:
-            sink.close()
+        after.close()
         log(("stopped: " if stop.is_set() else "done: ") + stats.line(source))
     return stats
 
 
-def _show(image: np.ndarray) -> bool:
+def rgb(frame: Frame) -> np.ndarray:
+    """The frame as predictors take it (RGB, as displayed; OpenCV decodes BGR)."""
+    return np.ascontiguousarray(frame.image[..., ::-1])
+
+
+def _show(image: np.ndarray, window: str = "detft") -> bool:
     """Display a frame; True when the user pressed q or Esc."""
     import cv2
 
     try:
-        cv2.imshow("detft", image)
+        cv2.imshow(window, image)
         return cv2.waitKey(1) & 0xFF in (ord("q"), 27)
     except cv2.error as e:
         raise SystemExit(f"--show needs a display and an OpenCV with GUI support ({e.msg.strip()})") from None
