@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .inference.predictor import Predictor
     from .inference.cameras import Camera
     from .inference.video import RunStats
+    from .labelling.audit import Audit
     from .labelling.prelabels import SavedLabels
     from .labelling.pseudo import PseudoLabels
     from .labelling.ranking import Ranked
@@ -508,6 +509,42 @@ class Model:
         finally:
             self.scorer.set_thresholds(self.conf, self.max_dets)
         return rows
+
+    def audit(self, data: str | Path | Dataset | None, out: str | Path, *, folds: int | None = 3,
+              fold_epochs: int | None = None, fold_budget: float | None = None, seed: int = 0, group: bool = True,
+              save_labels: str | None = None, images: str = "symlink", min_score: float = 0.2,
+              fix_score: float = 0.5, sheet: int = 25, data_format: str | None = None, device: str | None = None,
+              trust_weights: bool = False, overwrite: bool = False) -> Audit:
+        """``detft audit``: likely label errors in ``data`` (default: the data the run trained on), ranked, typed
+        (missing, spurious, wrong_class, loose, duplicate) and written to ``out`` (:mod:`detft.labelling.audit`):
+        issues.csv/.json, images.csv, audit.json, contact_sheet.jpg, changes.json and ``fixes/``, the data with
+        every fix scoring ``fix_score`` or more applied, in ``save_labels`` (default: the data's own format where
+        detft writes it, else coco). Each image is scored by one of ``folds`` models trained with the run's settings
+        on the other folds (``fold_epochs`` or ``fold_budget`` minutes make them cheaper; ``seed`` and ``group``,
+        near-identical images in one fold, cut them); ``folds=None`` scores with this model, in-sample."""
+        from .formats import WRITERS
+        from .labelling.audit import audit
+        from .runs import FOREIGN, training_seconds
+
+        ds = data if isinstance(data, Dataset) else self.dataset(data, data_format)
+        retrainable = self.run.info.detft_version != FOREIGN and self.run.weights.suffix not in GRAPH_FILES
+        cfg = self.run.info.config if retrainable else None  # an export or a foreign checkpoint: no settings to repeat
+        if cfg is not None and device is not None:
+            cfg = cfg.replace(device=device)
+
+        def fold_model(fold_cfg: TrainConfig) -> Predictor:
+            run = train(fold_cfg, trust_weights=trust_weights, mlflow=False)
+            return load(Run.open(run.folder, "last"), device=fold_cfg.device, trust_weights=trust_weights).scorer
+
+        try:
+            return audit(ds, Path(out), weights=self.run.weights, inputs=[ds.root, *self.run.inputs], folds=folds,
+                         cfg=cfg, fold_model=fold_model,
+                         predictor=self.scorer, seed=seed, group=group, fold_epochs=fold_epochs,
+                         fold_budget=fold_budget, images=images, min_score=min_score, fix_score=fix_score,
+                         sheet=sheet, overwrite=overwrite, trained_seconds=training_seconds(self.run.epoch_rows()),
+                         save_labels=save_labels or (ds.format if ds.format in WRITERS else "coco"))
+        finally:
+            self.scorer.set_thresholds(self.conf, self.max_dets)
 
     def video(self, source: str | Path | list[str | Camera], **options: Any) -> RunStats | dict[str, RunStats]:
         """``detft video``: a video file, image folder, webcam index or stream URL, with ``options`` those of

@@ -437,6 +437,26 @@ def cmd_pseudo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .api import load
+    from .util.output import free_name
+
+    if args.no_folds and args.folds is not None:
+        raise DetftError("--folds and --no-folds: choose one (k-fold models, or the run's own model in-sample)")
+    model = load(args.weights, device=args.device or "auto", trust_weights=args.trust_weights)
+    out = args.out or free_name(Path("runs/audit"))
+    result = model.audit(args.data, out, folds=None if args.no_folds else args.folds or 3,
+                         fold_epochs=args.fold_epochs, fold_budget=args.fold_budget, seed=args.seed, group=args.group,
+                         save_labels=args.save_labels, images=args.images, min_score=args.min_score,
+                         fix_score=args.fix_score, sheet=args.sheet, data_format=args.fmt, device=args.device,
+                         trust_weights=args.trust_weights, overwrite=args.overwrite)
+    print(result.summary())
+    print(f"wrote {out}: issues.csv, issues.json, images.csv, audit.json, changes.json, fixes/ "
+          f"({result.doc['settings']['save_labels']}, {result.doc['fixes']['applied']} fixes applied)"
+          + (", contact_sheet.jpg" if result.issues and args.sheet else ""))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     _load(args).serve(host=args.host, port=args.port, ls_root=args.ls_root, ls_host=args.ls_host,
                       ls_token=args.ls_token)
@@ -624,6 +644,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     add_trust_arg(p)
     p.set_defaults(func=cmd_pseudo)
+
+    p = sub.add_parser("audit", help="find likely label errors (missing, spurious, wrong class, loose, duplicate "
+                                     "boxes) with models that never trained on the image they score; a ranked list, a "
+                                     "contact sheet and the data with the fixes applied to correct in a tool")
+    p.add_argument("--weights", required=True, type=Path, help="the run whose settings the fold models train with "
+                   "(with --no-folds: whose model scores)")
+    p.add_argument("--data", type=Path, help="the labelled data (default: the data the run trained on)")
+    p.add_argument("--from", dest="fmt", type=reader_name, help="format of --data (default: detect)")
+    p.add_argument("--out", type=Path, help="output folder (default runs/audit, or runs/audit2... when that exists)")
+    p.add_argument("--folds", type=COUNT.argtype(), help="k-fold: k models, each trained on the other folds, each "
+                   "scoring the images it held out (default 3; costs k trainings)")
+    p.add_argument("--no-folds", action="store_true", help="score with the run's own model: fast, in-sample and "
+                   "optimistic (it learnt the errors of the images it trained on)")
+    p.add_argument("--fold-epochs", type=COUNT.argtype(), help="epochs per fold (default: the run's)")
+    p.add_argument("--fold-budget", type=POSITIVE.argtype(), metavar="MIN",
+                   help="minutes of training per fold (default: the run's --time-budget, else its epochs)")
+    p.add_argument("--group", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep near-identical images (frames of one video) in one fold (default: on)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the folds (default 0)")
+    p.add_argument("--save-labels", metavar="FORMAT", choices=sorted(WRITERS),
+                   help=f"format of fixes/, the data with the surest fixes applied: {', '.join(sorted(WRITERS))} "
+                        "(default: the data's own, else coco)")
+    p.add_argument("--images", choices=["symlink", "hardlink", "copy"], default="symlink",
+                   help="how fixes/ holds the images (default symlink)")
+    p.add_argument("--min-score", type=FRACTION.argtype(), default=0.2,
+                   help="list candidates scoring this or more (default 0.2; 0: every one, to rank every label by "
+                        "each type's score)")
+    p.add_argument("--fix-score", type=FRACTION.argtype(), default=0.5,
+                   help="apply to fixes/ the candidates scoring this or more (default 0.5)")
+    p.add_argument("--sheet", type=NONNEGATIVE_INT.argtype(), default=25,
+                   help="issues on the contact sheet (default 25; 0: none)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists and detft wrote it")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the run's training device)")
+    add_trust_arg(p)
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("serve", help="a Label Studio ML backend: the model predicts the tasks annotators open, "
                                      "in the project's labels (Settings > Model > Connect Model)")

@@ -60,6 +60,7 @@ CALLS: dict[str, tuple[list[str], str]] = {
     "predict": (["predict", "--weights", "w", "--source", "s"], "detft.api:load"),
     "rank": (["rank", "--weights", "w", "--source", "s"], "detft.api:load"),
     "pseudo": (["pseudo", "--weights", "w", "--source", "s", "--out", "o"], "detft.api:load"),
+    "audit": (["audit", "--weights", "w"], "detft.api:load"),
     "serve": (["serve", "--weights", "w"], "detft.api:load"),
     "video": (["video", "--weights", "w", "--source", "s"], "detft.api:load"),
     "export": (["export", "--weights", "w"], "detft.api:load"),

@@ -51,7 +51,8 @@ def fit(image: Image.Image, width: int, height: int) -> Image.Image:
 
 
 def sheet(tiles: list[tuple[Image.Image, str]], out: Path, cell: int = 320, caption_at_top: bool = False) -> None:
-    """Images fitted into square cells of a near-square grid, a caption on each, written to ``out`` as a PNG."""
+    """Images fitted into square cells of a near-square grid, a caption on each, written to ``out`` as a PNG, or as
+    a JPEG when its name says so (a sheet of photos, a tenth of the size)."""
     cols = max(1, int(np.ceil(np.sqrt(len(tiles)))))
     rows = max(1, int(np.ceil(len(tiles) / cols)))
     page = Image.new("RGB", (cols * cell, rows * cell), (32, 32, 32))
@@ -61,5 +62,5 @@ def sheet(tiles: list[tuple[Image.Image, str]], out: Path, cell: int = 320, capt
         page.paste(fit(image, cell - 4, cell - room), (x, y))
         ImageDraw.Draw(page).text((x + 2, y + 2 if caption_at_top else y + cell - 16), caption, fill=(255, 255, 255))
     buf = io.BytesIO()
-    page.save(buf, format="PNG")
+    page.save(buf, format="JPEG" if out.suffix.lower() in (".jpg", ".jpeg") else "PNG", quality=90)
     atomic_write_bytes(out, buf.getvalue())

@@ -216,3 +216,34 @@ def _fill_empty(units: list[list[ImageRecord]], names: tuple[str, ...], fraction
             im.split = name
         report.note(f"split {name} would be empty at fractions {','.join(f'{f:g}' for f in fractions)} with "
                     f"{len(units)} image(s) or group(s): {len(unit)} image(s) moved there from {donor}")
+
+
+def kfolds(images: list[ImageRecord], k: int, seed: int = 0, group: bool = True) -> list[int]:
+    """A fold number (0..k-1) per image of ``images``, for k-fold cross-validation: the same for the same images and
+    seed, whatever order they come in. With ``group``, near-identical images (:func:`near_groups`) share a fold, or a
+    model would be scored on copies of what it trained on; groups go largest first to the fold holding fewest
+    images, so folds differ in size by at most the largest group."""
+    if k < 2:
+        raise DetftError(f"--folds {k}: at least 2 (each image is scored by a model trained on the other folds)")
+    order = sorted(range(len(images)), key=lambda i: images[i].file_name)
+    group_of = near_groups([images[i] for i in order]) if group else list(range(len(order)))
+    units: dict[int, list[int]] = {}
+    for i, g in zip(order, group_of):
+        units.setdefault(g, []).append(i)
+    if len(units) < k:
+        fewer = (f"use --folds {len(units)} or fewer" if len(units) >= 2
+                 else "score with the run's own model (--no-folds)")
+        grouped = len(units) < len(images)
+        raise DetftError(f"--folds {k}: only {len(images)} image(s)"
+                         + (f" in {len(units)} group(s) of near-identical images" if grouped else "")
+                         + f", fewer than the folds; {fewer}" + (" (or --no-group)" if grouped else ""))
+    shuffled = list(units.values())
+    random.Random(seed).shuffle(shuffled)
+    shuffled.sort(key=len, reverse=True)  # stable: equal sizes keep the seeded order
+    fold, held = [0] * len(images), [0] * k
+    for unit in shuffled:
+        f = min(range(k), key=lambda f: (held[f], f))
+        for i in unit:
+            fold[i] = f
+        held[f] += len(unit)
+    return fold
