@@ -147,7 +147,9 @@ def test_a_frozen_and_a_dead_camera_cost_the_others_nothing_and_frames_are_batch
     stats = run_streams(predictor, cameras, metrics_port=0, stop=stop, stats_every=0.5, log=logs.append)
     scraper.join()
     times = [t for t, _ in predictor.calls]
-    assert max(np.diff(times)) < 0.3, "a step waited for a camera that had no frame"
+    # the frozen camera's read blocks 3 s: a step that waited for it would leave a gap that long (1.5 s leaves room
+    # for a busy machine)
+    assert max(np.diff(times)) < 1.5, "a step waited for a camera that had no frame"
     assert stats["a"].frames > 20 and stats["b"].frames > 20 and stats["frozen"].frames == 0
     assert max(n for _, n in predictor.calls) == 2, "a and b, ready together, are predicted in one batch"
     assert any(line.startswith("dead: failed:") and "could not be opened" in line for line in logs)
@@ -264,6 +266,10 @@ def test_real_loopback_cameras_in_one_process_one_killed_the_rest_go_on(rcnn_run
             seen.setdefault(d["stream"], []).append(d["timestamp"])
         return seen
 
+    def health_of(name: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/health", timeout=5) as reply:
+            return json.loads(reply.read())["streams"][name]["state"]
+
     def wait(condition, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and proc.poll() is None and not condition():
@@ -277,6 +283,7 @@ def test_real_loopback_cameras_in_one_process_one_killed_the_rest_go_on(rcnn_run
         servers["south"].wait()
         killed = time.time()
         wait(lambda: all(len([t for t in frames().get(n, []) if t > killed + 2]) >= 10 for n in ("north", "east")), 60)
+        wait(lambda: health_of("gone") == "failed", 60)  # its five tries to open, with backoff, may outlast the above
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
     finally:
         proc.send_signal(signal.SIGTERM)
