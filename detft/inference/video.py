@@ -110,19 +110,18 @@ class After:
 
     def __init__(self, names: dict[int, str], sinks: list[Any], *, track: bool = False, show: bool = False,
                  fps_overlay: bool = True, stream: str = "", regions: Regions | None = None,
-                 lines: JsonlSink | None = None, events: EventSink | None = None, stats: RunStats | None = None):
+                 lines: JsonlSink | None = None, events: EventSink | None = None):
         """``sinks`` are this stream's own (closed with it); ``lines`` and ``events``, files many streams share,
         are closed by whoever opened them."""
         self.names, self.sinks, self.show, self.fps_overlay = names, sinks, show, fps_overlay
         self.stream, self.regions, self.lines, self.events = stream, regions, lines, events
-        self.stats = stats or RunStats()
+        self.stats = RunStats()
         self.tracker = None
         if track or regions:
             from .tracking import ByteTrack
 
             self.tracker = ByteTrack()
         self.counter: RegionCounter | None = None
-        self.size: tuple[int, int] | None = None
         self.detections: Counter[str] = Counter()  # per class name
         self.event_counts: Counter[tuple[str, str]] = Counter()  # (kind, class name)
         self.draws = bool(show or regions or any(not isinstance(s, JsonlSink) for s in sinks))
@@ -156,11 +155,11 @@ class After:
         size = (frame.image.shape[1], frame.image.shape[0])
         if self.counter is None:
             self.counter = RegionCounter(self.stream, self.regions, self.names, size)
-        elif size != self.size:
-            log(f"{self.stream}: resolution changed from {self.size[0]}x{self.size[1]} to {size[0]}x{size[1]}; "
+        elif size != self.counter.frame_size:
+            was = self.counter.frame_size
+            log(f"{self.stream}: resolution changed from {was[0]}x{was[1]} to {size[0]}x{size[1]}; "
                 "zones and lines keep their place in the frame")
             self.counter.resize(size)
-        self.size = size
 
     def close(self) -> None:
         for sink in self.sinks:

@@ -32,11 +32,11 @@ from ..errors import DetftError
 from ..formats import WRITERS, write_dataset
 from ..formats.shapes import SCORE
 from ..inference.detections import Detections
-from ..inference.predictor import Predictor
+from ..inference.predictor import Predictor, predict_records
 from ..operations.split import kfolds
 from ..util.bounds import COUNT, FRACTION, NONNEGATIVE_INT
 from ..util.output import atomic_directory, atomic_write_text, check_output, check_replaceable
-from ..util.progress import duration, progress
+from ..util.progress import duration
 from .label_issues import LABEL_TYPES, TYPES, Issue, find_issues
 from .prelabels import REPORT_NAME
 
@@ -136,14 +136,11 @@ def predict(predictor: Predictor, images: list[ImageRecord], names: dict[int, st
             desc: str) -> list[Detections]:
     """``predictor``'s detections on ``images`` down to :data:`PREDICTION_FLOOR`, boxes only, with the dataset's
     category ids (joined by class name; a class the data lacks is dropped)."""
-    from ..annotations.images import read_rgb
-
     ids = {c.name: c.id for c in ds.categories}
     to_data = {c: ids[n] for c, n in names.items() if n in ids}
     predictor.set_thresholds(PREDICTION_FLOOR, MAX_DETS)
     out = []
-    for im in progress(images, desc, unit="img"):
-        d = predictor.predict([read_rgb(im)])[0]
+    for d in predict_records(predictor, images, desc):
         keep = np.isin(d.labels, list(to_data))
         out.append(Detections(d.boxes[keep], d.scores[keep],
                               np.array([to_data[int(c)] for c in d.labels[keep]], np.int64)))
