@@ -70,7 +70,7 @@ def pseudo_summary(folder: Path) -> dict[str, Any]:
     run.yaml records the folder as pseudo-labels with the teacher and images it names; any other dataset would be
     trained on and recorded as a teacher's guesses."""
     path = folder / PSEUDO_SUMMARY
-    make = (f"make one with: detft pseudo --weights TEACHER_RUN --source UNLABELLED_IMAGES --out FOLDER (or train "
+    make = ("make one with: detft pseudo --weights TEACHER_RUN --source UNLABELLED_IMAGES --out FOLDER (or train "
             "with --pseudo UNLABELLED_IMAGES); other labelled data joins with detft merge")
     if not path.is_file():
         raise DetftError(f"--pseudo-labels {folder}: not a pseudo-label folder (no {PSEUDO_SUMMARY}, the summary "

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
