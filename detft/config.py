@@ -93,8 +93,10 @@ class TrainConfig:
     imgsz: int | None = opt(None, "R-CNN: shorter image side fed to the model; YOLO: square size (default: the model's own)",
             bound=SIZE)
     freeze: str = opt("auto", "what stays frozen, the same for every family: backbone, backbone+neck (the FPN or "
-                              "YOLO neck too), none, N (the first N backbone stages), or auto (by what the start learnt: "
-                              "backbone+neck for an ImageNet-only R-CNN, backbone for a detector, none from random init)")
+                              "YOLO neck too), none, N (the first N backbone stages), or auto (R-CNN: by what the start learnt, "
+                              "backbone+neck for an ImageNet-only one, backbone for a detector; YOLO from a detector: by "
+                              "the data, how far it lies from the start's domain, how much of it there is and how many "
+                              "epochs will see it; none from random init)")
     unfreeze_at: int | None = opt(None, "epoch (0-based) at which frozen layers start training",
             bound=NONNEGATIVE_INT)
     backbone_lr_factor: float | None = opt(None, "R-CNN: lr multiplier for the backbone layers, trained from the start "

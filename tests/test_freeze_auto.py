@@ -12,7 +12,8 @@ from PIL import Image
 from torch import nn
 
 from detft.annotations.dataset import Annotation, ImageRecord
-from detft.models.defaults import FAR_SHIFT, LARGE_DATA, DataAmount, freeze_by_data
+from detft.models.defaults import FAR_SHIFT, LARGE_DATA, MIN_PASSES, DataAmount, Passes, freeze_by_data
+from detft.models.pace import OVERHEAD, Pace, measure_pace
 from detft.models.domain_shift import CHANNEL_CAP, feature_shift, norm_layers, spread_sample
 
 
@@ -76,17 +77,50 @@ def test_the_amount_names_the_rarest_class_that_has_objects():
     assert amount.describe() == "3 training images, 4 objects, fewest per class 1 (bus)"
 
 
-@pytest.mark.parametrize("shift,images,expected", [
-    (FAR_SHIFT - 0.01, 100, "backbone"),  # small and near: the start's features are kept
-    (FAR_SHIFT, 100, "none"),  # far: the backbone trains too
-    (FAR_SHIFT + 0.2, LARGE_DATA * 2, "none"),
-    (FAR_SHIFT - 0.2, LARGE_DATA, "none"),  # near but plentiful
+@pytest.mark.parametrize("shift,images,epochs,expected", [
+    (FAR_SHIFT - 0.01, 100, 50, "backbone"),  # small and near: the start's features are kept, however many epochs
+    (FAR_SHIFT, 100, MIN_PASSES, "none"),  # far, and seen often enough: the backbone trains too
+    (FAR_SHIFT + 0.2, 1800, MIN_PASSES - 0.5, "backbone"),  # far but seen too few times to move the backbone
+    (FAR_SHIFT + 0.2, LARGE_DATA * 2, 20, "none"),
+    (FAR_SHIFT - 0.2, LARGE_DATA, 1, "none"),  # near but plentiful
 ])
-def test_the_rule_joins_distance_and_amount(shift, images, expected):
+def test_the_rule_joins_distance_amount_and_passes(shift, images, epochs, expected):
     amount = DataAmount(images=images, objects=images * 3, fewest=images, fewest_class="cell")
-    freeze, why = freeze_by_data(shift, amount)
+    asked = []
+
+    def passes() -> Passes:
+        asked.append(True)
+        return Passes(epochs, "a 5-minute budget")
+
+    freeze, why = freeze_by_data(shift, amount, passes)
     assert freeze == expected
-    assert f"shift {shift:.2f}" in why and f"{images:,}" in why and str(FAR_SHIFT) in why
+    assert f"shift {shift:.2f}" in why and str(FAR_SHIFT) in why
+    far = shift >= FAR_SHIFT
+    assert bool(asked) == far  # the passes are measured only where they decide
+    if far:
+        assert f"{epochs:.1f} epochs with the backbone training (a 5-minute budget)" in why and f"{images:,}" in why
+
+
+def test_the_pace_times_training_and_evaluation_on_a_copy_it_may_spend():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    net[0].weight.requires_grad_(False)  # a frozen layer trains in the probe: the rule asks about training it
+    seen = []
+
+    def batches():
+        for _ in range(7):
+            seen.append(1)
+            yield torch.rand(2, 3, 16, 16)
+
+    pace = measure_pace(net, batches, torch.device("cpu"), lambda out: out.mean(), steps=3)
+    assert len(seen) == 7 and pace.images == 12  # one untimed warm-up step, 3 training and 3 evaluation steps
+    assert pace.train_s > 0 and pace.val_s > 0 and pace.seconds >= 3 * 2 * (pace.train_s + pace.val_s) * 0.99
+    assert net[0].weight.grad is None and not net.training
+    fixed = Pace(train_s=0.1, val_s=0.05, images=12, seconds=1.0)
+    epoch = OVERHEAD * (100 * 0.1 + 20 * 0.05)
+    assert fixed.epoch_s(100, 20) == pytest.approx(epoch)
+    assert fixed.epochs_in(300, 100, 20) == pytest.approx(300 / epoch)
+    assert fixed.epochs_in(300, 100, 20, devices=2) > fixed.epochs_in(300, 100, 20)  # DDP shares the training images
+    assert "100 ms per training image, 50 ms per validation image" in fixed.describe()
 
 
 def _records(folder: Path, arrays: list[np.ndarray]) -> list[ImageRecord]:
@@ -143,16 +177,26 @@ def test_auto_decides_by_the_data_and_says_its_numbers(tmp_path: Path, coco_star
     ds = Dataset(images, [Category(1, "speck"), Category(2, "unused")])
     cfg = TrainConfig(arch="yolo", imgsz=64)
     origin = "yolo11n.yaml with every layer that fits taken from yolo11n-coco (detect)"
-    chosen, said = decide_freeze(cfg, coco_start, origin, ds, images)
-    assert chosen.freeze == "none"  # noise is as far from COCO's photos as data gets
+    chosen, said = decide_freeze(cfg, coco_start, origin, ds, images, 1, torch.device("cpu"))
+    assert chosen.freeze == "none"  # noise is as far from COCO's photos as data gets, and 10 epochs see it enough
     assert said.startswith("auto: --freeze none (far from the start's domain (shift ")
+    assert "10.0 epochs with the backbone training (--epochs 10)" in said
     assert "3 training images, 3 objects, fewest per class 3 (speck)" in said and "3 images, " in said
+    # a time budget is measured: 30 ms fit a fraction of an epoch of even three tiny images, an hour many epochs
+    state = {k: v.clone() for k, v in coco_start.model.state_dict().items()}
+    chosen, said = decide_freeze(cfg.replace(time_budget=0.0005), coco_start, origin, ds, images, 1,
+                                 torch.device("cpu"))
+    assert chosen.freeze == "backbone", said
+    assert "a 0.0005-minute budget at " in said and "ms per training image" in said and "too few passes" in said
+    chosen, said = decide_freeze(cfg.replace(time_budget=60), coco_start, origin, ds, images, 1, torch.device("cpu"))
+    assert chosen.freeze == "none" and "with the backbone training (a 60-minute budget at " in said
+    assert all(torch.equal(v, coco_start.model.state_dict()[k]) for k, v in state.items())  # the probe trains a copy
 
     monkeypatch.setattr(defaults, "FAR_SHIFT", 5.0)  # everything is near: the small set keeps the start's features
-    assert decide_freeze(cfg, coco_start, origin, ds, images)[0].freeze == "backbone"
+    assert decide_freeze(cfg, coco_start, origin, ds, images, 1, torch.device("cpu"))[0].freeze == "backbone"
     # what the user set is kept; random init has nothing to keep
-    assert decide_freeze(cfg.replace(freeze="2"), coco_start, origin, ds, images) == (cfg.replace(freeze="2"), None)
-    chosen, said = decide_freeze(cfg, coco_start, "yolo11n.yaml from random init", ds, images)
+    assert decide_freeze(cfg.replace(freeze="2"), coco_start, origin, ds, images, 1, torch.device("cpu")) == (cfg.replace(freeze="2"), None)
+    chosen, said = decide_freeze(cfg, coco_start, "yolo11n.yaml from random init", ds, images, 1, torch.device("cpu"))
     assert chosen.freeze == "none" and "random init" in said
 
 

@@ -31,10 +31,10 @@ from ..engine.metrics import overfitting, plot, write_csv
 from ..engine.tracking import NO_TRACKING
 from ..errors import DetftError
 from ..formats import yolo as yolo_format
-from ..models.defaults import DataAmount, freeze_by_data, resolve_auto
+from ..models.defaults import DataAmount, Passes, freeze_by_data, resolve_auto
 from ..models.labels import LabelMap
 from ..models.yolo import (RANDOM_INIT, determinism_kept, freeze_layers, load_checkpoint, prepare_offline, starting_point,
-                           torch_threads_kept, verify_checkpoint, yolo_shift)
+                           torch_threads_kept, verify_checkpoint, yolo_pace, yolo_shift)
 from ..util.output import atomic_directory
 from ..util.progress import EPOCH_HEARTBEAT_S, epoch_line, ticker
 from ..annotations.report import Report
@@ -146,15 +146,15 @@ class YOLO:
         task = "segment" if model.task == "segment" else "detect"
         data_dir = yolo_dataset(ds, data_source(config), task, config)
         # resolved here, so run.yaml says what was frozen and why
-        config, said = decide_freeze(config, model, origin, ds, train_images)
-        if said:
-            print(said)
-        frozen = freeze_layers(model, config.freeze)
         gpus = several(config.device)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise DetftError("YOLO under torchrun: ultralytics starts its own DDP processes; run detft train once, "
                              "without torchrun, with --device 0,1 (the GPUs to use)")
         device = pick_device(primary(config.device))
+        config, said = decide_freeze(config, model, origin, ds, train_images, len(val_images), device)
+        if said:
+            print(said)
+        frozen = freeze_layers(model, config.freeze)
         if config.unfreeze_at is not None:
             model.add_callback("on_train_epoch_start", _unfreezer(config.unfreeze_at))
         info = RunInfo(family=self.name, model=config.model or config.weights or "yolo", task=task,
@@ -181,7 +181,8 @@ class YOLO:
     def auto_freeze(self, config: TrainConfig, data: TrainingData) -> tuple[str, str | None]:
         prepare_offline()
         model, origin = starting_point(config.model, config.weights, data.dataset.has_masks())
-        chosen, said = decide_freeze(config.replace(freeze="auto"), model, origin, data.dataset, data.train)
+        chosen, said = decide_freeze(config.replace(freeze="auto"), model, origin, data.dataset, data.train,
+                                     len(data.val), pick_device(primary(config.device)))
         return str(chosen.freeze), said
 
     def predictor(self, run: Run, *, device: str = "auto", conf: float = 0.25, max_dets: int = 100,
@@ -212,15 +213,26 @@ class YOLO:
 FAMILY = YOLO()
 
 
-def decide_freeze(config: TrainConfig, model: Any, origin: str, ds: Dataset,
-                train_images: list) -> tuple[TrainConfig, str | None]:
+def decide_freeze(config: TrainConfig, model: Any, origin: str, ds: Dataset, train_images: list,
+                  val_count: int, device: Any) -> tuple[TrainConfig, str | None]:
     """``config`` with ``--freeze auto`` decided and the line saying why (None when it was not auto). A start that
     learnt detection decides by the data (:func:`..models.defaults.freeze_by_data`): its feature shift on the
-    training images, and how many there are; random init trains everything."""
+    training images, how many there are, and how many epochs training will run (under a time budget, measured on
+    ``device`` only when the shift makes it matter); random init trains everything."""
     if config.freeze not in ("auto", None) or RANDOM_INIT in origin:
         return resolve_auto(config, "none" if RANDOM_INIT in origin else "detector", fields=("freeze",))
     shift = yolo_shift(model, train_images)
-    freeze, why = freeze_by_data(shift.distance, DataAmount.of(train_images, {c.id: c.name for c in ds.categories}))
+
+    def passes() -> Passes:
+        if not config.time_budget:
+            return Passes(config.epochs, f"--epochs {config.epochs}")
+        pace = yolo_pace(model, train_images, imgsz=config.imgsz or 640, batch=config.batch, device=device)
+        epochs = pace.epochs_in(config.time_budget * 60, len(train_images), val_count,
+                                len(several(config.device) or [0]))
+        return Passes(epochs, f"a {config.time_budget:g}-minute budget at {pace.describe()}")
+
+    freeze, why = freeze_by_data(shift.distance, DataAmount.of(train_images, {c.id: c.name for c in ds.categories}),
+                                 passes)
     return config.replace(freeze=freeze), f"auto: --freeze {freeze} ({why}; {shift.describe()})"
 
 

@@ -295,6 +295,24 @@ def freeze_layers(model: Any, spec: str) -> list[int]:
     return list(range(what))
 
 
+def _letterboxed(images: list, size: int, tight: bool, batch: int = 1) -> Iterator[Any]:
+    """Network inputs of ``batch`` images each, read from disk and letterboxed to ``size``: ``tight`` pads each
+    image only to the stride (one image per batch), else to the ``size`` square training feeds."""
+    import numpy as np
+    import torch
+
+    from ..annotations.images import read_rgb
+    from ..inference.yolo_graph import Letterbox
+
+    for i in range(0, len(images) - batch + 1, batch):
+        xs = []
+        for image in images[i:i + batch]:
+            rgb = read_rgb(image)
+            box = Letterbox.fit(rgb.shape[0], rgb.shape[1], size, 32, tight=tight)
+            xs.append(torch.from_numpy(box.apply(rgb, np.float32)))
+        yield torch.cat(xs)
+
+
 def yolo_shift(model: Any, images: list, sample: int = 32) -> Any:
     """How far ``images`` (image records) lie from the start's pretraining domain
     (:func:`.domain_shift.feature_shift` over the backbone's BatchNorm layers), on ``sample`` of them letterboxed to
@@ -303,27 +321,44 @@ def yolo_shift(model: Any, images: list, sample: int = 32) -> Any:
     threshold must mean one thing. 32 images at 640 read within 0.02 of 64 on the development suite."""
     import copy
 
-    import numpy as np
     import torch
 
-    from ..annotations.images import read_rgb
-    from ..inference.yolo_graph import Letterbox
     from .domain_shift import feature_shift, spread_sample
 
     net = copy.deepcopy(model.model).float().eval()  # the trainer gets the start untouched (no fused layers)
     trunk = torch.nn.Sequential(*list(net.model)[:backbone_layers(model)])
-    size = start_size(model)
-
-    def inputs() -> Iterator[torch.Tensor]:
-        for image in spread_sample(images, sample):
-            rgb = read_rgb(image)
-            box = Letterbox.fit(rgb.shape[0], rgb.shape[1], size, 32, tight=True)
-            yield torch.from_numpy(box.apply(rgb, np.float32))
-
     # a backbone whose layers each take the one before (every YOLO detect/segment backbone) runs alone: the neck and
     # head hold none of the statistics read and would cost another third of the time
     chained = all(getattr(m, "f", -1) == -1 for m in trunk)
-    return feature_shift(trunk if chained else net, trunk, inputs())
+    inputs = _letterboxed(spread_sample(images, sample), start_size(model), tight=True)
+    return feature_shift(trunk if chained else net, trunk, inputs)
+
+
+def yolo_pace(model: Any, images: list, *, imgsz: int, batch: int, device: Any) -> Any:
+    """How fast training goes on ``images`` with every layer of ``model`` training (:func:`.pace.measure_pace`): on
+    a copy, in batches of ``batch`` squares of ``imgsz``, on ``device``."""
+    import copy
+
+    from .domain_shift import spread_sample
+    from .pace import measure_pace
+
+    steps = 3
+    sample = spread_sample(images, (2 * steps + 1) * batch)
+    if len(sample) < (2 * steps + 1) * batch:  # fewer images than the probe's steps: they are read again
+        sample = (sample * ((2 * steps + 1) * batch // max(len(sample), 1) + 1))[:(2 * steps + 1) * batch]
+    net = copy.deepcopy(model.model).float()
+    return measure_pace(net, lambda: _letterboxed(sample, imgsz, tight=False, batch=batch), device, _output_sum,
+                        steps=steps)
+
+
+def _output_sum(out: Any) -> Any:
+    """A scalar that every output of a training-mode forward feeds (the head's maps, a segment head's
+    prototypes), so backward runs through the whole network as the real loss does."""
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        return sum(_output_sum(o) for o in out if o is not None)
+    return out.float().mean()
 
 
 def start_size(model: Any) -> int:
