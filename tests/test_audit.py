@@ -268,6 +268,14 @@ def test_every_image_is_scored_by_a_model_that_never_trained_on_it(trained):
         assert row["file"] in doc["folds"][int(row["fold"]) - 1]["held_out"]
     issues = json.loads((out / "issues.json").read_text())
     assert all(i["file"] in doc["folds"][i["fold"] - 1]["held_out"] for i in issues)
+    # the held-out predictions are kept, each image's from the fold that held it out, to score again without training
+    kept = json.loads((out / "predictions.json").read_text())
+    assert kept["prediction_floor"] == 0.01 and kept["box"] == "xyxy" and len(kept["images"]) == 10
+    assert {r["file"] for r in kept["images"]} == names
+    for r in kept["images"]:
+        assert r["file"] in doc["folds"][r["fold"] - 1]["held_out"]
+        assert all(p["score"] >= 0.01 and len(p["box"]) == 4 and p["class"] for p in r["predictions"])
+    assert sum(len(r["predictions"]) for r in kept["images"]) > 0
     assert [i["rank"] for i in issues] == list(range(1, len(issues) + 1))
     assert [i["score"] for i in issues] == sorted((i["score"] for i in issues), reverse=True)
 
@@ -275,7 +283,7 @@ def test_every_image_is_scored_by_a_model_that_never_trained_on_it(trained):
 def test_outputs_are_written_whole_and_the_fixes_read_back(trained):
     run, data, out = trained
     assert {p.name for p in out.iterdir()} >= {"issues.csv", "issues.json", "images.csv", "audit.json",
-                                              "changes.json", "contact_sheet.jpg", "fixes"}
+                                              "predictions.json", "changes.json", "contact_sheet.jpg", "fixes"}
     assert not (out / ".folds").exists() and not [p for p in out.parent.iterdir() if p.name.startswith(".out.")]
     original = load(data, None, Report())
     fixed = load(out / "fixes", "yolo", Report())

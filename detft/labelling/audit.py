@@ -73,6 +73,7 @@ class Audit:
     doc: dict[str, Any]
     out: Path | None
     names: dict[int, str]  # category id -> class name
+    predictions: list[Detections]  # per image (dataset order), by the model that scored it, every class to the floor
 
     def summary(self) -> str:
         d = self.doc
@@ -272,6 +273,7 @@ def audit(ds: Dataset, out: Path, *, weights: Path, inputs: list[Path], folds: i
                "counts": {t: sum(c.type == t for c in issues) for t in TYPES},
                "fixes": {"applied": len(changes), **Counter(c["type"] for c in changes)}}
         write_tables(tmp, ds, issues, quality, fold_of, names)
+        write_predictions(tmp / "predictions.json", ds, dets, fold_of, names)
         atomic_write_text(tmp / "audit.json", json.dumps(doc, indent=1, ensure_ascii=False))
         atomic_write_text(tmp / "changes.json", json.dumps(changes, indent=1, ensure_ascii=False))
         report = Report()
@@ -279,7 +281,7 @@ def audit(ds: Dataset, out: Path, *, weights: Path, inputs: list[Path], folds: i
         report.write(tmp / "fixes" / REPORT_NAME)
         if issues and sheet:
             contact_sheet(ds, issues[:sheet], names, tmp / "contact_sheet.jpg")
-    return Audit(issues, quality, doc, out, names)
+    return Audit(issues, quality, doc, out, names, dets)
 
 
 def write_tables(out: Path, ds: Dataset, issues: list[Issue], quality: list[float], fold_of: list[int] | list[None],
@@ -311,6 +313,20 @@ def write_tables(out: Path, ds: Dataset, issues: list[Issue], quality: list[floa
     atomic_write_text(out / "images.csv", _csv(["file", "split", "quality", "issues", "fold"], [
         [printable(im.file_name), im.split or "train", quality[k], per_image[k], fold_of[k]]
         for k, im in sorted(enumerate(ds.images), key=lambda kv: (quality[kv[0]], kv[0]))]))
+
+
+def write_predictions(path: Path, ds: Dataset, dets: list[Detections], fold_of: list[int] | list[None],
+                      names: dict[int, str]) -> None:
+    """``predictions.json``: every image's predictions from the model that scored it (its fold's, never one that
+    trained on it), every class down to :data:`PREDICTION_FLOOR`: the k trainings' product, kept so the labels can
+    be scored again (another ``--min-score``, another method) without training again."""
+    records = [{"file": printable(im.file_name), "split": im.split or "train", "fold": fold,
+                "predictions": [{"class": names[int(c)], "category_id": int(c),
+                                 "box": [round(float(v), 2) for v in box], "score": round(float(score), 5)}
+                                for box, score, c in zip(d.boxes, d.scores, d.labels)]}
+               for im, d, fold in zip(ds.images, dets, fold_of)]
+    atomic_write_text(path, json.dumps({"prediction_floor": PREDICTION_FLOOR, "max_dets": MAX_DETS, "box": "xyxy",
+                                        "images": records}, ensure_ascii=False))
 
 
 def _csv(head: list[str], rows: list[list[Any]]) -> str:
