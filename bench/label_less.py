@@ -15,7 +15,13 @@ COCO evaluator, the run's eval.json; mask AP too when the data has masks). Per s
 - (e) the whole pool, labelled.
 
 Every run: YOLO11n from the packaged COCO start (the default), the same epochs, image size, batch and seed, so
-the arms differ in their training data alone. Each run is a subprocess of its own."""
+the arms differ in their training data alone. Each run is a subprocess of its own.
+
+    python bench/label_less.py --rounds 2 [--orders spread uncertainty]     # what to label next, over rounds
+
+The rank study (#45): from the same labelled part, each arm picks as many images again per round and trains on
+what it has; ``detft rank --order O`` arms pick with their own previous round's model, the random arm at random,
+so every arm holds the same number of labels in every round."""
 
 from __future__ import annotations
 
@@ -59,6 +65,14 @@ def hidden_folder(records, out: Path) -> Path:
     return out
 
 
+def labelled_part(pool: list, fraction: float, seed: int) -> tuple[list, list]:
+    """The seeded ``fraction`` of ``pool`` whose labels are kept, and the rest."""
+    order = sorted(pool, key=lambda im: im.file_name)
+    random.Random(seed).shuffle(order)
+    n = round(fraction * len(pool))
+    return order[:n], order[n:]
+
+
 def train(name: str, project: Path, data: Path, a: argparse.Namespace, seed: int, **extra: str) -> dict:
     """One training in its own process; returns its val AP and time."""
     run = project / name
@@ -79,6 +93,56 @@ def train(name: str, project: Path, data: Path, a: argparse.Namespace, seed: int
             "s": float((run / "bench_seconds.txt").read_text())}
 
 
+def rank_study(a: argparse.Namespace, source, pool: list, val: list) -> None:
+    """Rounds of labelling: per seed the labelled part, then per round each arm adds ``fraction`` of the pool,
+    ranked by its own last model (``--orders``) or at random; one table row per round and arm."""
+    import detft
+
+    arms = [*a.orders, "random"]
+    results: dict[tuple[int, str], list[dict]] = {}
+    objects: dict[tuple[int, str], list[int]] = {}
+    for seed in a.seeds:
+        root, runs = a.project / f"seed{seed}", a.project / f"seed{seed}" / "runs"
+        labelled, hidden = labelled_part(pool, a.fraction, seed)
+        n = len(labelled)
+        results.setdefault((0, "-"), []).append(train("a", runs, write_coco(source, labelled, val, root / "data_a"),
+                                                      a, seed))
+        for arm in arms:
+            have, left, teacher = list(labelled), list(hidden), runs / "a"
+            for r in range(1, a.rounds + 1):
+                name = f"{arm}-r{r}"
+                if arm == "random":
+                    chosen = set(random.Random(1000 * r + seed).sample(sorted(Path(im.file_name).name for im in left), n))
+                else:
+                    ranked_to = root / f"rank-{name}"
+                    if not (ranked_to / "rank.json").is_file():
+                        detft.load(teacher, device="cpu").rank(hidden_folder(left, root / f"hidden-{name}"), ranked_to,
+                                                               order=arm, sheet=0)
+                    chosen = {row["file"] for row in json.loads((ranked_to / "rank.json").read_text())[:n]}
+                picked = [im for im in left if Path(im.file_name).name in chosen]
+                have += picked
+                left = [im for im in left if Path(im.file_name).name not in chosen]
+                objects.setdefault((r, arm), []).append(sum(len(im.annotations) for im in picked))
+                results.setdefault((r, arm), []).append(train(name, runs, write_coco(source, have, val,
+                                                                                    root / f"data-{name}"), a, seed))
+                teacher = runs / name
+                print(seed, name, len(have), results[(r, arm)][-1], flush=True)
+    n = round(a.fraction * len(pool))
+    print(f"\n{a.data}: pool = train split ({len(pool)} images), scored on val ({len(val)} images); labelled part and "
+          f"each round {a.fraction:.0%} = {n} images; YOLO11n COCO start, {a.epochs} epochs at {a.imgsz} px, batch "
+          f"{a.batch}; seeds {a.seeds}; CPU ({platform.machine()}, {os.cpu_count()} cores)")
+    masks = source.has_masks()
+    print("| round | labels | picked by   | val AP (mean ± std) | AP per seed            | objects picked |"
+          + (" mask AP (mean ± std) |" if masks else ""))
+    print("|-------|--------|-------------|---------------------|------------------------|----------------|"
+          + ("----------------------|" if masks else ""))
+    for (r, arm), rows in results.items():
+        ap_, segm = np.array([x["AP"] for x in rows]), np.array([x["segm_AP"] for x in rows])
+        print(f"| {r:<5} | {n * (r + 1):>6} | {arm:<11} | {ap_.mean():.4f} ± {ap_.std():.4f}     | "
+              f"{' '.join(f'{v:.4f}' for v in ap_):<22} | {' '.join(map(str, objects.get((r, arm), []))):<14} |"
+              + (f" {segm.mean():.4f} ± {segm.std():.4f}      |" if masks else ""))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=DEFAULT_BCCD, help="any dataset with train and val splits")
@@ -88,6 +152,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--fraction", type=float, default=0.2)
     ap.add_argument("--project", type=Path, default=Path("/tmp/detft-label-less"))
+    ap.add_argument("--rounds", type=int, help="the rank study: this many rounds of picking (see the docstring)")
+    ap.add_argument("--orders", nargs="+", default=["spread", "uncertainty"], choices=("spread", "uncertainty"))
     a = ap.parse_args()
     import detft
     from detft.annotations.report import Report
@@ -95,16 +161,15 @@ def main() -> None:
 
     source = load(a.data, None, Report())
     pool, val = source.images_in("train"), source.images_in("val")
+    if a.rounds:
+        return rank_study(a, source, pool, val)
     results: dict[str, list[dict]] = {k: [] for k in ARMS}
     picks = {}
     for seed in a.seeds:
-        root = a.project / f"seed{seed}"
-        order = sorted(pool, key=lambda im: im.file_name)
-        random.Random(seed).shuffle(order)
-        n = round(a.fraction * len(pool))
-        labelled, hidden = order[:n], order[n:]
+        root, runs = a.project / f"seed{seed}", a.project / f"seed{seed}" / "runs"
+        labelled, hidden = labelled_part(pool, a.fraction, seed)
+        n = len(labelled)
         by_name = {Path(im.file_name).name: im for im in hidden}
-        runs = root / "runs"
         data_a = write_coco(source, labelled, val, root / "data_a")
         results["a"].append(train("a", runs, data_a, a, seed))
         hidden_dir = hidden_folder(hidden, root / "hidden")

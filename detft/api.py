@@ -473,18 +473,21 @@ class Model:
                                    thresholds=thresholds, inputs=self.run.inputs, overwrite=overwrite)
 
     def rank(self, source: str | Path, out: str | Path | None = None, *, top: int | None = None,
-             sheet: int = 25, overwrite: bool = False) -> list[Ranked]:
+             sheet: int = 25, order: str = "spread", overwrite: bool = False) -> list[Ranked]:
         """``detft rank``: the images of ``source`` (unlabelled) in the order to label them, most informative
-        first (:mod:`detft.labelling.ranking`); with ``out``, ``rank.csv``, ``rank.json`` and ``contact_sheet.png`` of the
-        first ``sheet`` there, all three or none. Uses the run's ``--conf auto`` thresholds and per-class AP when
-        it was evaluated."""
+        first (:mod:`detft.labelling.ranking`): ``order`` "spread" joins uncertainty and how unlike each other the
+        images are, "uncertainty" ranks by uncertainty alone; with ``out``, ``rank.csv``, ``rank.json`` and
+        ``contact_sheet.png`` of the first ``sheet`` there, all three or none. Uses the run's ``--conf auto``
+        thresholds and per-class AP when it was evaluated."""
         from .labelling.prelabels import source_images
-        from .labelling.ranking import contact_sheet, rank, write
+        from .labelling.ranking import ORDERS, contact_sheet, rank, write
         from .util.bounds import COUNT, NONNEGATIVE_INT
         from .util.output import atomic_directory, check_output, check_replaceable
 
         COUNT.check("--top", top)
         NONNEGATIVE_INT.check("--sheet", sheet)
+        if order not in ORDERS:
+            raise DetftError(f"--order {order!r}: one of {', '.join(ORDERS)}")
         root, files = source_images(Path(source))
         if out is not None:
             check_output(Path(out), [Path(source), *self.run.inputs], "--out")
@@ -498,7 +501,7 @@ class Model:
                   f"(run detft eval --weights {self.run.folder} for per-class thresholds and AP)")
         class_ap = {by_name[n]: ap for n, ap in self.run.class_ap().items() if n in by_name}
         try:  # rank() reads every detection from its floor up; the sheet draws what it saw
-            rows = rank(self.scorer, files, root, thresholds, class_ap, self.names)[:top]
+            rows = rank(self.scorer, files, root, thresholds, class_ap, self.names, diverse=order == "spread")[:top]
             if out is not None:
                 with atomic_directory(Path(out), overwrite=overwrite) as tmp:
                     if escaped := write(rows, tmp):

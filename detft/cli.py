@@ -411,12 +411,14 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
     model = load(args.weights, device=args.device, imgsz=args.imgsz, trust_weights=args.trust_weights)
     out = args.out or free_name(Path("runs/rank"))
-    rows = model.rank(args.source, out, top=args.top, sheet=args.sheet, overwrite=args.overwrite)
+    rows = model.rank(args.source, out, top=args.top, sheet=args.sheet, order=args.order, overwrite=args.overwrite)
     width = max([len(r.file) for r in rows[:20]] + [4])
-    print(f"{'rank':>4}  {'file':<{width}}  {'score':>5}  {'near':>6}  {'flip':>6}  {'dets':>4}  weakest class")
+    print(f"{'rank':>4}  {'file':<{width}}  {'score':>5}  {'spread':>6}  {'near':>6}  {'flip':>6}  {'dets':>4}  "
+          "weakest class")
     for k, r in enumerate(rows[:20], 1):
-        print(f"{k:>4}  {printable(r.file):<{width}}  {r.score:5.3f}  {r.near_threshold:6.2f}  {r.flip_disagreement:6.2f}  "
-              f"{r.detections:>4}  {r.weakest_class}")
+        spread = f"{r.distance:6.3f}" if r.distance is not None else f"{'-':>6}"
+        print(f"{k:>4}  {printable(r.file):<{width}}  {r.score:5.3f}  {spread}  {r.near_threshold:6.2f}  "
+              f"{r.flip_disagreement:6.2f}  {r.detections:>4}  {r.weakest_class}")
     if len(rows) > 20:
         print(f"... {len(rows) - 20} more")
     sheet = f" and contact_sheet.png (the first {min(args.sheet, len(rows))})" if args.sheet and rows else ""
@@ -621,6 +623,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, type=Path, help="run folder, checkpoint or .onnx file")
     p.add_argument("--source", required=True, type=Path, help="unlabelled images: a folder (searched recursively)")
     p.add_argument("--top", type=COUNT.argtype(), help="list only the first N (default: every image)")
+    p.add_argument("--order", choices=("spread", "uncertainty"), default="spread",
+                   help="spread (default): uncertain images unlike each other first, over the model's own features "
+                        "(a PyTorch run; an exported graph has none and gets uncertainty); uncertainty: the most "
+                        "uncertain first, look-alikes together")
     p.add_argument("--sheet", type=NONNEGATIVE_INT.argtype(), default=25,
                    help="images on the contact sheet (default 25; 0: none)")
     p.add_argument("--out", type=Path, help="output folder (default runs/rank, or runs/rank2... when that exists)")

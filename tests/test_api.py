@@ -172,11 +172,15 @@ def test_rank_lists_every_image_in_order_with_a_contact_sheet(rcnn_run: detft.Ru
                  "--device", "cpu"]) == 0
     rows = list(csv.DictReader((out / "rank.csv").open()))
     assert [r["rank"] for r in rows] == ["1", "2", "3"]
-    assert [float(r["score"]) for r in rows] == sorted((float(r["score"]) for r in rows), reverse=True)
     assert {r["file"] for r in rows} <= {p.name for p in images.iterdir()}
     assert json.loads((out / "rank.json").read_text())[0]["file"] == rows[0]["file"]
     assert (out / "contact_sheet.png").stat().st_size > 0
-    assert "near" in capsys.readouterr().out
+    assert "spread" in capsys.readouterr().out
+    # spread over the R-CNN's own features: each placed at its distance from those before it, the first by uncertainty
+    assert all(r["distance"] != "" for r in rows) and float(rows[0]["distance"]) == pytest.approx(float(rows[0]["score"]), abs=1e-5)
+    by_uncertainty = detft.load(rcnn_run, device="cpu").rank(images, order="uncertainty")
+    assert [r.score for r in by_uncertainty] == sorted((r.score for r in by_uncertainty), reverse=True)
+    assert all(r.distance is None for r in by_uncertainty)
 
 
 def test_a_run_on_data_without_a_split_evaluates_exports_and_predicts_with_no_further_flags(tmp_path: Path, capsys):

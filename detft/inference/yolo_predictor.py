@@ -34,3 +34,12 @@ class YOLOPredictor:
             out.append(Detections(b.xyxy.cpu().numpy().astype(np.float32), b.conf.cpu().numpy().astype(np.float32),
                                   self.lut[b.cls.cpu().numpy().astype(np.int64)], masks))
         return out
+
+    def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        """Each image's features, one row each, for spreading a pick over what images show
+        (:mod:`..labelling.ranking`): the last neck layer before the head averaged over the map (ultralytics' own
+        ``embed``), at the size the model predicts at."""
+        with torch_threads_kept():
+            rows = self.model.embed([np.ascontiguousarray(im[..., ::-1]) for im in images], imgsz=self.kw["imgsz"],
+                                    device=self.kw["device"], verbose=False)
+        return np.stack([r.float().cpu().numpy() for r in rows])

@@ -1,6 +1,6 @@
 """What to label next (``detft rank``): unlabelled images ordered by how much a label would teach the model.
 
-Three signals, each a property of the model on that image, none needing a label:
+Three signals of uncertainty, each a property of the model on that image, none needing a label:
 
 - **near the threshold**: detections whose score is close to their class's ``--conf auto`` threshold are the
   ones the model cannot decide; each counts by a triangular kernel of its distance to the threshold (1 at the
@@ -11,8 +11,19 @@ Three signals, each a property of the model on that image, none needing a label:
 - **weak classes**: each detection is weighted by 1 + (1 - AP of its class) from the run's evaluation, so
   images holding what the model is worst at come first.
 
-The first two are ranked over the pool and averaged (their scales differ), so an image is high when both say the
-model would learn from it. Images without a detection score 0 (the model sees nothing to doubt there)."""
+The first two are ranked over the pool and averaged (their scales differ) into the image's uncertainty in [0, 1]:
+high when both say the model would learn from it. Images without a detection score 0 (the model sees nothing to
+doubt there).
+
+Uncertainty alone picks look-alikes: twenty frames of one hard scene teach what one of them does, and on BCCD and
+the embedded data it did no better than a random pick (bench/RESULTS.md, "Label less"). So where the model gives
+features (a PyTorch YOLO or R-CNN; not an exported graph), the order also spreads over what the images show, the
+way BADGE (Ash et al. 2020, "Deep Batch Active Learning by Diverse, Uncertain Gradient Lower Bounds") joins the
+two: each image is its pooled feature vector (unit length) scaled by its uncertainty, and the order is greedy
+k-center over those points (Sener and Savarese 2018, "Active Learning for Convolutional Neural Networks: A Core-Set
+Approach"), starting from the origin, where the images the model is sure of sit. The first pick is the most
+uncertain image; each next one is the farthest from every image picked so far, which an image earns by being
+uncertain and unlike them. No weight joins the two terms: the uncertainty is the scale of the point."""
 
 from __future__ import annotations
 
@@ -35,16 +46,19 @@ from ..util.progress import progress
 WIDTH = 0.25  # score distance from the threshold at which a detection stops counting as undecided
 MATCH_IOU = 0.5
 FLOOR = 0.05  # scores below this are noise for every signal
+ORDERS = ("spread", "uncertainty")  # detft rank --order
+SPREAD_PICKS = 2000  # images placed one by one by their spread; more than a round of labelling takes
 
 
 @dataclass
 class Ranked:
     file: str
-    score: float
+    score: float  # uncertainty in [0, 1]
     near_threshold: float
     flip_disagreement: float
     detections: int
     weakest_class: str
+    distance: float | None = None  # how far from the images ranked before it, scaled by uncertainty (None: not spread)
 
 
 def _xywh(boxes: np.ndarray) -> np.ndarray:
@@ -95,21 +109,49 @@ def percentile(values: np.ndarray) -> np.ndarray:
     return ranks / (len(values) - 1)
 
 
+def spread(points: np.ndarray, picks: int = SPREAD_PICKS) -> tuple[list[int], np.ndarray]:
+    """Greedy k-center order of ``points`` (rows) from the origin: each next index is the point farthest from the
+    origin and every point ordered before it. After ``picks`` of them (a label budget's worth: each costs a pass
+    over the pool) the rest follow by their distance then. Returns the order and each point's distance when it
+    was placed."""
+    squares = np.einsum("ij,ij->i", points, points)
+    nearest = squares.copy()  # squared distance to the origin and every point picked so far
+    placed_at = np.zeros(len(points))
+    left = np.ones(len(points), bool)
+    order = []
+    for _ in range(min(picks, len(points))):
+        i = int(np.argmax(np.where(left, nearest, -1.0)))
+        order.append(i)
+        placed_at[i], left[i] = nearest[i], False
+        nearest = np.minimum(nearest, np.maximum(squares + squares[i] - 2 * points @ points[i], 0.0))
+    rest = np.flatnonzero(left)
+    order += rest[np.argsort(-nearest[rest], kind="stable")].tolist()
+    placed_at[rest] = nearest[rest]
+    return order, np.sqrt(placed_at)
+
+
 def rank(predictor: Predictor, files: list[Path], root: Path, thresholds: dict[int, float],
-         class_ap: dict[int, float], names: dict[int, str]) -> list[Ranked]:
-    """``files`` in falling order of how informative a label would be (see the module docstring)."""
+         class_ap: dict[int, float], names: dict[int, str], diverse: bool = True) -> list[Ranked]:
+    """``files`` in the order to label them (see the module docstring): spread over the model's features by
+    uncertainty when ``diverse`` and the predictor gives features, else by uncertainty alone."""
     from ..annotations.images import read_bgr
 
     if not files:
         raise DetftError(f"no images to rank in {root}")
     default = float(np.mean(list(thresholds.values()))) if thresholds else 0.5
     weight = {c: 1.0 + (1.0 - ap) for c, ap in class_ap.items()}
+    embed = getattr(predictor, "embed", None) if diverse else None
+    if diverse and embed is None:
+        print("this model gives no features to spread the order over (an exported graph, or sliced inference): "
+              "images are ordered by uncertainty alone")
     predictor.set_thresholds(FLOOR, 100)
-    rows = []
+    rows, features = [], []
     for path in progress(files, "ranking", unit="img"):
-        rgb = read_bgr(path)[..., ::-1]
-        plain, flipped = predictor.predict([np.ascontiguousarray(rgb), np.ascontiguousarray(rgb[:, ::-1])])
+        rgb = np.ascontiguousarray(read_bgr(path)[..., ::-1])
+        plain, flipped = predictor.predict([rgb, np.ascontiguousarray(rgb[:, ::-1])])
         plain, flipped = Detections(plain.boxes, plain.scores, plain.labels), mirrored(flipped, rgb.shape[1])
+        if embed is not None:
+            features.append(embed([rgb])[0])
         weakest = min((int(c) for c in plain.labels), key=lambda c: class_ap.get(c, 1.0), default=None)
         rows.append(Ranked(path.relative_to(root).as_posix(), 0.0,
                            round(near_threshold(plain, thresholds, weight, default), 6),
@@ -119,7 +161,17 @@ def rank(predictor: Predictor, files: list[Path], root: Path, thresholds: dict[i
     flip = percentile(np.array([r.flip_disagreement for r in rows]))
     for r, a, b in zip(rows, near, flip):
         r.score = 0.0 if r.detections == 0 and r.flip_disagreement == 0 else round(float(a + b) / 2, 6)
-    return sorted(rows, key=lambda r: (-r.score, r.file))
+    by_uncertainty = sorted(range(len(rows)), key=lambda i: (-rows[i].score, rows[i].file))
+    if not features:
+        return [rows[i] for i in by_uncertainty]
+    unit = np.stack(features).astype(np.float64)
+    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    # the points in the uncertainty order, so ties (equal distances, the sure images at the origin) keep it
+    points = unit[by_uncertainty] * np.array([rows[i].score for i in by_uncertainty])[:, None]
+    order, distances = spread(points)
+    for k, d in zip(by_uncertainty, distances):
+        rows[k].distance = round(float(d), 6)
+    return [rows[by_uncertainty[k]] for k in order]
 
 
 def contact_sheet(predictor: Predictor, rows: list[Ranked], root: Path, names: dict[int, str], out: Path) -> None:
