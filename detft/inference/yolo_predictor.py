@@ -1,4 +1,10 @@
-"""Ultralytics YOLO behind the Predictor interface (boxes, and masks at full image resolution)."""
+"""Ultralytics YOLO behind the Predictor interface (boxes, and masks at full image resolution).
+
+``model.predict()`` sets its source and arguments up again on every call, about 20 ms a call on a 2-core CPU
+(bench/RESULTS.md, "Many cameras in one process"): a video or a camera loop calls it once a frame. So the first call
+after the settings change goes through ``model.predict()``, which builds ultralytics' predictor for them; the calls
+after it run that predictor's own stages (preprocess, inference, postprocess), as ultralytics' stream loop does, with
+the same letterbox, NMS and results."""
 
 from __future__ import annotations
 
@@ -18,13 +24,28 @@ class YOLOPredictor:
         self.kw = {"conf": score_threshold, "max_det": max_dets, "iou": iou, "imgsz": imgsz, "device": device,
                    "verbose": False, "retina_masks": True}
         self.lut = np.array(labels.model_to_category(), np.int64)
+        self.set_up = False  # ultralytics' predictor holds self.kw: its stages can run without model.predict()
 
     def set_thresholds(self, conf: float, max_dets: int) -> None:
         self.kw.update(conf=conf, max_det=max_dets)
+        self.set_up = False
+
+    def _results(self, bgr: list[np.ndarray]) -> list[Any]:
+        if not self.set_up:
+            results = self.model.predict(bgr, **self.kw)
+            self.set_up = True
+            return results
+        import torch
+
+        stages = self.model.predictor
+        stages.batch = ([f"image{i}.jpg" for i in range(len(bgr))], bgr, [""] * len(bgr))  # results read paths here
+        with torch.inference_mode():
+            x = stages.preprocess(bgr)
+            return stages.postprocess(stages.inference(x), x, bgr)
 
     def predict(self, images: list[np.ndarray]) -> list[Detections]:
         with torch_threads_kept():
-            results = self.model.predict([np.ascontiguousarray(im[..., ::-1]) for im in images], **self.kw)  # BGR
+            results = self._results([np.ascontiguousarray(im[..., ::-1]) for im in images])  # BGR
         out = []
         for im, r in zip(images, results):
             b = r.boxes
@@ -39,6 +60,7 @@ class YOLOPredictor:
         """Each image's features, one row each, for spreading a pick over what images show
         (:mod:`..labelling.ranking`): the last neck layer before the head averaged over the map (ultralytics' own
         ``embed``), at the size the model predicts at."""
+        self.set_up = False  # the predictor now returns features
         with torch_threads_kept():
             rows = self.model.embed([np.ascontiguousarray(im[..., ::-1]) for im in images], imgsz=self.kw["imgsz"],
                                     device=self.kw["device"], verbose=False)
