@@ -143,6 +143,10 @@ def test_a_yolo_model_gives_features_and_still_predicts_after_them():
     before = predictor.predict(photos[:1])[0]
     features = predictor.embed(photos)
     assert features.shape[0] == len(photos) >= 2 and features.ndim == 2 and np.isfinite(features).all()
+    # the layer ultralytics' own embed reads (on a model of its own), from the same letterboxed input
+    theirs = load_model("yolo11n-coco").embed([np.ascontiguousarray(p[..., ::-1]) for p in photos], imgsz=320,
+                                              verbose=False)
+    assert np.allclose(features, np.stack([r.float().numpy() for r in theirs]), atol=1e-4)
     assert not np.allclose(features[0], features[1])  # a street and a portrait
     after = predictor.predict(photos[:1])[0]
     assert len(after) == len(before) > 0 and np.allclose(after.boxes, before.boxes)

@@ -81,7 +81,6 @@ class RCNNPredictor:
                                       self.lut[out["labels"].cpu().numpy()[keep]], masks))
         return results
 
-
     @torch.inference_mode()
     def embed(self, images: list[np.ndarray]) -> np.ndarray:
         """Each image's features, one row each, for spreading a pick over what images show

@@ -58,10 +58,16 @@ class YOLOPredictor:
 
     def embed(self, images: list[np.ndarray]) -> np.ndarray:
         """Each image's features, one row each, for spreading a pick over what images show
-        (:mod:`..labelling.ranking`): the last neck layer before the head averaged over the map (ultralytics' own
-        ``embed``), at the size the model predicts at."""
-        self.set_up = False  # the predictor now returns features
+        (:mod:`..labelling.ranking`): the last neck layer before the head averaged over the map (the layer
+        ultralytics' own ``embed`` reads), on the input ``predict`` letterboxes. Through the set-up predictor's
+        stages, so ``predict`` and ``embed`` in turn (``detft rank``) set nothing up again."""
+        import torch
+
+        bgr = [np.ascontiguousarray(im[..., ::-1]) for im in images]
         with torch_threads_kept():
-            rows = self.model.embed([np.ascontiguousarray(im[..., ::-1]) for im in images], imgsz=self.kw["imgsz"],
-                                    device=self.kw["device"], verbose=False)
+            if not self.set_up:
+                self._results(bgr)  # sets ultralytics' predictor up; these detections are not needed
+            stages = self.model.predictor
+            with torch.inference_mode():
+                rows = stages.model(stages.preprocess(bgr), embed=[len(self.model.model.model) - 2])
         return np.stack([r.float().cpu().numpy() for r in rows])

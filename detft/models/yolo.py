@@ -343,9 +343,9 @@ def yolo_pace(model: Any, images: list, *, imgsz: int, batch: int, device: Any) 
     from .pace import measure_pace
 
     steps = 3
-    sample = spread_sample(images, (2 * steps + 1) * batch)
-    if len(sample) < (2 * steps + 1) * batch:  # fewer images than the probe's steps: they are read again
-        sample = (sample * ((2 * steps + 1) * batch // max(len(sample), 1) + 1))[:(2 * steps + 1) * batch]
+    needed = (2 * steps + 1) * batch  # the warm-up, training and evaluation steps
+    sample = spread_sample(images, needed)
+    sample = (sample * -(-needed // max(len(sample), 1)))[:needed]  # fewer images than that: read again
     net = copy.deepcopy(model.model).float()
     return measure_pace(net, lambda: _letterboxed(sample, imgsz, tight=False, batch=batch), device, _output_sum,
                         steps=steps)
