@@ -200,6 +200,23 @@ def test_auto_decides_by_the_data_and_says_its_numbers(tmp_path: Path, coco_star
     assert chosen.freeze == "none" and "random init" in said
 
 
+def test_the_probe_runs_on_the_threads_training_will_use(tmp_path: Path, coco_start, monkeypatch):
+    """On a CPU ultralytics trains on its own thread count, not the process's; a probe timed on more threads than
+    training gets reads a busy machine several times too slow. The process's count is put back after."""
+    import ultralytics.utils
+
+    from detft.models import pace
+    from detft.models.yolo import yolo_pace
+
+    seen, measure = [], pace.measure_pace
+    monkeypatch.setattr(pace, "measure_pace", lambda *a, **k: seen.append(torch.get_num_threads()) or measure(*a, **k))
+    before = torch.get_num_threads()
+    monkeypatch.setattr(ultralytics.utils, "NUM_THREADS", before + 1)
+    images = _records(tmp_path, [np.full((40, 60, 3), v, np.uint8) for v in (30, 90, 150)])
+    yolo_pace(coco_start, images, imgsz=64, batch=1, device=torch.device("cpu"))
+    assert seen == [before + 1] and torch.get_num_threads() == before
+
+
 def test_a_run_from_a_detector_start_keeps_what_auto_chose_and_why(tmp_path: Path, coco_start, capsys):
     import detft
     from helpers import yolo_config

@@ -72,11 +72,12 @@ def resolve_auto(cfg: TrainConfig, learnt: str,
 # Far is not enough: a backbone that trains must see the data often enough to move. Among the suite's sets far from
 # COCO, at 5 CPU minutes, the trained backbone won where the budget fitted it 6 or more epochs (drone views 6-7,
 # flakes under a microscope 17) and lost at 2-5 (crop rows 2, brain MRI 4-5, metal-printing defects 5), so a far set
-# keeps the frozen backbone when training would see it fewer times. MIN_PASSES lies midway between the pace probe's
-# estimates for the two nearest sets: brain MRI 4.8 (lost) and drone views 6.3 (won). bench/RESULTS.md ("--freeze
-# auto by the data") has the runs. LARGE_DATA is the practice's, not measured here: no suite set is that large.
+# keeps the frozen backbone when training would see it fewer times. MIN_PASSES lies midway between the passes
+# training really made on the two nearest sets: metal-printing defects 4.5 (lost) and drone views 6.2 (won); the
+# pace probe estimates passes to about 10% (:mod:`.pace`). bench/RESULTS.md ("--freeze auto by the data") has the
+# runs. LARGE_DATA is the practice's, not measured here: no suite set is that large.
 FAR_SHIFT = 0.35
-MIN_PASSES = 5.5
+MIN_PASSES = 5.35
 LARGE_DATA = 5000
 
 

@@ -336,8 +336,14 @@ def yolo_shift(model: Any, images: list, sample: int = 32) -> Any:
 
 def yolo_pace(model: Any, images: list, *, imgsz: int, batch: int, device: Any) -> Any:
     """How fast training goes on ``images`` with every layer of ``model`` training (:func:`.pace.measure_pace`): on
-    a copy, in batches of ``batch`` squares of ``imgsz``, on ``device``."""
+    a copy, in batches of ``batch`` squares of ``imgsz``, on ``device``. On a CPU it runs on the threads
+    ultralytics' training will use (its ``select_device`` sets cpu_count - 1, at most 8), not the process's: on a
+    machine shared with other work, two spinning threads slow far more than one, and a probe timed on more threads
+    than training gets misreads the pace (8x on 2 busy cores, bench/RESULTS.md)."""
     import copy
+
+    import torch
+    from ultralytics.utils import NUM_THREADS
 
     from .domain_shift import spread_sample
     from .pace import measure_pace
@@ -347,8 +353,11 @@ def yolo_pace(model: Any, images: list, *, imgsz: int, batch: int, device: Any) 
     sample = spread_sample(images, needed)
     sample = (sample * -(-needed // max(len(sample), 1)))[:needed]  # fewer images than that: read again
     net = copy.deepcopy(model.model).float()
-    return measure_pace(net, lambda: _letterboxed(sample, imgsz, tight=False, batch=batch), device, _output_sum,
-                        steps=steps)
+    with torch_threads_kept():
+        if torch.device(device).type == "cpu":
+            torch.set_num_threads(NUM_THREADS)
+        return measure_pace(net, lambda: _letterboxed(sample, imgsz, tight=False, batch=batch), device, _output_sum,
+                            steps=steps)
 
 
 def _output_sum(out: Any) -> Any:
