@@ -103,7 +103,7 @@ HIT_IOU = 0.5  # a prediction points at a dropped box from here on (COCO's AP50 
 TRIES = 1000  # places tried for each spurious box
 LABEL_ERRORS = ("wrong_class", "shifted", "spurious")
 NOT_FLAGGED, NO_PREDICTION = -1.0, -2.0  # below every score in [0, 1]: no candidate there; nothing predicted there
-# cleanlab's high_probability_threshold tried beside its default (0.95): a YOLO fine-tuned for 10 epochs rarely
+# cleanlab's probability thresholds tried beside its defaults (0.95 and 0.5): a YOLO fine-tuned for 10 epochs rarely
 # scores above 0.9, and cleanlab's best of these per row, chosen on the injected truth, is the bar to match
 SWEEP = (0.8, 0.6, 0.4, 0.2)
 
@@ -288,13 +288,13 @@ def detft_scores(ds: Dataset, dets: list[Detections]) -> dict[str, Any]:
             "seconds": seconds}
 
 
-def cleanlab_scores(ds: Dataset, dets: list[Detections], high: float | None = None,
-                    low: float | None = None) -> dict[str, Any]:
+def cleanlab_scores(ds: Dataset, dets: list[Detections]) -> dict[str, dict[str, Any]]:
     """cleanlab's ObjectLab on the same predictions: per label 1 - swap, 1 - badloc and 1 - their min, per
-    prediction 1 - overlooked (NaN: -1), per image 1 - its quality score, and its image flags. Defaults
-    throughout, but for ``high``, the score from which its overlooked and swap scores trust a prediction
-    (``high_probability_threshold``, 0.95 by default; a detector whose scores never reach it leaves both flat),
-    and ``low``, the score below which its badloc score ignores one (``low_probability_threshold``, 0.5)."""
+    prediction 1 - overlooked (NaN: -1), per image 1 - its quality score, and its image flags; under "cleanlab"
+    with its defaults throughout, under "cleanlab@t" with both probability thresholds at t of :data:`SWEEP`: the
+    high one, from which its overlooked and swap scores trust a prediction (0.95 by default; a detector whose
+    scores never reach it leaves both flat), and the low one, below which its badloc score ignores one (0.5 by
+    default, never raised). The inputs, the image scores and the flags do not depend on them: computed once."""
     from cleanlab.internal.constants import ALPHA
     from cleanlab.object_detection.filter import find_label_issues
     from cleanlab.object_detection.rank import (_get_valid_inputs_for_compute_scores, compute_badloc_box_scores,
@@ -311,22 +311,27 @@ def cleanlab_scores(ds: Dataset, dets: list[Detections], high: float | None = No
         rows = np.concatenate([d.boxes, d.scores[:, None]], axis=1).astype(np.float64)
         predictions.append([rows[k == c] for c in range(len(index))])
         orders.append(np.argsort(k, kind="stable"))  # cleanlab lists an image's predictions class by class
-    t = time.perf_counter()
+    clock = time.perf_counter()
     shared = _get_valid_inputs_for_compute_scores(ALPHA, labels, predictions)  # as its find_label_issues does
-    overlooked = compute_overlooked_box_scores(auxiliary_inputs=shared, high_probability_threshold=high)
-    badloc = np.concatenate(compute_badloc_box_scores(auxiliary_inputs=shared, low_probability_threshold=low))
-    swap = np.concatenate(compute_swap_box_scores(auxiliary_inputs=shared, high_probability_threshold=high))
     quality = get_label_quality_scores(labels, predictions, verbose=False)
-    flagged = find_label_issues(labels, predictions)
-    seconds = time.perf_counter() - t
-    missing = []
-    for order, o in zip(orders, overlooked):
-        mine = np.empty(len(order))
-        mine[order] = np.where(np.isnan(o), NOT_FLAGGED, 1 - o)
-        missing.append(mine)
-    worst = 1 - np.minimum(swap, badloc)
-    return {"label": {"wrong_class": 1 - swap, "shifted": 1 - badloc, "spurious": worst, "any": worst},
-            "missing": missing, "image": 1 - quality, "flagged": np.asarray(flagged, bool), "seconds": seconds}
+    flagged = np.asarray(find_label_issues(labels, predictions), bool)
+    common = time.perf_counter() - clock
+    variants = {}
+    for name, high, low in [("cleanlab", None, None), *((f"cleanlab@{t}", t, min(t, 0.5)) for t in SWEEP)]:
+        clock = time.perf_counter()
+        overlooked = compute_overlooked_box_scores(auxiliary_inputs=shared, high_probability_threshold=high)
+        badloc = np.concatenate(compute_badloc_box_scores(auxiliary_inputs=shared, low_probability_threshold=low))
+        swap = np.concatenate(compute_swap_box_scores(auxiliary_inputs=shared, high_probability_threshold=high))
+        seconds = common + time.perf_counter() - clock
+        missing = []
+        for order, o in zip(orders, overlooked):
+            mine = np.empty(len(order))
+            mine[order] = np.where(np.isnan(o), NOT_FLAGGED, 1 - o)
+            missing.append(mine)
+        worst = 1 - np.minimum(swap, badloc)
+        variants[name] = {"label": {"wrong_class": 1 - swap, "shifted": 1 - badloc, "spurious": worst, "any": worst},
+                          "missing": missing, "image": 1 - quality, "flagged": flagged, "seconds": seconds}
+    return variants
 
 
 def missing_items(inj: Injected, dets: list[Detections], scores: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -460,8 +465,7 @@ def main() -> None:
     run, start_seconds = train_run(out / "data", out, "start", a)
     doc = out_of_sample(ds, run, out, a)
     dets = detections(doc, ds)
-    methods = {"detft": detft_scores(ds, dets), "cleanlab": cleanlab_scores(ds, dets),
-               **{f"cleanlab@{t}": cleanlab_scores(ds, dets, high=t, low=min(t, 0.5)) for t in SWEEP}}
+    methods = {"detft": detft_scores(ds, dets), **cleanlab_scores(ds, dets)}
     table = rows(inj, dets, methods)
 
     kinds = [k for marks in inj.kinds for k in marks]
