@@ -365,9 +365,10 @@ class Model:
         import time
 
         from . import families
-        from .export import EXPORT_JSON, FORMATS, GRAPH_FILES, INT8_TOLERANCE, SUFFIXES, staged, write_graph
+        from .export import (EXPORT_JSON, FORMATS, GRAPH_FILES, INT8_TOLERANCE, SUFFIXES, finish_graph, staged,
+                             write_fp32)
         from .export.parity import ap_gaps, format_parity, match_detections
-        from .export.quantize import calibration_images as spread, check_int8
+        from .export.quantize import FLOAT_RULES, calibration_images as spread, check_int8
         from .runs import FOREIGN
         from .util.output import atomic_write_text, check_output
 
@@ -386,20 +387,32 @@ class Model:
         calibration = spread(dataset.images_in(self.run.info.config.train_split), calibration_images) if int8 else None
         started = time.perf_counter()
         with staged(target, format) as tmp:
-            info, graph = write_graph(family, self.run, tmp, format=format, calibration=calibration,
-                                      class_thresholds=self._stored_thresholds(), imgsz=imgsz, dynamic=dynamic,
-                                      half=half, opset=opset, max_dets=max_dets, trust_weights=trust_weights)
-            exported_s = time.perf_counter() - started
-            print(f"exported {target.name}: {info.family} {info.task}, input {graph.describe_input()}, opset {graph.opset}"
-                  f"{', fp16' if graph.half else ''}; checking it against {self.run.weights.name}")
+            info, graph, fp32 = write_fp32(family, self.run, tmp, imgsz=imgsz, dynamic=dynamic, half=half,
+                                           opset=opset, max_dets=max_dets, trust_weights=trust_weights)
             # the source at the export's input size, so the two see the same pixels
             source = load(self.run.weights, device=device, imgsz=info.imgsz if info.imgsz != self.run.info.imgsz else None,
                           trust_weights=trust_weights, slice=None)  # the network itself, as the graph holds it
-            exported = load(tmp, device=device)
-            theirs = exported.evaluate(dataset, split, max_dets=max_dets)
-            ours = source.evaluate(dataset, split, max_dets=max_dets)
-            gaps = ap_gaps(ours.metrics, theirs.metrics)
-            worst = max(gaps.values(), default=0.0)
+            ours = None
+            tries: list[dict[str, Any]] = []
+            # INT8: the fewest float layers first; the next rule only where the parity check refuses the last
+            for rule in FLOAT_RULES if int8 else FLOAT_RULES[-1:]:
+                finish_graph(fp32, tmp, info, graph, format=format, calibration=calibration, float_rule=rule,
+                             class_thresholds=self._stored_thresholds())
+                exported_s = time.perf_counter() - started
+                print(f"exported {target.name}: {info.family} {info.task}, input {graph.describe_input()}, opset "
+                      f"{graph.opset}{', fp16' if graph.half else ''}; checking it against {self.run.weights.name}")
+                exported = load(tmp, device=device)
+                theirs = exported.evaluate(dataset, split, max_dets=max_dets)
+                if ours is None:
+                    ours = source.evaluate(dataset, split, max_dets=max_dets)
+                gaps = ap_gaps(ours.metrics, theirs.metrics)
+                worst = max(gaps.values(), default=0.0)
+                if int8:
+                    tries.append({"float": graph.int8["float"], "rule": rule, "max_ap_diff": worst})
+                if worst <= tolerance or rule == FLOAT_RULES[-1]:
+                    break
+                print(f"INT8 with {graph.int8['float']} float: AP differs by {worst:.4f}, over the tolerance "
+                      f"{tolerance}; quantizing again with more of the head float")
             doc = {"file": target.name, "source": str(self.run.weights), "format": format, "family": info.family,
                    "model": info.model, "task": info.task, "graph": graph.__dict__, "input": graph.describe_input(),
                    "providers": exported.predictor.providers, "split": split, "images": ours.images,
@@ -407,8 +420,9 @@ class Model:
                    "source_metrics": ours.metrics, "export_metrics": theirs.metrics, "ap_diff": gaps,
                    "max_ap_diff": worst, "tolerance": tolerance, "within_tolerance": worst <= tolerance,
                    "detections": match_detections(ours.results, theirs.results),
-                   "bytes": sum(f.stat().st_size for f in tmp.parent.glob(f"{tmp.stem}.*")),
-                   "seconds": {"export": round(exported_s, 2), "total": round(time.perf_counter() - started, 2)}}
+                   "bytes": sum(f.stat().st_size for f in tmp.parent.glob(f"{tmp.stem}.*") if f != fp32),
+                   "seconds": {"export": round(exported_s, 2), "total": round(time.perf_counter() - started, 2)},
+                   **({"int8_tries": tries} if int8 else {})}
             print(format_parity(doc))
             if worst > tolerance:
                 message = (f"the export's AP differs from {self.run.weights.name}'s by {worst:.4f} (tolerance "

@@ -753,7 +753,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "images it predicts on a padded square, not the checkpoint's rectangle)")
     p.add_argument("--half", action="store_true", help="YOLO: fp16 weights")
     p.add_argument("--int8", action="store_true", help="YOLO: INT8 for CPUs, calibrated on the run's training "
-                   "images, the detection head kept float (ONNX Runtime's quantizer; NNCF for --format openvino)")
+                   "images (ONNX Runtime's quantizer; NNCF for --format openvino). The detection head's last "
+                   "convolutions and decoding stay float, or, where the parity check refuses that, the whole head")
     p.add_argument("--calibration-images", type=COUNT.argtype(), default=CALIBRATION_IMAGES,
                    help=f"training images --int8 calibrates on (default {CALIBRATION_IMAGES})")
     p.add_argument("--opset", type=COUNT.argtype(), help="ONNX opset (default: R-CNN 17, YOLO ultralytics' choice)")

@@ -4,6 +4,7 @@ file alone is enough, and bad files and impossible options get named errors."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from conftest import assert_same_detections  # noqa: E402
 from detft.annotations.images import read_bgr  # noqa: E402
 from detft.cli import main  # noqa: E402
 from detft.errors import DetftError  # noqa: E402
+from detft.export.quantize import FLOAT_RULES, float_nodes, head_scope  # noqa: E402
 from helpers import config, make_data, make_image, yolo_config  # noqa: E402
 
 import tiny_models  # noqa: E402,F401  registers tiny_fasterrcnn / tiny_maskrcnn
@@ -330,11 +332,13 @@ def test_yolo_int8_quantizes_the_body_keeps_the_head_float_and_records_its_calib
 
     run = copy_run(runs["yolo-det"], tmp_path)
     source = detft.load(run, device="cpu", conf=0.001)
-    result = source.export(tmp_path / "int8.onnx", int8=True, accept_drop=True)  # a 1-epoch model: AP is noise
+    # tolerance -1: no graph passes, so both float rules are tried in turn and the last one's file is kept
+    result = source.export(tmp_path / "int8.onnx", int8=True, accept_drop=True, tolerance=-1)
     int8 = result.report["graph"]["int8"]
     train = source.dataset().images_in("train")
     assert int8["images"] == len(train) and "QDQ" in int8["tool"] and int8["float"].startswith("the detection head")
-    assert result.report["tolerance"] == 0.01 and "INT8" in result.report["input"]
+    assert [t["rule"] for t in result.report["int8_tries"]] == ["outputs", "head"] == [*FLOAT_RULES]
+    assert int8["rule"] == "head" and "INT8" in result.report["input"]
     sources = _weight_sources(onnx.load(str(result.path)))
     head = int8["float"].split()[3]  # /model.<N>/
     assert all(src == "initializer" for name, src in sources.items() if name.startswith(head))
@@ -342,6 +346,39 @@ def test_yolo_int8_quantizes_the_body_keeps_the_head_float_and_records_its_calib
     graph = detft.load(result.path, conf=0.001)
     image = make_image(tmp_path / "camera.png", 160, 90, seed=4)
     assert graph.predictor.graph.int8 == int8 and len(graph.predict(image)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["camera.png", "export.json", "int8.onnx"]
+
+
+def test_int8_keeps_the_heads_last_convolutions_float_when_that_passes_the_parity_check(runs, tmp_path: Path):
+    import onnx
+
+    run = copy_run(runs["yolo-det"], tmp_path)
+    result = detft.load(run, device="cpu").export(tmp_path / "int8.onnx", int8=True, tolerance=1.0)
+    int8 = result.report["graph"]["int8"]
+    assert int8["rule"] == "outputs" and [t["rule"] for t in result.report["int8_tries"]] == ["outputs"]
+    assert result.report["tolerance"] == 1.0
+    sources = _weight_sources(onnx.load(str(result.path)))
+    head = head_scope(list(sources))
+    inner = {name: src for name, src in sources.items() if name.startswith(head) and re.search(r"/cv\d\.\d/cv\d\.\d\.[01]/", name)}
+    last = {name: src for name, src in sources.items() if name.startswith(head) and re.search(r"/cv\d\.\d/cv\d\.\d\.2/", name)}
+    assert len(inner) == 2 * len(last) and set(inner.values()) == {"DequantizeLinear"}  # two per branch
+    assert len(last) == 6 and set(last.values()) == {"initializer"}  # box and class branch, three scales
+
+
+def test_float_rules_name_the_heads_inner_convolutions_of_yolov8_and_yolo11_heads():
+    head = ["/model.23/cv2.0/cv2.0.0/conv/Conv", "/model.23/cv2.0/cv2.0.1/act/Mul", "/model.23/cv2.0/cv2.0.2/Conv",
+            "/model.23/cv3.1/cv3.1.0/cv3.1.0.0/conv/Conv", "/model.23/cv3.1/cv3.1.1/cv3.1.1.1/conv/Conv",
+            "/model.23/cv3.1/cv3.1.2/Conv", "/model.23/cv4.2/cv4.2.1/conv/Conv", "/model.23/cv4.2/cv4.2.2/Conv",
+            "/model.23/proto/cv1/conv/Conv", "/model.23/dfl/conv/Conv", "/model.23/Sigmoid", "/model.23/Concat_3"]
+    body = ["/model.0/conv/Conv", "/model.22/cv2/conv/Conv"]
+    kept, said = float_nodes(body + head, "outputs")
+    assert kept == ["/model.23/cv2.0/cv2.0.2/Conv", "/model.23/cv3.1/cv3.1.2/Conv", "/model.23/cv4.2/cv4.2.2/Conv",
+                    "/model.23/proto/cv1/conv/Conv", "/model.23/dfl/conv/Conv", "/model.23/Sigmoid",
+                    "/model.23/Concat_3"]
+    assert "7 of the 12 nodes of /model.23/" in said
+    assert float_nodes(body + head, "head") == (head, "the detection head /model.23/ (12 nodes)")
+    with pytest.raises(DetftError, match="not named as ultralytics names them"):
+        float_nodes(["conv1", "relu"], "outputs")
 
 
 def test_int8_is_refused_for_rcnn_and_beside_half_before_anything_is_written(runs, tmp_path: Path):

@@ -52,25 +52,34 @@ def staged(target: Path, format: str = "onnx") -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_graph(family: Family, run: Run, tmp: Path, *, format: str, calibration: list[ImageRecord] | None,
-                class_thresholds: dict[str, float] | None, **graph_options: Any) -> tuple[RunInfo, Graph]:
-    """The family's graph at ``tmp`` in ``format``, INT8 when ``calibration`` images are given, with its metadata."""
+def write_fp32(family: Family, run: Run, tmp: Path, **graph_options: Any) -> tuple[RunInfo, Graph, Path]:
+    """The family's FP32 ONNX graph for an export to ``tmp``, written beside it (a name no export target can take):
+    :func:`finish_graph` makes the export from it, and may make it again (INT8 under another float rule)."""
+    fp32 = tmp.with_name(tmp.stem + ".fp32.onnx")
+    info, graph = family.export(run, fp32, **graph_options)
+    return info, graph, fp32
+
+
+def finish_graph(fp32: Path, tmp: Path, info: RunInfo, graph: Graph, *, format: str,
+                 calibration: list[ImageRecord] | None, float_rule: str,
+                 class_thresholds: dict[str, float] | None) -> None:
+    """The export at ``tmp`` in ``format`` from the FP32 graph ``fp32`` (left as it was), quantized when
+    ``calibration`` images are given with ``float_rule`` saying what stays float (export/quantize.py), with its
+    metadata."""
     from . import metadata
     from .quantize import quantize_onnx, quantize_openvino
 
-    onnx_file = tmp if format == "onnx" else tmp.with_name("graph.onnx")
-    info, graph = family.export(run, onnx_file, **graph_options)
+    graph.int8 = None
     quantized_ir = None
-    if calibration is not None and format == "onnx":
-        quantized = tmp.with_name("int8.onnx")
-        graph.int8 = quantize_onnx(onnx_file, quantized, calibration, graph)
-        os.replace(quantized, onnx_file)
+    if format == "onnx" and calibration is not None:
+        graph.int8 = quantize_onnx(fp32, tmp, calibration, graph, float_rule)
+    elif format == "onnx":
+        shutil.copyfile(fp32, tmp)
     elif calibration is not None:
-        quantized_ir, graph.int8 = quantize_openvino(onnx_file, calibration, graph)
+        quantized_ir, graph.int8 = quantize_openvino(fp32, calibration, graph, float_rule)
     if format == "onnx":
-        metadata.write(onnx_file, info, graph, class_thresholds)
+        metadata.write(tmp, info, graph, class_thresholds)
     else:
         from ..inference.openvino_runtime import write_ir
 
-        write_ir(onnx_file, tmp, metadata.props(info, graph, class_thresholds), quantized_ir)
-    return info, graph
+        write_ir(fp32, tmp, metadata.props(info, graph, class_thresholds), quantized_ir)
