@@ -86,9 +86,45 @@ def test_masks_are_ultralytics_but_for_edge_pixels(ops, height: int, width: int,
     x1, y1 = rng.uniform(0, width / 2, 12), rng.uniform(0, height / 2, 12)
     boxes = torch.from_numpy(np.stack([x1, y1, x1 + rng.uniform(20, width / 2, 12), y1 + rng.uniform(20, height / 2, 12)],
                                       1).astype(np.float32))
-    ours = masks_in_image(protos, coefficients, boxes, box, height, width)
+    ours, filled = masks_in_image(protos, coefficients, boxes, box, height, width)
     theirs = uops.process_mask_native(torch.from_numpy(protos[0]), coefficients, boxes, (height, width)).numpy() > 0
-    assert ours.shape == theirs.shape and ours.any()
+    assert ours.shape == theirs.shape and ours.any() and np.array_equal(filled, ours.any((1, 2)))
     for a, b in zip(ours, theirs):
         assert (a != b).sum() <= 0.02 * max(1, b.sum()), ((a != b).sum(), b.sum())
-    assert masks_in_image(protos, coefficients[:0], boxes[:0], box, height, width).shape == (0, height, width)
+    none, filled = masks_in_image(protos, coefficients[:0], boxes[:0], box, height, width)
+    assert none.shape == (0, height, width) and filled.shape == (0,)
+
+
+def _masks_over_the_whole_image(protos, coefficients, boxes, box: Letterbox, height: int, width: int) -> np.ndarray:
+    """The masks sampled over every pixel of the image, then cut to their boxes: what masks_in_image computed
+    before it sampled each box's pixels alone."""
+    p = torch.from_numpy(protos[0]).float()
+    channels, mh, mw = p.shape
+    logits = (coefficients @ p.view(channels, -1)).view(1, -1, mh, mw)
+    (ih, iw), (rh, rw) = box.shape, box.resized
+    theta = logits.new_tensor([[[rw / iw, 0, (2 * box.left + rw) / iw - 1], [0, rh / ih, (2 * box.top + rh) / ih - 1]]])
+    grid = torch.nn.functional.affine_grid(theta, [1, 1, height, width], align_corners=False)
+    masks = torch.nn.functional.grid_sample(logits, grid, mode="bilinear", padding_mode="border", align_corners=False)[0] > 0
+    cols, rows = torch.arange(width, dtype=boxes.dtype), torch.arange(height, dtype=boxes.dtype)
+    inside = ((cols[None, None, :] >= boxes[:, 0, None, None]) & (cols[None, None, :] < boxes[:, 2, None, None])
+              & (rows[None, :, None] >= boxes[:, 1, None, None]) & (rows[None, :, None] < boxes[:, 3, None, None]))
+    return (masks & inside).numpy()
+
+
+@pytest.mark.parametrize("height,width,tight", [(480, 640, False), (333, 517, True), (640, 200, True)])
+def test_masks_sampled_in_their_boxes_are_the_masks_sampled_over_the_whole_image(height: int, width: int, tight: bool):
+    rng = np.random.default_rng(width)
+    box = Letterbox.fit(height, width, 320, 32, tight)
+    protos = rng.normal(0, 1, (1, 32, box.shape[0] // 4, box.shape[1] // 4)).astype(np.float32)
+    coefficients = torch.from_numpy(rng.normal(0, 1, (9, 32)).astype(np.float32))
+    x1, y1 = rng.uniform(-5, width, 9), rng.uniform(-5, height, 9)
+    boxes = np.stack([x1, y1, x1 + rng.uniform(0, width, 9), y1 + rng.uniform(0, height, 9)], 1)
+    boxes[0] = [3.0, 4.0, 3.0, 50.0]  # zero width: an empty mask
+    boxes[1] = [0.0, 0.0, width, height]  # the whole image
+    boxes[2] = [10.5, 7.25, 11.0, 8.0]  # under a pixel
+    boxes = torch.from_numpy(np.clip(boxes, 0, [width, height, width, height]).astype(np.float32))
+    ours, filled = masks_in_image(protos, coefficients, boxes, box, height, width)
+    reference = _masks_over_the_whole_image(protos, coefficients, boxes, box, height, width)
+    assert ours.shape == reference.shape == (9, height, width) and ours[1].any() and not ours[0].any()
+    assert np.array_equal(filled, ours.any((1, 2)))
+    assert (ours != reference).sum() <= 2, ((ours != reference).sum(), "the same points, up to float rounding")

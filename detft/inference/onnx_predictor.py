@@ -20,7 +20,7 @@ import torch
 from ..errors import DetftError
 from ..export.metadata import parse, require, thresholds
 from .detections import Detections
-from .yolo_graph import Letterbox, masks_in_image, select
+from .yolo_graph import Letterbox, masks_in_image, one_torch_thread, select
 
 
 def open_session(path: Path, device: str = "auto") -> Any:
@@ -125,10 +125,12 @@ class OnnxPredictor:
             groups.setdefault(box.shape if g.dynamic else (i, i), []).append(i)
         out: list[Detections] = [Detections.empty()] * len(images)
         for members in groups.values():
-            x = np.concatenate([boxes[i].apply(images[i], self.dtype) for i in members])
+            inputs = [boxes[i].apply(images[i], self.dtype) for i in members]
+            x = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
             raw = self.session.run(self.outputs, {self.input.name: x})
-            for j, i in enumerate(members):
-                out[i] = self._yolo([r[j:j + 1] for r in raw], boxes[i], *images[i].shape[:2])
+            with one_torch_thread():
+                for j, i in enumerate(members):
+                    out[i] = self._yolo([r[j:j + 1] for r in raw], boxes[i], *images[i].shape[:2])
         return out
 
     # ------------------------------------------------------------------ torchvision graph
@@ -152,9 +154,9 @@ class OnnxPredictor:
         box.boxes_to_image(det[:, :4], height, width)
         masks = None
         if self.masks:
-            masks = masks_in_image(raw[1], det[:, 6:], det[:, :4], box, height, width)
-            keep = masks.any((1, 2))  # a detection whose mask is empty is dropped, as the PyTorch predictor does
-            det, masks = det[torch.from_numpy(keep)], masks[keep]
+            masks, keep = masks_in_image(raw[1], det[:, 6:], det[:, :4], box, height, width)
+            if not keep.all():  # a detection whose mask is empty is dropped, as the PyTorch predictor does
+                det, masks = det[torch.from_numpy(keep)], masks[keep]
         det = det.numpy()
         return Detections(det[:, :4].astype(np.float32), det[:, 4].astype(np.float32),
                           self.lut[det[:, 5].astype(np.int64)], masks)

@@ -77,7 +77,8 @@ class OpenVinoSession:
         return [f"OpenVINO CPU ({self.precision})"]
 
     def run(self, outputs: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        result = self.request.infer({0: next(iter(feed.values()))})
+        # the input is read in place (no copy): it is the predictor's own, untouched while this call runs
+        result = self.request.infer({0: next(iter(feed.values()))}, share_inputs=True)
         return [np.asarray(result[o]) for o in self.compiled.outputs]
 
 
