@@ -1,19 +1,22 @@
-"""A YOLO run on the CPU, every way it can be deployed, side by side in one process (#48):
+"""A run on the CPU, every way it can be deployed, side by side in one process (#48):
 
     python bench/cpu_deploy.py --run RUN [--data DATA] [--frames 100] [--repeats 3] [--threads N]
 
 detft's PyTorch predictor, its ONNX export in FP32 and INT8 (ONNX Runtime), its OpenVINO IR in FP32 and INT8
-(NNCF), and ultralytics' own exports of the same best.pt (``format="onnx"``, ``format="openvino"`` and
-``format="openvino", int8=True``) run through ultralytics' predictor. For each: milliseconds per frame on the first
+(NNCF), and, for YOLO (detect or segment), ultralytics' own exports of the same best.pt (``format="onnx"``,
+``format="openvino"`` and ``format="openvino", int8=True``) run through ultralytics' predictor; an R-CNN run gets
+the FP32 rows only (detft does not quantize torchvision's graph). For each: milliseconds per frame on the first
 ``--frames`` frames of vtest.avi (768x576, decoded once beforehand; 5 warm-up frames; the median of ``--repeats``
-rounds, the variants alternated within each round) and box AP on the run's val split with detft's evaluator (conf
-0.001). detft's files come from ``Model.export``, each with its own parity check; ultralytics' INT8 calibrates on
-the run's data converted to YOLO (``detft convert``), as its docs ask, on the training split as detft does (its
-default is the val split, the images AP is then measured on).
+rounds, the variants alternated within each round) and box AP (and mask AP for a segment run) on the run's val
+split with detft's evaluator (conf 0.001). detft's files come from ``Model.export``, each with its own parity check;
+ultralytics' INT8 calibrates on the run's data converted to YOLO (``detft convert``), as its docs ask, on the
+training split as detft does (its default is the val split, the images AP is then measured on).
 
-The GFLOPs per frame are ultralytics' count at 640x640 scaled to the letterboxed frame (320x256 for vtest at 320);
-the fraction of the CPU's peak assumes 32 FP32 FLOPs per cycle per core (two 256-bit FMA pipes, Zen 4 and
-Skylake-SP alike) at the clock ``lscpu`` reports, or 3.0 GHz: an estimate, printed with its assumption.
+The GFLOPs per frame: for YOLO ultralytics' count at 640x640 scaled to the letterboxed frame (320x256 for vtest at
+320); for an R-CNN torch's FLOP counter over one frame through the PyTorch model (its resize inside, its RoI heads on
+that frame's proposals). The fraction of the CPU's peak assumes 32 FP32 FLOPs per cycle per core (two 256-bit FMA
+pipes, Zen 4 and Skylake-SP alike) at the clock ``lscpu`` reports, or 3.0 GHz: an estimate, printed with its
+assumption.
 
 Needs ``pip install 'detft[export,openvino,yolo]'`` and Debian's opencv-doc (vtest.avi)."""
 
@@ -82,9 +85,27 @@ def ultralytics_variants(run: Path, data_yaml: Path, imgsz: int, work: Path) -> 
     return out
 
 
+def gflops_per_frame(source: Any, run: Path, image: np.ndarray, imgsz: int) -> float:
+    """What one frame costs the network (see the module's docstring)."""
+    if source.run.info.family != "yolo":
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            source.predictor.predict([image])
+        return counter.get_total_flops() / 1e9
+    from ultralytics import YOLO
+    from ultralytics.utils.torch_utils import get_flops
+
+    h, w = image.shape[:2]
+    scale = imgsz / max(h, w)
+    input_px = (-(-round(h * scale) // 32) * 32) * (-(-round(w * scale) // 32) * 32)
+    return get_flops(YOLO(str(run / "weights" / "best.pt")).model, imgsz=640) * input_px / 640 ** 2
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", required=True, type=Path, help="a detft YOLO run (detect)")
+    ap.add_argument("--run", required=True, type=Path, help="a detft run (YOLO detect or segment, or an R-CNN)")
     ap.add_argument("--data", help="the data to score on (default: the run's)")
     ap.add_argument("--video", default=VTEST)
     ap.add_argument("--frames", type=int, default=100)
@@ -101,55 +122,57 @@ def main() -> None:
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="detft-bench-cpu-"))
     source = detft.load(args.run, device="cpu", conf=0.25)
-    imgsz = source.run.info.imgsz or 640
+    info = source.run.info
+    yolo = info.family == "yolo"
+    imgsz = info.imgsz or 640
     dataset = source.dataset(args.data)
+    keys = ("bbox_AP", "segm_AP") if info.task == "segment" else ("bbox_AP",)
     models: dict[str, Any] = {"detft PyTorch": source}
-    aps: dict[str, float] = {"detft PyTorch": source.evaluate(dataset, "val").metrics["bbox_AP"]}
-    for label, kw in (("detft ONNX FP32", dict(format="onnx")), ("detft ONNX INT8", dict(format="onnx", int8=True)),
-                      ("detft OpenVINO FP32", dict(format="openvino")),
-                      ("detft OpenVINO INT8", dict(format="openvino", int8=True))):
+    aps: dict[str, dict[str, float]] = {"detft PyTorch": source.evaluate(dataset, "val").metrics}
+    exports = [("detft ONNX FP32", dict(format="onnx")), ("detft ONNX INT8", dict(format="onnx", int8=True)),
+               ("detft OpenVINO FP32", dict(format="openvino")),
+               ("detft OpenVINO INT8", dict(format="openvino", int8=True))]
+    for label, kw in exports if yolo else exports[::2]:
         suffix = ".xml" if kw["format"] == "openvino" else ".onnx"
         done = source.export(work / (label.replace(" ", "-") + suffix), data=args.data, device="cpu",
                              accept_drop=True, **kw)
         models[label] = detft.load(done.path, device="cpu", conf=0.25)
-        aps[label] = done.report["export_metrics"]["bbox_AP"]
-    yolo_data = work / "yolo-data"
-    convert(Path(args.data) if args.data else Path(source.run.info.config.data), yolo_data, to="yolo",
-            fmt=None if args.data else source.run.info.config.data_format)
-    from ultralytics import YOLO
+        aps[label] = done.report["export_metrics"]
+    if yolo:
+        yolo_data = work / "yolo-data"
+        convert(Path(args.data) if args.data else Path(info.config.data), yolo_data, to="yolo",
+                fmt=None if args.data else info.config.data_format)
+        from ultralytics import YOLO
 
-    for name, path in ultralytics_variants(args.run, yolo_data / "data.yaml", imgsz, work).items():
-        predictor = YOLOPredictor(YOLO(str(path), task="detect"), source.run.info.labels, "cpu", 0.25, 100,
-                                  imgsz=imgsz)
-        label = f"ultralytics {name}"
-        models[label] = Model(source.run, predictor, 0.25, 100)
-        aps[label] = Model(source.run, YOLOPredictor(YOLO(str(path), task="detect"), source.run.info.labels, "cpu",
-                                                     0.001, 100, imgsz=imgsz), 0.001, 100
-                           ).evaluate(dataset, "val").metrics["bbox_AP"]
-    from ultralytics.utils.torch_utils import get_flops
+        for name, path in ultralytics_variants(args.run, yolo_data / "data.yaml", imgsz, work).items():
+            def wrapped(conf: float) -> Model:
+                return Model(source.run, YOLOPredictor(YOLO(str(path), task=info.task), info.labels, "cpu", conf, 100,
+                                                       imgsz=imgsz), conf, 100)
 
+            label = f"ultralytics {name}"
+            models[label] = wrapped(0.25)
+            aps[label] = wrapped(0.001).evaluate(dataset, "val").metrics
     images = frames(args.video, args.frames)
     h, w = images[0].shape[:2]
-    scale = imgsz / max(h, w)
-    input_px = (-(-round(h * scale) // 32) * 32) * (-(-round(w * scale) // 32) * 32)
-    gflops = get_flops(YOLO(str(args.run / "weights" / "best.pt")).model, imgsz=640) * input_px / 640 ** 2
+    gflops = gflops_per_frame(source, args.run, images[0], imgsz)
     timings: dict[str, list[float]] = {k: [] for k in models}
     for _ in range(args.repeats):
         for label, model in models.items():
             timings[label].append(ms_per_frame(model.predictor, images))
     ghz = clock_ghz()
     peak = FLOPS_PER_CYCLE * ghz * args.threads
-    print(f"\n{source.run.info.model} fine-tuned ({args.run}), {len(images)} frames of {Path(args.video).name} "
-          f"({w}x{h} -> {input_px} px at imgsz {imgsz}), {gflops:.2f} GFLOPs per frame; AP: box AP on "
-          f"{len(dataset.images_in('val'))} val images (detft's evaluator); CPU {cpu_name()}"
-          f", {args.threads} threads, peak estimate {peak:.0f} GFLOP/s ({FLOPS_PER_CYCLE} FLOPs/cycle/core at "
-          f"{ghz:.2f} GHz); torch {torch.__version__}; whole run {time.perf_counter() - started:.0f} s")
+    print(f"\n{info.model} fine-tuned ({args.run}), {len(images)} frames of {Path(args.video).name} ({w}x{h} at imgsz "
+          f"{imgsz}), {gflops:.2f} GFLOPs per frame; AP on {len(dataset.images_in('val'))} val images (detft's "
+          f"evaluator); CPU {cpu_name()}, {args.threads} threads, peak estimate {peak:.0f} GFLOP/s ({FLOPS_PER_CYCLE} "
+          f"FLOPs/cycle/core at {ghz:.2f} GHz); torch {torch.__version__}; whole run {time.perf_counter() - started:.0f} s")
     base = statistics.median(timings["detft ONNX FP32"])
-    print("| variant | ms/frame (median) | rounds | vs detft ONNX FP32 | box AP | GFLOP/s | of peak |")
-    print("|---|---:|---|---:|---:|---:|---:|")
+    names = " | ".join({"bbox_AP": "box AP", "segm_AP": "mask AP"}[k] for k in keys)
+    print(f"| variant | ms/frame (median) | rounds | vs detft ONNX FP32 | {names} | GFLOP/s | of peak |")
+    print("|---|---:|---|---:|" + "---:|" * len(keys) + "---:|---:|")
     for label, ts in timings.items():
         med = statistics.median(ts)
-        print(f"| {label} | {med:.1f} | {', '.join(f'{t:.1f}' for t in ts)} | {base / med:.2f}x | {aps[label]:.4f} | "
+        scores = " | ".join(f"{aps[label][k]:.4f}" for k in keys)
+        print(f"| {label} | {med:.1f} | {', '.join(f'{t:.1f}' for t in ts)} | {base / med:.2f}x | {scores} | "
               f"{gflops / med * 1000:.0f} | {gflops / med * 1000 / peak:.0%} |")
 
 
