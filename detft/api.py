@@ -394,10 +394,11 @@ class Model:
                           trust_weights=trust_weights, slice=None)  # the network itself, as the graph holds it
             ours = None
             tries: list[dict[str, Any]] = []
+            class_thresholds = self._stored_thresholds()
             # INT8: the fewest float layers first; the next rule only where the parity check refuses the last
             for rule in FLOAT_RULES if int8 else FLOAT_RULES[-1:]:
                 finish_graph(fp32, tmp, info, graph, format=format, calibration=calibration, float_rule=rule,
-                             class_thresholds=self._stored_thresholds())
+                             class_thresholds=class_thresholds)
                 exported_s = time.perf_counter() - started
                 print(f"exported {target.name}: {info.family} {info.task}, input {graph.describe_input()}, opset "
                       f"{graph.opset}{', fp16' if graph.half else ''}; checking it against {self.run.weights.name}")
