@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DetftError
-from ..models.yolo import load_checkpoint, torch_threads_kept
+from ..models.yolo import load_checkpoint
+from ..util.threads import torch_threads_kept
 from .metadata import require
 
 

@@ -34,9 +34,10 @@ from ..formats import yolo as yolo_format
 from ..models.defaults import DataAmount, Passes, freeze_by_data, resolve_auto
 from ..models.labels import LabelMap
 from ..models.yolo import (RANDOM_INIT, determinism_kept, freeze_layers, load_checkpoint, prepare_offline, starting_point,
-                           torch_threads_kept, verify_checkpoint, yolo_pace, yolo_shift)
+                           verify_checkpoint, yolo_pace, yolo_shift)
 from ..util.output import atomic_directory
 from ..util.progress import EPOCH_HEARTBEAT_S, epoch_line, ticker
+from ..util.threads import torch_threads_kept
 from ..annotations.report import Report
 from ..runs import Run, RunInfo
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from ..models.labels import LabelMap
-from ..models.yolo import torch_threads_kept
+from ..util.threads import torch_threads_kept
 from .detections import Detections
 
 

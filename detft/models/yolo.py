@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DetftError
+from ..util.threads import torch_threads_kept
 from .packaged import PACKAGED, available, locate
 
 CONFIG_DIR = Path(os.environ.get("DETFT_CACHE", Path.home() / ".cache" / "detft")) / "ultralytics"
@@ -86,20 +87,6 @@ def prepare_offline(config_dir: Path = CONFIG_DIR, purpose: str = "the YOLO fami
            if settings.get(k)}
     if off:
         settings.update(off)
-
-
-@contextlib.contextmanager
-def torch_threads_kept() -> Iterator[None]:
-    """Undo what ultralytics' ``select_device`` does on every train, predict and export call: set torch to
-    cpu_count - 1 threads for the whole process (one of two on a 2-core machine), slowing every model that
-    runs after it, ONNX Runtime sessions sized from torch's count included."""
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @contextlib.contextmanager
