@@ -19,8 +19,9 @@ import torch
 
 from ..errors import DetftError
 from ..export.metadata import parse, require, thresholds
+from ..util.threads import one_torch_thread
 from .detections import Detections
-from .yolo_graph import Letterbox, masks_in_image, one_torch_thread, select
+from .yolo_graph import Letterbox, masks_in_image, select
 
 
 def open_session(path: Path, device: str = "auto") -> Any:

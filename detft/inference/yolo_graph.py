@@ -8,8 +8,6 @@ installed. Nothing here imports ultralytics: a YOLO graph predicts in detft's Ap
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -21,23 +19,6 @@ from torch.nn import functional as F
 PAD_VALUE = 114  # the grey of YOLO's letterbox border
 CLASS_OFFSET = 7680.0  # boxes of different classes moved this far apart, so one NMS call keeps classes separate
 MAX_CANDIDATES = 30000  # the highest-scoring candidates NMS considers
-
-
-@contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """Torch ops on the calling thread alone for the block (the NMS and masks behind an exported graph). Torch's
-    OpenMP workers spin after each parallel op, and the next frame's ONNX Runtime or OpenVINO workers then share the
-    cores with them: measured on 2 cores, YOLO11n INT8 in OpenVINO took 10.9 ms a frame end to end with torch on two
-    threads and 8.8-9.3 with one (its graph alone 6.0-6.5)."""
-    threads = torch.get_num_threads()
-    if threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
