@@ -83,7 +83,7 @@ class OnnxPredictor:
         self.masks = self.info.task == "segment"
         self.lut = np.array(self.labels.model_to_category(), np.int64)
         self.input = self.session.get_inputs()[0]
-        self.dtype = np.float16 if "float16" in self.input.type else np.float32
+        self.dtype = {"tensor(float16)": np.float16, "tensor(uint8)": np.uint8}.get(self.input.type, np.float32)
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.iou, self.mask_threshold = iou, mask_threshold
         self.imgsz = self._imgsz(imgsz)

@@ -44,12 +44,16 @@ class Letterbox:
         return cls((rh + top + bottom, rw + left + right), (rh, rw), top, left)
 
     def apply(self, image: np.ndarray, dtype: type) -> np.ndarray:
-        """The (1, 3, H, W) input of ``dtype`` in [0, 1]: ``image`` (H, W, 3 uint8, RGB) resized and padded."""
+        """The graph's input: ``image`` (H, W, 3 uint8, RGB) resized and padded, as (1, 3, H, W) ``dtype`` in [0, 1];
+        for ``np.uint8``, the (1, H, W, 3) canvas itself, for a runtime that converts, reorders and scales in its
+        own graph (OpenVINO: openvino_runtime.py), which skips two passes over the frame here."""
         rh, rw = self.resized
         if image.shape[:2] != (rh, rw):
             image = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
         canvas = np.full((*self.shape, 3), PAD_VALUE, np.uint8)
         canvas[self.top:self.top + rh, self.left:self.left + rw] = image
+        if dtype == np.uint8:
+            return canvas[None]
         x = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=dtype)  # planar, as the graph reads it
         x /= np.array(255, dtype)
         return x
