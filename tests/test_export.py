@@ -19,6 +19,8 @@ from conftest import assert_same_detections  # noqa: E402
 from detft.annotations.images import read_bgr  # noqa: E402
 from detft.cli import main  # noqa: E402
 from detft.errors import DetftError  # noqa: E402
+from detft.export import metadata, quantize  # noqa: E402
+from detft.export.metadata import WEIGHTS_ANY_CPU, WEIGHTS_VNNI  # noqa: E402
 from detft.export.quantize import FLOAT_RULES, float_nodes, head_scope  # noqa: E402
 from helpers import config, make_data, make_image, yolo_config  # noqa: E402
 
@@ -327,9 +329,20 @@ def _weight_sources(model) -> dict[str, str]:
     return {n.name: producer.get(n.input[1], "initializer") for n in model.graph.node if n.op_type == "Conv"}
 
 
-def test_yolo_int8_quantizes_the_body_keeps_the_head_float_and_records_its_calibration(runs, tmp_path: Path):
+def _weight_types(model) -> set[str]:
+    """The element types of the quantized Conv weights in the file (int8 or uint8)."""
     import onnx
 
+    inits = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.data_type).name for i in model.graph.initializer}
+    dequant = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    return {inits[dequant[n.input[1]]] for n in model.graph.node if n.op_type == "Conv" and n.input[1] in dequant}
+
+
+def test_yolo_int8_quantizes_the_body_keeps_the_head_float_and_records_its_calibration(runs, tmp_path: Path,
+                                                                                        monkeypatch, capsys):
+    import onnx
+
+    monkeypatch.setattr(quantize, "has_vnni", lambda: False)  # a CPU without VNNI (AVX2): uint8 weights
     run = copy_run(runs["yolo-det"], tmp_path)
     source = detft.load(run, device="cpu", conf=0.001)
     # tolerance -1: no graph passes, so both float rules are tried in turn and the last one's file is kept
@@ -339,6 +352,7 @@ def test_yolo_int8_quantizes_the_body_keeps_the_head_float_and_records_its_calib
     assert int8["images"] == len(train) and "QDQ" in int8["tool"] and int8["float"].startswith("the detection head")
     assert [t["rule"] for t in result.report["int8_tries"]] == ["outputs", "head"] == [*FLOAT_RULES]
     assert int8["rule"] == "head" and "INT8" in result.report["input"]
+    assert int8["weights"] == WEIGHTS_ANY_CPU and _weight_types(onnx.load(str(result.path))) == {"uint8"}
     sources = _weight_sources(onnx.load(str(result.path)))
     head = int8["float"].split()[3]  # /model.<N>/
     assert all(src == "initializer" for name, src in sources.items() if name.startswith(head))
@@ -346,17 +360,25 @@ def test_yolo_int8_quantizes_the_body_keeps_the_head_float_and_records_its_calib
     graph = detft.load(result.path, conf=0.001)
     image = make_image(tmp_path / "camera.png", 160, 90, seed=4)
     assert graph.predictor.graph.int8 == int8 and len(graph.predict(image)) == 1
+    assert "saturate" not in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["camera.png", "export.json", "int8.onnx"]
 
 
-def test_int8_keeps_the_heads_last_convolutions_float_when_that_passes_the_parity_check(runs, tmp_path: Path):
+def test_int8_keeps_the_heads_last_convolutions_float_when_that_passes_the_parity_check(runs, tmp_path: Path,
+                                                                                          monkeypatch, capsys):
     import onnx
 
+    monkeypatch.setattr(quantize, "has_vnni", lambda: True)  # exported on a CPU with VNNI: int8 weights, its fast path
     run = copy_run(runs["yolo-det"], tmp_path)
     result = detft.load(run, device="cpu").export(tmp_path / "int8.onnx", int8=True, tolerance=1.0)
     int8 = result.report["graph"]["int8"]
     assert int8["rule"] == "outputs" and [t["rule"] for t in result.report["int8_tries"]] == ["outputs"]
     assert result.report["tolerance"] == 1.0
+    assert int8["weights"] == WEIGHTS_VNNI and _weight_types(onnx.load(str(result.path))) == {"int8"}
+    monkeypatch.setattr(metadata, "has_vnni", lambda: False)  # the file deployed on a CPU without VNNI
+    capsys.readouterr()
+    detft.load(result.path)
+    assert "int8 weights on a CPU with VNNI, which this CPU lacks" in capsys.readouterr().err
     sources = _weight_sources(onnx.load(str(result.path)))
     head = head_scope(list(sources))
     inner = {name: src for name, src in sources.items() if name.startswith(head) and re.search(r"/cv\d\.\d/cv\d\.\d\.[01]/", name)}
@@ -414,6 +436,7 @@ def test_openvino_ir_in_fp32_and_int8_predicts_like_its_source_and_carries_its_m
     assert fp32.report["within_tolerance"] and fp32.report["providers"][0].startswith("OpenVINO CPU")
     ir = detft.load(fp32.path, conf=0.001)
     assert ir.run.info.labels.names == source.run.info.labels.names and ir.run.info.task == "segment"
+    assert ir.predictor.dtype == np.uint8, "OpenVINO takes the letterboxed uint8 frame and scales it in its graph"
     image = make_image(tmp_path / "camera.png", 160, 90, seed=4)
     (got,) = ir.predict(image)
     assert got.masks is not None and got.masks.shape[1:] == (90, 160)

@@ -12,11 +12,14 @@ from typing import Any
 
 from ..errors import DetftError
 from ..runs import RunInfo
+from ..util.cpu import has_vnni
 
 RUN_KEY = "detft_run"
 GRAPH_KEY = "detft_graph"
 THRESHOLDS_KEY = "detft_thresholds"  # class name -> the score threshold of --conf auto, when the run had them
 GRAPH_KINDS = ("rcnn", "yolo")
+WEIGHTS_VNNI = "int8, for CPUs with VNNI"  # an INT8 ONNX graph's weights (``Graph.int8["weights"]``; util/cpu.py)
+WEIGHTS_ANY_CPU = "uint8, right on any CPU"
 
 
 @dataclass
@@ -38,6 +41,11 @@ class Graph:
     stride: int = 32
     end2end: bool = False  # YOLO heads without NMS (yolo26, yolov10): the graph's output is already final
     int8: dict | None = None  # how it was quantized (tool, calibration images, what stayed float); None: float
+
+    def saturates_here(self) -> bool:
+        """Whether this is an INT8 graph with int8 weights, made on a CPU with VNNI, and this CPU lacks it: ONNX
+        Runtime's products then saturate and the graph predicts worse than its parity check measured."""
+        return bool(self.int8) and self.int8.get("weights") == WEIGHTS_VNNI and has_vnni() is False
 
     def describe_input(self) -> str:
         if self.kind == "rcnn":

@@ -12,8 +12,9 @@ bench/RESULTS.md "What stays float in an INT8 YOLO graph"): on four YOLO11n fine
 0.0034 box AP against FP32; on a YOLOv8s, whose head is heavier, its graph ran 20% faster than with the whole head
 float (1% on YOLO11n). The decoding alone float (ultralytics' own rule) lost 0.0153 on BCCD with fast bias correction.
 
-Two tools, one rule: ONNX Runtime's static quantization (QDQ, per-channel weights, MinMax calibration) for a
-``.onnx`` that ONNX Runtime runs, and NNCF's post-training quantization for an OpenVINO IR (its MIXED preset:
+Two tools, one rule: ONNX Runtime's static quantization (QDQ, per-channel weights, MinMax calibration; int8
+weights where the exporting CPU has VNNI, uint8 elsewhere, see :func:`quantize_onnx`) for a ``.onnx`` that ONNX
+Runtime runs, and NNCF's post-training quantization for an OpenVINO IR (its MIXED preset:
 symmetric weights, asymmetric activations; with its full bias correction, which on BCCD recovered 0.005 AP of the
 fast one's loss for 6 s more of export), each the tool its runtime documents for INT8."""
 
@@ -30,7 +31,8 @@ from ..annotations.dataset import ImageRecord
 from ..annotations.images import read_rgb
 from ..errors import DetftError
 from ..inference.yolo_graph import Letterbox
-from .metadata import Graph, require
+from ..util.cpu import has_vnni
+from .metadata import WEIGHTS_ANY_CPU, WEIGHTS_VNNI, Graph, require
 
 _MODULE = re.compile(r"^/model\.(\d+)/")
 # inside the head: the layers of a branch before its last convolution (cv2.0/cv2.0.1/..., cv3.2/cv3.2.0/cv3.2.0.1/...)
@@ -103,11 +105,16 @@ def quantize_onnx(fp32: Path, out: Path, images: list[ImageRecord], graph: Graph
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.batches, None)
 
+    # int8 weights are ONNX Runtime's fast path on CPUs with VNNI; without it their products saturate (util/cpu.py):
+    # YOLO11n on BCCD lost 0.066-0.070 box AP on an AMD Zen 3 (AVX2) with int8 weights, 0.004 with uint8 ones, which
+    # run there as fast (bench/RESULTS.md). The weights suit the CPU that exports and checks the file; the metadata
+    # says which, and the predictor warns where a file made for VNNI runs on a CPU without it.
+    vnni = bool(has_vnni())
     quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=kept,
-                    calibrate_method=CalibrationMethod.MinMax)
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8 if vnni else QuantType.QUInt8,
+                    nodes_to_exclude=kept, calibrate_method=CalibrationMethod.MinMax)
     return {"tool": "onnxruntime quantize_static (QDQ, per-channel, MinMax)", "images": len(images),
-            "float": described, "rule": rule}
+            "float": described, "rule": rule, "weights": WEIGHTS_VNNI if vnni else WEIGHTS_ANY_CPU}
 
 
 def quantize_openvino(fp32: Path, images: list[ImageRecord], graph: Graph, rule: str,
