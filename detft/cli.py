@@ -754,7 +754,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--half", action="store_true", help="YOLO: fp16 weights")
     p.add_argument("--int8", action="store_true", help="YOLO: INT8 for CPUs, calibrated on the run's training "
                    "images (ONNX Runtime's quantizer; NNCF for --format openvino). The detection head's last "
-                   "convolutions and decoding stay float, or, where the parity check refuses that, the whole head")
+                   "convolutions and decoding stay float, or, where the parity check refuses that, the whole head. An "
+                   "ONNX file suits the kind of CPU that exports it (int8 weights with VNNI, uint8 without): export "
+                   "on the CPU you deploy on")
     p.add_argument("--calibration-images", type=COUNT.argtype(), default=CALIBRATION_IMAGES,
                    help=f"training images --int8 calibrates on (default {CALIBRATION_IMAGES})")
     p.add_argument("--opset", type=COUNT.argtype(), help="ONNX opset (default: R-CNN 17, YOLO ultralytics' choice)")
