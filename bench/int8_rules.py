@@ -92,7 +92,8 @@ def main() -> None:
                 print(f"{run.name}: {label}: {key} {ap:.4f} ({ap - base:+.4f}), NNCF {seconds:.0f} s", flush=True)
         timings: dict[str, list[float]] = {label: [] for label in variants}
         if args.time:
-            inputs = [Letterbox.fit(*im.shape[:2], graph.imgsz, graph.stride, tight=graph.dynamic).apply(im, np.float32)
+            # the uint8 frames OpenVinoSession takes (it converts and scales them in the graph, as it predicts)
+            inputs = [Letterbox.fit(*im.shape[:2], graph.imgsz, graph.stride, tight=graph.dynamic).apply(im, np.uint8)
                       for im in frames(VTEST, 60)]
             for _ in range(4):
                 for label, xml in variants.items():
