@@ -148,6 +148,9 @@ def test_a_yolo_model_gives_features_and_still_predicts_after_them():
                                               verbose=False)
     assert np.allclose(features, np.stack([r.float().numpy() for r in theirs]), atol=1e-4)
     assert not np.allclose(features[0], features[1])  # a street and a portrait
+    one = predictor.embed(photos[:1])  # detft rank embeds one image at a time (on its own rectangle, not the batch's)
+    alone = load_model("yolo11n-coco").embed(np.ascontiguousarray(photos[0][..., ::-1]), imgsz=320, verbose=False)
+    assert one.shape == (1, features.shape[1]) and np.allclose(one[0], alone[0].float().numpy(), atol=1e-4)
     after = predictor.predict(photos[:1])[0]
     assert len(after) == len(before) > 0 and np.allclose(after.boxes, before.boxes)
 

@@ -70,4 +70,6 @@ class YOLOPredictor:
             stages = self.model.predictor
             with torch.inference_mode():
                 rows = stages.model(stages.preprocess(bgr), embed=[len(self.model.model.model) - 2])
+        # ultralytics' AutoBackend hands a batch of one back as its one vector, not a tuple of one
+        rows = [rows] if isinstance(rows, torch.Tensor) else rows
         return np.stack([r.float().cpu().numpy() for r in rows])
