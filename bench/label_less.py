@@ -90,7 +90,19 @@ def train(name: str, project: Path, data: Path, a: argparse.Namespace, seed: int
     metrics = json.loads((run / "eval.json").read_text())["metrics"]
     stats, segm = metrics["bbox"]["stats"], (metrics.get("segm") or {}).get("stats", {})
     return {"AP": stats["AP"], "AP50": stats["AP50"], "segm_AP": segm.get("AP", float("nan")),
-            "s": float((run / "bench_seconds.txt").read_text())}
+            "s": float((run / "bench_seconds.txt").read_text()),
+            "class_AP": {c["name"]: c["AP"] for c in metrics["bbox"].get("per_class", [])}}
+
+
+def rare_classes(pool: list, names: dict[int, str]) -> set[str]:
+    """The pool's classes with under a tenth of its most common class's objects: where a picker that looks for
+    what the model lacks should gain over a random draw, which finds them as seldom as the pool holds them."""
+    counts = {c: 0 for c in names.values()}
+    for im in pool:
+        for ann in im.annotations:
+            counts[names[ann.category_id]] += 1
+    most = max(counts.values(), default=0)
+    return {c for c, k in counts.items() if k < most / 10}
 
 
 def rank_study(a: argparse.Namespace, source, pool: list, val: list) -> None:
@@ -99,8 +111,11 @@ def rank_study(a: argparse.Namespace, source, pool: list, val: list) -> None:
     import detft
 
     arms = [*a.orders, "random"]
+    names = {c.id: c.name for c in source.categories}
+    rare = rare_classes(pool, names)
     results: dict[tuple[int, str], list[dict]] = {}
     objects: dict[tuple[int, str], list[int]] = {}
+    rare_objects: dict[tuple[int, str], list[int]] = {}
     for seed in a.seeds:
         root, runs = a.project / f"seed{seed}", a.project / f"seed{seed}" / "runs"
         labelled, hidden = labelled_part(pool, a.fraction, seed)
@@ -123,6 +138,8 @@ def rank_study(a: argparse.Namespace, source, pool: list, val: list) -> None:
                 have += picked
                 left = [im for im in left if Path(im.file_name).name not in chosen]
                 objects.setdefault((r, arm), []).append(sum(len(im.annotations) for im in picked))
+                rare_objects.setdefault((r, arm), []).append(sum(names[ann.category_id] in rare for im in picked
+                                                                 for ann in im.annotations))
                 results.setdefault((r, arm), []).append(train(name, runs, write_coco(source, have, val,
                                                                                     root / f"data-{name}"), a, seed))
                 teacher = runs / name
@@ -131,16 +148,23 @@ def rank_study(a: argparse.Namespace, source, pool: list, val: list) -> None:
     print(f"\n{a.data}: pool = train split ({len(pool)} images), scored on val ({len(val)} images); labelled part and "
           f"each round {a.fraction:.0%} = {n} images; YOLO11n COCO start, {a.epochs} epochs at {a.imgsz} px, batch "
           f"{a.batch}; seeds {a.seeds}; CPU ({platform.machine()}, {os.cpu_count()} cores)")
+    if rare:
+        print(f"rare classes (under a tenth of the most common class's objects in the pool): {', '.join(sorted(rare))}")
     masks = source.has_masks()
     print("| round | labels | picked by   | val AP (mean ± std) | AP per seed            | objects picked |"
-          + (" mask AP (mean ± std) |" if masks else ""))
+          + (" mask AP (mean ± std) |" if masks else "")
+          + (" rare objects picked | rare-class AP (mean ± std) |" if rare else ""))
     print("|-------|--------|-------------|---------------------|------------------------|----------------|"
-          + ("----------------------|" if masks else ""))
+          + ("----------------------|" if masks else "") + ("---------------------|----------------------------|"
+                                                            if rare else ""))
     for (r, arm), rows in results.items():
         ap_, segm = np.array([x["AP"] for x in rows]), np.array([x["segm_AP"] for x in rows])
+        rare_ap = np.array([np.nanmean([x["class_AP"].get(c, np.nan) for c in rare]) for x in rows]) if rare else None
         print(f"| {r:<5} | {n * (r + 1):>6} | {arm:<11} | {ap_.mean():.4f} ± {ap_.std():.4f}     | "
               f"{' '.join(f'{v:.4f}' for v in ap_):<22} | {' '.join(map(str, objects.get((r, arm), []))):<14} |"
-              + (f" {segm.mean():.4f} ± {segm.std():.4f}      |" if masks else ""))
+              + (f" {segm.mean():.4f} ± {segm.std():.4f}      |" if masks else "")
+              + (f" {' '.join(map(str, rare_objects.get((r, arm), []))):<19} | "
+                 f"{rare_ap.mean():.4f} ± {rare_ap.std():.4f}            |" if rare else ""))
 
 
 def main() -> None:

@@ -626,9 +626,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order", choices=("spread", "uncertainty"), default="spread",
                    help="spread (default): uncertain images unlike each other first, over the model's own features "
                         "(a PyTorch run; an exported graph has none and gets uncertainty); uncertainty: the most "
-                        "uncertain first, look-alikes together. Measured: neither beats random picking on data whose "
-                        "images all show the same few classes the same way (BCCD, 3 seeds, 2 rounds: "
-                        "docs/labelling.md)")
+                        "uncertain first, look-alikes together. Measured: neither beats random picking, on alike images "
+                        "(BCCD) or on a pool with rare classes (aquarium, where spread picks busier images and fewer "
+                        "rare objects): 3 seeds, 2 rounds, docs/labelling.md. With few labels, label a random sample "
+                        "and read this order as what the model finds hard")
     p.add_argument("--sheet", type=NONNEGATIVE_INT.argtype(), default=25,
                    help="images on the contact sheet (default 25; 0: none)")
     p.add_argument("--out", type=Path, help="output folder (default runs/rank, or runs/rank2... when that exists)")
