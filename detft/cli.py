@@ -618,8 +618,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_label_studio_serving_args(p)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("rank", help="order unlabelled images by how much a label would teach the model: label "
-                                    "the first ones next (rank.csv, rank.json, contact_sheet.png)")
+    p = sub.add_parser("rank", help="order unlabelled images by the model's doubt, spread over what they show: "
+                                    "what it finds hard (rank.csv, rank.json, contact_sheet.png; not yet a better "
+                                    "pick of what to label than a random one)")
     p.add_argument("--weights", required=True, type=Path, help="run folder, checkpoint or .onnx file")
     p.add_argument("--source", required=True, type=Path, help="unlabelled images: a folder (searched recursively)")
     p.add_argument("--top", type=COUNT.argtype(), help="list only the first N (default: every image)")

@@ -1,4 +1,4 @@
-"""What to label next (``detft rank``): unlabelled images ordered by how much a label would teach the model.
+"""What the model finds hard (``detft rank``): unlabelled images ordered by how much a label could teach it.
 
 Three signals of uncertainty, each a property of the model on that image, none needing a label:
 
@@ -23,7 +23,12 @@ two: each image is its pooled feature vector (unit length) scaled by its uncerta
 k-center over those points (Sener and Savarese 2018, "Active Learning for Convolutional Neural Networks: A Core-Set
 Approach"), starting from the origin, where the images the model is sure of sit. The first pick is the most
 uncertain image; each next one is the farthest from every image picked so far, which an image earns by being
-uncertain and unlike them. No weight joins the two terms: the uncertainty is the scale of the point."""
+uncertain and unlike them. No weight joins the two terms: the uncertainty is the scale of the point.
+
+Measured over rounds of labelling (bench/RESULTS.md, "What to label next"), the spread order is no better a pick
+than a random one either: level on BCCD, behind on aquarium (a pool with rare classes, where it picks busy scenes),
+ahead only inside the noise on the embedded data. At budgets of tens to a few hundred labels the literature picks
+typical images rather than uncertain ones (TypiClust, ProbCover); that is the next thing to measure here."""
 
 from __future__ import annotations
 
