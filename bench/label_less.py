@@ -97,18 +97,18 @@ def train(name: str, project: Path, data: Path, a: argparse.Namespace, seed: int
 def rare_classes(pool: list, names: dict[int, str]) -> set[str]:
     """The pool's classes with under a tenth of its most common class's objects: where a picker that looks for
     what the model lacks should gain over a random draw, which finds them as seldom as the pool holds them."""
-    counts = {c: 0 for c in names.values()}
-    for im in pool:
-        for ann in im.annotations:
-            counts[names[ann.category_id]] += 1
+    from detft.annotations.stats import objects_per_class
+
+    counts = {**dict.fromkeys(names, 0), **objects_per_class(pool)}
     most = max(counts.values(), default=0)
-    return {c for c, k in counts.items() if k < most / 10}
+    return {names[c] for c, k in counts.items() if k < most / 10}
 
 
 def rank_study(a: argparse.Namespace, source, pool: list, val: list) -> None:
     """Rounds of labelling: per seed the labelled part, then per round each arm adds ``fraction`` of the pool,
     ranked by its own last model (``--orders``) or at random; one table row per round and arm."""
     import detft
+    from detft.annotations.stats import objects_per_class
 
     arms = [*a.orders, "random"]
     names = {c.id: c.name for c in source.categories}
@@ -138,8 +138,8 @@ def rank_study(a: argparse.Namespace, source, pool: list, val: list) -> None:
                 have += picked
                 left = [im for im in left if Path(im.file_name).name not in chosen]
                 objects.setdefault((r, arm), []).append(sum(len(im.annotations) for im in picked))
-                rare_objects.setdefault((r, arm), []).append(sum(names[ann.category_id] in rare for im in picked
-                                                                 for ann in im.annotations))
+                rare_objects.setdefault((r, arm), []).append(sum(k for c, k in objects_per_class(picked).items()
+                                                                 if names[c] in rare))
                 results.setdefault((r, arm), []).append(train(name, runs, write_coco(source, have, val,
                                                                                     root / f"data-{name}"), a, seed))
                 teacher = runs / name
